@@ -1,0 +1,82 @@
+"""Errors users can act on, and the exit codes the commands return for them.
+
+Every command catches ``MnistFlaxError`` at its top level, prints ``str(error)`` as one line on
+stderr (never a traceback) and exits with ``error.exit_code``. The codes are documented in
+README.md ("Exit codes") and are part of the command-line interface:
+
+==  ====================  ===========================================================
+0   ok
+1   InputNotFound         an input path given on the command line does not exist
+2   ConfigError           config file missing or unusable, or a value refused
+3   CheckpointError       checkpoint missing, partial, damaged or incompatible
+4   ImageError            a file that is not a readable JPEG/PNG/GIF/BMP image
+5   NoDigitFound          an image with nothing on it to read (result, not a crash)
+6   DataError             MNIST files missing or malformed, or download impossible
+7   WorkdirError          workdir unwritable, full, or in use by another live run
+8   DivergedError         training loss became NaN or infinite
+130 Interrupted (SIGINT)  checkpoint saved at the current step, run can be resumed
+143 Interrupted (SIGTERM) checkpoint saved at the current step, run can be resumed
+==  ====================  ===========================================================
+"""
+
+from __future__ import annotations
+
+import sys
+
+OK = 0
+
+
+class MnistFlaxError(Exception):
+  """Base class: an error with a one-line message and a documented exit code."""
+
+  exit_code: int = 1
+
+  def __init__(self, message: str, exit_code: int | None = None):
+    super().__init__(message)
+    if exit_code is not None:
+      self.exit_code = exit_code
+
+
+class InputNotFound(MnistFlaxError):
+  exit_code = 1
+
+
+class ConfigError(MnistFlaxError):
+  exit_code = 2
+
+
+class CheckpointError(MnistFlaxError):
+  exit_code = 3
+
+
+class ImageError(MnistFlaxError):
+  exit_code = 4
+
+
+class NoDigitFound(MnistFlaxError):
+  exit_code = 5
+
+
+class DataError(MnistFlaxError):
+  exit_code = 6
+
+
+class WorkdirError(MnistFlaxError):
+  exit_code = 7
+
+
+class DivergedError(MnistFlaxError):
+  exit_code = 8
+
+
+class Interrupted(MnistFlaxError):
+  """Raised after a clean save on SIGINT (exit 130) or SIGTERM (exit 143)."""
+
+  exit_code = 130
+
+
+def report(error: MnistFlaxError, prog: str) -> int:
+  """Prints ``error`` as one line on stderr and returns its exit code."""
+  message = " ".join(str(error).split("\n"))
+  print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
+  return error.exit_code
