@@ -1,0 +1,53 @@
+"""Default config: 5000 iterations of the project's CNN on MNIST, checkpoints every 1000 steps.
+
+Run it with:
+
+    python -m mnist_flax.main --config=configs/default.py
+
+Override any field the absl way, for example
+``--config.num_iterations=300 --config.data.dir=../shared/data/mnist``. Variants (``test.py``,
+``speedrun.py``, ``shipped.py``) start from this one and change only what they must.
+"""
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def get_config() -> ml_collections.ConfigDict:
+  config = ml_collections.ConfigDict()
+  config.seed = 0
+  config.num_iterations = 5000
+  config.checkpoint_every = 1000
+  config.log_every = 100
+  # Global batch: split over every device of every process, so it must divide by their count.
+  config.batch_size = 256
+  config.eval_batch_size = 1000
+  config.label_smoothing = 0.0
+
+  # Stored in every checkpoint; a resume with a different model or optimizer is refused.
+  config.model = ml_collections.ConfigDict()
+  config.model.features = (32, 64)
+  config.model.kernel_size = 3
+  config.model.dense = 256
+  config.model.pool = "max"
+  config.model.batch_norm = True
+  config.model.dropout = 0.0
+
+  config.optimizer = ml_collections.ConfigDict()
+  config.optimizer.name = "adamw"
+  config.optimizer.learning_rate = 3e-3
+  config.optimizer.b1 = 0.9
+  config.optimizer.b2 = 0.999
+  config.optimizer.weight_decay = 1e-4
+  # "onecycle": linear warm-up over warmup_fraction of the run, then cosine decay to zero.
+  config.optimizer.schedule = "onecycle"
+  config.optimizer.warmup_fraction = 0.1
+
+  # On-device augmentation: random shifts of up to `translate` pixels.
+  config.augment = ml_collections.ConfigDict()
+  config.augment.translate = 0
+
+  config.data = ml_collections.ConfigDict()
+  # A folder with the four MNIST IDX files; unset: $MNIST_DATA_DIR, then tensorflow-datasets.
+  config.data.dir = config_dict.placeholder(str)
+  return config

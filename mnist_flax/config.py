@@ -1,0 +1,114 @@
+"""Loading and checking ml-collections configs, before any work is done.
+
+Config files live in ``configs/`` and define ``get_config()``; variants build on the default::
+
+    from mnist_flax.config import sibling_config
+    default = sibling_config(__file__, "default")
+
+    def get_config():
+      config = default.get_config()
+      config.num_iterations = 60
+      return config
+
+``validate(config)`` refuses values that would only fail later (after an hour of training, or
+deep inside JAX) with a one-line ``ConfigError`` (exit code 2).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import pathlib
+import types
+from typing import Any
+
+import ml_collections
+
+from mnist_flax import errors
+
+POOLS = ("max", "avg")
+OPTIMIZERS = ("adam", "adamw", "sgd", "lion")
+SCHEDULES = ("constant", "onecycle", "cosine")
+
+
+def sibling_config(config_file: str, name: str) -> types.ModuleType:
+  """Imports the config file ``name``.py that sits next to ``config_file``, from any cwd."""
+  path = pathlib.Path(config_file).resolve().with_name(f"{name}.py")
+  spec = importlib.util.spec_from_file_location(f"_mnist_flax_config_{name}", path)
+  if spec is None or spec.loader is None:
+    raise errors.ConfigError(f"cannot load config file {path}")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+def load_config_file(path: str | pathlib.Path) -> ml_collections.ConfigDict:
+  """Loads ``get_config()`` from a config file (used by tests and tools; main uses absl)."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    raise errors.ConfigError(f"config file not found: {path}")
+  return sibling_config(str(path), path.stem).get_config()
+
+
+def _positive_int(config: ml_collections.ConfigDict, name: str) -> None:
+  value = config[name]
+  if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+    raise errors.ConfigError(f"config.{name} must be a positive integer, got {value!r}")
+
+
+def _positive_float(value: Any, name: str) -> None:
+  if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+      math.isfinite(value) and value > 0):
+    raise errors.ConfigError(f"config.{name} must be a finite positive number, got {value!r}")
+
+
+def _choice(value: Any, name: str, choices: tuple[str, ...]) -> None:
+  if value not in choices:
+    raise errors.ConfigError(f"config.{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """Returns ``config`` if every value is usable, else raises ``ConfigError`` naming the field."""
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise errors.ConfigError(f"a config must be an ml_collections.ConfigDict, got {type(config).__name__}")
+  for name in ("num_iterations", "checkpoint_every", "log_every", "batch_size",
+               "eval_batch_size"):
+    _positive_int(config, name)
+  if not isinstance(config.seed, int) or isinstance(config.seed, bool):
+    raise errors.ConfigError(f"config.seed must be an integer, got {config.seed!r}")
+  if not 0.0 <= config.label_smoothing < 1.0:
+    raise errors.ConfigError(
+        f"config.label_smoothing must be in [0, 1), got {config.label_smoothing!r}")
+
+  model = config.model
+  if not model.features or any(
+      not isinstance(f, int) or f <= 0 for f in model.features):
+    raise errors.ConfigError(
+        f"config.model.features must be positive integers, got {model.features!r}")
+  for name in ("kernel_size", "dense"):
+    _positive_int(model, name)
+  _choice(model.pool, "model.pool", POOLS)
+  if not 0.0 <= model.dropout < 1.0:
+    raise errors.ConfigError(f"config.model.dropout must be in [0, 1), got {model.dropout!r}")
+  # Each block halves the 28x28 input; more than two would pool away the digit.
+  if len(model.features) > 3:
+    raise errors.ConfigError("config.model.features may have at most 3 conv blocks (28x28 input)")
+
+  opt = config.optimizer
+  _choice(opt.name, "optimizer.name", OPTIMIZERS)
+  _choice(opt.schedule, "optimizer.schedule", SCHEDULES)
+  _positive_float(opt.learning_rate, "optimizer.learning_rate")
+  for name in ("b1", "b2"):
+    if not 0.0 <= opt[name] < 1.0:
+      raise errors.ConfigError(f"config.optimizer.{name} must be in [0, 1), got {opt[name]!r}")
+  if not (math.isfinite(opt.weight_decay) and opt.weight_decay >= 0):
+    raise errors.ConfigError(
+        f"config.optimizer.weight_decay must be >= 0, got {opt.weight_decay!r}")
+  if not 0.0 <= opt.warmup_fraction < 1.0:
+    raise errors.ConfigError(
+        f"config.optimizer.warmup_fraction must be in [0, 1), got {opt.warmup_fraction!r}")
+
+  translate = config.augment.translate
+  if not isinstance(translate, int) or not 0 <= translate <= 8:
+    raise errors.ConfigError(f"config.augment.translate must be an integer in [0, 8], got {translate!r}")
+  return config

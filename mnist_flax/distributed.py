@@ -1,0 +1,81 @@
+"""One code path for 1..N devices on 1..M hosts: JAX's distributed runtime and a data mesh.
+
+    from mnist_flax import distributed
+    distributed.initialize(coordinator_address, num_processes, process_id)  # before any JAX use
+    mesh = distributed.make_mesh()                  # every device of every process, axis "data"
+    x = distributed.replicate(host_array, mesh)     # same value on every device
+    distributed.batch_sharding(mesh)                # leading axis split over "data"
+
+Multi-process runs are started either explicitly (flags, or the ``JAX_COORDINATOR_ADDRESS``,
+``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` environment variables; ``launch/local.sh`` does
+this) or by a cluster JAX detects itself (Cloud TPU pods, SLURM, Open MPI).
+"""
+
+from __future__ import annotations
+
+import os
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from mnist_flax import errors
+
+DATA_AXIS = "data"
+
+
+def _cluster_detected() -> bool:
+  """True where JAX's own cluster detection would find more than one process."""
+  if int(os.environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_JOB_ID" in os.environ:
+    return True
+  if int(os.environ.get("OMPI_COMM_WORLD_SIZE", "1")) > 1:
+    return True
+  # Cloud TPU pod slices list one hostname per worker.
+  return "," in os.environ.get("TPU_WORKER_HOSTNAMES", "")
+
+
+def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
+               process_id: int | None = None) -> bool:
+  """Starts JAX's distributed runtime when the run is multi-process; returns whether it did."""
+  coordinator_address = coordinator_address or os.environ.get("JAX_COORDINATOR_ADDRESS")
+  if num_processes is None and os.environ.get("JAX_NUM_PROCESSES"):
+    num_processes = int(os.environ["JAX_NUM_PROCESSES"])
+  if process_id is None and os.environ.get("JAX_PROCESS_ID"):
+    process_id = int(os.environ["JAX_PROCESS_ID"])
+  explicit = num_processes is not None and num_processes > 1
+  if not explicit and not _cluster_detected():
+    return False
+  if explicit and (coordinator_address is None or process_id is None):
+    raise errors.ConfigError("a multi-process run needs --coordinator_address, --num_processes "
+                             "and --process_id (or JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, "
+                             "JAX_PROCESS_ID)")
+  try:
+    jax.distributed.initialize(coordinator_address, num_processes, process_id,
+                               initialization_timeout=120)
+  except (ValueError, RuntimeError) as e:
+    raise errors.ConfigError(f"jax.distributed.initialize failed: {' '.join(str(e).split())[:200]}") from None
+  return True
+
+
+def make_mesh() -> Mesh:
+  """A 1-D mesh over all devices of all processes, in JAX's canonical device order."""
+  return Mesh(np.array(jax.devices()), (DATA_AXIS,))
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P(DATA_AXIS))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
+def replicate(x: np.ndarray, mesh: Mesh) -> jax.Array:
+  """Places the same host array on every device; each process supplies its own copy."""
+  sharding = replicated(mesh)
+  return jax.make_array_from_callback(x.shape, sharding, lambda index: x[index])
+
+
+def is_primary() -> bool:
+  """Only process 0 logs and writes summaries; every process takes part in checkpoints."""
+  return jax.process_index() == 0

@@ -1,0 +1,74 @@
+"""Command line for training: parse flags, load the config, call ``train.train_and_evaluate``.
+
+    python -m mnist_flax.main --config=configs/default.py [--workdir=.] [--config.FIELD=VALUE]
+
+Checkpoints go to ``<workdir>/checkpoints/`` (the default workdir is the project root, so the
+promoted model lands in ``checkpoints/final``). Running the same command again resumes from
+the latest step checkpoint. Multi-process runs take ``--coordinator_address``,
+``--num_processes`` and ``--process_id`` (see ``launch/``). Exit codes: ``mnist_flax.errors``.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+
+from absl import flags
+from ml_collections import config_flags
+
+from mnist_flax import errors
+
+PROG = "mnist_flax.main"
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", None, "Training config file, e.g. configs/default.py.", lock_config=True)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", str(PROJECT_ROOT), "Folder for checkpoints/, summary.json and logs.")
+_COORDINATOR = flags.DEFINE_string(
+    "coordinator_address", None, "host:port of process 0, for multi-process runs.")
+_NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in a multi-process run.")
+_PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0-based.")
+
+
+def _parse(argv: list[str]):
+  """Parses flags and the config; every problem becomes a one-line ConfigError (exit 2)."""
+  if any(a in ("-h", "--help", "--helpfull") for a in argv[1:]):
+    print(flags.FLAGS.main_module_help() if hasattr(flags.FLAGS, "main_module_help")
+          else __doc__)
+    sys.exit(0)
+  try:
+    flags.FLAGS(argv)
+  except flags.Error as e:
+    raise errors.ConfigError(" ".join(str(e).split())) from None
+  except AttributeError as e:  # ml_collections: an override of a field the config lacks.
+    raise errors.ConfigError(f"unknown config field {e}; see the config file for the fields") from None
+  except Exception as e:  # ml_collections raises plain errors for bad override values.
+    raise errors.ConfigError(f"bad config override: {' '.join(str(e).split())}") from None
+  if _CONFIG.value is None:
+    raise errors.ConfigError("missing --config, e.g. --config=configs/default.py")
+  try:
+    config = _CONFIG.value
+    config.keys()
+  except Exception as e:  # config_flags defers a broken config file's error until first use.
+    raise errors.ConfigError(f"cannot load --config: {' '.join(str(e).split())}") from None
+  return config
+
+
+def main(argv: list[str] | None = None) -> int:
+  argv = list(sys.argv if argv is None else argv)
+  try:
+    config = _parse(argv)
+    from mnist_flax import config as config_lib
+    config_lib.validate(config)
+    from mnist_flax import distributed  # Imports JAX: only after the cheap checks passed.
+    distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    from mnist_flax import train
+    train.train_and_evaluate(config, _WORKDIR.value)
+  except errors.MnistFlaxError as e:
+    return errors.report(e, PROG)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,366 @@
+"""Training: pure state creation, jitted steps, and the loop that checkpoints and evaluates.
+
+    from mnist_flax import train
+    summary = train.train_and_evaluate(config, workdir)   # what `python -m mnist_flax.main` does
+
+The pieces are small pure functions in the style of the Flax examples:
+
+* ``create_train_state(rng, config)``: a fresh, immutable ``TrainState``.
+* ``train_step(state, batch, rng) -> (state, metrics)``: one jitted update, state donated.
+* ``eval_step(state, batch) -> sums``: jitted loss and accuracy sums over a masked batch.
+* ``draw_batch``: jitted gather of a batch from the dataset kept in device memory.
+
+Every random choice is derived from ``(config.seed, step)`` with ``jax.random.fold_in``: data
+order comes from a per-epoch permutation, augmentation and dropout from the step number. A run
+killed at any point and resumed from a checkpoint therefore retraces the uninterrupted run and
+ends with bit-identical parameters (same config, same machine).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import pathlib
+import platform
+import signal
+import sys
+import time
+from typing import Any, Callable
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax.training import train_state
+
+from mnist_flax import checkpoint, config as config_lib, data, distributed, errors, model
+from mnist_flax import workdir as workdir_lib
+
+# Distinct streams from the one seed, so adding a random choice never shifts another.
+_INIT, _DATA, _STEP = 0, 1, 2
+
+
+class TrainState(train_state.TrainState):
+  """Flax's TrainState plus the model's batch statistics (an empty dict without batch norm)."""
+
+  batch_stats: Any = flax.struct.field(default_factory=dict)
+
+
+def make_schedule(opt: ml_collections.ConfigDict, num_iterations: int) -> optax.Schedule:
+  if opt.schedule == "constant":
+    return optax.constant_schedule(opt.learning_rate)
+  warmup = int(opt.warmup_fraction * num_iterations)
+  if opt.schedule == "cosine":
+    return optax.warmup_cosine_decay_schedule(
+        0.0, opt.learning_rate, max(warmup, 1), num_iterations, end_value=0.0)
+  # One-cycle: linear warm-up from lr/25, then cosine annealing to ~0 (as in PyTorch's OneCycleLR).
+  return optax.cosine_onecycle_schedule(
+      num_iterations, opt.learning_rate, pct_start=max(opt.warmup_fraction, 1e-3),
+      div_factor=25.0, final_div_factor=1e4)
+
+
+def make_optimizer(opt: ml_collections.ConfigDict,
+                   num_iterations: int) -> optax.GradientTransformation:
+  lr = make_schedule(opt, num_iterations)
+  if opt.name == "adam":
+    return optax.adam(lr, b1=opt.b1, b2=opt.b2)
+  if opt.name == "adamw":
+    return optax.adamw(lr, b1=opt.b1, b2=opt.b2, weight_decay=opt.weight_decay)
+  if opt.name == "lion":
+    return optax.lion(lr, b1=opt.b1, b2=opt.b2, weight_decay=opt.weight_decay)
+  return optax.chain(optax.add_decayed_weights(opt.weight_decay),
+                     optax.sgd(lr, momentum=opt.b1, nesterov=True))
+
+
+def create_train_state(rng: jax.Array, config: ml_collections.ConfigDict) -> TrainState:
+  """A fresh train state: pure, so it can be jitted with any output sharding."""
+  net = model.build(config.model.to_dict())
+  variables = net.init(rng, jnp.zeros((1, data.IMAGE_SIZE, data.IMAGE_SIZE), jnp.float32))
+  return TrainState.create(
+      apply_fn=net.apply, params=variables["params"],
+      batch_stats=variables.get("batch_stats", {}),
+      tx=make_optimizer(config.optimizer, config.num_iterations))
+
+
+def variables_of(state: TrainState) -> dict[str, Any]:
+  """The model variables inference needs (no optimizer state)."""
+  variables = {"params": state.params}
+  if state.batch_stats:
+    variables["batch_stats"] = state.batch_stats
+  return variables
+
+
+def augment(images: jax.Array, rng: jax.Array, translate: int) -> jax.Array:
+  """Random shifts of up to ``translate`` pixels per image, zero-filled (the background)."""
+  if not translate:
+    return images
+  b, h, w = images.shape
+  padded = jnp.pad(images, ((0, 0), (translate, translate), (translate, translate)))
+  offsets = jax.random.randint(rng, (b, 2), 0, 2 * translate + 1)
+  crop = lambda image, offset: jax.lax.dynamic_slice(image, (offset[0], offset[1]), (h, w))
+  return jax.vmap(crop)(padded, offsets)
+
+
+def _cross_entropy(logits: jax.Array, labels: jax.Array, smoothing: float) -> jax.Array:
+  targets = optax.smooth_labels(jax.nn.one_hot(labels, model.NUM_CLASSES), smoothing)
+  return optax.softmax_cross_entropy(logits, targets)
+
+
+@functools.partial(jax.jit, donate_argnums=0,
+                   static_argnames=("translate", "label_smoothing"))
+def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, *,
+               translate: int = 0,
+               label_smoothing: float = 0.0) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One optimizer update on a batch of uint8 images; returns the new state and metrics."""
+  aug_rng, dropout_rng = jax.random.split(rng)
+  images = augment(batch["image"], aug_rng, translate).astype(jnp.float32) / 255.0
+
+  def loss_fn(params):
+    logits, updates = state.apply_fn(
+        {"params": params, "batch_stats": state.batch_stats}, images, train=True,
+        rngs={"dropout": dropout_rng}, mutable=["batch_stats"])
+    loss = _cross_entropy(logits, batch["label"], label_smoothing).mean()
+    return loss, (logits, updates)
+
+  (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  state = state.apply_gradients(grads=grads, batch_stats=updates.get("batch_stats", {}))
+  accuracy = (logits.argmax(-1) == batch["label"]).mean()
+  return state, {"loss": loss, "accuracy": accuracy}
+
+
+@jax.jit
+def eval_step(state: TrainState, batch: dict[str, jax.Array]) -> dict[str, jax.Array]:
+  """Sums of loss and correct predictions over the batch's unmasked examples."""
+  images = batch["image"].astype(jnp.float32) / 255.0
+  logits = state.apply_fn(variables_of(state), images, train=False)
+  loss = _cross_entropy(logits, batch["label"], 0.0)
+  mask = batch["mask"]
+  correct = (logits.argmax(-1) == batch["label"]) & mask
+  return {"loss": jnp.where(mask, loss, 0.0).sum(), "correct": correct.sum(),
+          "count": mask.sum()}
+
+
+@functools.partial(jax.jit, static_argnums=(1,))
+def epoch_permutation(key: jax.Array, num_examples: int, epoch: jax.Array) -> jax.Array:
+  return jax.random.permutation(jax.random.fold_in(key, epoch), num_examples)
+
+
+@functools.partial(jax.jit, static_argnames=("batch_size", "sharding"))
+def draw_batch(images: jax.Array, labels: jax.Array, order: jax.Array, start: jax.Array, *,
+               batch_size: int, sharding: jax.sharding.Sharding) -> dict[str, jax.Array]:
+  """Gathers ``order[start:start + batch_size]`` on device, split over the data axis."""
+  index = jax.lax.dynamic_slice_in_dim(order, start, batch_size)
+  n = images.shape[0]
+  batch = {"image": images[index % n], "label": labels[index % n].astype(jnp.int32),
+           "mask": index < n}
+  return jax.lax.with_sharding_constraint(batch, sharding)
+
+
+def evaluate(state: TrainState, images: jax.Array, labels: jax.Array, batch_size: int,
+             sharding: jax.sharding.Sharding) -> dict[str, float]:
+  """Test loss and accuracy over the whole split (the last batch masked, not dropped)."""
+  n = images.shape[0]
+  num_batches = -(-n // batch_size)
+  order = jnp.arange(num_batches * batch_size)
+  totals = None
+  for i in range(num_batches):
+    batch = draw_batch(images, labels, order, i * batch_size, batch_size=batch_size,
+                       sharding=sharding)
+    sums = eval_step(state, batch)
+    totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+  totals = jax.device_get(totals)
+  count = int(totals["count"])
+  return {"test_loss": float(totals["loss"]) / count,
+          "test_accuracy": float(totals["correct"]) / count}
+
+
+class _StopRequest:
+  """First SIGINT/SIGTERM: finish the step, save, exit. A second SIGINT: exit at once."""
+
+  def __init__(self) -> None:
+    self.signum: int | None = None
+    self._previous: dict[int, Any] = {}
+
+  def _handle(self, signum: int, frame: Any) -> None:
+    del frame
+    if self.signum is not None and signum == signal.SIGINT:
+      print("\nsecond interrupt: exiting now without saving", file=sys.stderr, flush=True)
+      os._exit(128 + signum)
+    self.signum = signum
+    print(f"\n{signal.Signals(signum).name} received: finishing this step and saving a "
+          "checkpoint (press Ctrl-C again to exit at once)", file=sys.stderr, flush=True)
+
+  def __enter__(self) -> "_StopRequest":
+    import threading
+    if threading.current_thread() is threading.main_thread():
+      for s in (signal.SIGINT, signal.SIGTERM):
+        self._previous[s] = signal.signal(s, self._handle)
+    return self
+
+  def __exit__(self, *exc: Any) -> None:
+    for s, handler in self._previous.items():
+      signal.signal(s, handler)
+
+  def requested(self) -> bool:
+    """Whether any process was asked to stop; collective in multi-process runs."""
+    if jax.process_count() == 1:
+      return self.signum is not None
+    from jax.experimental import multihost_utils
+    flags = multihost_utils.process_allgather(np.int32(self.signum or 0))
+    if self.signum is None and np.any(flags):
+      self.signum = int(np.max(flags))
+    return self.signum is not None
+
+
+def _versions() -> dict[str, str]:
+  import orbax.checkpoint as ocp
+  return {"python": platform.python_version(), "jax": jax.__version__,
+          "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__") else jax.__version__,
+          "flax": flax.__version__, "optax": optax.__version__,
+          "orbax-checkpoint": getattr(ocp, "__version__", "?"), "numpy": np.__version__}
+
+
+def _log(message: str) -> None:
+  if distributed.is_primary():
+    print(message, flush=True)
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
+                       log: Callable[[str], None] = _log) -> dict[str, Any]:
+  """Trains for ``config.num_iterations`` steps in ``workdir``, resuming if it can.
+
+  Returns the summary also written to ``<workdir>/summary.json``. Raises ``MnistFlaxError``
+  subclasses for everything a user can fix.
+  """
+  config = config_lib.validate(config)
+  mesh = distributed.make_mesh()
+  num_devices = mesh.size
+  for name in ("batch_size", "eval_batch_size"):
+    if config[name] % num_devices:
+      raise errors.ConfigError(
+          f"config.{name}={config[name]} does not divide over {num_devices} devices; use a "
+          f"multiple of {num_devices}")
+  workdir = pathlib.Path(workdir).absolute()
+  with workdir_lib.claim(workdir), _StopRequest() as stop:
+    return _run(config, workdir, mesh, stop, log)
+
+
+def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sharding.Mesh,
+         stop: _StopRequest, log: Callable[[str], None]) -> dict[str, Any]:
+  replicated = distributed.replicated(mesh)
+  shard = distributed.batch_sharding(mesh)
+  mnist = data.load(data.resolve_dir(config.data.dir))
+  train_images = distributed.replicate(mnist.train_images, mesh)
+  train_labels = distributed.replicate(mnist.train_labels, mesh)
+  test_images = distributed.replicate(mnist.test_images, mesh)
+  test_labels = distributed.replicate(mnist.test_labels, mesh)
+
+  root = jax.random.key(config.seed)
+  init = jax.jit(lambda rng: create_train_state(rng, config), out_shardings=replicated)
+  abstract = jax.eval_shape(init, jax.random.fold_in(root, _INIT))
+  abstract = jax.tree.map(
+      lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated), abstract)
+  run_meta = {"compat": {"model": config.model.to_dict(), "optimizer": config.optimizer.to_dict()},
+              "config": json.loads(config.to_json_best_effort())}
+  manager = checkpoint.step_manager(workdir)
+  state = checkpoint.restore_latest(manager, abstract, run_meta, log=log)
+  if state is None:
+    state = init(jax.random.fold_in(root, _INIT))
+    log(f"starting a new run in {workdir} on {mesh.size} device(s), "
+        f"{jax.process_count()} process(es)")
+  else:
+    log(f"resuming from checkpoint at step {int(state.step)} in {checkpoint.checkpoint_dir(workdir)}")
+  start = int(state.step)
+
+  num_train = mnist.train_images.shape[0]
+  steps_per_epoch = num_train // config.batch_size
+  data_key, step_key = jax.random.fold_in(root, _DATA), jax.random.fold_in(root, _STEP)
+  schedule = make_schedule(config.optimizer, config.num_iterations)
+  step_kwargs = {"translate": config.augment.translate,
+                 "label_smoothing": config.label_smoothing}
+  evaluate_now = lambda s: evaluate(s, test_images, test_labels, config.eval_batch_size, shard)
+
+  train_seconds, eval_seconds, images_seen = 0.0, 0.0, 0
+  window_start, window_steps, rates = time.perf_counter(), 0, []
+  order, order_epoch, metrics = None, -1, None
+  last_eval: dict[str, float] | None = None
+  loop_start = time.perf_counter()
+  step = start
+  while step < config.num_iterations:
+    epoch, within = divmod(step, steps_per_epoch)
+    if epoch != order_epoch:
+      order, order_epoch = epoch_permutation(data_key, num_train, epoch), epoch
+    batch = draw_batch(train_images, train_labels, order, within * config.batch_size,
+                       batch_size=config.batch_size, sharding=shard)
+    state, metrics = train_step(state, batch, jax.random.fold_in(step_key, step), **step_kwargs)
+    step += 1
+    window_steps += 1
+    images_seen += config.batch_size
+    at_log = step % config.log_every == 0 or step == config.num_iterations
+    at_checkpoint = step % config.checkpoint_every == 0 or step == config.num_iterations
+    if at_log or at_checkpoint:
+      values = jax.device_get(metrics)
+      if not all(math.isfinite(float(v)) for v in values.values()):
+        raise errors.DivergedError(
+            f"training diverged at step {step} (loss {float(values['loss'])}); the last good "
+            f"checkpoint is kept in {checkpoint.checkpoint_dir(workdir)}; lower "
+            "config.optimizer.learning_rate")
+      now = time.perf_counter()
+      rate = window_steps * config.batch_size / (now - window_start)
+      if at_log:
+        rates.append(rate)
+        log(f"step {step}/{config.num_iterations}  loss {values['loss']:.4f}  "
+            f"train_accuracy {values['accuracy']:.4f}  lr {float(schedule(step - 1)):.2e}  "
+            f"{rate:,.0f} images/s")
+    if at_checkpoint:
+      t0 = time.perf_counter()
+      last_eval = evaluate_now(state)
+      checkpoint.save_step(manager, step, state, dict(run_meta, step=step, **last_eval))
+      eval_seconds += time.perf_counter() - t0
+      log(f"step {step}: test_accuracy {last_eval['test_accuracy']:.4f}  "
+          f"test_loss {last_eval['test_loss']:.4f}  (checkpoint saved)")
+    if at_log or at_checkpoint:
+      window_start, window_steps = time.perf_counter(), 0
+    if stop.requested():
+      if not at_checkpoint:
+        checkpoint.save_step(manager, step, state, dict(run_meta, step=step))
+      manager.wait_until_finished()
+      manager.close()
+      name = signal.Signals(stop.signum).name
+      raise errors.Interrupted(
+          f"{name}: stopped at step {step} with a checkpoint saved in "
+          f"{checkpoint.checkpoint_dir(workdir)}; run the same command again to resume",
+          exit_code=128 + stop.signum)
+  train_seconds = time.perf_counter() - loop_start - eval_seconds
+  manager.wait_until_finished()
+  manager.close()
+
+  if last_eval is None:
+    if start >= config.num_iterations:
+      log(f"run already complete at step {start}; re-reporting")
+    last_eval = evaluate_now(state)
+  variables = jax.device_get(variables_of(state))
+  metadata = {
+      "step": int(state.step), "model": config.model.to_dict(), **last_eval,
+      "config": run_meta["config"], "data_sha256": mnist.sha256, "versions": _versions(),
+      "num_devices": mesh.size, "num_processes": jax.process_count(),
+  }
+  final = checkpoint.promote_final(workdir, variables, metadata)
+  steps_run = step - start
+  summary = {
+      "step": int(state.step), **last_eval,
+      "train_seconds": round(train_seconds, 3),
+      "images_per_second": round(images_seen / train_seconds, 1) if steps_run else None,
+      "steady_images_per_second": round(float(np.median(rates)), 1) if rates else None,
+      "steps_this_run": steps_run, "final_checkpoint": str(final),
+      "num_devices": mesh.size, "num_processes": jax.process_count(),
+  }
+  if distributed.is_primary():
+    (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+  log(f"final test_accuracy {last_eval['test_accuracy']:.4f} (test_loss "
+      f"{last_eval['test_loss']:.4f}) at step {int(state.step)}; model promoted to {final}")
+  return summary
