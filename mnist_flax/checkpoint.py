@@ -151,6 +151,17 @@ def _sync(name: str) -> None:
     multihost_utils.sync_global_devices(name)
 
 
+def final_step(path: pathlib.Path) -> int | None:
+  """The step a promoted checkpoint was taken at, or None if there is none readable."""
+  try:
+    with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
+      metadata = checkpointer.restore(path, args=ocp.args.Composite(
+          metadata=ocp.args.JsonRestore()))["metadata"]
+    return int(metadata["step"])
+  except Exception:  # Missing or damaged: the caller promotes a fresh one.
+    return None
+
+
 def load_final(path: str | os.PathLike) -> tuple[dict[str, Any], Any, dict[str, Any]]:
   """Restores a promoted checkpoint onto the default device, whatever devices wrote it.
 
@@ -176,7 +187,8 @@ def load_final(path: str | os.PathLike) -> tuple[dict[str, Any], Any, dict[str, 
         metadata=ocp.args.JsonRestore()))["metadata"]
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
       raise errors.CheckpointError(f"{path} is not an mnist_flax final checkpoint; {TRAIN_HINT}")
-    tree = checkpointer.metadata(path).item_metadata["variables"].tree
+    with ocp.StandardCheckpointer() as reader:
+      tree = reader.metadata(path / "variables").item_metadata.tree
     device = jax.local_devices()[0]
     sharding = jax.sharding.SingleDeviceSharding(device)
     abstract = jax.tree.map(

@@ -42,11 +42,16 @@ def _parse(argv: list[str]):
   except flags.Error as e:
     raise errors.ConfigError(" ".join(str(e).split())) from None
   except AttributeError as e:  # ml_collections: an override of a field the config lacks.
-    raise errors.ConfigError(f"unknown config field {e}; see the config file for the fields") from None
+    field = str(e.args[0] if e.args else e).strip("'\"")
+    raise errors.ConfigError(f"unknown config field '{field}'; see the config file for the "
+                             "fields it has") from None
   except Exception as e:  # ml_collections raises plain errors for bad override values.
     raise errors.ConfigError(f"bad config override: {' '.join(str(e).split())}") from None
   if _CONFIG.value is None:
     raise errors.ConfigError("missing --config, e.g. --config=configs/default.py")
+  config_path = pathlib.Path(flags.FLAGS["config"].config_filename or "")
+  if not config_path.is_file():
+    raise errors.ConfigError(f"config file not found: {config_path}")
   try:
     config = _CONFIG.value
     config.keys()

@@ -343,14 +343,16 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sha
     if start >= config.num_iterations:
       log(f"run already complete at step {start}; re-reporting")
     last_eval = evaluate_now(state)
+  steps_run = step - start
   variables = jax.device_get(variables_of(state))
   metadata = {
       "step": int(state.step), "model": config.model.to_dict(), **last_eval,
       "config": run_meta["config"], "data_sha256": mnist.sha256, "versions": _versions(),
       "num_devices": mesh.size, "num_processes": jax.process_count(),
   }
-  final = checkpoint.promote_final(workdir, variables, metadata)
-  steps_run = step - start
+  final = checkpoint.checkpoint_dir(workdir) / checkpoint.FINAL
+  if steps_run or checkpoint.final_step(final) != metadata["step"]:
+    final = checkpoint.promote_final(workdir, variables, metadata)
   summary = {
       "step": int(state.step), **last_eval,
       "train_seconds": round(train_seconds, 3),

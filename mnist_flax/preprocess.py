@@ -1,0 +1,620 @@
+"""Turns a person's image file into the 28x28 array the MNIST model was trained on.
+
+The model saw raw MNIST: white ink (high values) on black (0), float32 in [0, 1], the digit
+scaled so its bounding box fits 20x20 (aspect kept), then placed so its centre of mass is at
+pixel (14, 14) of a 28x28 field. Real files are photos, screenshots and drawings of any size,
+mode and polarity, so this module (numpy + PIL only) does, in order:
+
+  open_image        read by content (JPEG, PNG, GIF, BMP), first frame, EXIF orientation,
+                    with a pixel limit checked before any pixel is decoded
+  to_grayscale_ink  any mode (1, L, LA, P, RGB(A), I;16, I, F, CMYK) -> float ink map;
+                    transparency composited, polarity decided from the image itself
+  to_mnist          background/lighting removal, noise threshold, frame-line removal,
+                    digit selection (connected components), crop, stroke-width
+                    normalisation, 20x20 box, centre of mass -> (28, 28), or None
+
+    from mnist_flax import preprocess
+    x = preprocess.preprocess_file("test/3.jpg")   # float32 (28, 28); NoDigitFound if empty
+    preprocess.save_preprocessed(x, "out/3.png")   # what the model saw, as an 8-bit PNG
+
+Errors are the project's: InputNotFound (missing path), ImageError (not a readable JPEG/PNG/
+GIF/BMP, too large, truncated, a directory), NoDigitFound (nothing on it). Messages are one
+line and name the file.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from mnist_flax.errors import ImageError, InputNotFound, NoDigitFound
+
+SUPPORTED_FORMATS = ("JPEG", "PNG", "GIF", "BMP")
+# Pillow calls multi-picture JPEGs (what many phone cameras write) "MPO"; they are JPEGs.
+_FORMAT_ALIASES = {"MPO": "JPEG"}
+# Checked on the header's size before decoding: 64 MP is a 9000x7000 photo; more is either a
+# mistake or a decompression bomb, and a digit never needs it.
+MAX_PIXELS = 64_000_000
+
+_WORK_SIDE = 512  # Long side for the pipeline: fast, and a digit still has >= 20 px.
+_SMALL_SIDE = 128  # Long side for the background and polarity estimates.
+_GRID = 16  # Background blocks along the long side.
+_MID_SIDE = 80  # Digit box for stroke-width normalisation (4x the final 20).
+_BOX = 20
+_FIELD = 28
+
+
+# --- Reading files -------------------------------------------------------------------------
+
+
+def _one_line(text: object) -> str:
+  return " ".join(str(text).split()) or "unknown error"
+
+
+def _sniff(path: Path) -> str:
+  """Names what a file that no image plugin recognised seems to be, for the message."""
+  try:
+    with open(path, "rb") as f:
+      head = f.read(512)
+  except OSError:
+    return "unreadable"
+  if not head:
+    return "an empty file"
+  if head.lstrip().lower().startswith((b"<!doctype html", b"<html")):
+    return "an HTML page"
+  if head.lstrip().startswith(b"<"):
+    return "XML/SVG or HTML text"
+  if head.startswith(b"%PDF"):
+    return "a PDF document"
+  try:
+    head.decode("utf-8")
+    return "a text file"
+  except UnicodeDecodeError:
+    return "not an image"
+
+
+def open_image(path: str | os.PathLike) -> Image.Image:
+  """Opens a JPEG, PNG, GIF or BMP by content and returns its first frame, upright.
+
+  Raises:
+    InputNotFound: ``path`` does not exist.
+    ImageError: a directory, unreadable, another format (named in the message), larger
+      than MAX_PIXELS, truncated or corrupt.
+  """
+  path = Path(path)
+  if not path.exists():
+    raise InputNotFound(f"no such file: {path}")
+  if path.is_dir():
+    raise ImageError(f"{path} is a directory, not an image file")
+  supported = ", ".join(SUPPORTED_FORMATS)
+  try:
+    f = open(path, "rb")
+  except OSError as e:
+    raise ImageError(f"cannot read {path}: {_one_line(e.strerror or e)}") from None
+  with f, warnings.catch_warnings():
+    # Pillow warns above its own limit; ours is lower and raises instead.
+    warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+    try:
+      image = Image.open(f)
+    except Image.DecompressionBombError as e:
+      # Pillow refuses before we see the size; its message carries the pixel count.
+      count = re.search(r"\((\d+) pixels\)", str(e))
+      size = f"{int(count.group(1)):,} pixels" if count else "over Pillow's limit"
+      raise ImageError(f"image too large ({size}, limit {MAX_PIXELS // 1_000_000} "
+                       f"megapixels): {path}") from None
+    except UnidentifiedImageError:
+      raise ImageError(f"{path} is {_sniff(path)}, not a JPEG, PNG, GIF or BMP image "
+                       f"(supported: {supported})") from None
+    except Exception as e:  # Plugins raise many types on corrupt headers.
+      raise ImageError(f"cannot read {path}: {_one_line(e)}") from None
+    with image:
+      fmt = _FORMAT_ALIASES.get(image.format, image.format)
+      if fmt not in SUPPORTED_FORMATS:
+        raise ImageError(f"{path} is a {image.format} image, which is not supported "
+                         f"(supported: {supported})")
+      w, h = image.size
+      if w * h > MAX_PIXELS:
+        raise ImageError(f"image too large ({w}x{h}, limit {MAX_PIXELS // 1_000_000} "
+                         f"megapixels): {path}")
+      if w == 0 or h == 0:
+        raise ImageError(f"image has no pixels ({w}x{h}): {path}")
+      try:
+        image.seek(0)  # The first frame of an animation is the picture.
+        image.load()
+        # exif_transpose returns a copy, detached from the file we are about to close.
+        return ImageOps.exif_transpose(image)
+      except Exception as e:  # Truncated data raises OSError, others vary by plugin.
+        raise ImageError(f"cannot decode {path} (truncated or corrupt {fmt}): "
+                         f"{_one_line(e)}") from None
+
+
+# --- Pixels to an ink map ------------------------------------------------------------------
+
+
+def _resize_float(a: np.ndarray, width: int, height: int,
+                  resample: Image.Resampling = Image.Resampling.BOX) -> np.ndarray:
+  im = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32), "F")
+  return np.asarray(im.resize((max(1, width), max(1, height)), resample), dtype=np.float32)
+
+
+def _shrink(a: np.ndarray, side: int) -> np.ndarray:
+  h, w = a.shape
+  scale = side / max(h, w)
+  if scale >= 1:
+    return a
+  return _resize_float(a, round(w * scale), round(h * scale))
+
+
+def _gray_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+  """Luminance and alpha (None if opaque by mode), both float32 in [0, 1]."""
+  mode = image.mode
+  if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+    return np.asarray(image, dtype=np.float32) / 65535.0, None
+  if mode == "I":
+    a = np.asarray(image, dtype=np.float64)
+    # 16-bit PNGs open as mode I on older Pillows; 8-bit data converted to I stays <= 255.
+    scale = 65535.0 if a.size and a.max() > 255 else 255.0
+    return np.clip(a / scale, 0, 1).astype(np.float32), None
+  if mode == "F":
+    a = np.nan_to_num(np.asarray(image, dtype=np.float32), nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if lo < 0 or hi > 1:
+      a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+    return a, None
+  if mode == "P":
+    mode = "RGBA" if "transparency" in image.info else "RGB"
+    image = image.convert(mode)
+  if mode in ("LA", "La", "PA", "RGBA", "RGBa"):
+    rgba = image.convert("RGBA")
+    alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
+    return np.asarray(rgba.convert("RGB").convert("L"), dtype=np.float32) / 255.0, alpha
+  if mode == "1":
+    image = image.convert("L")
+  elif mode != "L":
+    try:
+      image = image.convert("RGB").convert("L")  # CMYK, YCbCr, RGBX, ...
+    except (ValueError, OSError) as e:
+      raise ImageError(f"unsupported image mode {image.mode}: {_one_line(e)}") from None
+  return np.asarray(image, dtype=np.float32) / 255.0, None
+
+
+def _composite(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+  """Flattens a transparent image onto a backdrop that contrasts with what is opaque.
+
+  Drawing apps save strokes on a transparent sheet with arbitrary (often black) colour under
+  the transparent pixels, so the colour there means nothing. Compositing the opaque part over
+  the opposite of its own colour turns the strokes into ink whatever colour they are.
+  """
+  weight = float(alpha.sum())
+  if weight <= 0:
+    return np.zeros_like(gray)
+  backdrop = 1.0 if float((gray * alpha).sum()) / weight < 0.5 else 0.0
+  return gray * alpha + backdrop * (1.0 - alpha)
+
+
+def _smooth_fit(small: np.ndarray) -> np.ndarray:
+  """A robust quadratic surface through block medians: the paper under uneven light."""
+  h, w = small.shape
+  bs = max(1, math.ceil(max(h, w) / _GRID))
+  blocks = _blocks(small, bs)
+  med = np.median(blocks, axis=-1)
+  gh, gw = med.shape
+  if gh * gw < 12:
+    return np.full_like(small, float(np.median(small)))
+  yy, xx = np.mgrid[0:gh, 0:gw].astype(np.float64)
+  yy, xx = (yy + 0.5) / gh - 0.5, (xx + 0.5) / gw - 0.5
+  design = np.stack([np.ones_like(xx), xx, yy, xx * xx, xx * yy, yy * yy], -1).reshape(-1, 6)
+  target = med.reshape(-1).astype(np.float64)
+  keep = np.ones_like(target, dtype=bool)
+  coef = np.zeros(6)
+  for _ in range(4):  # Trimmed refits: ink blocks are outliers and drop out.
+    coef = np.linalg.lstsq(design[keep], target[keep], rcond=None)[0]
+    res = target - design @ coef
+    spread = 1.4826 * np.median(np.abs(res[keep])) + 1e-3
+    new_keep = np.abs(res) < 2.5 * spread
+    if new_keep.sum() < 6 or np.array_equal(new_keep, keep):
+      break
+    keep = new_keep
+  py, px = np.mgrid[0:h, 0:w].astype(np.float64)
+  py, px = (py + 0.5) / (bs * gh) - 0.5, (px + 0.5) / (bs * gw) - 0.5
+  terms = (np.ones_like(px), px, py, px * px, px * py, py * py)
+  return sum(c * t for c, t in zip(coef, terms)).astype(np.float32)
+
+
+def _ink_is_dark(gray: np.ndarray) -> bool:
+  """Decides the polarity: is the ink darker than the paper?
+
+  Ink is the minority that stands out from the smooth paper level, so after removing a
+  robust lighting surface the heavier tail of the residual (darker or lighter) is the ink.
+  """
+  small = _shrink(gray, _SMALL_SIDE)
+  residual = small - _smooth_fit(small)
+  spread = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
+  t = max(3 * spread, 0.03)
+  dark = float(np.clip(-residual - t, 0, None).sum())
+  light = float(np.clip(residual - t, 0, None).sum())
+  if dark + light < 1e-3 * residual.size:
+    # Nothing stands out: call the paper whatever it mostly is, so a blank page is blank.
+    return float(np.median(small)) > 0.5
+  return dark > light
+
+
+def to_grayscale_ink(image: Image.Image) -> np.ndarray:
+  """Returns float32 (H, W) in [0, 1] with the ink high and the paper low.
+
+  Handles modes 1, L, LA, P (with or without transparency), RGB, RGBA, I;16, I, F, CMYK.
+  Transparent images are composited so their strokes become ink. Black-on-white (or on any
+  lighter paper) is inverted; the decision comes from the pixels, never from a flag.
+  """
+  gray, alpha = _gray_and_alpha(image)
+  if alpha is not None and float(alpha.min()) < 0.98:
+    gray = _composite(gray, alpha)
+  if gray.size == 0:
+    return gray
+  return (1.0 - gray if _ink_is_dark(gray) else gray).astype(np.float32)
+
+
+# --- Ink map to the MNIST field ------------------------------------------------------------
+
+
+def _blocks(a: np.ndarray, bs: int) -> np.ndarray:
+  """(gh, gw, bs*bs) view of ``a`` cut into bs x bs blocks (edges padded by replication)."""
+  h, w = a.shape
+  gh, gw = math.ceil(h / bs), math.ceil(w / bs)
+  a = np.pad(a, ((0, gh * bs - h), (0, gw * bs - w)), mode="edge")
+  return a.reshape(gh, bs, gw, bs).transpose(0, 2, 1, 3).reshape(gh, gw, bs * bs)
+
+
+def _grid_filter(g: np.ndarray, size: int, op) -> np.ndarray:
+  r = size // 2
+  windows = np.lib.stride_tricks.sliding_window_view(np.pad(g, r, mode="edge"), (size, size))
+  return op(windows, axis=(-2, -1))
+
+
+def _background(ink: np.ndarray) -> np.ndarray:
+  """The paper level under the ink (lighting, shadows, tint), same shape as ``ink``.
+
+  A grey-level opening at the scale of ~1/3 of the image: block low percentiles, then a
+  min and a max filter over the block grid. Strokes, even marker-thick ones, are narrower
+  than that and vanish; lighting gradients and broad shadows are wider and stay.
+  """
+  h, w = ink.shape
+  small = _shrink(ink, _SMALL_SIDE)
+  sh, sw = small.shape
+  bs = max(1, math.ceil(max(sh, sw) / _GRID))
+  blocks = _blocks(small, bs)
+  k = max(0, int(0.1 * blocks.shape[-1]) - 1)
+  grid = np.partition(blocks, k, axis=-1)[..., k]
+  grid = _grid_filter(_grid_filter(grid, 5, np.min), 5, np.max)
+  grid = _grid_filter(grid, 3, np.mean)
+  gh, gw = grid.shape
+  # Upsample over the padded extent, then crop, so block centres stay aligned.
+  full = _resize_float(grid, round(gw * bs * w / sw), round(gh * bs * h / sh),
+                       Image.Resampling.BILINEAR)
+  return full[:h, :w]
+
+
+def _ink_only(ink: np.ndarray) -> np.ndarray | None:
+  """Background removed, noise thresholded, contrast stretched; None if nothing stands out."""
+  d = ink - _background(ink)
+  sample = d[::2, ::2] if d.size > 20_000 else d  # Statistics on a subsample, for speed.
+  level = float(np.median(sample))
+  spread = 1.4826 * float(np.median(np.abs(sample - level)))
+  t = level + max(4.0 * spread, 0.05)
+  above = d[d > t]
+  if above.size < 8:
+    return None
+  core = float(np.percentile(above, 90))
+  if core - level < 0.08:  # A faint smudge is not a digit.
+    return None
+  return np.clip((d - t) / max(core - t, 1e-6), 0.0, 1.0)
+
+
+def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """Horizontal runs of True: (row, start, end exclusive), in row-major order."""
+  h, w = mask.shape
+  padded = np.zeros((h, w + 2), dtype=np.int8)
+  padded[:, 1:-1] = mask
+  step = np.diff(padded, axis=1)
+  rows, starts = np.nonzero(step == 1)
+  _, ends = np.nonzero(step == -1)
+  return rows, starts, ends
+
+
+def _components(mask: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray, int]:
+  """8-connected components with numpy only: runs linked row to row, then union-find.
+
+  Returns the runs, each run's component label and the number of components.
+  """
+  rows, starts, ends = _runs(mask)
+  n = rows.size
+  if n == 0:
+    return (rows, starts, ends), rows, 0
+  key = mask.shape[1] + 2  # Row-major keys keep every row's runs in one sorted block.
+  start_key, end_key = rows * key + starts, rows * key + ends - 1
+  # For each run, the runs of the next row that touch it (diagonals included) are a
+  # contiguous range, found by binary search.
+  lo = np.searchsorted(end_key, (rows + 1) * key + starts - 1, side="left")
+  hi = np.searchsorted(start_key, (rows + 1) * key + ends, side="right")
+  counts = np.clip(hi - lo, 0, None)
+  a = np.repeat(np.arange(n), counts)
+  b = np.repeat(lo, counts) + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts,
+                                                                   counts)
+  parent = np.arange(n)
+  while a.size:
+    pa, pb = parent[a], parent[b]
+    differ = pa != pb
+    if not differ.any():
+      break
+    low = np.minimum(pa, pb)[differ]
+    np.minimum.at(parent, pa[differ], low)
+    np.minimum.at(parent, pb[differ], low)
+    while True:  # Pointer jumping until every run points at its root.
+      grand = parent[parent]
+      if np.array_equal(grand, parent):
+        break
+      parent = grand
+  _, labels = np.unique(parent, return_inverse=True)
+  return (rows, starts, ends), labels, int(labels.max()) + 1
+
+
+def _paint(shape: tuple[int, int], rows: np.ndarray, starts: np.ndarray,
+           ends: np.ndarray) -> np.ndarray:
+  h, w = shape
+  flat = np.zeros(h * w + 1, dtype=np.int32)
+  np.add.at(flat, rows * w + starts, 1)
+  np.add.at(flat, rows * w + ends, -1)
+  return np.cumsum(flat[:-1]).reshape(h, w) > 0
+
+
+def _edge_lines(coverage: np.ndarray, length: int) -> tuple[int | None, int | None]:
+  """Thin, nearly full-length lines near both ends of one axis (a frame's sides).
+
+  Returns, for the low and the high end, the index up to which everything is frame (the
+  line included), or None. A line must be thin and have little ink just inside it, so
+  that the bar of a tightly cropped 7 is not mistaken for a frame.
+  """
+  band = max(2, int(0.15 * length))
+  thick = max(2, int(0.04 * length))
+  found: list[int | None] = []
+  for order in (np.arange(length), np.arange(length)[::-1]):
+    cut = None
+    i = 0
+    while i < band:
+      if coverage[order[i]] >= 0.6:
+        j = i
+        while j + 1 < length and coverage[order[j + 1]] >= 0.6:
+          j += 1
+        inside = coverage[order[j + 1:j + 3]]
+        if j - i + 1 <= thick and (inside.size == 0 or inside.max() < 0.5):
+          cut = j
+        i = j + 1
+      else:
+        i += 1
+    found.append(None if cut is None else int(order[cut]))
+  return found[0], found[1]
+
+
+def _remove_frame(mask: np.ndarray) -> tuple[slice, slice]:
+  """The region inside thin border lines (a screenshot's frame), as row and column slices.
+
+  Lines on two or more sides are a frame. A single line counts only if a clear gap
+  separates it from the rest, as the bar of a 7 touching the crop is never separated.
+  """
+  h, w = mask.shape
+  top, bottom = _edge_lines(mask.mean(axis=1), h)
+  left, right = _edge_lines(mask.mean(axis=0), w)
+  sides = [s is not None for s in (top, bottom, left, right)]
+  if sum(sides) == 1:
+    cov_r, cov_c = mask.mean(axis=1), mask.mean(axis=0)
+    gap = max(2, int(0.03 * max(h, w)))
+    if top is not None and cov_r[top + 1:top + 1 + gap].max(initial=0) > 0.02:
+      top = None
+    if bottom is not None and cov_r[max(0, bottom - gap):bottom].max(initial=0) > 0.02:
+      bottom = None
+    if left is not None and cov_c[left + 1:left + 1 + gap].max(initial=0) > 0.02:
+      left = None
+    if right is not None and cov_c[max(0, right - gap):right].max(initial=0) > 0.02:
+      right = None
+  r0 = 0 if top is None else top + 1
+  r1 = h if bottom is None else bottom
+  c0 = 0 if left is None else left + 1
+  c1 = w if right is None else right
+  if r1 - r0 < 3 or c1 - c0 < 3:
+    return slice(0, h), slice(0, w)
+  return slice(r0, r1), slice(c0, c1)
+
+
+def _select_digit(mask: np.ndarray) -> np.ndarray | None:
+  """Keeps the largest component and the pieces near it (broken strokes); drops specks."""
+  (rows, starts, ends), labels, count = _components(mask)
+  if count == 0:
+    return None
+  lengths = ends - starts
+  area = np.bincount(labels, weights=lengths, minlength=count)
+  top = np.full(count, mask.shape[0]); bottom = np.full(count, -1)
+  left = np.full(count, mask.shape[1]); right = np.full(count, -1)
+  np.minimum.at(top, labels, rows); np.maximum.at(bottom, labels, rows)
+  np.minimum.at(left, labels, starts); np.maximum.at(right, labels, ends - 1)
+  main = int(np.argmax(area))
+  long_side = max(bottom[main] - top[main], right[main] - left[main]) + 1
+  if area[main] < 12 or long_side < max(6, 0.025 * max(mask.shape)):
+    return None
+  kept = np.zeros(count, dtype=bool)
+  kept[main] = True
+  box = [top[main], bottom[main], left[main], right[main]]
+  for _ in range(8):
+    margin = 0.2 * max(box[1] - box[0], box[3] - box[2]) + 2
+    near = ((top <= box[1] + margin) & (bottom >= box[0] - margin) &
+            (left <= box[3] + margin) & (right >= box[2] - margin))
+    add = near & ~kept & (area >= max(4.0, 0.02 * area[kept].sum()))
+    if not add.any():
+      break
+    kept |= add
+    box = [top[kept].min(), bottom[kept].max(), left[kept].min(), right[kept].max()]
+  keep_runs = kept[labels]
+  return _paint(mask.shape, rows[keep_runs], starts[keep_runs], ends[keep_runs])
+
+
+def _dilate3(mask: np.ndarray) -> np.ndarray:
+  padded = np.pad(mask, 1)
+  h, w = mask.shape
+  out = np.zeros_like(mask)
+  for dy in range(3):
+    for dx in range(3):
+      out |= padded[dy:dy + h, dx:dx + w]
+  return out
+
+
+def _morph(x: np.ndarray, steps: int, op) -> np.ndarray:
+  """Grey dilation (op=np.maximum) or erosion (np.minimum) by ``steps`` pixels.
+
+  Alternating 3x3 squares and crosses approximate a disc, so diagonal strokes grow or
+  shrink about as much as straight ones.
+  """
+  h, w = x.shape
+  for i in range(steps):
+    p = np.pad(x, 1, mode="edge")
+    out = x.copy()
+    for dy in range(3):
+      for dx in range(3):
+        if (dy, dx) != (1, 1) and (i % 2 == 0 or dy == 1 or dx == 1):
+          out = op(out, p[dy:dy + h, dx:dx + w])
+    x = out
+  return x
+
+
+def _stroke_width(x: np.ndarray) -> float:
+  """Mean stroke width in pixels: twice the area over the boundary length."""
+  m = x > 0.5
+  area = int(m.sum())
+  if area == 0:
+    return 0.0
+  p = np.pad(m, 1)
+  interior = p[1:-1, 1:-1] & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+  boundary = area - int(interior.sum())
+  return 2.0 * area / max(boundary, 1)
+
+
+def _normalise_strokes(crop: np.ndarray) -> np.ndarray:
+  """Brings the pen width near MNIST's (about 1/7 of the box) at 4x the final scale.
+
+  A 1-px pencil line on a big canvas would otherwise shrink to a faint trace, and a marker
+  to a blob; MNIST strokes are ~2.5-3 px in the 20 px box, i.e. ~11 px at 80.
+  """
+  h, w = crop.shape
+  scale = _MID_SIDE / max(h, w)
+  resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
+  x = _resize_float(crop, round(w * scale), round(h * scale), resample)
+  strong = x[x > 0.1]
+  if strong.size:
+    x = np.clip(x / max(float(np.percentile(strong, 90)), 0.05), 0, 1)
+  width = _stroke_width(x)
+  x = np.pad(x, 12)
+  if 0 < width < 7:
+    x = _morph(x, min(6, round((10 - width) / 2)), np.maximum)
+  elif width > 17:
+    x = _morph(x, min(6, round((width - 13) / 2)), np.minimum)
+  ys, xs = np.nonzero(x > 0.02)
+  if ys.size == 0:
+    return np.zeros((1, 1), np.float32)
+  return x[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+
+
+def _to_field(digit: np.ndarray) -> np.ndarray:
+  """The MNIST recipe: fit the box into 20x20 (aspect kept), centre of mass at (14, 14)."""
+  h, w = digit.shape
+  scale = _BOX / max(h, w)
+  nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+  patch = np.clip(_resize_float(digit, nw, nh, Image.Resampling.LANCZOS), 0.0, 1.0)
+  total = float(patch.sum())
+  field = np.zeros((_FIELD, _FIELD), np.float32)
+  if total <= 0:
+    return field
+  cy = float((patch.sum(axis=1) * np.arange(nh)).sum()) / total
+  cx = float((patch.sum(axis=0) * np.arange(nw)).sum()) / total
+  # Integer shifts as in MNIST (no resampling blur); clamped so nothing is cut off.
+  top = int(np.clip(round(_FIELD / 2 - cy), 0, _FIELD - nh))
+  left = int(np.clip(round(_FIELD / 2 - cx), 0, _FIELD - nw))
+  field[top:top + nh, left:left + nw] = patch
+  return field / float(field.max())
+
+
+def _working_image(image: Image.Image) -> Image.Image:
+  """Downscales early (in PIL, in a mode it can resample) so big photos stay fast."""
+  w, h = image.size
+  if max(w, h) <= _WORK_SIDE:
+    return image
+  mode = image.mode
+  if mode == "P":
+    image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+  elif mode == "PA":
+    image = image.convert("RGBA")
+  elif mode in ("1", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
+    image = image.convert("L" if mode == "1" else "RGB")
+  elif mode.startswith("I;16") or mode == "I":
+    gray, _ = _gray_and_alpha(image)
+    image = Image.fromarray(gray, "F")
+  scale = _WORK_SIDE / max(w, h)
+  # reduce() first is exact box averaging and much faster than resampling a huge image.
+  factor = int(1 / scale) // 2
+  if factor >= 2:
+    image = image.reduce(factor)
+  size = (max(1, round(w * scale)), max(1, round(h * scale)))
+  return image.resize(size, Image.Resampling.BOX)
+
+
+def to_mnist(image: Image.Image) -> np.ndarray | None:
+  """Returns the digit as float32 (28, 28) in [0, 1] the way MNIST has it, or None.
+
+  None means no digit: a blank, flat or noise-only image, or one too small to hold one.
+  """
+  image = _working_image(image)
+  if min(image.size) < 3:
+    return None
+  ink = _ink_only(to_grayscale_ink(image))
+  if ink is None:
+    return None
+  rows, cols = _remove_frame(ink > 0.25)
+  inner = np.zeros_like(ink)
+  inner[rows, cols] = ink[rows, cols]
+  keep = _select_digit(inner > 0.25)
+  if keep is None:
+    return None
+  ys, xs = np.nonzero(keep)
+  r0, r1, c0, c1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+  # One pixel of slack keeps the anti-aliased rims of the kept strokes.
+  r0, c0 = max(0, r0 - 1), max(0, c0 - 1)
+  r1, c1 = min(ink.shape[0], r1 + 1), min(ink.shape[1], c1 + 1)
+  crop = inner[r0:r1, c0:c1] * _dilate3(keep[r0:r1, c0:c1])
+  return _to_field(_normalise_strokes(crop))
+
+
+def preprocess_file(path: str | os.PathLike) -> np.ndarray:
+  """open_image + to_mnist: float32 (28, 28) in [0, 1].
+
+  Raises:
+    InputNotFound, ImageError: see open_image.
+    NoDigitFound: the image has nothing on it that looks like a digit.
+  """
+  field = to_mnist(open_image(path))
+  if field is None:
+    raise NoDigitFound(f"no digit found in {path}")
+  return field
+
+
+def save_preprocessed(array: np.ndarray, path: str | os.PathLike) -> None:
+  """Writes a [0, 1] array (what the model saw) as an 8-bit greyscale PNG."""
+  a = np.asarray(array, dtype=np.float32)
+  if a.ndim != 2:
+    raise ValueError(f"expected a 2-D array, got shape {a.shape}")
+  path = Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  pixels = np.rint(np.clip(np.nan_to_num(a), 0.0, 1.0) * 255).astype(np.uint8)
+  Image.fromarray(pixels, "L").save(path, "PNG")
