@@ -21,11 +21,12 @@ back the swap, so a reader always sees the old or the new ``final``, never a mix
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
 import shutil
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import jax
 import numpy as np
@@ -187,7 +188,7 @@ def load_final(path: str | os.PathLike) -> tuple[dict[str, Any], Any, dict[str, 
         metadata=ocp.args.JsonRestore()))["metadata"]
     if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
       raise errors.CheckpointError(f"{path} is not an mnist_flax final checkpoint; {TRAIN_HINT}")
-    with ocp.StandardCheckpointer() as reader:
+    with ocp.StandardCheckpointer() as reader, _quiet_absl():
       tree = reader.metadata(path / "variables").item_metadata.tree
     device = jax.local_devices()[0]
     sharding = jax.sharding.SingleDeviceSharding(device)
@@ -205,6 +206,18 @@ def load_final(path: str | os.PathLike) -> tuple[dict[str, Any], Any, dict[str, 
     checkpointer.close()
   _check_variables(path, metadata, variables)
   return metadata["model"], variables, metadata
+
+
+@contextlib.contextmanager
+def _quiet_absl() -> Iterator[None]:
+  """Orbax logs harmless warnings through absl; a user reading stdout/stderr needn't see them."""
+  from absl import logging as absl_logging
+  previous = absl_logging.get_verbosity()
+  absl_logging.set_verbosity(absl_logging.ERROR)
+  try:
+    yield
+  finally:
+    absl_logging.set_verbosity(previous)
 
 
 def _check_variables(path: pathlib.Path, metadata: Mapping[str, Any], variables: Any) -> None:

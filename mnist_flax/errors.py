@@ -16,6 +16,7 @@ README.md ("Exit codes") and are part of the command-line interface:
 8   DivergedError         training loss became NaN or infinite
 130 Interrupted (SIGINT)  checkpoint saved at the current step, run can be resumed
 143 Interrupted (SIGTERM) checkpoint saved at the current step, run can be resumed
+70  internal error        a bug: the one-line message says what broke; please report it
 ==  ====================  ===========================================================
 """
 
@@ -24,6 +25,7 @@ from __future__ import annotations
 import sys
 
 OK = 0
+INTERNAL = 70
 
 
 class MnistFlaxError(Exception):

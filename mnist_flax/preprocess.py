@@ -28,12 +28,16 @@ import math
 import os
 import re
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mnist_flax.errors import ImageError, InputNotFound, NoDigitFound
+
+__all__ = ["SUPPORTED_FORMATS", "MAX_PIXELS", "open_image", "to_grayscale_ink", "to_mnist",
+           "preprocess_file", "save_preprocessed"]
 
 SUPPORTED_FORMATS = ("JPEG", "PNG", "GIF", "BMP")
 # Pillow calls multi-picture JPEGs (what many phone cameras write) "MPO"; they are JPEGs.
@@ -76,7 +80,7 @@ def _sniff(path: Path) -> str:
     head.decode("utf-8")
     return "a text file"
   except UnicodeDecodeError:
-    return "not an image"
+    return "a file of unknown type"
 
 
 def open_image(path: str | os.PathLike) -> Image.Image:
@@ -88,11 +92,17 @@ def open_image(path: str | os.PathLike) -> Image.Image:
       than MAX_PIXELS, truncated or corrupt.
   """
   path = Path(path)
-  if not path.exists():
-    raise InputNotFound(f"no such file: {path}")
-  if path.is_dir():
-    raise ImageError(f"{path} is a directory, not an image file")
+  try:
+    if not path.exists():
+      raise InputNotFound(f"no such file: {path}")
+    if path.is_dir():
+      raise ImageError(f"{path} is a directory, not an image file")
+    if not path.is_file():  # A FIFO or device would block or never end.
+      raise ImageError(f"{path} is not a regular file")
+  except OSError as e:  # e.g. a parent directory we may not search
+    raise ImageError(f"cannot read {path}: {_one_line(e.strerror or e)}") from None
   supported = ", ".join(SUPPORTED_FORMATS)
+  limit = f"limit {MAX_PIXELS // 1_000_000} megapixels"
   try:
     f = open(path, "rb")
   except OSError as e:
@@ -106,11 +116,10 @@ def open_image(path: str | os.PathLike) -> Image.Image:
       # Pillow refuses before we see the size; its message carries the pixel count.
       count = re.search(r"\((\d+) pixels\)", str(e))
       size = f"{int(count.group(1)):,} pixels" if count else "over Pillow's limit"
-      raise ImageError(f"image too large ({size}, limit {MAX_PIXELS // 1_000_000} "
-                       f"megapixels): {path}") from None
+      raise ImageError(f"image too large ({size}, {limit}): {path}") from None
     except UnidentifiedImageError:
-      raise ImageError(f"{path} is {_sniff(path)}, not a JPEG, PNG, GIF or BMP image "
-                       f"(supported: {supported})") from None
+      raise ImageError(f"{path} is {_sniff(path)}, not an image in a supported format "
+                       f"({supported})") from None
     except Exception as e:  # Plugins raise many types on corrupt headers.
       raise ImageError(f"cannot read {path}: {_one_line(e)}") from None
     with image:
@@ -120,18 +129,20 @@ def open_image(path: str | os.PathLike) -> Image.Image:
                          f"(supported: {supported})")
       w, h = image.size
       if w * h > MAX_PIXELS:
-        raise ImageError(f"image too large ({w}x{h}, limit {MAX_PIXELS // 1_000_000} "
-                         f"megapixels): {path}")
+        raise ImageError(f"image too large ({w}x{h}, {limit}): {path}")
       if w == 0 or h == 0:
         raise ImageError(f"image has no pixels ({w}x{h}): {path}")
       try:
         image.seek(0)  # The first frame of an animation is the picture.
         image.load()
-        # exif_transpose returns a copy, detached from the file we are about to close.
-        return ImageOps.exif_transpose(image)
       except Exception as e:  # Truncated data raises OSError, others vary by plugin.
         raise ImageError(f"cannot decode {path} (truncated or corrupt {fmt}): "
                          f"{_one_line(e)}") from None
+      try:
+        # A copy either way, detached from the file we are about to close.
+        return ImageOps.exif_transpose(image)
+      except Exception:  # A mangled EXIF block should not cost the picture.
+        return image.copy()
 
 
 # --- Pixels to an ink map ------------------------------------------------------------------
@@ -264,14 +275,15 @@ def to_grayscale_ink(image: Image.Image) -> np.ndarray:
 
 
 def _blocks(a: np.ndarray, bs: int) -> np.ndarray:
-  """(gh, gw, bs*bs) view of ``a`` cut into bs x bs blocks (edges padded by replication)."""
+  """``a`` cut into bs x bs blocks, shape (gh, gw, bs*bs); edges padded by replication."""
   h, w = a.shape
   gh, gw = math.ceil(h / bs), math.ceil(w / bs)
   a = np.pad(a, ((0, gh * bs - h), (0, gw * bs - w)), mode="edge")
   return a.reshape(gh, bs, gw, bs).transpose(0, 2, 1, 3).reshape(gh, gw, bs * bs)
 
 
-def _grid_filter(g: np.ndarray, size: int, op) -> np.ndarray:
+def _grid_filter(g: np.ndarray, size: int, op: Callable[..., np.ndarray]) -> np.ndarray:
+  """Applies a reduction (min, max, mean) over size x size neighbourhoods, edges replicated."""
   r = size // 2
   windows = np.lib.stride_tricks.sliding_window_view(np.pad(g, r, mode="edge"), (size, size))
   return op(windows, axis=(-2, -1))
@@ -303,7 +315,8 @@ def _background(ink: np.ndarray) -> np.ndarray:
 def _ink_only(ink: np.ndarray) -> np.ndarray | None:
   """Background removed, noise thresholded, contrast stretched; None if nothing stands out."""
   d = ink - _background(ink)
-  sample = d[::2, ::2] if d.size > 20_000 else d  # Statistics on a subsample, for speed.
+  step = max(1, int(math.sqrt(d.size / 20_000)))
+  sample = d[::step, ::step]  # Statistics on ~20k pixels, for speed.
   level = float(np.median(sample))
   spread = 1.4826 * float(np.median(np.abs(sample - level)))
   t = level + max(4.0 * spread, 0.05)
@@ -321,10 +334,10 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
   h, w = mask.shape
   padded = np.zeros((h, w + 2), dtype=np.int8)
   padded[:, 1:-1] = mask
-  step = np.diff(padded, axis=1)
-  rows, starts = np.nonzero(step == 1)
-  _, ends = np.nonzero(step == -1)
-  return rows, starts, ends
+  flat = np.flatnonzero(np.diff(padded, axis=1))
+  # Every run has one rising and one falling edge, in that order, so they alternate.
+  rows, cols = np.divmod(flat, w + 1)
+  return rows[0::2], cols[0::2], cols[1::2]
 
 
 def _components(mask: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray, int]:
@@ -472,7 +485,7 @@ def _dilate3(mask: np.ndarray) -> np.ndarray:
   return out
 
 
-def _morph(x: np.ndarray, steps: int, op) -> np.ndarray:
+def _morph(x: np.ndarray, steps: int, op: Callable[..., np.ndarray]) -> np.ndarray:
   """Grey dilation (op=np.maximum) or erosion (np.minimum) by ``steps`` pixels.
 
   Alternating 3x3 squares and crosses approximate a disc, so diagonal strokes grow or
@@ -519,8 +532,8 @@ def _normalise_strokes(crop: np.ndarray) -> np.ndarray:
   x = np.pad(x, 12)
   if 0 < width < 7:
     x = _morph(x, min(6, round((10 - width) / 2)), np.maximum)
-  elif width > 17:
-    x = _morph(x, min(6, round((width - 13) / 2)), np.minimum)
+  elif width > 15:
+    x = _morph(x, min(6, round((width - 12) / 2)), np.minimum)
   ys, xs = np.nonzero(x > 0.02)
   if ys.size == 0:
     return np.zeros((1, 1), np.float32)
@@ -547,27 +560,34 @@ def _to_field(digit: np.ndarray) -> np.ndarray:
 
 
 def _working_image(image: Image.Image) -> Image.Image:
-  """Downscales early (in PIL, in a mode it can resample) so big photos stay fast."""
+  """Shrinks big images early, by exact box averaging, so a 24 MP photo stays fast.
+
+  Modes are first brought to ones reduce() averages correctly: palettes to colour,
+  transparency premultiplied (colour under transparent pixels is meaningless and must not
+  bleed into the strokes), 16-bit and float data to F.
+  """
   w, h = image.size
-  if max(w, h) <= _WORK_SIDE:
+  factor = math.ceil(max(w, h) / _WORK_SIDE)
+  if factor < 2:
     return image
   mode = image.mode
   if mode == "P":
     image = image.convert("RGBA" if "transparency" in image.info else "RGB")
   elif mode == "PA":
     image = image.convert("RGBA")
-  elif mode in ("1", "CMYK", "YCbCr", "LAB", "HSV", "RGBX"):
-    image = image.convert("L" if mode == "1" else "RGB")
-  elif mode.startswith("I;16") or mode == "I":
+  elif mode == "1":
+    image = image.convert("L")
+  elif mode.startswith("I") or mode == "F":
     gray, _ = _gray_and_alpha(image)
     image = Image.fromarray(gray, "F")
-  scale = _WORK_SIDE / max(w, h)
-  # reduce() first is exact box averaging and much faster than resampling a huge image.
-  factor = int(1 / scale) // 2
-  if factor >= 2:
-    image = image.reduce(factor)
-  size = (max(1, round(w * scale)), max(1, round(h * scale)))
-  return image.resize(size, Image.Resampling.BOX)
+  elif mode not in ("L", "LA", "RGB", "RGBA"):
+    image = image.convert("RGB")
+  if image.mode == "RGB":
+    image = image.convert("L")  # Luminance now: a third of the data to average.
+  if image.mode in ("RGBA", "LA"):
+    premultiplied = "RGBa" if image.mode == "RGBA" else "La"
+    return image.convert(premultiplied).reduce(factor).convert(image.mode)
+  return image.reduce(factor)
 
 
 def to_mnist(image: Image.Image) -> np.ndarray | None:
@@ -587,8 +607,8 @@ def to_mnist(image: Image.Image) -> np.ndarray | None:
   keep = _select_digit(inner > 0.25)
   if keep is None:
     return None
-  ys, xs = np.nonzero(keep)
-  r0, r1, c0, c1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+  ys, xs = np.flatnonzero(keep.any(axis=1)), np.flatnonzero(keep.any(axis=0))
+  r0, r1, c0, c1 = ys[0], ys[-1] + 1, xs[0], xs[-1] + 1
   # One pixel of slack keeps the anti-aliased rims of the kept strokes.
   r0, c0 = max(0, r0 - 1), max(0, c0 - 1)
   r1, c1 = min(ink.shape[0], r1 + 1), min(ink.shape[1], c1 + 1)

@@ -27,16 +27,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-Point = tuple[float, float]
-Piece = list[Point]
+from mnist_flax import errors
+
+__all__ = ["draw_digit", "make_samples", "main"]
+
+_Point = tuple[float, float]
 # A stroke is one pen-down movement: pieces are smooth curves joined at sharp corners.
-Stroke = list[Piece]
+_Stroke = list[list[_Point]]
 Colour = int | tuple[int, ...]
 
 # Skeletons in a unit box: x to the right, y downwards, both in [0, 1]. Shapes follow common
 # MNIST handwriting: 7 without a crossbar, 1 as one stroke, 4 with an open top, 9 with a
 # round loop and a straight tail, 5 with a flat bar and a sharp corner (unlike the 3).
-_SKELETONS: dict[int, list[Stroke]] = {
+_SKELETONS: dict[int, list[_Stroke]] = {
     0: [[[(0.55, 0.0), (0.2, 0.12), (0.04, 0.5), (0.2, 0.9), (0.5, 1.0), (0.8, 0.88),
           (0.96, 0.5), (0.82, 0.12), (0.55, 0.0), (0.38, 0.06)]]],
     1: [[[(0.55, 0.0), (0.5, 0.5), (0.45, 1.0)]]],
@@ -59,10 +62,10 @@ _SKELETONS: dict[int, list[Stroke]] = {
     9: [[[(0.86, 0.2), (0.6, 0.02), (0.26, 0.05), (0.14, 0.28), (0.38, 0.47), (0.72, 0.42),
           (0.86, 0.2)], [(0.86, 0.2), (0.8, 0.6), (0.7, 1.0)]]],
 }
-_FLAG_1: Stroke = [[(0.18, 0.22), (0.55, 0.0)], [(0.55, 0.0), (0.5, 0.5), (0.45, 1.0)]]
-_CLOSED_4: list[Stroke] = [[[(0.7, 0.0), (0.04, 0.64)], [(0.04, 0.64), (1.0, 0.62)]],
+_FLAG_1: _Stroke = [[(0.18, 0.22), (0.55, 0.0)], [(0.55, 0.0), (0.5, 0.5), (0.45, 1.0)]]
+_CLOSED_4: list[_Stroke] = [[[(0.7, 0.0), (0.04, 0.64)], [(0.04, 0.64), (1.0, 0.62)]],
                            [[(0.7, 0.0), (0.69, 0.55), (0.68, 1.0)]]]
-_CROSSBAR_7: Stroke = [[(0.32, 0.53), (0.82, 0.5)]]
+_CROSSBAR_7: _Stroke = [[(0.32, 0.53), (0.82, 0.5)]]
 # Width of each digit relative to its height, as handwriting tends to have it.
 _ASPECT = {0: 0.72, 1: 0.34, 2: 0.68, 3: 0.64, 4: 0.74, 5: 0.64, 6: 0.64, 7: 0.64, 8: 0.6,
            9: 0.6}
@@ -86,7 +89,7 @@ def _catmull_rom(points: np.ndarray, samples_per_segment: int = 12) -> np.ndarra
 
 
 def _skeleton(digit: int, rng: np.random.Generator, crossbar_7: bool,
-              closed_4: bool | None, flag_1: bool | None) -> list[Stroke]:
+              closed_4: bool | None, flag_1: bool | None) -> list[_Stroke]:
   strokes = _SKELETONS[digit]
   if digit == 1 and (rng.random() < 0.35 if flag_1 is None else flag_1):
     strokes = [_FLAG_1]
@@ -225,7 +228,7 @@ def _encode(image: Image.Image, fmt: str, **params) -> bytes:
 
 def _gif_ready(image: Image.Image) -> Image.Image:
   # An adaptive palette keeps anti-aliased edges; the default web palette would posterise.
-  return image if image.mode in ("L", "P") else image.convert(
+  return image if image.mode in ("1", "L", "P") else image.convert(
       "P", palette=Image.Palette.ADAPTIVE, colors=64)
 
 
@@ -274,7 +277,7 @@ def _paper_and_ink(rng: np.random.Generator) -> tuple[tuple[int, ...], tuple[int
 
 
 # Each style returns (file bytes, extension); ``ext`` is a suggestion some styles override.
-StyleFn = Callable[[int, np.random.Generator, str], tuple[bytes, str]]
+_StyleFn = Callable[[int, np.random.Generator, str], tuple[bytes, str]]
 
 
 def _style_clean(d: int, rng: np.random.Generator, ext: str) -> tuple[bytes, str]:
@@ -372,7 +375,7 @@ def _style_bilevel(d: int, rng: np.random.Generator, ext: str) -> tuple[bytes, s
   return _bytes_for(image, ext), ext
 
 
-_BENCHMARK_STYLES: dict[str, StyleFn] = {
+_BENCHMARK_STYLES: dict[str, _StyleFn] = {
     "clean": _style_clean, "black_on_white": _style_black_on_white,
     "white_on_black": _style_white_on_black, "marker": _style_marker,
     "thin_pen": _style_thin_pen, "photo": _style_photo, "offcentre": _style_offcentre,
@@ -382,7 +385,7 @@ _BENCHMARK_STYLES: dict[str, StyleFn] = {
     "bilevel": _style_bilevel,
 }
 
-# The committed set: (file name, style, seed). Each digit appears in every format at least
+# The committed set: (file name, style). Each digit appears in every format at least
 # once; the named files are the examples the README and the tests of the commands use.
 _COMMITTED: list[tuple[str, str]] = [
     # JPEG
@@ -474,9 +477,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   try:
     paths = make_samples(args.out_dir, count=args.count, seed=args.seed)
   except OSError as e:
-    print(f"{parser.prog}: error: cannot write to {args.out_dir}: {e.strerror or e}",
-          file=sys.stderr)
-    return 7
+    # An output folder we cannot write is the same situation as an unwritable workdir.
+    return errors.report(errors.WorkdirError(
+        f"cannot write to {args.out_dir}: {e.strerror or e}"), parser.prog)
   print(f"wrote {len(paths)} images to {args.out_dir}")
   return 0
 

@@ -1,0 +1,104 @@
+"""Measure a promoted checkpoint on the MNIST test split: ``python -m mnist_flax.evaluate``.
+
+    python -m mnist_flax.evaluate [--checkpoint checkpoints/final] [--data_dir DIR] [--json]
+
+Prints the test accuracy, the accuracy the checkpoint recorded when it was trained, and the
+accuracy per digit. MNIST comes from ``--data_dir``, then ``$MNIST_DATA_DIR``, then a
+tensorflow-datasets download, as in training. Exit codes as in ``mnist_flax.errors``
+(3: checkpoint missing or unusable; 6: MNIST missing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import sys
+from typing import Any, Sequence
+
+import numpy as np
+
+from mnist_flax import errors
+
+PROG = "mnist_flax.evaluate"
+
+
+class _Parser(argparse.ArgumentParser):
+  def error(self, message: str) -> None:
+    raise errors.ConfigError(f"{message} (see --help)")
+
+
+def _parser() -> argparse.ArgumentParser:
+  p = _Parser(prog="python -m mnist_flax.evaluate", description=__doc__.split("\n\n")[0])
+  p.add_argument("--checkpoint", default=None, metavar="DIR",
+                 help="promoted checkpoint (default: checkpoints/final)")
+  p.add_argument("--data_dir", "--data-dir", default=None, metavar="DIR",
+                 help="folder with the MNIST IDX files (default: $MNIST_DATA_DIR, then TFDS)")
+  p.add_argument("--json", action="store_true", help="print one JSON object")
+  return p
+
+
+def predict_all(net: Any, variables: Any, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+  """Probabilities for uint8 images (N, 28, 28), in fixed-size batches (one compilation)."""
+  from mnist_flax import model
+  out = []
+  for start in range(0, len(images), batch_size):
+    chunk = images[start:start + batch_size]
+    padded = np.zeros((batch_size, 28, 28), np.float32)
+    padded[:len(chunk)] = chunk / np.float32(255)
+    out.append(np.asarray(model.predict(net, variables, padded))[:len(chunk)])
+  return np.concatenate(out)
+
+
+def measure(checkpoint_path: pathlib.Path, data_dir: str | None) -> dict[str, Any]:
+  from mnist_flax import checkpoint, data, model
+  model_config, variables, metadata = checkpoint.load_final(checkpoint_path)
+  mnist = data.load(data.resolve_dir(data_dir))
+  probs = predict_all(model.build(model_config), variables, mnist.test_images)
+  predicted = probs.argmax(-1)
+  labels = mnist.test_labels.astype(np.int64)
+  correct = predicted == labels
+  confusion = np.zeros((10, 10), np.int64)
+  np.add.at(confusion, (labels, predicted), 1)
+  return {
+      "checkpoint": str(checkpoint_path),
+      "test_accuracy": float(correct.mean()),
+      "recorded_test_accuracy": metadata.get("test_accuracy"),
+      "test_examples": int(len(labels)),
+      "errors": int((~correct).sum()),
+      "per_class_accuracy": {str(d): float(correct[labels == d].mean()) for d in range(10)},
+      "confusion_matrix": confusion.tolist(),
+      "step": metadata.get("step"),
+      "data_matches_training": metadata.get("data_sha256") == mnist.sha256,
+      "_probabilities": probs, "_labels": labels, "_images": mnist.test_images,
+  }
+
+
+def run(args: argparse.Namespace) -> int:
+  from mnist_flax import infer
+  path = infer._resolve_checkpoint(args.checkpoint)
+  result = measure(path, args.data_dir)
+  public = {k: v for k, v in result.items() if not k.startswith("_")}
+  if args.json:
+    print(json.dumps(public))
+    return 0
+  recorded = public["recorded_test_accuracy"]
+  print(f"checkpoint {path} (step {public['step']})")
+  print(f"test accuracy {public['test_accuracy']:.4f} on {public['test_examples']} images "
+        f"({public['errors']} wrong); recorded at training: "
+        + (f"{recorded:.4f}" if isinstance(recorded, float) else "n/a"))
+  print("per digit: " + "  ".join(f"{d}: {a:.4f}" for d, a in public["per_class_accuracy"].items()))
+  if not public["data_matches_training"]:
+    print("note: these MNIST files differ from the ones the model was trained on")
+  return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  try:
+    return run(_parser().parse_args(argv))
+  except errors.MnistFlaxError as e:
+    return errors.report(e, PROG)
+
+
+if __name__ == "__main__":
+  sys.exit(main())
