@@ -27,7 +27,7 @@ import platform
 import signal
 import sys
 import time
-from typing import Any, Callable
+from typing import Any
 
 import flax
 import jax
@@ -38,7 +38,7 @@ import optax
 from flax.training import train_state
 
 from mnist_flax import checkpoint, config as config_lib, data, distributed, errors, model
-from mnist_flax import workdir as workdir_lib
+from mnist_flax import run_log, workdir as workdir_lib
 
 # Distinct streams from the one seed, so adding a random choice never shifts another.
 _INIT, _DATA, _STEP = 0, 1, 2
@@ -224,13 +224,8 @@ def _versions() -> dict[str, str]:
           "orbax-checkpoint": getattr(ocp, "__version__", "?"), "numpy": np.__version__}
 
 
-def _log(message: str) -> None:
-  if distributed.is_primary():
-    print(message, flush=True)
-
-
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike,
-                       log: Callable[[str], None] = _log) -> dict[str, Any]:
+def train_and_evaluate(config: ml_collections.ConfigDict,
+                       workdir: str | os.PathLike) -> dict[str, Any]:
   """Trains for ``config.num_iterations`` steps in ``workdir``, resuming if it can.
 
   Returns the summary also written to ``<workdir>/summary.json``. Raises ``MnistFlaxError``
@@ -246,11 +241,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
           f"multiple of {num_devices}")
   workdir = pathlib.Path(workdir).absolute()
   with workdir_lib.claim(workdir), _StopRequest() as stop:
-    return _run(config, workdir, mesh, stop, log)
+    log = run_log.RunLog(workdir, total_steps=config.num_iterations,
+                         config=json.loads(config.to_json_best_effort()),
+                         enabled=distributed.is_primary())
+    try:
+      return _run(config, workdir, mesh, stop, log)
+    finally:
+      log.close()
 
 
 def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sharding.Mesh,
-         stop: _StopRequest, log: Callable[[str], None]) -> dict[str, Any]:
+         stop: _StopRequest, log: run_log.RunLog) -> dict[str, Any]:
   replicated = distributed.replicated(mesh)
   shard = distributed.batch_sharding(mesh)
   mnist = data.load(data.resolve_dir(config.data.dir))
@@ -267,13 +268,13 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sha
   run_meta = {"compat": {"model": config.model.to_dict(), "optimizer": config.optimizer.to_dict()},
               "config": json.loads(config.to_json_best_effort())}
   manager = checkpoint.step_manager(workdir)
-  state = checkpoint.restore_latest(manager, abstract, run_meta, log=log)
+  state = checkpoint.restore_latest(manager, abstract, run_meta, log=log.note)
   if state is None:
     state = init(jax.random.fold_in(root, _INIT))
-    log(f"starting a new run in {workdir} on {mesh.size} device(s), "
+    log.note(f"starting a new run in {workdir} on {mesh.size} device(s), "
         f"{jax.process_count()} process(es)")
   else:
-    log(f"resuming from checkpoint at step {int(state.step)} in {checkpoint.checkpoint_dir(workdir)}")
+    log.note(f"resuming from checkpoint at step {int(state.step)} in {checkpoint.checkpoint_dir(workdir)}")
   start = int(state.step)
 
   num_train = mnist.train_images.shape[0]
@@ -290,6 +291,7 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sha
   last_eval: dict[str, float] | None = None
   loop_start = time.perf_counter()
   step = start
+  log.start(start)
   while step < config.num_iterations:
     epoch, within = divmod(step, steps_per_epoch)
     if epoch != order_epoch:
@@ -298,6 +300,7 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sha
                        batch_size=config.batch_size, sharding=shard)
     state, metrics = train_step(state, batch, jax.random.fold_in(step_key, step), **step_kwargs)
     step += 1
+    log.step(step)
     window_steps += 1
     images_seen += config.batch_size
     at_log = step % config.log_every == 0 or step == config.num_iterations
@@ -313,16 +316,15 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sha
       rate = window_steps * config.batch_size / (now - window_start)
       if at_log:
         rates.append(rate)
-        log(f"step {step}/{config.num_iterations}  loss {values['loss']:.4f}  "
-            f"train_accuracy {values['accuracy']:.4f}  lr {float(schedule(step - 1)):.2e}  "
-            f"{rate:,.0f} images/s")
+        log.train(step, {"loss": float(values["loss"]), "accuracy": float(values["accuracy"]),
+                         "learning_rate": float(schedule(step - 1)), "images_per_second": rate})
     if at_checkpoint:
       t0 = time.perf_counter()
       last_eval = evaluate_now(state)
       checkpoint.save_step(manager, step, state, dict(run_meta, step=step, **last_eval))
       eval_seconds += time.perf_counter() - t0
-      log(f"step {step}: test_accuracy {last_eval['test_accuracy']:.4f}  "
-          f"test_loss {last_eval['test_loss']:.4f}  (checkpoint saved)")
+      log.evaluation(step, last_eval)
+      log.note(f"checkpoint saved at step {step}")
     if at_log or at_checkpoint:
       window_start, window_steps = time.perf_counter(), 0
     if stop.requested():
@@ -341,7 +343,7 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sha
 
   if last_eval is None:
     if start >= config.num_iterations:
-      log(f"run already complete at step {start}; re-reporting")
+      log.note(f"run already complete at step {start}; re-reporting")
     last_eval = evaluate_now(state)
   steps_run = step - start
   variables = jax.device_get(variables_of(state))
@@ -363,6 +365,6 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sha
   }
   if distributed.is_primary():
     (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-  log(f"final test_accuracy {last_eval['test_accuracy']:.4f} (test_loss "
+  log.note(f"final test_accuracy {last_eval['test_accuracy']:.4f} (test_loss "
       f"{last_eval['test_loss']:.4f}) at step {int(state.step)}; model promoted to {final}")
   return summary
