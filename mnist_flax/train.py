@@ -205,10 +205,17 @@ class _StopRequest:
     for s, handler in self._previous.items():
       signal.signal(s, handler)
 
-  def requested(self) -> bool:
-    """Whether any process was asked to stop; collective in multi-process runs."""
+  def requested(self, sync_point: bool) -> bool:
+    """Whether any process was asked to stop.
+
+    Single-process: checked after every step. Multi-process: only at ``sync_point`` steps (the
+    log and checkpoint steps), where all processes agree through one small all-gather, since
+    a signal may reach only some of them and all must save the same step together.
+    """
     if jax.process_count() == 1:
       return self.signum is not None
+    if not sync_point:
+      return False
     from jax.experimental import multihost_utils
     flags = multihost_utils.process_allgather(np.int32(self.signum or 0))
     if self.signum is None and np.any(flags):
@@ -327,7 +334,7 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sha
       log.note(f"checkpoint saved at step {step}")
     if at_log or at_checkpoint:
       window_start, window_steps = time.perf_counter(), 0
-    if stop.requested():
+    if stop.requested(sync_point=at_log or at_checkpoint):
       if not at_checkpoint:
         checkpoint.save_step(manager, step, state, dict(run_meta, step=step))
       manager.wait_until_finished()

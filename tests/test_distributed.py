@@ -1,0 +1,95 @@
+"""One code path for 1..N devices and processes: same data order, same parameters.
+
+Multiple devices are forced on the CPU with XLA_FLAGS; multiple hosts are several local
+processes started by launch/local.sh against a loopback coordinator (JAX's CPU collectives).
+Parameters are compared at an absolute tolerance of 1e-5: the runs differ only in the order
+of float summations (batch-norm statistics and gradient all-reduces).
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import subprocess
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_module
+
+STEPS = ["--config=configs/test.py", "--config.num_iterations=40",
+         "--config.checkpoint_every=10", "--config.log_every=10"]
+TOLERANCE = 1e-5
+
+
+def final_params(workdir: pathlib.Path) -> dict:
+  from mnist_flax import checkpoint
+  _, variables, metadata = checkpoint.load_final(workdir / "checkpoints/final")
+  return jax.tree.map(np.asarray, variables), metadata
+
+
+def max_difference(a, b) -> float:
+  return max(jax.tree.leaves(jax.tree.map(lambda x, y: float(np.abs(x - y).max()), a, b)))
+
+
+@pytest.fixture(scope="module")
+def one_device(tmp_path_factory, mnist_dir):
+  workdir = tmp_path_factory.mktemp("one_device")
+  result = run_module("mnist_flax.main", *STEPS, f"--workdir={workdir}",
+                      env={"MNIST_DATA_DIR": str(mnist_dir), "XLA_FLAGS": ""})
+  assert result.returncode == 0, result.stderr
+  return final_params(workdir)
+
+
+def test_four_devices_match_one_device(one_device, tmp_path, mnist_dir):
+  result = run_module("mnist_flax.main", *STEPS, f"--workdir={tmp_path}", env={
+      "MNIST_DATA_DIR": str(mnist_dir),
+      "XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+  assert result.returncode == 0, result.stderr
+  assert "on 4 device(s)" in result.stdout
+  (params, meta), (reference, ref_meta) = final_params(tmp_path), one_device
+  assert meta["num_devices"] == 4 and ref_meta["num_devices"] == 1
+  assert max_difference(params, reference) < TOLERANCE
+  assert abs(meta["test_accuracy"] - ref_meta["test_accuracy"]) <= 2e-4
+
+
+def test_batch_that_devices_do_not_divide_is_refused(tmp_path, mnist_dir):
+  result = run_module("mnist_flax.main", *STEPS, "--config.batch_size=130",
+                      f"--workdir={tmp_path}", env={
+                          "MNIST_DATA_DIR": str(mnist_dir),
+                          "XLA_FLAGS": "--xla_force_host_platform_device_count=4"}, timeout=120)
+  assert result.returncode == 2
+  assert "batch_size=130 does not divide over 4 devices" in result.stderr
+  assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _local(n: int, workdir: pathlib.Path, mnist_dir: pathlib.Path) -> subprocess.Popen:
+  import sys
+  env = dict(os.environ, MNIST_DATA_DIR=str(mnist_dir), PYTHON=sys.executable, XLA_FLAGS="")
+  return subprocess.Popen(["bash", "launch/local.sh", str(n), *STEPS, f"--workdir={workdir}"],
+                          cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, start_new_session=True)
+
+
+def test_two_processes_killed_and_resumed_match_one_process(one_device, tmp_path, mnist_dir):
+  first = _local(2, tmp_path, mnist_dir)
+  deadline = time.monotonic() + 300
+  while not (tmp_path / "checkpoints" / "10").is_dir():
+    assert first.poll() is None, first.stdout.read()
+    assert time.monotonic() < deadline, "no checkpoint within 300 s"
+    time.sleep(0.2)
+  os.killpg(first.pid, signal.SIGKILL)  # Every process, mid-run, without warning.
+  first.wait()
+  assert not (tmp_path / "checkpoints" / "final").exists()
+
+  second = _local(2, tmp_path, mnist_dir)
+  output, _ = second.communicate(timeout=300)
+  assert second.returncode == 0, output
+  assert "[p0] resuming from checkpoint at step" in output
+  assert "on 2 device(s), 2 process(es)" not in output  # Not started over.
+  params, meta = final_params(tmp_path)
+  assert meta["num_processes"] == 2 and meta["step"] == 40
+  assert max_difference(params, one_device[0]) < TOLERANCE
