@@ -85,7 +85,7 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state: Any,
     try:
       meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
     except Exception as e:  # Orbax raises many types for damaged files; all mean "unusable".
-      log(f"checkpoint {step} is damaged ({type(e).__name__}); trying an older one")
+      _set_aside(manager, step, e, log)
       continue
     diff = _differences(meta.get("compat", {}), run_meta["compat"])
     if diff:
@@ -96,11 +96,24 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state: Any,
       restored = manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract_state)))
     except Exception as e:
-      log(f"checkpoint {step} is damaged ({type(e).__name__}: {str(e)[:120]}); "
-          "trying an older one")
+      _set_aside(manager, step, e, log)
       continue
     return restored["state"]
   return None
+
+
+def _set_aside(manager: ocp.CheckpointManager, step: int, error: Exception, log) -> None:
+  """Renames a damaged step out of Orbax's sight (kept for inspection, never reused)."""
+  path = pathlib.Path(manager.directory) / str(step)
+  aside = path.with_name(f"{step}.damaged")
+  log(f"checkpoint {step} is damaged ({type(error).__name__}: "
+      f"{' '.join(str(error).split())[:100]}); set aside as {aside.name}, trying an older one")
+  if jax.process_index() == 0:
+    if aside.exists():
+      shutil.rmtree(aside)
+    os.rename(path, aside)
+  _sync(f"mnist_flax_set_aside_{step}")
+  manager.reload()
 
 
 def recover_final(ckpt_dir: pathlib.Path) -> None:

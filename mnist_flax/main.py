@@ -10,6 +10,7 @@ the latest step checkpoint. Multi-process runs take ``--coordinator_address``,
 
 from __future__ import annotations
 
+import os
 import pathlib
 import sys
 
@@ -72,6 +73,12 @@ def main(argv: list[str] | None = None) -> int:
     train.train_and_evaluate(config, _WORKDIR.value)
   except errors.MnistFlaxError as e:
     return errors.report(e, PROG)
+  except Exception as e:
+    if os.environ.get("MNIST_FLAX_TRACEBACK"):
+      raise
+    return errors.report(errors.MnistFlaxError(
+        f"internal error ({type(e).__name__}: {' '.join(str(e).split())[:300]}); rerun with "
+        "MNIST_FLAX_TRACEBACK=1 for the traceback, and please report it", errors.INTERNAL), PROG)
   return 0
 
 

@@ -231,6 +231,17 @@ def _versions() -> dict[str, str]:
           "orbax-checkpoint": getattr(ocp, "__version__", "?"), "numpy": np.__version__}
 
 
+def _diverged(step: int, what: str, manager: Any, workdir: pathlib.Path) -> None:
+  """Stops a run whose numbers went non-finite, keeping every checkpoint saved so far."""
+  manager.wait_until_finished()
+  kept = manager.latest_step()
+  where = (f"the last good checkpoint (step {kept}) is kept in "
+           f"{checkpoint.checkpoint_dir(workdir)}" if kept is not None
+           else "no checkpoint had been saved yet")
+  raise errors.DivergedError(f"training diverged at step {step} ({what}); {where}; lower "
+                             "config.optimizer.learning_rate and start a new --workdir")
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict,
                        workdir: str | os.PathLike) -> dict[str, Any]:
   """Trains for ``config.num_iterations`` steps in ``workdir``, resuming if it can.
@@ -315,10 +326,7 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sha
     if at_log or at_checkpoint:
       values = jax.device_get(metrics)
       if not all(math.isfinite(float(v)) for v in values.values()):
-        raise errors.DivergedError(
-            f"training diverged at step {step} (loss {float(values['loss'])}); the last good "
-            f"checkpoint is kept in {checkpoint.checkpoint_dir(workdir)}; lower "
-            "config.optimizer.learning_rate")
+        _diverged(step, f"loss {float(values['loss'])}", manager, workdir)
       now = time.perf_counter()
       rate = window_steps * config.batch_size / (now - window_start)
       if at_log:
@@ -328,6 +336,8 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sha
     if at_checkpoint:
       t0 = time.perf_counter()
       last_eval = evaluate_now(state)
+      if not math.isfinite(last_eval["test_loss"]):  # Weights broke in the last few steps.
+        _diverged(step, f"test loss {last_eval['test_loss']}", manager, workdir)
       checkpoint.save_step(manager, step, state, dict(run_meta, step=step, **last_eval))
       eval_seconds += time.perf_counter() - t0
       log.evaluation(step, last_eval)
