@@ -58,7 +58,7 @@
 # Examples:
 #   TPU_NAME=mnist ZONE=us-west4-a ACCELERATOR_TYPE=v5litepod-8 launch/tpu_vm.sh
 #   TPU_NAME=mnist ZONE=us-central2-b ACCELERATOR_TYPE=v4-32 SPOT=1 DELETE=1 \
-#     WORKDIR=gs://my-bucket/mnist/run1 launch/tpu_vm.sh --config.num_epochs=5
+#     WORKDIR=gs://my-bucket/mnist/run1 launch/tpu_vm.sh --config.num_iterations=20000
 #   TPU_NAME=mnist ZONE=us-west4-a ACCELERATOR_TYPE=v5litepod-8 launch/tpu_vm.sh --dry-run
 
 set -euo pipefail

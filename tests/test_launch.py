@@ -291,7 +291,7 @@ TPU_VARS = {"TPU_NAME": "mnist-test", "ZONE": "us-west4-a", "ACCELERATOR_TYPE": 
 
 def test_tpu_vm_dry_run_copies_local_tree(tmp_path):
   env = _no_gcloud_env(tmp_path, **TPU_VARS)
-  result = run([BASH, TPU_VM, "--dry-run", "--config=configs/test.py", "--config.num_epochs=1"],
+  result = run([BASH, TPU_VM, "--dry-run", "--config=configs/test.py", "--config.num_iterations=100"],
                env=env)
   assert result.returncode == 0, result.stderr
   lines = result.stdout.splitlines()
@@ -308,7 +308,7 @@ def test_tpu_vm_dry_run_copies_local_tree(tmp_path):
   assert len(train) == 1
   assert "gcloud compute tpus tpu-vm ssh mnist-test" in train[0]
   assert "--worker=all" in train[0]
-  assert "--config=configs/test.py --config.num_epochs=1" in train[0]
+  assert "--config=configs/test.py --config.num_iterations=100" in train[0]
   # No distributed flags: JAX detects the TPU slice.
   assert "--coordinator_address" not in train[0] and "--num_processes" not in train[0]
   assert not any("tpu-vm delete" in l for l in lines)
@@ -318,7 +318,7 @@ def test_tpu_vm_dry_run_git_spot_delete_project(tmp_path):
   env = _no_gcloud_env(tmp_path, TPU_NAME="pod", ZONE="us-central2-b", ACCELERATOR_TYPE="v4-32",
                        SPOT="1", DELETE="1", PROJECT="my-proj", WORKDIR="gs://bucket/run1",
                        REPO_URL="https://example.com/mnist_flax.git", BRANCH="dev")
-  result = run([BASH, TPU_VM, "--dry-run", "--config.num_epochs=2"], env=env)
+  result = run([BASH, TPU_VM, "--dry-run", "--config.num_iterations=200"], env=env)
   assert result.returncode == 0, result.stderr
   lines = result.stdout.splitlines()
   create = next(l for l in lines if "tpu-vm create pod" in l)
@@ -328,7 +328,7 @@ def test_tpu_vm_dry_run_git_spot_delete_project(tmp_path):
              and "--worker=all" in l for l in lines)
   assert not any("tpu-vm scp" in l for l in lines)
   train = next(l for l in lines if "python -m mnist_flax.main" in l)
-  assert "--workdir=gs://bucket/run1" in train and "--config.num_epochs=2" in train
+  assert "--workdir=gs://bucket/run1" in train and "--config.num_iterations=200" in train
   assert "--config=configs/default.py" in train
   assert "tpu-vm delete pod" in lines[-1] and "--quiet" in lines[-1]
 
@@ -401,7 +401,7 @@ def test_slurm_forwards_sigterm_and_requeues(tmp_path):
   env = clean_env(SLURM_JOB_ID="4242", SLURM_JOB_NUM_NODES="2", SLURM_CPUS_PER_TASK="4",
                   SLURM_SUBMIT_DIR=str(REPO), VENV=str(tmp_path / "venv"))
   env["PATH"] = f"{bin_dir}:{env['PATH']}"
-  proc = subprocess.Popen([BASH, str(SLURM), "--config.num_epochs=1"], env=env, cwd=tmp_path,
+  proc = subprocess.Popen([BASH, str(SLURM), "--config.num_iterations=100"], env=env, cwd=tmp_path,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
   try:
     assert _wait_for(lambda: (tmp_path / "started").exists()), "training step did not start"
@@ -418,6 +418,6 @@ def test_slurm_forwards_sigterm_and_requeues(tmp_path):
   train = next(c for c in calls if "mnist_flax.main" in c)
   assert "--cpus-per-task=4" in train
   assert f"--workdir={REPO}/runs/slurm-4242" in train
-  assert train.endswith("--config.num_epochs=1")
+  assert train.endswith("--config.num_iterations=100")
   assert "task-got-TERM" in calls
   assert "scontrol requeue 4242" in calls
