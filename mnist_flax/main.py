@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     config_lib.validate(config)
     from mnist_flax import distributed  # Imports JAX: only after the cheap checks passed.
     distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+    from mnist_flax import cache
+    cache.enable_compilation_cache()
     from mnist_flax import train
     train.train_and_evaluate(config, _WORKDIR.value)
   except errors.MnistFlaxError as e:

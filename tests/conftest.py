@@ -6,10 +6,13 @@ import os
 import pathlib
 import subprocess
 import sys
+import tempfile
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+# Tests (and the commands they start) use a cache of their own, never the user's ~/.cache.
+os.environ.setdefault("MNIST_FLAX_CACHE_DIR", tempfile.mkdtemp(prefix="mnist_flax_test_cache_"))
 
 
 def run_module(module: str, *args: str, env: dict[str, str] | None = None,

@@ -1,0 +1,58 @@
+"""The local caches: a cached checkpoint gives the same variables, and any change invalidates it."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import ROOT, run_module
+from mnist_flax import cache, checkpoint, config as config_lib, errors, model
+
+
+def _promote(workdir, seed: int):
+  config = config_lib.load_config_file(ROOT / "configs/test.py")
+  net = model.build(config.model.to_dict())
+  variables = jax.tree.map(np.asarray, net.init(jax.random.key(seed), jnp.zeros((1, 28, 28))))
+  checkpoint.promote_final(workdir, variables, {"model": config.model.to_dict(), "step": seed})
+  return variables
+
+
+def _same(a, b) -> bool:
+  return jax.tree.structure(a) == jax.tree.structure(b) and all(
+      np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def test_cached_load_is_identical_and_follows_a_new_promotion(tmp_path, monkeypatch):
+  monkeypatch.setenv(cache.ENV_VAR, str(tmp_path / "cache"))
+  final = tmp_path / "work/checkpoints/final"
+  first = _promote(tmp_path / "work", 1)
+  _, a, meta_a = cache.load_final(final)
+  assert len(list((tmp_path / "cache/final").glob("*.npz"))) == 1
+  _, b, meta_b = cache.load_final(final)  # Served from the cache.
+  assert _same(a, first) and _same(b, first) and meta_a == meta_b
+  second = _promote(tmp_path / "work", 2)
+  _, c, meta_c = cache.load_final(final)
+  assert _same(c, second) and meta_c["step"] == 2
+
+
+def test_damage_after_caching_is_still_refused(tmp_path, monkeypatch):
+  monkeypatch.setenv(cache.ENV_VAR, str(tmp_path / "cache"))
+  final = tmp_path / "work/checkpoints/final"
+  _promote(tmp_path / "work", 1)
+  cache.load_final(final)
+  for f in final.rglob("*"):
+    if f.is_file() and f.parent.name == "d":
+      f.write_bytes(f.read_bytes()[:5])
+  with pytest.raises(errors.CheckpointError):
+    cache.load_final(final)
+  env = {cache.ENV_VAR: str(tmp_path / "cache")}
+  result = run_module("mnist_flax.infer", "--i", str(ROOT / "test/3.jpg"), "--checkpoint",
+                      str(final), env=env, timeout=120)
+  assert result.returncode == 3 and "Traceback" not in result.stderr
+
+
+def test_cache_can_be_turned_off(monkeypatch):
+  monkeypatch.setenv(cache.ENV_VAR, "off")
+  assert cache.cache_dir() is None
