@@ -1,11 +1,14 @@
 """Measure a promoted checkpoint on the MNIST test split: ``python -m mnist_flax.evaluate``.
 
     python -m mnist_flax.evaluate [--checkpoint checkpoints/final] [--data_dir DIR] [--json]
+                                  [--report DIR]
 
 Prints the test accuracy, the accuracy the checkpoint recorded when it was trained, and the
-accuracy per digit. MNIST comes from ``--data_dir``, then ``$MNIST_DATA_DIR``, then a
-tensorflow-datasets download, as in training. Exit codes as in ``mnist_flax.errors``
-(3: checkpoint missing or unusable; 6: MNIST missing).
+accuracy per digit; ``--report DIR`` also writes pictures and tables there (confusion matrix,
+the mistakes, per-digit precision/recall/F1, training curves: see ``mnist_flax.report``).
+MNIST comes from ``--data_dir``, then ``$MNIST_DATA_DIR``, then a tensorflow-datasets
+download, as in training. Exit codes as in ``mnist_flax.errors``
+(3: checkpoint missing or unusable; 6: MNIST missing; 7: report folder unwritable).
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--data_dir", "--data-dir", default=None, metavar="DIR",
                  help="folder with the MNIST IDX files (default: $MNIST_DATA_DIR, then TFDS)")
   p.add_argument("--json", action="store_true", help="print one JSON object")
+  p.add_argument("--report", default=None, metavar="DIR",
+                 help="also write confusion_matrix.png, mistakes.png, per_class.md and "
+                      "training_curves.png into DIR")
   return p
 
 
@@ -79,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
   path = infer._resolve_checkpoint(args.checkpoint)
   result = measure(path, args.data_dir)
   public = {k: v for k, v in result.items() if not k.startswith("_")}
+  written = _write_report(args.report, result, path) if args.report else None
   if args.json:
     print(json.dumps(public))
     return 0
@@ -90,7 +97,20 @@ def run(args: argparse.Namespace) -> int:
   print("per digit: " + "  ".join(f"{d}: {a:.4f}" for d, a in public["per_class_accuracy"].items()))
   if not public["data_matches_training"]:
     print("note: these MNIST files differ from the ones the model was trained on")
+  if written is not None:
+    print(f"report written to {args.report}: " + ", ".join(p.name for p in written))
   return 0
+
+
+def _write_report(directory: str, result: dict[str, Any],
+                  checkpoint_path: pathlib.Path) -> list[pathlib.Path]:
+  from mnist_flax import report  # matplotlib: loaded only when a report is asked for
+  try:
+    return report.write_report(directory, result,
+                               metrics_path=report.metrics_of(checkpoint_path))["files"]
+  except OSError as e:
+    raise errors.WorkdirError(f"cannot write the report to {directory}: "
+                              f"{e.strerror or e}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
