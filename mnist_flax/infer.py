@@ -10,10 +10,29 @@ hundreds of images cost one process. With several images each line starts with t
 ``--checkpoint DIR`` (default ``checkpoints/final``) names the promoted model; its architecture
 comes from the checkpoint itself.
 
-Exit codes (see ``mnist_flax.errors``): 0 every image read; otherwise the code of the first input
-that failed: 1 missing path, 4 unreadable or unsupported image, 5 no digit found. 2 is a bad
-command line and 3 a missing or unusable checkpoint. Problems are one line each on stderr; the
-other inputs of the same call are still answered.
+Exit codes (see ``mnist_flax.errors``); with several inputs, the code of the first one that
+failed, the others still answered:
+
+===  =============================================================================
+0    every image read
+1    a path that does not exist (or a broken symbolic link), or a folder holding no
+     JPEG, PNG, GIF or BMP image
+2    bad command line: unknown flag, ``--top-k`` outside 1-10, a ``--save-preprocessed``
+     folder that cannot be created or written
+3    checkpoint missing, damaged or incompatible (the message says how to train one)
+4    not a readable JPEG/PNG/GIF/BMP: another format (TIFF, WEBP, HEIC, ...), empty,
+     truncated, corrupt, too large (over 64 megapixels or 1 GiB), a pipe or device, a
+     symbolic link loop, no read permission, or a file that takes more than a few seconds
+     to decode
+5    no digit found (blank, flat or noise-only image): printed on stdout in place of the
+     answer ("No digit found."), as it is a result rather than a failure
+70   internal error (a bug; the one line says what broke)
+141  stdout closed early (e.g. piped into ``head``): stops quietly
+===  =============================================================================
+
+Every other problem is one line on stderr naming the file, never a traceback. FIFOs and
+devices are refused without reading them, animations are read from their first frame only,
+and file names that are not valid UTF-8 are printed with \\xNN escapes.
 """
 
 from __future__ import annotations
@@ -22,6 +41,7 @@ import argparse
 import json
 import os
 import pathlib
+import stat
 import sys
 from typing import Any, Sequence
 
@@ -55,20 +75,40 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _display(path: str) -> str:
-  """The path as printable text: undecodable str in file names shown as \\xNN escapes."""
-  return os.fsencode(path).decode("utf-8", "backslashreplace")
+  """The path as one line of printable text, as preprocess's messages show it.
+
+  Bytes of a name that are not UTF-8 (kept by Python's argv and listdir decoding as
+  surrogates) become \\xNN escapes, and control characters such as a newline in a name are
+  escaped, so one answer stays one line.
+  """
+  text = os.fsencode(path).decode("utf-8", "backslashreplace")
+  shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                  for c in text)
+  return shown or "''"  # An empty argument still gets a visible name in its message.
 
 
-# Leading str of the four supported formats: how folder contents are told apart by content.
+# Leading bytes of the four supported formats: how folder contents are told apart by content.
 _MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
 
 
 def _looks_like_image(path: str) -> bool:
+  """Whether a folder entry is one of the supported formats, judged by its first bytes.
+
+  Only regular files: O_NONBLOCK and fstat so that a FIFO or device met in a folder (even one
+  swapped in after listing) is skipped instead of blocking the whole call.
+  """
   try:
-    with open(path, "rb") as f:
-      return f.read(8).startswith(_MAGIC)
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
   except OSError:
-    return True  # Listed, then reported as unreadable rather than silently skipped.
+    return os.path.isfile(path)  # Unreadable: listed, then reported, not silently skipped.
+  try:
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+      return False
+    return os.read(fd, 8).startswith(_MAGIC)
+  except OSError:
+    return True
+  finally:
+    os.close(fd)
 
 
 def expand_inputs(inputs: Sequence[str]) -> list[tuple[str, errors.MnistFlaxError | None]]:
@@ -81,10 +121,13 @@ def expand_inputs(inputs: Sequence[str]) -> list[tuple[str, errors.MnistFlaxErro
       except OSError as e:
         out.append((path, errors.ImageError(f"{_display(path)}: cannot list folder ({e.strerror})")))
         continue
-      for name in names:
-        child = os.path.join(path, name)
-        if not name.startswith(".") and os.path.isfile(child) and _looks_like_image(child):
-          out.append((child, None))
+      found = [child for child in (os.path.join(path, name) for name in names
+                                   if not name.startswith("."))
+               if os.path.isfile(child) and _looks_like_image(child)]
+      if not found:  # Said, not silently skipped: the user expected answers from it.
+        out.append((path, errors.InputNotFound(
+            f"{_display(path)}: folder holds no JPEG, PNG, GIF or BMP image")))
+      out.extend((child, None) for child in found)
     elif not os.path.lexists(path):
       out.append((path, errors.InputNotFound(f"{_display(path)}: no such file")))
     else:
@@ -109,9 +152,29 @@ def _sentence(probs: Any, top_k: int) -> tuple[int, float, str]:
   return digit, p, text
 
 
+def _output_folder(value: str) -> pathlib.Path:
+  """Creates the --save-preprocessed folder before any work, so a bad one costs nothing."""
+  if not value:
+    raise errors.ConfigError("--save-preprocessed needs a folder name")
+  out_dir = pathlib.Path(value)
+  shown = _display(value)
+  try:
+    out_dir.mkdir(parents=True, exist_ok=True)
+  except FileExistsError:
+    raise errors.ConfigError(f"--save-preprocessed {shown}: a file is in the way, not a "
+                             "folder") from None
+  except OSError as e:
+    raise errors.ConfigError(f"--save-preprocessed {shown}: cannot create the folder "
+                             f"({e.strerror or e})") from None
+  if not os.access(out_dir, os.W_OK | os.X_OK):
+    raise errors.ConfigError(f"--save-preprocessed {shown}: folder is not writable")
+  return out_dir
+
+
 def run(args: argparse.Namespace) -> int:
   if not 1 <= args.top_k <= 10:
     raise errors.ConfigError("--top-k must be between 1 and 10")
+  out_dir = None if args.save_preprocessed is None else _output_folder(args.save_preprocessed)
   items = expand_inputs(args.inputs)
   if not items:
     raise errors.InputNotFound("no JPEG, PNG, GIF or BMP images found in the given folders")
@@ -133,8 +196,9 @@ def run(args: argparse.Namespace) -> int:
   probabilities = None
   if arrays:
     import numpy as np
-    from mnist_flax import checkpoint, model  # JAX, Flax, Orbax: only once there is work.
-    model_config, variables, _ = checkpoint.load_final(_resolve_checkpoint(args.checkpoint))
+    from mnist_flax import cache, model  # JAX and Flax: only once there is work.
+    cache.enable_compilation_cache()
+    model_config, variables, _ = cache.load_final(_resolve_checkpoint(args.checkpoint))
     net = model.build(model_config)
     stacked = np.stack(arrays).astype(np.float32)
     size = 1 if len(stacked) == 1 else CHUNK
@@ -145,10 +209,6 @@ def run(args: argparse.Namespace) -> int:
       padded[:len(chunk)] = chunk
       chunks.append(np.asarray(model.predict(net, variables, padded))[:len(chunk)])
     probabilities = np.concatenate(chunks)
-
-  if args.save_preprocessed:
-    out_dir = pathlib.Path(args.save_preprocessed)
-    out_dir.mkdir(parents=True, exist_ok=True)
 
   several = len(results) > 1
   exit_code = 0
@@ -166,9 +226,18 @@ def run(args: argparse.Namespace) -> int:
       continue
     probs = probabilities[index]
     digit, p, text = _sentence(probs, args.top_k)
-    if args.save_preprocessed:
+    if out_dir is not None:
       name = os.path.basename(os.fsdecode(path)) + ".png"
-      preprocess.save_preprocessed(arrays[index], out_dir / f"{index:04d}_{name}")
+      try:
+        preprocess.save_preprocessed(arrays[index], out_dir / f"{index:04d}_{name}")
+      except (OSError, ValueError) as e:  # Disk full, folder removed, name too long...
+        # One line, then stop trying: the answers matter more than the side output.
+        reason = " ".join(str(getattr(e, "strerror", None) or e).split())
+        print(f"{PROG}: error: cannot write preprocessed image for {shown} into "
+              f"{_display(str(out_dir))} ({reason}); not saving the others",
+              file=sys.stderr, flush=True)
+        exit_code = exit_code or errors.ConfigError.exit_code
+        out_dir = None
     if args.json:
       order = sorted(range(10), key=lambda d: -float(probs[d]))
       print(json.dumps({"path": shown, "digit": digit, "probability": round(p, 6),
@@ -181,12 +250,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+  for stream in (sys.stdout, sys.stderr):
+    # A locale that cannot encode a file name must not turn an answer into a crash.
+    if hasattr(stream, "reconfigure"):
+      stream.reconfigure(errors="backslashreplace")
   try:
     return run(_parser().parse_args(argv))
   except errors.MnistFlaxError as e:
     return errors.report(e, PROG)
   except KeyboardInterrupt:
     return 130
+  except BrokenPipeError:
+    # The reader (e.g. `| head -1`) has gone: nobody to tell, so no message. Point stdout at
+    # /dev/null so the final flush does not raise again.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141
   except Exception as e:  # Never a traceback for users; the one line says what broke.
     return errors.report(errors.MnistFlaxError(
         f"internal error ({type(e).__name__}: {e}); please report it", errors.INTERNAL), PROG)

@@ -1,0 +1,183 @@
+"""The infer command as a user runs it: answers, --json, --top-k, folders, --save-preprocessed.
+
+Subprocess tests of ``python -m mnist_flax.infer``. Output formats and exit codes are checked
+with a random-weight checkpoint made once per session (no MNIST needed); that the digits are
+right is checked on every file in ``test/`` with the shipped ``checkpoints/final``, skipped
+until it exists. Hostile inputs are in test_hostile.py.
+
+Run: /work/venv/bin/pytest tests/test_infer.py -q
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnist_flax import samples
+
+ROOT = Path(__file__).resolve().parent.parent
+# The shipped model; TEST_CHECKPOINT points the accuracy checks at another trained one.
+REAL_CHECKPOINT = Path(os.environ.get("TEST_CHECKPOINT") or ROOT / "checkpoints" / "final")
+SAMPLES = ROOT / "test"
+ANSWER = r"The recognized result is (\d) and the probability is ([01]\.\d{3})\."
+
+_MAKE_CHECKPOINT = """
+import sys
+import jax
+import numpy as np
+from mnist_flax import checkpoint, config, model
+model_config = config.load_config_file(sys.argv[1]).model.to_dict()
+net = model.build(model_config)
+variables = jax.device_get(net.init(jax.random.key(0), np.zeros((1, 28, 28), np.float32)))
+checkpoint.promote_final(sys.argv[2], variables, {"step": 0, "model": model_config})
+"""
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+  """configs/test.py's model with random weights, promoted as a final checkpoint. Same recipe
+  and place as test_hostile.py's, so one session builds it once."""
+  workdir = tmp_path_factory.getbasetemp() / "random_weights"
+  final = workdir / "checkpoints" / "final"
+  if not final.is_dir():
+    result = subprocess.run([sys.executable, "-c", _MAKE_CHECKPOINT,
+                             str(ROOT / "configs" / "test.py"), str(workdir)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+      pytest.fail(f"could not make a random-weight checkpoint:\n{result.stderr[-3000:]}")
+  return final
+
+
+def infer(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+  env = dict(os.environ)
+  env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+  result = subprocess.run([sys.executable, "-m", "mnist_flax.infer", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+  assert "Traceback" not in result.stdout + result.stderr, result.stderr
+  return result
+
+
+def _digit(folder: Path, name: str, digit: int, fmt: str | None = None) -> str:
+  image = samples.draw_digit(digit, np.random.default_rng(digit))
+  (folder / name).parent.mkdir(parents=True, exist_ok=True)
+  image.convert("RGB").save(folder / name, fmt)
+  return name
+
+
+@pytest.mark.skipif(not REAL_CHECKPOINT.is_dir(),
+                    reason="checkpoints/final not trained yet (the lead is training it)")
+def test_every_sample_file_is_read_correctly():
+  files = sorted(p.name for p in SAMPLES.iterdir() if p.name[0].isdigit())
+  assert len(files) >= 40
+  result = infer("--i", "test", "--checkpoint", str(REAL_CHECKPOINT))  # One process.
+  assert result.returncode == 0 and result.stderr == "", result.stderr
+  lines = result.stdout.splitlines()
+  assert [line.split(": ", 1)[0] for line in lines] == [f"test/{name}" for name in files]
+  wrong = []
+  for line, name in zip(lines, files):
+    match = re.fullmatch(f"test/{re.escape(name)}: {ANSWER}", line)
+    assert match, line
+    if int(match.group(1)) != int(name[0]):
+      wrong.append(line)
+  assert wrong == []
+
+
+def test_single_input_prints_the_bare_sentence(tmp_path: Path, random_checkpoint: Path):
+  _digit(tmp_path, "3.png", 3)
+  result = infer("--i", "3.png", "--checkpoint", str(random_checkpoint), cwd=tmp_path)
+  assert result.returncode == 0 and result.stderr == ""
+  assert re.fullmatch(ANSWER + "\n", result.stdout), result.stdout
+
+
+def test_json_output(tmp_path: Path, random_checkpoint: Path):
+  names = [_digit(tmp_path, "3.png", 3), _digit(tmp_path, "7.jpg", 7)]
+  result = infer("--json", "--top-k", "2", "--i", *names, "--checkpoint", str(random_checkpoint),
+                 cwd=tmp_path)
+  assert result.returncode == 0 and result.stderr == ""
+  records = [json.loads(line) for line in result.stdout.splitlines()]
+  assert [r["path"] for r in records] == names
+  for r in records:
+    assert {"path", "digit", "probability", "probabilities"} <= set(r)
+    probs = r["probabilities"]
+    assert len(probs) == 10 and all(0 <= p <= 1 for p in probs)
+    assert abs(sum(probs) - 1) < 1e-4
+    assert r["digit"] == int(np.argmax(probs)) and r["probability"] == max(probs)
+    assert [d for d, _ in r["top_k"]] == list(np.argsort(probs)[::-1][:2])
+
+
+def test_json_reports_failures_per_input(tmp_path: Path, random_checkpoint: Path):
+  _digit(tmp_path, "3.png", 3)
+  result = infer("--json", "--i", "3.png", "nope.png", "--checkpoint", str(random_checkpoint),
+                 cwd=tmp_path)
+  assert result.returncode == 1
+  good, missing = [json.loads(line) for line in result.stdout.splitlines()]
+  assert good["digit"] in range(10)
+  assert missing == {"path": "nope.png", "digit": None, "error": missing["error"],
+                     "exit_code": 1} and "nope.png" in missing["error"]
+  assert len(result.stderr.splitlines()) == 1
+
+
+def test_top_k_text(tmp_path: Path, random_checkpoint: Path):
+  _digit(tmp_path, "3.png", 3)
+  result = infer("--i", "3.png", "--top-k", "3", "--checkpoint", str(random_checkpoint),
+                 cwd=tmp_path)
+  assert result.returncode == 0 and result.stderr == ""
+  match = re.fullmatch(ANSWER[:-2] + r"\. Next: (\d) \(([01]\.\d{3})\), (\d) \(([01]\.\d{3})\)\.\n",
+                       result.stdout)
+  assert match, result.stdout
+  digits = [match.group(i) for i in (1, 3, 5)]
+  probs = [float(match.group(i)) for i in (2, 4, 6)]
+  assert len(set(digits)) == 3 and probs == sorted(probs, reverse=True)
+
+
+def test_folders_are_expanded_sorted_by_name(tmp_path: Path, random_checkpoint: Path):
+  folder = tmp_path / "scans"
+  for name, digit in (("b.png", 1), ("a.jpg", 2), ("10.gif", 3), ("2.bmp", 4)):
+    _digit(folder, name, digit, {"gif": "GIF", "bmp": "BMP", "jpg": "JPEG"}.get(name[-3:]))
+  (folder / "readme.txt").write_text("not an image")
+  (folder / ".hidden.png").write_bytes(b"")
+  _digit(folder, "sub/c.png", 5)  # Sub-folders are not entered.
+  _digit(tmp_path, "first.png", 6)
+  result = infer("--i", "first.png", "scans", "--checkpoint", str(random_checkpoint),
+                 cwd=tmp_path)
+  assert result.returncode == 0 and result.stderr == ""
+  paths = [line.split(": ", 1)[0] for line in result.stdout.splitlines()]
+  assert paths == ["first.png", "scans/10.gif", "scans/2.bmp", "scans/a.jpg", "scans/b.png"]
+
+
+def test_save_preprocessed_writes_28x28_pngs(tmp_path: Path, random_checkpoint: Path):
+  names = [_digit(tmp_path, f"{d}.png", d) for d in (0, 4, 8)]
+  result = infer("--i", *names, "--save-preprocessed", "seen/by/model", "--checkpoint",
+                 str(random_checkpoint), cwd=tmp_path)
+  assert result.returncode == 0 and result.stderr == ""
+  written = sorted((tmp_path / "seen" / "by" / "model").iterdir())
+  assert [p.name for p in written] == ["0000_0.png.png", "0001_4.png.png", "0002_8.png.png"]
+  for path in written:
+    with Image.open(path) as image:
+      assert image.format == "PNG" and image.mode == "L" and image.size == (28, 28)
+      pixels = np.asarray(image)
+    assert pixels.max() == 255 and (pixels < 3).mean() > 0.5  # A white digit on black.
+
+
+def test_missing_input(tmp_path: Path, random_checkpoint: Path):
+  result = infer("--i", "nope.png", "--checkpoint", str(random_checkpoint), cwd=tmp_path)
+  assert result.returncode == 1 and result.stdout == ""
+  assert result.stderr.splitlines() == ["mnist_flax.infer: error: nope.png: no such file"]
+
+
+def test_missing_input_among_existing_ones(tmp_path: Path, random_checkpoint: Path):
+  _digit(tmp_path, "3.png", 3)
+  _digit(tmp_path, "7.png", 7)
+  result = infer("--i", "3.png", "nope.png", "7.png", "--checkpoint", str(random_checkpoint),
+                 cwd=tmp_path)
+  assert result.returncode == 1
+  assert [line.split(": ", 1)[0] for line in result.stdout.splitlines()] == ["3.png", "7.png"]
+  assert len(result.stderr.splitlines()) == 1 and "nope.png" in result.stderr
