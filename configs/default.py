@@ -26,8 +26,13 @@ def get_config() -> ml_collections.ConfigDict:
 
   # Stored in every checkpoint; a resume with a different model or optimizer is refused.
   config.model = ml_collections.ConfigDict()
+  # 28x28 -> space-to-depth 14x14x4 -> conv 3x3 (VALID) 12x12 -> pool 2 -> 6x6
+  # -> conv 3x3 (SAME) 6x6 -> pool 3 -> 2x2x64 -> dense 256 -> 10. See mnist_flax/model.py.
+  config.model.space_to_depth = 2
   config.model.features = (32, 64)
   config.model.kernel_size = 3
+  config.model.padding = ("VALID", "SAME")
+  config.model.pool_windows = (2, 3)
   config.model.dense = 256
   config.model.pool = "max"
   config.model.batch_norm = True

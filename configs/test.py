@@ -18,7 +18,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.checkpoint_every = 100
   config.log_every = 50
   config.batch_size = 128
-  config.model.features = (8, 16)
-  config.model.dense = 32
+  config.model.features = (16, 32)
+  config.model.dense = 64
   config.optimizer.learning_rate = 1e-2
   return config

@@ -50,6 +50,14 @@ def load_config_file(path: str | pathlib.Path) -> ml_collections.ConfigDict:
   return sibling_config(str(path), path.stem).get_config()
 
 
+def output_side(model: ml_collections.ConfigDict) -> int:
+  """Side of the model's last feature map, from its config alone (28x28 input)."""
+  side = 28 // model.space_to_depth
+  for padding, window in zip(model.padding, model.pool_windows):
+    side = (side - (model.kernel_size - 1 if padding == "VALID" else 0)) // window
+  return side
+
+
 def _positive_int(config: ml_collections.ConfigDict, name: str) -> None:
   value = config[name]
   if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
@@ -85,14 +93,26 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
       not isinstance(f, int) or f <= 0 for f in model.features):
     raise errors.ConfigError(
         f"config.model.features must be positive integers, got {model.features!r}")
-  for name in ("kernel_size", "dense"):
+  for name in ("kernel_size", "dense", "space_to_depth"):
     _positive_int(model, name)
   _choice(model.pool, "model.pool", POOLS)
   if not 0.0 <= model.dropout < 1.0:
     raise errors.ConfigError(f"config.model.dropout must be in [0, 1), got {model.dropout!r}")
-  # Each block halves the 28x28 input; more than two would pool away the digit.
-  if len(model.features) > 3:
-    raise errors.ConfigError("config.model.features may have at most 3 conv blocks (28x28 input)")
+  if 28 % model.space_to_depth:
+    raise errors.ConfigError(
+        f"config.model.space_to_depth must divide 28, got {model.space_to_depth!r}")
+  if not len(model.features) == len(model.padding) == len(model.pool_windows):
+    raise errors.ConfigError("config.model.features, padding and pool_windows need one entry "
+                             f"per conv block; got {len(model.features)}, {len(model.padding)} "
+                             f"and {len(model.pool_windows)}")
+  for padding in model.padding:
+    _choice(padding, "model.padding", ("VALID", "SAME"))
+  if any(not isinstance(w, int) or w <= 0 for w in model.pool_windows):
+    raise errors.ConfigError(
+        f"config.model.pool_windows must be positive integers, got {model.pool_windows!r}")
+  if output_side(model) < 1:
+    raise errors.ConfigError("config.model shrinks the 28x28 input to nothing: fewer blocks, "
+                             "SAME padding or smaller pool_windows")
 
   opt = config.optimizer
   _choice(opt.name, "optimizer.name", OPTIMIZERS)

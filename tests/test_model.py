@@ -14,14 +14,16 @@ def _config(name: str = "default"):
   return config_lib.load_config_file(ROOT / "configs" / f"{name}.py")
 
 
-def _expected_param_count(features, kernel_size, dense, batch_norm) -> int:
-  count, channels, side = 0, 1, 28
-  for f in features:
-    count += kernel_size * kernel_size * channels * f + (0 if batch_norm else f)
-    count += 2 * f if batch_norm else 0  # scale and bias
-    channels, side = f, side // 2
-  count += side * side * channels * dense + dense
-  return count + dense * 10 + 10
+def _expected_param_count(m) -> int:
+  """Counted by hand from the architecture the config describes."""
+  count, channels, side = 0, m.space_to_depth ** 2, 28 // m.space_to_depth
+  for features, padding, window in zip(m.features, m.padding, m.pool_windows):
+    count += m.kernel_size ** 2 * channels * features
+    count += 2 * features if m.batch_norm else features  # BN scale and bias, or conv bias
+    side = (side - (m.kernel_size - 1 if padding == "VALID" else 0)) // window
+    channels = features
+  flat = side * side * channels
+  return count + flat * m.dense + m.dense + m.dense * 10 + 10
 
 
 def test_output_shape_and_parameter_count():
@@ -30,9 +32,29 @@ def test_output_shape_and_parameter_count():
   variables = net.init(jax.random.key(0), jnp.zeros((1, 28, 28)))
   logits = net.apply(variables, jnp.zeros((5, 28, 28)))
   assert logits.shape == (5, 10)
-  m = config.model
-  expected = _expected_param_count(m.features, m.kernel_size, m.dense, m.batch_norm)
-  assert sum(x.size for x in jax.tree.leaves(variables["params"])) == expected
+  assert sum(x.size for x in jax.tree.leaves(variables["params"])) == _expected_param_count(
+      config.model)
+  # The default: 19,776 conv and batch-norm parameters, 2x2x64 -> 256 -> 10 dense: 68,362.
+  assert _expected_param_count(config.model) == 88138
+
+
+def test_im2col_convolution_equals_lax_conv():
+  conv = model.Conv(5, 3, "SAME")
+  x = jax.random.normal(jax.random.key(0), (2, 7, 7, 3))
+  variables = conv.init(jax.random.key(1), x)
+  expected = jax.lax.conv_general_dilated(
+      x, variables["params"]["kernel"], (1, 1), "SAME",
+      dimension_numbers=("NHWC", "HWIO", "NHWC")) + variables["params"]["bias"]
+  np.testing.assert_allclose(conv.apply(variables, x), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_space_to_depth_keeps_every_pixel():
+  x = jnp.arange(2 * 28 * 28, dtype=jnp.float32).reshape(2, 28, 28, 1)
+  y = model.space_to_depth(x, 2)
+  assert y.shape == (2, 14, 14, 4)
+  np.testing.assert_array_equal(np.sort(np.asarray(y).ravel()), np.asarray(x).ravel())
+  np.testing.assert_array_equal(y[0, 3, 5], [x[0, 6, 10, 0], x[0, 6, 11, 0], x[0, 7, 10, 0],
+                                             x[0, 7, 11, 0]])
 
 
 def test_predict_gives_probabilities_and_accepts_a_channel_axis():

@@ -102,7 +102,7 @@ def test_resume_refuses_a_different_model(trained, tmp_path, mnist_dir):
   result = run_module("mnist_flax.main", "--config=configs/test.py", f"--workdir={copy}",
                       "--config.model.dense=48", env={"MNIST_DATA_DIR": str(mnist_dir)})
   assert result.returncode == 3
-  assert "model.dense: checkpoint has 32, config has 48" in result.stderr
+  assert "model.dense: checkpoint has 64, config has 48" in result.stderr
 
 
 def test_missing_data_dir_is_a_clear_error(tmp_path):
