@@ -20,7 +20,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.checkpoint_every = 1000
   config.log_every = 100
   # Global batch: split over every device of every process, so it must divide by their count.
-  config.batch_size = 256
+  config.batch_size = 128
   config.eval_batch_size = 1000
   config.label_smoothing = 0.0
 
@@ -39,18 +39,18 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.dropout = 0.0
 
   config.optimizer = ml_collections.ConfigDict()
-  config.optimizer.name = "adamw"
-  config.optimizer.learning_rate = 3e-3
+  config.optimizer.name = "adam"
+  config.optimizer.learning_rate = 5e-3
   config.optimizer.b1 = 0.9
   config.optimizer.b2 = 0.999
-  config.optimizer.weight_decay = 1e-4
-  # "onecycle": linear warm-up over warmup_fraction of the run, then cosine decay to zero.
+  config.optimizer.weight_decay = 0.0
+  # "onecycle": warm-up from lr/25 over warmup_fraction of the run, then cosine decay to ~0.
   config.optimizer.schedule = "onecycle"
-  config.optimizer.warmup_fraction = 0.1
+  config.optimizer.warmup_fraction = 0.2
 
   # On-device augmentation: random shifts of up to `translate` pixels.
   config.augment = ml_collections.ConfigDict()
-  config.augment.translate = 0
+  config.augment.translate = 2
 
   config.data = ml_collections.ConfigDict()
   # A folder with the four MNIST IDX files; unset: $MNIST_DATA_DIR, then tensorflow-datasets.

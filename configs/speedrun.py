@@ -2,7 +2,9 @@
 
     python -m mnist_flax.main --config=configs/speedrun.py --workdir=$(mktemp -d)
 
-One pass over the training set, evaluation and a checkpoint only at the end.
+One pass over the training set with batch 128 (468 steps), Adam with a large one-cycle step
+(as the PyTorch peer in ../shared/bench uses), evaluation and a checkpoint only at the end.
+Both convolutions VALID with 2x2 pools: 14x14x4 -> 12 -> 6 -> 4 -> 2x2x64.
 """
 
 import ml_collections
@@ -14,16 +16,18 @@ default = sibling_config(__file__, "default")
 
 def get_config() -> ml_collections.ConfigDict:
   config = default.get_config()
-  config.batch_size = 256
-  config.num_iterations = 234  # One epoch: 60000 // 256.
-  config.checkpoint_every = 234
-  config.log_every = 50
+  config.batch_size = 128
+  config.num_iterations = 468  # One epoch: 60000 // 128.
+  config.checkpoint_every = 468
+  config.log_every = 117
   config.eval_batch_size = 2000
-  config.model.features = (24, 32)
-  config.model.dense = 256
+  config.model.padding = ("VALID", "VALID")
+  config.model.pool_windows = (2, 2)
   config.optimizer.name = "adam"
   config.optimizer.learning_rate = 1e-2
   config.optimizer.b1 = 0.7
   config.optimizer.b2 = 0.9
   config.optimizer.weight_decay = 0.0
+  config.optimizer.warmup_fraction = 0.3
+  config.augment.translate = 0  # One epoch is too short for augmentation to pay off.
   return config
