@@ -48,9 +48,12 @@ def get_config() -> ml_collections.ConfigDict:
   config.optimizer.schedule = "onecycle"
   config.optimizer.warmup_fraction = 0.2
 
-  # On-device augmentation: random shifts of up to `translate` pixels.
+  # On-device augmentation: random shifts of up to `translate` pixels; with `rotate` (degrees)
+  # or `scale` (zoom fraction) set, a random affine map per image instead.
   config.augment = ml_collections.ConfigDict()
   config.augment.translate = 2
+  config.augment.rotate = 0.0
+  config.augment.scale = 0.0
 
   config.data = ml_collections.ConfigDict()
   # A folder with the four MNIST IDX files; unset: $MNIST_DATA_DIR, then tensorflow-datasets.

@@ -131,4 +131,10 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   translate = config.augment.translate
   if not isinstance(translate, int) or not 0 <= translate <= 8:
     raise errors.ConfigError(f"config.augment.translate must be an integer in [0, 8], got {translate!r}")
+  if not 0.0 <= config.augment.rotate <= 45.0:
+    raise errors.ConfigError(
+        f"config.augment.rotate must be in [0, 45] degrees, got {config.augment.rotate!r}")
+  if not 0.0 <= config.augment.scale < 0.5:
+    raise errors.ConfigError(
+        f"config.augment.scale must be in [0, 0.5), got {config.augment.scale!r}")
   return config

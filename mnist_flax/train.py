@@ -94,15 +94,41 @@ def variables_of(state: TrainState) -> dict[str, Any]:
   return variables
 
 
-def augment(images: jax.Array, rng: jax.Array, translate: int) -> jax.Array:
-  """Random shifts of up to ``translate`` pixels per image, zero-filled (the background)."""
-  if not translate:
+def augment(images: jax.Array, rng: jax.Array, translate: int, rotate: float = 0.0,
+            scale: float = 0.0) -> jax.Array:
+  """Random shifts of up to ``translate`` pixels, and optionally small rotations and zooms.
+
+  With ``rotate`` (degrees) and ``scale`` (fraction) at 0, shifts are whole pixels, zero-filled
+  (the background), and exact. Otherwise each image gets a random affine map (rotation in
+  [-rotate, rotate] degrees, zoom in [1 - scale, 1 + scale], shift in [-translate, translate]
+  pixels) about its centre, sampled bilinearly: what handwriting varies by.
+  """
+  if not (translate or rotate or scale):
     return images
   b, h, w = images.shape
-  padded = jnp.pad(images, ((0, 0), (translate, translate), (translate, translate)))
-  offsets = jax.random.randint(rng, (b, 2), 0, 2 * translate + 1)
-  crop = lambda image, offset: jax.lax.dynamic_slice(image, (offset[0], offset[1]), (h, w))
-  return jax.vmap(crop)(padded, offsets)
+  if not (rotate or scale):
+    padded = jnp.pad(images, ((0, 0), (translate, translate), (translate, translate)))
+    offsets = jax.random.randint(rng, (b, 2), 0, 2 * translate + 1)
+    crop = lambda image, offset: jax.lax.dynamic_slice(image, (offset[0], offset[1]), (h, w))
+    return jax.vmap(crop)(padded, offsets)
+  k_angle, k_zoom, k_shift = jax.random.split(rng, 3)
+  angle = jnp.deg2rad(jax.random.uniform(k_angle, (b,), minval=-rotate, maxval=rotate))
+  zoom = jax.random.uniform(k_zoom, (b,), minval=1.0 - scale, maxval=1.0 + scale)
+  shift = jax.random.uniform(k_shift, (b, 2), minval=-translate, maxval=translate)
+  rows, cols = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32),
+                            indexing="ij")
+  cy, cx = (h - 1) / 2, (w - 1) / 2
+
+  def warp(image, angle, zoom, shift):
+    # Output pixel -> source pixel: the inverse of rotate-zoom-shift about the centre.
+    y, x = rows - cy - shift[0], cols - cx - shift[1]
+    cos, sin = jnp.cos(angle) / zoom, jnp.sin(angle) / zoom
+    src_y, src_x = cos * y - sin * x + cy, sin * y + cos * x + cx
+    out = jax.scipy.ndimage.map_coordinates(image.astype(jnp.float32), [src_y, src_x],
+                                            order=1, mode="constant", cval=0.0)
+    return jnp.clip(jnp.round(out), 0, 255).astype(images.dtype)
+
+  return jax.vmap(warp)(images, angle, zoom, shift)
 
 
 def _cross_entropy(logits: jax.Array, labels: jax.Array, smoothing: float) -> jax.Array:
@@ -111,13 +137,14 @@ def _cross_entropy(logits: jax.Array, labels: jax.Array, smoothing: float) -> ja
 
 
 @functools.partial(jax.jit, donate_argnums=0,
-                   static_argnames=("translate", "label_smoothing"))
+                   static_argnames=("translate", "rotate", "scale", "label_smoothing"))
 def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, *,
-               translate: int = 0,
+               translate: int = 0, rotate: float = 0.0, scale: float = 0.0,
                label_smoothing: float = 0.0) -> tuple[TrainState, dict[str, jax.Array]]:
   """One optimizer update on a batch of uint8 images; returns the new state and metrics."""
   aug_rng, dropout_rng = jax.random.split(rng)
-  images = augment(batch["image"], aug_rng, translate).astype(jnp.float32) / 255.0
+  images = augment(batch["image"], aug_rng, translate, rotate, scale)
+  images = images.astype(jnp.float32) / 255.0
 
   def loss_fn(params):
     logits, updates = state.apply_fn(
@@ -299,7 +326,8 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sha
   steps_per_epoch = num_train // config.batch_size
   data_key, step_key = jax.random.fold_in(root, _DATA), jax.random.fold_in(root, _STEP)
   schedule = make_schedule(config.optimizer, config.num_iterations)
-  step_kwargs = {"translate": config.augment.translate,
+  step_kwargs = {"translate": config.augment.translate, "rotate": config.augment.rotate,
+                 "scale": config.augment.scale,
                  "label_smoothing": config.label_smoothing}
   evaluate_now = lambda s: evaluate(s, test_images, test_labels, config.eval_batch_size, shard)
 
