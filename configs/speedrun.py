@@ -30,4 +30,6 @@ def get_config() -> ml_collections.ConfigDict:
   config.optimizer.weight_decay = 0.0
   config.optimizer.warmup_fraction = 0.3
   config.augment.translate = 0  # One epoch is too short for augmentation to pay off.
+  # Chosen on a validation split (the last 10k training images), never on test: +0.2 points.
+  config.label_smoothing = 0.1
   return config
