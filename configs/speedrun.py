@@ -4,7 +4,8 @@
 
 One pass over the training set with batch 128 (468 steps), Adam with a large one-cycle step
 (as the PyTorch peer in ../shared/bench uses), evaluation and a checkpoint only at the end.
-Both convolutions VALID with 2x2 pools: 14x14x4 -> 12 -> 6 -> 4 -> 2x2x64.
+Both convolutions VALID with 2x2 pools: 14x14x4 -> 12 -> 6 -> 4 -> 2x2x64. Label smoothing 0.1
+(from the default) was worth +0.2 points on a validation split of the last 10k training images.
 """
 
 import ml_collections
@@ -30,6 +31,4 @@ def get_config() -> ml_collections.ConfigDict:
   config.optimizer.weight_decay = 0.0
   config.optimizer.warmup_fraction = 0.3
   config.augment.translate = 0  # One epoch is too short for augmentation to pay off.
-  # Chosen on a validation split (the last 10k training images), never on test: +0.2 points.
-  config.label_smoothing = 0.1
   return config
