@@ -5,6 +5,9 @@
 
 ``--i`` takes files and folders (every JPEG, PNG, GIF or BMP inside, sorted by name), so
 hundreds of images cost one process. With several images each line starts with the path.
+From 32 files on, when the machine has idle cores, forked worker processes (one per core) read
+the files while this one loads the model; a worker that crashes or stalls on a file costs that
+file only (reported as unreadable, exit code 4).
 ``--json`` prints one JSON object per image instead. ``--top-k N`` adds the runners-up.
 ``--save-preprocessed DIR`` writes the 28x28 image the model saw for each input.
 ``--checkpoint DIR`` (default ``checkpoints/final``) names the promoted model; its architecture
@@ -43,6 +46,7 @@ import os
 import pathlib
 import stat
 import sys
+import time
 from typing import Any, Sequence
 
 from mnist_flax import errors
@@ -171,43 +175,291 @@ def _output_folder(value: str) -> pathlib.Path:
   return out_dir
 
 
+# --- Reading many files on all cores -------------------------------------------------------
+
+# Worker processes pay off from this many files on: forking them costs ~10 ms, and JAX's
+# import and the checkpoint load (~1 s) run in this process meanwhile.
+POOL_MIN_FILES = 32
+# A worker still on one file after this long is stopped and the file reported. Reading has its
+# own budget (a few seconds, see preprocess); this catches anything that budget cannot, such
+# as a decoder stuck inside C code.
+FILE_SECONDS = 20.0
+# Room for one error message (JSON) per file in the shared results.
+_MESSAGE_BYTES = 4096
+
+
+def _read_one(preprocess: Any, path: str) -> tuple[Any, errors.MnistFlaxError | None]:
+  """(28x28 array, None) or (None, the error) for one file."""
+  try:
+    return preprocess.preprocess_file(path), None
+  except errors.MnistFlaxError as e:
+    return None, e
+  except Exception as e:  # A decoder bug on one odd file must not cost the others.
+    return None, errors.ImageError(
+        f"{_display(path)}: cannot read image ({type(e).__name__}: {e})")
+
+
+# Workers only pay when cores are idle: on a machine kept busy by other work (a training run)
+# they add ~15% CPU time for the same wall time. Idle time is sampled over this long.
+_IDLE_SAMPLE_SECONDS = 0.05
+
+
+def _cpu_times() -> tuple[int, int] | None:
+  """(idle, total) clock ticks of all CPUs since boot, from /proc/stat; None elsewhere."""
+  try:
+    with open("/proc/stat", "rb") as f:
+      fields = [int(x) for x in f.readline().split()[1:]]
+    return fields[3] + fields[4], sum(fields[:8])
+  except (OSError, ValueError, IndexError):
+    return None
+
+
+def _worker_count(files: int, since: tuple[float, tuple[int, int] | None]) -> int:
+  """Worker processes for ``files`` files: one per core, none for few files, one core, or
+  cores that were busy with other work since ``since`` (time.monotonic(), _cpu_times())."""
+  try:
+    cores = len(os.sched_getaffinity(0))
+  except (AttributeError, OSError):
+    cores = os.cpu_count() or 1
+  if files < POOL_MIN_FILES or cores < 2 or sys.platform == "win32" or "jax" in sys.modules:
+    return 0  # Forking a process that has started JAX's threads is unsafe.
+  start, before = since
+  time.sleep(max(0.0, start + _IDLE_SAMPLE_SECONDS - time.monotonic()))
+  after = _cpu_times()
+  if before is not None and after is not None and after[1] > before[1]:
+    idle = (os.cpu_count() or cores) * (after[0] - before[0]) / (after[1] - before[1])
+    if idle < 1.0:  # Not even one core free: read the files here.
+      return 0
+  return min(cores, files // 16)
+
+
+class _Workers:
+  """Reads files in forked worker processes, while this process loads the model.
+
+  Workers take the next file from a shared counter and write its 28x28 array (or its error)
+  into shared memory, so nothing has to be read from them while this process is busy importing
+  JAX. Then this process reads the files nobody has taken yet itself, and waits for the
+  workers' last ones. A worker that dies on a file (a decoder crash, the OOM killer) or stays
+  on it longer than FILE_SECONDS costs that file only, reported as unreadable; files left
+  untaken are read here.
+  """
+
+  def __init__(self, preprocess: Any, paths: Sequence[str], count: int):
+    import mmap
+    import multiprocessing
+    import numpy as np
+    self._preprocess, self._paths = preprocess, list(paths)
+    n = len(self._paths)
+    sizes = (4 * 784 * n, _MESSAGE_BYTES * n, 16 * count, 8, n)
+    self._memory = mmap.mmap(-1, sum(sizes))  # Anonymous and shared: inherited by fork.
+    offsets = [sum(sizes[:i]) for i in range(len(sizes))]
+    buf = self._memory
+    self._fields = np.frombuffer(buf, np.float32, 784 * n, offsets[0]).reshape(n, 28, 28)
+    self._messages = np.frombuffer(buf, np.uint8, _MESSAGE_BYTES * n,
+                                   offsets[1]).reshape(n, _MESSAGE_BYTES)
+    # Per worker: the file it is on (-1: none) and since when (time.monotonic, system-wide).
+    self._slots = np.frombuffer(buf, np.float64, 2 * count, offsets[2]).reshape(count, 2)
+    self._slots[:, 0] = -1
+    self._next = np.frombuffer(buf, np.int64, 1, offsets[3])
+    self._state = np.frombuffer(buf, np.int8, n, offsets[4])  # 0 to do, 1 read, 2 error
+    self._failed: dict[int, errors.MnistFlaxError] = {}
+    context = multiprocessing.get_context("fork")
+    self._lock = context.Lock()
+    self._parent = os.getpid()
+    self._procs = []
+    for w in range(count):
+      proc = context.Process(target=self._work, args=(w,), daemon=True)
+      proc.start()
+      self._procs.append(proc)
+
+  def _claim(self) -> int:
+    """The index of the next file nobody has taken (>= len(paths) when all are taken)."""
+    if not self._lock.acquire(timeout=5):  # Only a worker killed in these few lines holds it.
+      return len(self._paths)
+    try:
+      i = int(self._next[0])
+      self._next[0] = i + 1
+    finally:
+      self._lock.release()
+    return i
+
+  def _work(self, w: int) -> None:  # In a worker process.
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle.
+    try:
+      while os.getppid() == self._parent:
+        i = self._claim()
+        if i >= len(self._paths):
+          break
+        self._slots[w, 1] = time.monotonic()
+        self._slots[w, 0] = i
+        field, error = _read_one(self._preprocess, self._paths[i])
+        if error is None:
+          self._fields[i] = field
+          self._state[i] = 1
+        else:
+          self._store_error(i, error)
+          self._state[i] = 2
+        self._slots[w, 0] = -1
+    except BaseException:
+      pass
+    finally:
+      os._exit(0)  # No atexit work, no flush of buffers copied from the parent.
+
+  def _store_error(self, i: int, error: errors.MnistFlaxError) -> None:
+    import numpy as np
+    message = str(error)
+    while True:
+      data = json.dumps([type(error).__name__, error.exit_code, message]).encode()
+      if len(data) <= _MESSAGE_BYTES - 4 or not message:
+        break
+      message = message[:len(message) * 3 // 4] + "..."
+    data = len(data).to_bytes(4, "little") + data[:_MESSAGE_BYTES - 4]
+    self._messages[i, :len(data)] = np.frombuffer(data, np.uint8)
+
+  def _load_error(self, i: int) -> errors.MnistFlaxError:
+    row = self._messages[i]
+    size = int.from_bytes(row[:4].tobytes(), "little")
+    try:
+      name, code, message = json.loads(row[4:4 + size].tobytes())
+      kind = getattr(errors, name, None)
+      if not (isinstance(kind, type) and issubclass(kind, errors.MnistFlaxError)):
+        kind = errors.MnistFlaxError
+      return kind(message, code)
+    except ValueError:
+      return errors.ImageError(f"{_display(self._paths[i])}: cannot read image (garbled "
+                               "result from a worker)")
+
+  def _watch(self) -> None:
+    """Stops workers stuck on a file; notes the file a dead worker was on."""
+    now = time.monotonic()
+    for w, proc in enumerate(self._procs):
+      i = int(self._slots[w, 0])
+      if i < 0 or self._state[i] != 0 or i in self._failed:
+        continue
+      shown = _display(self._paths[i])
+      if proc.exitcode is not None:
+        self._failed[i] = errors.ImageError(
+            f"cannot read {shown}: the reader crashed on it ({_exit_reason(proc.exitcode)})")
+      elif now - self._slots[w, 1] > FILE_SECONDS:
+        proc.kill()
+        proc.join(1)
+        self._failed[i] = errors.ImageError(
+            f"gave up reading {shown} after {FILE_SECONDS:g} s: the file is damaged or built "
+            "to stall a decoder")
+
+  def results(self, help_here: bool = True) -> list[tuple[Any, errors.MnistFlaxError | None]]:
+    """Every file's (array, error), in order; this process reads what is left meanwhile
+    (unless not ``help_here``: tests leave every file to the workers)."""
+    from multiprocessing.connection import wait
+    import numpy as np
+    n = len(self._paths)
+    mine: dict[int, tuple[Any, errors.MnistFlaxError | None]] = {}
+    while help_here and (i := self._claim()) < n:
+      mine[i] = _read_one(self._preprocess, self._paths[i])
+      self._watch()
+    while True:
+      self._watch()
+      alive = [p for p in self._procs if p.exitcode is None]
+      if not alive:
+        break
+      wait([p.sentinel for p in alive], timeout=0.05)
+    self._watch()
+    out: list[tuple[Any, errors.MnistFlaxError | None]] = []
+    for i, path in enumerate(self._paths):
+      if i in mine:
+        out.append(mine[i])
+      elif self._state[i] == 1:
+        out.append((np.array(self._fields[i]), None))
+      elif self._state[i] == 2:
+        out.append((None, self._load_error(i)))
+      elif i in self._failed:
+        out.append((None, self._failed[i]))
+      else:  # Taken by a worker that died before starting it.
+        out.append(_read_one(self._preprocess, path))
+    return out
+
+  def close(self) -> None:
+    for proc in self._procs:
+      if proc.exitcode is None:
+        proc.kill()
+    for proc in self._procs:
+      proc.join(1)
+
+
+def _exit_reason(code: int) -> str:
+  if code < 0:
+    import signal
+    try:
+      return signal.Signals(-code).name
+    except ValueError:
+      return f"signal {-code}"
+  return f"exit status {code}"
+
+
+def _load_predictor(args: argparse.Namespace, size: int) -> Any:
+  from mnist_flax import cache  # JAX: only once there is work.
+  cache.enable_compilation_cache()
+  predict, _ = cache.load_predictor(_resolve_checkpoint(args.checkpoint), size)
+  return predict
+
+
 def run(args: argparse.Namespace) -> int:
   if not 1 <= args.top_k <= 10:
     raise errors.ConfigError("--top-k must be between 1 and 10")
   out_dir = None if args.save_preprocessed is None else _output_folder(args.save_preprocessed)
+  since = time.monotonic(), _cpu_times()  # Idle time while the folders are listed.
   items = expand_inputs(args.inputs)
   if not items:
     raise errors.InputNotFound("no JPEG, PNG, GIF or BMP images found in the given folders")
   from mnist_flax import preprocess
+  todo = [path for path, error in items if error is None]
+  count = _worker_count(len(todo), since)
+  workers = _Workers(preprocess, todo, count) if count else None
+  predictor = None
+  try:
+    if workers is not None:
+      # JAX's import and the checkpoint load, while the workers read the files. Almost surely
+      # some image is readable; if none is, a checkpoint problem is not worth reporting.
+      try:
+        predictor = _load_predictor(args, CHUNK)
+      except errors.CheckpointError as e:
+        predictor = e
+      read = workers.results()
+    else:
+      read = [_read_one(preprocess, path) for path in todo]
+  finally:
+    if workers is not None:
+      workers.close()
   arrays: list[Any] = []
   results: list[tuple[str, errors.MnistFlaxError | None, int | None]] = []
+  answers = iter(read)
   for path, error in items:
     if error is None:
-      try:
-        arrays.append(preprocess.preprocess_file(path))
+      array, error = next(answers)
+      if error is None:
+        arrays.append(array)
         results.append((path, None, len(arrays) - 1))
         continue
-      except errors.MnistFlaxError as e:
-        error = e
-      except Exception as e:  # A decoder bug on one odd file must not cost the others.
-        error = errors.ImageError(f"{_display(path)}: cannot read image ({type(e).__name__}: {e})")
     results.append((path, error, None))
 
   probabilities = None
   if arrays:
     import numpy as np
-    from mnist_flax import cache, model  # JAX and Flax: only once there is work.
-    cache.enable_compilation_cache()
-    model_config, variables, _ = cache.load_final(_resolve_checkpoint(args.checkpoint))
-    net = model.build(model_config)
     stacked = np.stack(arrays).astype(np.float32)
     size = 1 if len(stacked) == 1 else CHUNK
+    if predictor is None:
+      predictor = _load_predictor(args, size)
+    elif isinstance(predictor, errors.MnistFlaxError):
+      raise predictor
+    else:
+      size = CHUNK
     chunks = []
     for start in range(0, len(stacked), size):
       chunk = stacked[start:start + size]
       padded = np.zeros((size, 28, 28), np.float32)
       padded[:len(chunk)] = chunk
-      chunks.append(np.asarray(model.predict(net, variables, padded))[:len(chunk)])
+      chunks.append(np.asarray(predictor(padded))[:len(chunk)])
     probabilities = np.concatenate(chunks)
 
   several = len(results) > 1

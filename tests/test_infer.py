@@ -181,3 +181,103 @@ def test_missing_input_among_existing_ones(tmp_path: Path, random_checkpoint: Pa
   assert result.returncode == 1
   assert [line.split(": ", 1)[0] for line in result.stdout.splitlines()] == ["3.png", "7.png"]
   assert len(result.stderr.splitlines()) == 1 and "nope.png" in result.stderr
+
+
+# --- Many files: worker processes ----------------------------------------------------------
+
+
+_INFER_WITH = """
+import os, sys
+from mnist_flax import infer
+if sys.argv[1] == "workers":
+  infer._cpu_times = lambda: None  # As if the cores were idle: workers whatever the load.
+else:
+  infer.POOL_MIN_FILES = 10**9  # Never: every file read in this process.
+code = infer.main(sys.argv[2:])
+sys.stdout.flush(); sys.stderr.flush()
+os._exit(code)
+"""
+
+
+def _infer_with(how: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+  env = dict(os.environ)
+  env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+  result = subprocess.run([sys.executable, "-c", _INFER_WITH, how, *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+  assert "Traceback" not in result.stdout + result.stderr, result.stderr
+  return result
+
+
+def test_many_files_in_workers_keep_order_and_per_file_errors(tmp_path: Path,
+                                                              random_checkpoint: Path):
+  """From infer.POOL_MIN_FILES files on (and idle cores), worker processes read them: the same
+  answers in the same order as reading them in one process, one line per bad file, the first
+  failure's exit code."""
+  folder = tmp_path / "many"
+  folder.mkdir()
+  names = []
+  for i in range(40):
+    digit = i % 10
+    fmt = ("PNG", "JPEG", "GIF", "BMP")[i % 4]
+    names.append(_digit(folder, f"{i:02d}_{digit}.{fmt.lower()}", digit, fmt))
+  (folder / "05_bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 64)  # Corrupt header.
+  Image.new("L", (200, 200), 255).save(folder / "17_blank.png")  # No digit.
+  (folder / "30_truncated.jpg").write_bytes((folder / names[1]).read_bytes()[:300])
+  args = ("--i", "many", "--checkpoint", str(random_checkpoint))
+  result = _infer_with("workers", *args, cwd=tmp_path)
+  lines = result.stdout.splitlines()
+  shown = [line.split(": ", 1)[0] for line in lines]
+  expected = sorted(names + ["17_blank.png"])
+  assert shown == [f"many/{name}" for name in expected]  # In order, "no digit" included.
+  assert lines[shown.index("many/17_blank.png")] == "many/17_blank.png: no digit found"
+  errors = result.stderr.splitlines()
+  assert len(errors) == 2 and "05_bad.png" in errors[0] and "30_truncated.jpg" in errors[1]
+  assert all(e.startswith("mnist_flax.infer: error: ") for e in errors)
+  assert result.returncode == 4  # 05_bad.png comes first.
+  serial = _infer_with("serial", *args, cwd=tmp_path)
+  assert (serial.returncode, serial.stdout, serial.stderr) == (
+      result.returncode, result.stdout, result.stderr)
+
+
+_CRASH_HANG = """
+import os, signal, sys, time
+from mnist_flax import infer, preprocess
+real = preprocess.preprocess_file
+def fake(path):
+  if path.endswith("crash.png"):
+    os.kill(os.getpid(), signal.SIGSEGV)
+  if path.endswith("hang.png"):
+    time.sleep(3600)
+  return real(path)
+preprocess.preprocess_file = fake
+infer.FILE_SECONDS = 2.0
+paths = sys.argv[1:]
+workers = infer._Workers(preprocess, paths, 2)
+try:
+  read = workers.results(help_here=False)
+finally:
+  workers.close()
+for path, (array, error) in zip(paths, read):
+  print(os.path.basename(path), "ok" if error is None else f"{type(error).__name__}: {error}")
+"""
+
+
+def test_worker_that_crashes_or_hangs_costs_one_file(tmp_path: Path):
+  """A worker killed by a signal or stuck on a file: that file is reported (one line, named),
+  the others are read, nothing hangs."""
+  paths = []
+  for i, name in enumerate(["a.png", "crash.png", "b.png", "hang.png", "c.png", "d.png",
+                            "e.png", "f.png"]):
+    paths.append(str(tmp_path / _digit(tmp_path, name, i)))
+  env = dict(os.environ)
+  env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+  result = subprocess.run([sys.executable, "-c", _CRASH_HANG, *paths], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+  assert result.returncode == 0 and result.stderr == "", result.stderr
+  lines = dict(line.split(" ", 1) for line in result.stdout.splitlines())
+  assert list(lines) == [os.path.basename(p) for p in paths]
+  assert lines["crash.png"].startswith("ImageError: ") and "SIGSEGV" in lines["crash.png"]
+  assert "crash.png" in lines["crash.png"]
+  assert lines["hang.png"].startswith("ImageError: gave up reading ") and "hang.png" in lines[
+      "hang.png"]
+  assert all(lines[name] == "ok" for name in lines if name not in ("crash.png", "hang.png"))
