@@ -99,7 +99,14 @@ for name in TPU_NAME ZONE ACCELERATOR_TYPE; do
   fi
 done
 if ((${#missing[@]})); then
-  fail 2 "missing required variable(s): ${missing[*]} (example: TPU_NAME=mnist ZONE=us-west4-a ACCELERATOR_TYPE=v5litepod-8 ${PROG})"
+  if ! ((dry_run)); then
+    fail 2 "missing required variable(s): ${missing[*]} (example: TPU_NAME=mnist ZONE=us-west4-a ACCELERATOR_TYPE=v5litepod-8 ${PROG})"
+  fi
+  # A dry run shows the commands with example values for what is not set, and says so.
+  echo "# not set, shown with example values: ${missing[*]}"
+  TPU_NAME=${TPU_NAME:-mnist}
+  ZONE=${ZONE:-us-west4-a}
+  ACCELERATOR_TYPE=${ACCELERATOR_TYPE:-v5litepod-8}
 fi
 
 case "$ACCELERATOR_TYPE" in

@@ -336,10 +336,16 @@ def test_tpu_vm_dry_run_git_spot_delete_project(tmp_path):
 @pytest.mark.parametrize("missing", sorted(TPU_VARS))
 def test_tpu_vm_missing_variable(tmp_path, missing):
   variables = {k: v for k, v in TPU_VARS.items() if k != missing}
-  result = run([BASH, TPU_VM, "--dry-run"], env=_no_gcloud_env(tmp_path, **variables))
-  assert result.returncode != 0
+  env = _no_gcloud_env(tmp_path, **variables)
+  result = run([BASH, TPU_VM], env=env)
+  assert result.returncode == 2
   assert missing in result.stderr
   assert result.stdout == ""
+  # A dry run still shows the commands, with an example value it names.
+  dry = run([BASH, TPU_VM, "--dry-run"], env=env)
+  assert dry.returncode == 0, dry.stderr
+  assert dry.stdout.startswith(f"# not set, shown with example values: {missing}")
+  assert "python -m mnist_flax.main" in dry.stdout
 
 
 def test_tpu_vm_multi_host_needs_shared_workdir(tmp_path):
