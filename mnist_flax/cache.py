@@ -122,53 +122,16 @@ def _store(entry: pathlib.Path, model_config: dict[str, Any], variables: Any,
     pass  # A read-only home or a full disk only costs speed.
 
 
-def _backend_tag() -> str:
-  import jax
-  import jaxlib
-  device = jax.local_devices()[0]
-  return f"{jax.__version__}|{jaxlib.__version__}|{device.platform}|{device.device_kind}"
-
-
 def load_predictor(path: str | os.PathLike, batch_size: int):
   """A function images (batch_size, 28, 28) -> probabilities, from a promoted checkpoint.
 
-  It is ``model.predict`` compiled ahead of time for this checkpoint and batch size. The
-  compiled executable is stored in the cache (keyed by the checkpoint's fingerprint, the JAX
-  version and the device kind) and loaded from there next time, which spares importing Flax,
-  tracing and compiling: the difference between a cold start of about 1.5 s and well under 1 s.
-  With the cache off, or when the stored executable cannot be loaded, it is compiled afresh.
+  It is the jitted ``model.predict``; with the compilation cache on, its executable comes from
+  JAX's persistent cache after the first call. (Storing executables ourselves with
+  ``jax.experimental.serialize_executable`` was tried and dropped: on XLA:CPU the loaded
+  executables failed when called, "Function ... not found".)
   """
-  import pickle
-
-  import jax
-  import numpy as np
-  path = pathlib.Path(path).absolute()
+  del batch_size  # One jitted function serves every batch size, compiled once per size.
   model_config, variables, metadata = load_final(path)
-  root = cache_dir()
-  images = jax.ShapeDtypeStruct((batch_size, 28, 28), np.float32)
-  entry = None
-  if root is not None:
-    key = hashlib.sha256(
-        f"{fingerprint(path)}|{batch_size}|{_backend_tag()}".encode()).hexdigest()[:32]
-    entry = root / "aot" / f"{key}.pkl"
-    try:
-      from jax.experimental import serialize_executable
-      payload, in_tree, out_tree = pickle.loads(entry.read_bytes())
-      compiled = serialize_executable.deserialize_and_load(payload, in_tree, out_tree)
-      return lambda x: compiled(variables, x), metadata
-    except Exception:  # Absent, stale or unloadable: compile below and store it again.
-      pass
-  from mnist_flax import model  # Flax: only needed to trace the model.
+  from mnist_flax import model  # Flax: traced once per process (the compile itself is cached).
   net = model.build(model_config)
-  compiled = model.predict.lower(net, variables, images).compile()
-  if entry is not None:
-    try:
-      from jax.experimental import serialize_executable
-      blob = pickle.dumps(serialize_executable.serialize(compiled))
-      entry.parent.mkdir(parents=True, exist_ok=True)
-      tmp = entry.with_suffix(f".tmp{os.getpid()}")
-      tmp.write_bytes(blob)
-      os.replace(tmp, entry)
-    except Exception:  # A backend that cannot serialize, or a read-only cache: only speed lost.
-      pass
-  return lambda x: compiled(variables, x), metadata
+  return lambda x: model.predict(net, variables, x), metadata
