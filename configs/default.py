@@ -28,9 +28,10 @@ def get_config() -> ml_collections.ConfigDict:
   # Stored in every checkpoint; a resume with a different model or optimizer is refused.
   config.model = ml_collections.ConfigDict()
   # 28x28 -> space-to-depth 14x14x4 -> conv 3x3 (VALID) 12x12 -> pool 2 -> 6x6
-  # -> conv 3x3 (SAME) 6x6 -> pool 3 -> 2x2x64 -> dense 256 -> 10. See mnist_flax/model.py.
+  # -> conv 3x3 (SAME) 6x6 -> pool 3 -> 2x2x96 -> dense 256 -> 10. See mnist_flax/model.py.
+  # Widths 48/96 scored best of 32/64, 48/96 and batch 256 on a validation split.
   config.model.space_to_depth = 2
-  config.model.features = (32, 64)
+  config.model.features = (48, 96)
   config.model.kernel_size = 3
   config.model.padding = ("VALID", "SAME")
   config.model.pool_windows = (2, 3)

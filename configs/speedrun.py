@@ -22,6 +22,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.checkpoint_every = 468
   config.log_every = 117
   config.eval_batch_size = 2000
+  config.model.features = (32, 64)
   config.model.padding = ("VALID", "VALID")
   config.model.pool_windows = (2, 2)
   config.optimizer.name = "adam"

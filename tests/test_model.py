@@ -34,8 +34,8 @@ def test_output_shape_and_parameter_count():
   assert logits.shape == (5, 10)
   assert sum(x.size for x in jax.tree.leaves(variables["params"])) == _expected_param_count(
       config.model)
-  # The default: 19,776 conv and batch-norm parameters, 2x2x64 -> 256 -> 10 dense: 68,362.
-  assert _expected_param_count(config.model) == 88138
+  # The default: 43,488 conv and batch-norm parameters, 2x2x96 -> 256 -> 10 dense: 101,130.
+  assert _expected_param_count(config.model) == 144618
 
 
 def test_im2col_convolution_equals_lax_conv():
