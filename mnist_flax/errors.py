@@ -77,6 +77,14 @@ class Interrupted(MnistFlaxError):
   exit_code = 130
 
 
+def quiet_background_threads() -> None:
+  """Keeps library threads (Orbax's asyncio loop, tensorstore callbacks) from printing
+  tracebacks on stderr while a command exits after an error: its one line says it all."""
+  import threading
+  threading.excepthook = lambda args: None
+  sys.unraisablehook = lambda unraisable: None
+
+
 def report(error: MnistFlaxError, prog: str) -> int:
   """Prints ``error`` as one line on stderr and returns its exit code."""
   message = " ".join(str(error).split("\n"))

@@ -114,6 +114,7 @@ def _write_report(directory: str, result: dict[str, Any],
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+  errors.quiet_background_threads()
   try:
     return run(_parser().parse_args(argv))
   except errors.MnistFlaxError as e:

@@ -506,6 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A locale that cannot encode a file name must not turn an answer into a crash.
     if hasattr(stream, "reconfigure"):
       stream.reconfigure(errors="backslashreplace")
+  errors.quiet_background_threads()
   try:
     return run(_parser().parse_args(argv))
   except errors.MnistFlaxError as e:
