@@ -31,3 +31,30 @@ def mnist_dir() -> pathlib.Path:
     pytest.skip("real MNIST not available: set MNIST_DATA_DIR to a folder with the four IDX "
                 "files (CI passes ../shared/data/mnist)")
   return pathlib.Path(value)
+
+
+_MAKE_CHECKPOINT = """
+import sys
+import jax
+import numpy as np
+from mnist_flax import checkpoint, config, model
+model_config = config.load_config_file(sys.argv[1]).model.to_dict()
+net = model.build(model_config)
+variables = jax.device_get(net.init(jax.random.key(0), np.zeros((1, 28, 28), np.float32)))
+checkpoint.promote_final(sys.argv[2], variables, {"step": 0, "model": model_config})
+"""
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
+  """configs/test.py's model with random weights, promoted as a final checkpoint (a few
+  seconds, no MNIST needed): for tests of exit codes and robustness, not of answers."""
+  workdir = tmp_path_factory.getbasetemp() / "random_weights"
+  final = workdir / "checkpoints" / "final"
+  if not final.is_dir():
+    result = subprocess.run([sys.executable, "-c", _MAKE_CHECKPOINT,
+                             str(ROOT / "configs" / "test.py"), str(workdir)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    if result.returncode != 0:
+      pytest.fail(f"could not make a random-weight checkpoint:\n{result.stderr[-3000:]}")
+  return final

@@ -29,33 +29,6 @@ REAL_CHECKPOINT = Path(os.environ.get("TEST_CHECKPOINT") or ROOT / "checkpoints"
 SAMPLES = ROOT / "test"
 ANSWER = r"The recognized result is (\d) and the probability is ([01]\.\d{3})\."
 
-_MAKE_CHECKPOINT = """
-import sys
-import jax
-import numpy as np
-from mnist_flax import checkpoint, config, model
-model_config = config.load_config_file(sys.argv[1]).model.to_dict()
-net = model.build(model_config)
-variables = jax.device_get(net.init(jax.random.key(0), np.zeros((1, 28, 28), np.float32)))
-checkpoint.promote_final(sys.argv[2], variables, {"step": 0, "model": model_config})
-"""
-
-
-@pytest.fixture(scope="session")
-def random_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-  """configs/test.py's model with random weights, promoted as a final checkpoint. Same recipe
-  and place as test_hostile.py's, so one session builds it once."""
-  workdir = tmp_path_factory.getbasetemp() / "random_weights"
-  final = workdir / "checkpoints" / "final"
-  if not final.is_dir():
-    result = subprocess.run([sys.executable, "-c", _MAKE_CHECKPOINT,
-                             str(ROOT / "configs" / "test.py"), str(workdir)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
-    if result.returncode != 0:
-      pytest.fail(f"could not make a random-weight checkpoint:\n{result.stderr[-3000:]}")
-  return final
-
-
 def infer(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
   env = dict(os.environ)
   env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
