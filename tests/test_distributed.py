@@ -15,6 +15,7 @@ import os
 import pathlib
 import signal
 import subprocess
+import sys
 import time
 
 import jax
@@ -103,3 +104,43 @@ def test_two_processes_killed_and_resumed_match_one_process(one_device, tmp_path
   assert meta["num_processes"] == 2 and meta["step"] == 40
   assert relative_distance(params, one_device[0]) < TOLERANCE
   assert abs(meta["test_accuracy"] - one_device[1]["test_accuracy"]) <= 5e-3
+
+
+SAME_PROCESS = '''
+import jax, numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from mnist_flax import config, data, distributed, train
+cfg = config.load_config_file("configs/test.py")
+mnist = data.load(__import__("sys").argv[1])
+
+def final_params(devices):
+  mesh = Mesh(np.array(devices), ("data",))
+  state = jax.jit(lambda r: train.create_train_state(r, cfg),
+                  out_shardings=NamedSharding(mesh, P()))(jax.random.key(0))
+  images = distributed.replicate(mnist.train_images, mesh)
+  labels = distributed.replicate(mnist.train_labels, mesh)
+  order = train.epoch_permutation(jax.random.key(1), 60000, 0)
+  for step in range(40):
+    batch = train.draw_batch(images, labels, order, step * 128, batch_size=128,
+                             sharding=distributed.batch_sharding(mesh))
+    state, _ = train.train_step(state, batch, jax.random.fold_in(jax.random.key(2), step),
+                                translate=0, label_smoothing=0.1)
+  return np.concatenate([np.ravel(x) for x in jax.tree.leaves(jax.device_get(state.params))])
+
+one, four = final_params(jax.devices()[:1]), final_params(jax.devices())
+print(float(np.abs(one - four).max()))
+'''
+
+
+def test_sharding_over_four_devices_computes_the_same_steps(tmp_path, mnist_dir):
+  """One process, meshes of 1 and of 4 devices: 40 steps agree to 1e-6 (measured 1.2e-7).
+
+  Without augmentation. With random shifts on, the same comparison drifts to ~1e-3 by step 40
+  although the augmented images themselves are identical on 1 and 4 devices; not yet explained
+  (see README, "Scaling out").
+  """
+  result = subprocess.run([sys.executable, "-c", SAME_PROCESS, str(mnist_dir)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, env=dict(
+                              os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4"))
+  assert result.returncode == 0, result.stderr
+  assert float(result.stdout.split()[-1]) < 1e-6
