@@ -39,6 +39,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.model.pool = "max"
   config.model.batch_norm = True
   config.model.dropout = 0.0
+  # More than 1: an ensemble of that many CNNs, trained side by side from different inits; its
+  # answer is their mean probability (see configs/shipped.py).
+  config.model.members = 1
 
   config.optimizer = ml_collections.ConfigDict()
   config.optimizer.name = "adam"

@@ -14,7 +14,9 @@ Two caches live under ``$MNIST_FLAX_CACHE_DIR`` (default ``$XDG_CACHE_HOME/mnist
   modification time and inode of each). Any change to the checkpoint (a new promotion, a
   damaged or deleted file) changes the key, so the checkpoint goes through Orbax and its checks
   again. This spares the inference command importing Orbax and restoring through it on every
-  call, which is most of its start-up time.
+  call, which is most of its start-up time. Beside it, under the same key, ``predict`` for
+  that checkpoint exported with ``jax.export`` (one file per batch size), so the inference
+  command does not import Flax either.
 """
 
 from __future__ import annotations
@@ -109,29 +111,61 @@ def load_final(path: str | os.PathLike) -> tuple[dict[str, Any], Any, dict[str, 
 def _store(entry: pathlib.Path, model_config: dict[str, Any], variables: Any,
            metadata: dict[str, Any]) -> None:
   import numpy as np
-  try:
-    entry.parent.mkdir(parents=True, exist_ok=True)
-    header = json.dumps({"model": model_config, "metadata": metadata}).encode()
-    arrays = {k: np.asarray(v) for k, v in _flatten(variables).items()}
-    buffer = io.BytesIO()
-    np.savez(buffer, __header__=np.frombuffer(header, np.uint8), **arrays)
-    tmp = entry.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_bytes(buffer.getvalue())
-    os.replace(tmp, entry)  # Readers see the whole entry or none.
-  except OSError:
-    pass  # A read-only home or a full disk only costs speed.
+  header = json.dumps({"model": model_config, "metadata": metadata}).encode()
+  arrays = {k: np.asarray(v) for k, v in _flatten(variables).items()}
+  buffer = io.BytesIO()
+  np.savez(buffer, __header__=np.frombuffer(header, np.uint8), **arrays)
+  _write_atomic(entry, buffer.getvalue())
+
+
+def _export_entry(path: pathlib.Path, batch_size: int) -> pathlib.Path | None:
+  root = cache_dir()
+  if root is None or not (path / "_CHECKPOINT_METADATA").is_file():
+    return None
+  return root / "final" / f"{fingerprint(path)}-predict-{batch_size}.jaxexport"
 
 
 def load_predictor(path: str | os.PathLike, batch_size: int):
   """A function images (batch_size, 28, 28) -> probabilities, from a promoted checkpoint.
 
-  It is the jitted ``model.predict``; with the compilation cache on, its executable comes from
-  JAX's persistent cache after the first call. (Storing executables ourselves with
+  It is ``model.predict`` for the checkpoint's architecture. The first call for a checkpoint
+  and batch size exports it (``jax.export``: serialized StableHLO, taking the variables as
+  arguments) into the cache; later processes load that, so the inference command needs
+  neither Flax nor the model code at start-up, and with the compilation cache on the
+  executable comes from JAX's persistent cache. (Storing XLA executables ourselves with
   ``jax.experimental.serialize_executable`` was tried and dropped: on XLA:CPU the loaded
   executables failed when called, "Function ... not found".)
   """
-  del batch_size  # One jitted function serves every batch size, compiled once per size.
+  import jax
+  from jax import export
+  path = pathlib.Path(path).absolute()
   model_config, variables, metadata = load_final(path)
-  from mnist_flax import model  # Flax: traced once per process (the compile itself is cached).
-  net = model.build(model_config)
-  return lambda x: model.predict(net, variables, x), metadata
+  entry = _export_entry(path, batch_size)
+  exported = None
+  if entry is not None:
+    try:
+      exported = export.deserialize(bytearray(entry.read_bytes()))
+    except Exception:  # Not there yet, or unreadable (a different jax, a torn write): redo.
+      exported = None
+  if exported is None:
+    import jax.numpy as jnp
+    from mnist_flax import model  # Flax: only when the export is not cached.
+    net = model.build(model_config)
+    images = jax.ShapeDtypeStruct((batch_size, 28, 28), jnp.float32)
+    exported = export.export(jax.jit(lambda v, x: model.predict(net, v, x)))(
+        jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), variables), images)
+    if entry is not None:
+      _write_atomic(entry, bytes(exported.serialize()))
+  variables = jax.device_put(variables)
+  call = jax.jit(exported.call)
+  return lambda x: call(variables, x), metadata
+
+
+def _write_atomic(entry: pathlib.Path, data: bytes) -> None:
+  try:
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tmp = entry.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, entry)  # Readers see the whole entry or none.
+  except OSError:
+    pass  # A read-only home or a full disk only costs speed.

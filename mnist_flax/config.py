@@ -93,7 +93,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
       not isinstance(f, int) or f <= 0 for f in model.features):
     raise errors.ConfigError(
         f"config.model.features must be positive integers, got {model.features!r}")
-  for name in ("kernel_size", "dense", "space_to_depth"):
+  for name in ("kernel_size", "dense", "space_to_depth", "members"):
     _positive_int(model, name)
   _choice(model.pool, "model.pool", POOLS)
   if not 0.0 <= model.dropout < 1.0:

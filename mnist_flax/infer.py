@@ -204,17 +204,18 @@ def _read_one(preprocess: Any, path: str) -> tuple[Any, errors.MnistFlaxError | 
 _IDLE_SAMPLE_SECONDS = 0.05
 
 
-def _cpu_times() -> tuple[int, int] | None:
-  """(idle, total) clock ticks of all CPUs since boot, from /proc/stat; None elsewhere."""
+def _cpu_times() -> tuple[int, int, float] | None:
+  """(idle, total) clock ticks of all CPUs since boot, from /proc/stat, and this process's own
+  CPU time in the same ticks; None where there is no /proc/stat."""
   try:
     with open("/proc/stat", "rb") as f:
       fields = [int(x) for x in f.readline().split()[1:]]
-    return fields[3] + fields[4], sum(fields[:8])
-  except (OSError, ValueError, IndexError):
+    return fields[3] + fields[4], sum(fields[:8]), time.process_time() * os.sysconf("SC_CLK_TCK")
+  except (OSError, ValueError, IndexError, AttributeError):
     return None
 
 
-def _worker_count(files: int, since: tuple[float, tuple[int, int] | None]) -> int:
+def _worker_count(files: int, since: tuple[float, tuple[int, int, float] | None]) -> int:
   """Worker processes for ``files`` files: one per core, none for few files, one core, or
   cores that were busy with other work since ``since`` (time.monotonic(), _cpu_times())."""
   try:
@@ -227,9 +228,10 @@ def _worker_count(files: int, since: tuple[float, tuple[int, int] | None]) -> in
   time.sleep(max(0.0, start + _IDLE_SAMPLE_SECONDS - time.monotonic()))
   after = _cpu_times()
   if before is not None and after is not None and after[1] > before[1]:
-    idle = (os.cpu_count() or cores) * (after[0] - before[0]) / (after[1] - before[1])
-    if idle < 1.0:  # Not even one core free: read the files here.
-      return 0
+    # This process's own work (importing the image libraries) is not someone else's load.
+    free = after[0] - before[0] + after[2] - before[2]
+    if (os.cpu_count() or cores) * free / (after[1] - before[1]) < 1.5:
+      return 0  # Not even one core free besides this one: read the files here.
   return min(cores, files // 16)
 
 

@@ -147,15 +147,18 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, *
   images = images.astype(jnp.float32) / 255.0
 
   def loss_fn(params):
+    # (members, B, 10): an ensemble's members are fitted each on its own loss (their sum, as
+    # their parameters are disjoint), not on the ensemble's, so they stay independent models.
     logits, updates = state.apply_fn(
         {"params": params, "batch_stats": state.batch_stats}, images, train=True,
-        rngs={"dropout": dropout_rng}, mutable=["batch_stats"])
-    loss = _cross_entropy(logits, batch["label"], label_smoothing).mean()
+        rngs={"dropout": dropout_rng}, mutable=["batch_stats"], method="member_logits")
+    loss = _cross_entropy(logits, batch["label"], label_smoothing).mean(axis=-1).sum()
     return loss, (logits, updates)
 
   (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   state = state.apply_gradients(grads=grads, batch_stats=updates.get("batch_stats", {}))
-  accuracy = (logits.argmax(-1) == batch["label"]).mean()
+  accuracy = (jax.nn.softmax(logits).mean(axis=0).argmax(-1) == batch["label"]).mean()
+  loss = loss / logits.shape[0]
   return state, {"loss": loss, "accuracy": accuracy}
 
 

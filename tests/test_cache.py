@@ -69,3 +69,19 @@ def test_predictor_matches_the_jitted_predict(tmp_path, monkeypatch):
     predict, metadata = cache.load_predictor(final, 4)
     np.testing.assert_array_equal(np.asarray(predict(images)), expected)
     assert metadata["step"] == 3
+
+
+def test_exported_predict_is_cached_and_a_damaged_one_is_redone(tmp_path, monkeypatch):
+  monkeypatch.setenv(cache.ENV_VAR, str(tmp_path / "cache"))
+  _promote(tmp_path / "work", 4)
+  final = tmp_path / "work/checkpoints/final"
+  images = np.asarray(jax.random.uniform(jax.random.key(1), (2, 28, 28)))
+  expected = np.asarray(cache.load_predictor(final, 2)[0](images))
+  (exported,) = (tmp_path / "cache/final").glob("*-predict-2.jaxexport")
+  exported.write_bytes(exported.read_bytes()[:100])  # Torn or from another jax version.
+  np.testing.assert_array_equal(np.asarray(cache.load_predictor(final, 2)[0](images)), expected)
+  assert exported.stat().st_size > 100  # Written again, whole.
+  result = run_module("mnist_flax.infer", "--i", str(ROOT / "test/3.jpg"), "--checkpoint",
+                      str(final), env={cache.ENV_VAR: str(tmp_path / "cache")}, timeout=120)
+  assert result.returncode == 0, result.stderr
+  assert list((tmp_path / "cache/final").glob("*-predict-1.jaxexport"))

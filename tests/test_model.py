@@ -94,3 +94,44 @@ def test_create_train_state_is_pure():
   b = train.create_train_state(jax.random.key(7), config)
   for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
     np.testing.assert_array_equal(x, y)
+
+
+def _ensemble_config(members: int):
+  config = _config("test")
+  config.model.members = members
+  return config
+
+
+def test_ensemble_answers_with_the_mean_probability_of_distinct_members():
+  net = model.build(_ensemble_config(3).model.to_dict())
+  variables = net.init(jax.random.key(0), jnp.zeros((1, 28, 28)))
+  images = jax.random.uniform(jax.random.key(1), (5, 28, 28))
+  kernels = [variables["params"][f"member_{i}"]["Dense_1"]["kernel"] for i in range(3)]
+  assert not np.allclose(kernels[0], kernels[1]) and not np.allclose(kernels[1], kernels[2])
+  members = net.apply(variables, images, method="member_logits")
+  assert members.shape == (3, 5, 10)
+  for i in range(3):  # Each member is a plain CNN with its own variables.
+    own = {k: v[f"member_{i}"] for k, v in variables.items()}
+    np.testing.assert_allclose(members[i], net.cnn.apply(own, images), rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(model.predict(net, variables, images),
+                             jax.nn.softmax(members).mean(axis=0), rtol=1e-5, atol=1e-7)
+
+
+def test_ensemble_members_train_as_independent_models():
+  """Member 0 of a 2-member ensemble follows the steps a lone CNN takes from its weights."""
+  ensemble = train.create_train_state(jax.random.key(0), _ensemble_config(2))
+  lone = train.create_train_state(jax.random.key(0), _config("test"))
+  own = jax.tree.map(jnp.copy, {"params": ensemble.params["member_0"],  # train_step donates.
+                                "batch_stats": ensemble.batch_stats["member_0"]})
+  lone = lone.replace(params=own["params"], batch_stats=own["batch_stats"],
+                      opt_state=lone.tx.init(own["params"]))
+  rng = np.random.default_rng(0)
+  for step in range(5):
+    batch = {"image": jnp.asarray(rng.integers(0, 256, (32, 28, 28), np.uint8)),
+             "label": jnp.asarray(rng.integers(0, 10, 32), jnp.int32)}
+    ensemble, _ = train.train_step(ensemble, batch, jax.random.key(step))
+    lone, _ = train.train_step(lone, batch, jax.random.key(step))
+  for a, b in zip(jax.tree.leaves(ensemble.params["member_0"]), jax.tree.leaves(lone.params)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+  assert not np.allclose(ensemble.params["member_1"]["Dense_1"]["kernel"],
+                         lone.params["Dense_1"]["kernel"])
