@@ -372,8 +372,7 @@ class Benchmark:
         state=init(jax.random.fold_in(root, train._INIT)),
         data_key=jax.random.fold_in(root, train._DATA),
         step_key=jax.random.fold_in(root, train._STEP),
-        step_kwargs={"translate": config.augment.translate,
-                     "label_smoothing": config.label_smoothing})
+        step_kwargs=train.step_options(config))
     self._setups[config_path] = setup
     return setup
 

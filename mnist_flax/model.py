@@ -7,7 +7,9 @@
 The network takes raw MNIST-style pixels (white ink on black, in [0, 1]) and normalises them
 itself, so every caller feeds the same thing: training, evaluation and ``preprocess``'s output.
 Its architecture is fully described by a small dict of plain values, stored with every
-checkpoint, so inference rebuilds it from the checkpoint alone.
+checkpoint, so inference rebuilds it from the checkpoint alone. With ``members`` above 1 in
+that dict, ``build`` returns an ``Ensemble`` of that many CNNs, which every caller uses the same
+way.
 
 Why it is shaped the way it is (measured on a 2-core CPU with XLA:CPU, see README "Speed"):
 
@@ -126,9 +128,10 @@ class CNN(nn.Module):
     return nn.Dense(NUM_CLASSES, kernel_init=_torch_kernel_init,
                     bias_init=_torch_bias_init(self.dense))(x)
 
-  def member_logits(self, images: jax.Array, train: bool = False) -> jax.Array:
+  def member_logits(self, images: jax.Array, train: bool = False,
+                    per_member: bool = False) -> jax.Array:
     """Logits (1, B, 10): one CNN as a one-member ensemble, so training treats both alike."""
-    return self(images, train)[None]
+    return self(images[0] if per_member else images, train)[None]
 
 
 class Ensemble(nn.Module):
@@ -148,7 +151,11 @@ class Ensemble(nn.Module):
     # XLA:CPU runs the vmapped (batched) matmuls at half the speed of the plain ones.
     self.member = [self.cnn.clone(parent=None) for _ in range(self.members)]
 
-  def member_logits(self, images: jax.Array, train: bool = False) -> jax.Array:
+  def member_logits(self, images: jax.Array, train: bool = False,
+                    per_member: bool = False) -> jax.Array:
+    """(members, B, 10); with ``per_member``, ``images`` holds one batch per member."""
+    if per_member:
+      return jnp.stack([member(x, train) for member, x in zip(self.member, images)])
     return jnp.stack([member(images, train) for member in self.member])
 
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:

@@ -136,14 +136,30 @@ def _cross_entropy(logits: jax.Array, labels: jax.Array, smoothing: float) -> ja
   return optax.softmax_cross_entropy(logits, targets)
 
 
-@functools.partial(jax.jit, donate_argnums=0,
-                   static_argnames=("translate", "rotate", "scale", "label_smoothing"))
+def step_options(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  """The static keyword arguments of ``train_step`` that a config sets."""
+  return {"translate": config.augment.translate, "rotate": config.augment.rotate,
+          "scale": config.augment.scale, "label_smoothing": config.label_smoothing,
+          "members": config.model.members}
+
+
+@functools.partial(jax.jit, donate_argnums=0, static_argnames=(
+    "translate", "rotate", "scale", "label_smoothing", "members"))
 def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, *,
                translate: int = 0, rotate: float = 0.0, scale: float = 0.0,
-               label_smoothing: float = 0.0) -> tuple[TrainState, dict[str, jax.Array]]:
-  """One optimizer update on a batch of uint8 images; returns the new state and metrics."""
+               label_smoothing: float = 0.0,
+               members: int = 1) -> tuple[TrainState, dict[str, jax.Array]]:
+  """One optimizer update on a batch of uint8 images; returns the new state and metrics.
+
+  With ``members`` > 1 (an ensemble), each member sees its own random augmentation of the
+  batch: the members then differ by more than their initialisation.
+  """
   aug_rng, dropout_rng = jax.random.split(rng)
-  images = augment(batch["image"], aug_rng, translate, rotate, scale)
+  if members == 1:
+    images = augment(batch["image"], aug_rng, translate, rotate, scale)
+  else:
+    images = jnp.stack([augment(batch["image"], jax.random.fold_in(aug_rng, k), translate,
+                                rotate, scale) for k in range(members)])
   images = images.astype(jnp.float32) / 255.0
 
   def loss_fn(params):
@@ -151,7 +167,8 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, *
     # their parameters are disjoint), not on the ensemble's, so they stay independent models.
     logits, updates = state.apply_fn(
         {"params": params, "batch_stats": state.batch_stats}, images, train=True,
-        rngs={"dropout": dropout_rng}, mutable=["batch_stats"], method="member_logits")
+        rngs={"dropout": dropout_rng}, mutable=["batch_stats"], method="member_logits",
+        per_member=members > 1)
     loss = _cross_entropy(logits, batch["label"], label_smoothing).mean(axis=-1).sum()
     return loss, (logits, updates)
 
@@ -329,9 +346,7 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sha
   steps_per_epoch = num_train // config.batch_size
   data_key, step_key = jax.random.fold_in(root, _DATA), jax.random.fold_in(root, _STEP)
   schedule = make_schedule(config.optimizer, config.num_iterations)
-  step_kwargs = {"translate": config.augment.translate, "rotate": config.augment.rotate,
-                 "scale": config.augment.scale,
-                 "label_smoothing": config.label_smoothing}
+  step_kwargs = step_options(config)
   evaluate_now = lambda s: evaluate(s, test_images, test_labels, config.eval_batch_size, shard)
 
   train_seconds, eval_seconds, images_seen = 0.0, 0.0, 0

@@ -254,3 +254,20 @@ def test_worker_that_crashes_or_hangs_costs_one_file(tmp_path: Path):
   assert lines["hang.png"].startswith("ImageError: gave up reading ") and "hang.png" in lines[
       "hang.png"]
   assert all(lines[name] == "ok" for name in lines if name not in ("crash.png", "hang.png"))
+
+
+@pytest.mark.parametrize("others_busy, workers", [(0.0, 2), (0.5, 2), (1.5, 0), (2.0, 0)])
+def test_workers_start_only_when_other_work_leaves_cores_idle(monkeypatch, others_busy,
+                                                             workers):
+  """This process's own busy core (it is importing the image libraries while the sample is
+  taken) is not load; other processes' work is."""
+  from mnist_flax import infer as infer_lib
+  monkeypatch.setattr(infer_lib.os, "cpu_count", lambda: 2)
+  monkeypatch.setattr(infer_lib.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+  monkeypatch.delitem(sys.modules, "jax", raising=False)  # As in the command, before JAX.
+  ticks = 100  # Per core over the sample; this process is busy on one core throughout.
+  own = ticks
+  idle = 2 * ticks - own - others_busy * ticks
+  after = (idle, 2 * ticks, own)
+  monkeypatch.setattr(infer_lib, "_cpu_times", lambda: after)
+  assert infer_lib._worker_count(1000, (0.0, (0, 0, 0.0))) == workers
