@@ -58,10 +58,10 @@ def output_side(model: ml_collections.ConfigDict) -> int:
   return side
 
 
-def _positive_int(config: ml_collections.ConfigDict, name: str) -> None:
+def _positive_int(config: ml_collections.ConfigDict, name: str, prefix: str = "") -> None:
   value = config[name]
   if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-    raise errors.ConfigError(f"config.{name} must be a positive integer, got {value!r}")
+    raise errors.ConfigError(f"config.{prefix}{name} must be a positive integer, got {value!r}")
 
 
 def _positive_float(value: Any, name: str) -> None:
@@ -94,7 +94,7 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     raise errors.ConfigError(
         f"config.model.features must be positive integers, got {model.features!r}")
   for name in ("kernel_size", "dense", "space_to_depth", "members"):
-    _positive_int(model, name)
+    _positive_int(model, name, "model.")
   _choice(model.pool, "model.pool", POOLS)
   if not 0.0 <= model.dropout < 1.0:
     raise errors.ConfigError(f"config.model.dropout must be in [0, 1), got {model.dropout!r}")

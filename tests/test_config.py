@@ -34,6 +34,7 @@ def test_every_config_file_is_valid(name):
     ("optimizer.name", "adagrad", "optimizer.name must be one of"),
     ("model.pool", "median", "model.pool must be one of"),
     ("model.features", (8, 0), "model.features must be positive integers"),
+    ("model.members", 0, "config.model.members must be a positive integer"),
     ("augment.translate", 20, "augment.translate must be an integer in"),
 ])
 def test_validate_refuses_unusable_values(field, value, message):
