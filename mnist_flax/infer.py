@@ -1,7 +1,7 @@
 """Read the digit in image files: ``python -m mnist_flax.infer --i PATH [PATH ...]``.
 
     $ python -m mnist_flax.infer --i test/3.jpg
-    The recognized result is 3 and the probability is 0.928.
+    The recognized result is 3 and the probability is 0.916.
 
 ``--i`` takes files and folders (every JPEG, PNG, GIF or BMP inside, sorted by name), so
 hundreds of images cost one process. With several images each line starts with the path.
