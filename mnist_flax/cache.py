@@ -86,15 +86,30 @@ def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
   return tree
 
 
+def _entry_stem(path: pathlib.Path) -> pathlib.Path | None:
+  """``<cache>/final/<fingerprint>``, the common prefix of a checkpoint's cache files; None
+  when caching is off or ``path`` is not a finished checkpoint."""
+  root = cache_dir()
+  if root is None or not (path / "_CHECKPOINT_METADATA").is_file():
+    return None
+  try:
+    return root / "final" / fingerprint(path)
+  except OSError:  # A file vanished while it was listed: go through Orbax, which will say.
+    return None
+
+
 def load_final(path: str | os.PathLike) -> tuple[dict[str, Any], Any, dict[str, Any]]:
   """``checkpoint.load_final``, served from the cache when the checkpoint is unchanged."""
-  import numpy as np
   path = pathlib.Path(path).absolute()
-  root = cache_dir()
-  entry = None
-  if root is not None and (path / "_CHECKPOINT_METADATA").is_file():
+  return _load_final(path, _entry_stem(path))
+
+
+def _load_final(path: pathlib.Path, stem: pathlib.Path | None
+                ) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+  import numpy as np
+  entry = None if stem is None else stem.with_name(f"{stem.name}.npz")
+  if entry is not None:
     try:
-      entry = root / "final" / f"{fingerprint(path)}.npz"
       with np.load(entry, allow_pickle=False) as z:
         header = json.loads(bytes(z["__header__"]).decode())
         variables = _unflatten({k: z[k] for k in z.files if k != "__header__"})
@@ -118,13 +133,6 @@ def _store(entry: pathlib.Path, model_config: dict[str, Any], variables: Any,
   _write_atomic(entry, buffer.getvalue())
 
 
-def _export_entry(path: pathlib.Path, batch_size: int) -> pathlib.Path | None:
-  root = cache_dir()
-  if root is None or not (path / "_CHECKPOINT_METADATA").is_file():
-    return None
-  return root / "final" / f"{fingerprint(path)}-predict-{batch_size}.jaxexport"
-
-
 def load_predictor(path: str | os.PathLike, batch_size: int):
   """A function images (batch_size, 28, 28) -> probabilities, from a promoted checkpoint.
 
@@ -137,10 +145,12 @@ def load_predictor(path: str | os.PathLike, batch_size: int):
   executables failed when called, "Function ... not found".)
   """
   import jax
+  import numpy as np
   from jax import export
   path = pathlib.Path(path).absolute()
-  model_config, variables, metadata = load_final(path)
-  entry = _export_entry(path, batch_size)
+  stem = _entry_stem(path)  # Fingerprinted once for both cache files.
+  model_config, variables, metadata = _load_final(path, stem)
+  entry = None if stem is None else stem.with_name(f"{stem.name}-predict-{batch_size}.jaxexport")
   exported = None
   if entry is not None:
     try:
@@ -148,10 +158,9 @@ def load_predictor(path: str | os.PathLike, batch_size: int):
     except Exception:  # Not there yet, or unreadable (a different jax, a torn write): redo.
       exported = None
   if exported is None:
-    import jax.numpy as jnp
     from mnist_flax import model  # Flax: only when the export is not cached.
     net = model.build(model_config)
-    images = jax.ShapeDtypeStruct((batch_size, 28, 28), jnp.float32)
+    images = jax.ShapeDtypeStruct((batch_size, 28, 28), np.float32)
     exported = export.export(jax.jit(lambda v, x: model.predict(net, v, x)))(
         jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), variables), images)
     if entry is not None:
