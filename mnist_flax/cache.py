@@ -15,8 +15,9 @@ Two caches live under ``$MNIST_FLAX_CACHE_DIR`` (default ``$XDG_CACHE_HOME/mnist
   damaged or deleted file) changes the key, so the checkpoint goes through Orbax and its checks
   again. This spares the inference command importing Orbax and restoring through it on every
   call, which is most of its start-up time. Beside it, under the same key, ``predict`` for
-  that checkpoint exported with ``jax.export`` (one file per batch size), so the inference
-  command does not import Flax either.
+  that checkpoint exported with ``jax.export`` (one file per batch size, and keyed by the
+  source of ``mnist_flax/model.py`` too, as the export holds the model's code), so the
+  inference command does not import Flax either.
 """
 
 from __future__ import annotations
@@ -150,7 +151,8 @@ def load_predictor(path: str | os.PathLike, batch_size: int):
   path = pathlib.Path(path).absolute()
   stem = _entry_stem(path)  # Fingerprinted once for both cache files.
   model_config, variables, metadata = _load_final(path, stem)
-  entry = None if stem is None else stem.with_name(f"{stem.name}-predict-{batch_size}.jaxexport")
+  entry = None if stem is None else stem.with_name(
+      f"{stem.name}-predict-{batch_size}-{_model_code_key()}.jaxexport")
   exported = None
   if entry is not None:
     try:
@@ -168,6 +170,12 @@ def load_predictor(path: str | os.PathLike, batch_size: int):
   variables = jax.device_put(variables)
   call = jax.jit(exported.call)
   return lambda x: call(variables, x), metadata
+
+
+def _model_code_key() -> str:
+  """A short hash of model.py: an export traced from other model code is a different entry."""
+  source = pathlib.Path(__file__).with_name("model.py").read_bytes()
+  return hashlib.sha256(source).hexdigest()[:12]
 
 
 def _write_atomic(entry: pathlib.Path, data: bytes) -> None:

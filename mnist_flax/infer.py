@@ -86,8 +86,8 @@ def _display(path: str) -> str:
   escaped, so one answer stays one line.
   """
   text = os.fsencode(path).decode("utf-8", "backslashreplace")
-  shown = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
-                  for c in text)
+  shown = text if text.isprintable() else "".join(
+      c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
   return shown or "''"  # An empty argument still gets a visible name in its message.
 
 

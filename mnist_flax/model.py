@@ -16,8 +16,10 @@ Why it is shaped the way it is (measured on a 2-core CPU with XLA:CPU, see READM
 * Space-to-depth first (28x28x1 -> 14x14x4): the same pixels, a quarter of the positions, so
   the first convolution does a quarter of the work with no loss of information.
 * Convolutions as im2col (the k*k shifted slices concatenated on the channel axis, then one
-  matmul): XLA:CPU runs the weight gradient of a small-output ``lax.conv`` very slowly, while
-  a matmul and its transpose are fast. Both formulations compute the same function.
+  matmul) when training: XLA:CPU runs the weight gradient of a small-output ``lax.conv`` very
+  slowly, while a matmul and its transpose are fast. Without a gradient (evaluation,
+  ``predict``) the same kernel goes through ``lax.conv``, whose forward pass is faster (3.4x
+  for the shipped five-CNN ensemble at batch 256). Both compute the same function.
 * Pooling by reshape + max over non-overlapping windows: its gradient is a cheap select,
   where ``nn.max_pool``'s (select-and-scatter) costs about twice a whole training step.
 """
@@ -66,12 +68,16 @@ def pool(x: jax.Array, window: int, kind: str) -> jax.Array:
 
 
 class Conv(nn.Module):
-  """A stride-1 convolution computed as im2col + one matmul (see the module docstring)."""
+  """A stride-1 convolution: im2col + one matmul, or ``lax.conv`` (see the module docstring).
+
+  ``im2col`` picks the formulation only; the parameters and the function are the same.
+  """
 
   features: int
   kernel_size: int = 3
   padding: str = "VALID"
   use_bias: bool = True
+  im2col: bool = True
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -79,15 +85,19 @@ class Conv(nn.Module):
     k = self.kernel_size
     fan_in = k * k * c
     kernel = self.param("kernel", _torch_kernel_init, (k, k, c, self.features))
-    if self.padding == "SAME":
-      lo = (k - 1) // 2
-      x = jnp.pad(x, ((0, 0), (lo, k - 1 - lo), (lo, k - 1 - lo), (0, 0)))
-      h, w = h + k - 1, w + k - 1
-    ho, wo = h - k + 1, w - k + 1
-    patches = jnp.concatenate(
-        [x[:, i:i + ho, j:j + wo, :] for i in range(k) for j in range(k)], axis=-1)
-    y = jnp.dot(patches.reshape(b * ho * wo, fan_in), kernel.reshape(fan_in, self.features))
-    y = y.reshape(b, ho, wo, self.features)
+    if self.im2col:
+      if self.padding == "SAME":
+        lo = (k - 1) // 2
+        x = jnp.pad(x, ((0, 0), (lo, k - 1 - lo), (lo, k - 1 - lo), (0, 0)))
+        h, w = h + k - 1, w + k - 1
+      ho, wo = h - k + 1, w - k + 1
+      patches = jnp.concatenate(
+          [x[:, i:i + ho, j:j + wo, :] for i in range(k) for j in range(k)], axis=-1)
+      y = jnp.dot(patches.reshape(b * ho * wo, fan_in), kernel.reshape(fan_in, self.features))
+      y = y.reshape(b, ho, wo, self.features)
+    else:
+      y = jax.lax.conv_general_dilated(x, kernel, (1, 1), self.padding,
+                                       dimension_numbers=("NHWC", "HWIO", "NHWC"))
     if self.use_bias:
       y = y + self.param("bias", _torch_bias_init(fan_in), (self.features,))
     return y
@@ -114,7 +124,9 @@ class CNN(nn.Module):
     x = (x - PIXEL_MEAN) / PIXEL_STD
     x = space_to_depth(x, self.space_to_depth)
     for features, padding, window in zip(self.features, self.padding, self.pool_windows):
-      x = Conv(features, self.kernel_size, padding, use_bias=not self.batch_norm)(x)
+      # im2col only where its gradient is taken (see the module docstring).
+      x = Conv(features, self.kernel_size, padding, use_bias=not self.batch_norm,
+               im2col=train)(x)
       if self.batch_norm:
         x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
       x = nn.relu(pool(x, window, self.pool))

@@ -77,11 +77,15 @@ def test_exported_predict_is_cached_and_a_damaged_one_is_redone(tmp_path, monkey
   final = tmp_path / "work/checkpoints/final"
   images = np.asarray(jax.random.uniform(jax.random.key(1), (2, 28, 28)))
   expected = np.asarray(cache.load_predictor(final, 2)[0](images))
-  (exported,) = (tmp_path / "cache/final").glob("*-predict-2.jaxexport")
+  (exported,) = (tmp_path / "cache/final").glob("*-predict-2-*.jaxexport")
   exported.write_bytes(exported.read_bytes()[:100])  # Torn or from another jax version.
   np.testing.assert_array_equal(np.asarray(cache.load_predictor(final, 2)[0](images)), expected)
   assert exported.stat().st_size > 100  # Written again, whole.
   result = run_module("mnist_flax.infer", "--i", str(ROOT / "test/3.jpg"), "--checkpoint",
                       str(final), env={cache.ENV_VAR: str(tmp_path / "cache")}, timeout=120)
   assert result.returncode == 0, result.stderr
-  assert list((tmp_path / "cache/final").glob("*-predict-1.jaxexport"))
+  assert list((tmp_path / "cache/final").glob("*-predict-1-*.jaxexport"))
+  # Other model code (an edited model.py) is never served the old export.
+  monkeypatch.setattr(cache, "_model_code_key", lambda: "edited")
+  np.testing.assert_array_equal(np.asarray(cache.load_predictor(final, 2)[0](images)), expected)
+  assert list((tmp_path / "cache/final").glob("*-predict-2-edited.jaxexport"))

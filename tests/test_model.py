@@ -46,6 +46,9 @@ def test_im2col_convolution_equals_lax_conv():
       x, variables["params"]["kernel"], (1, 1), "SAME",
       dimension_numbers=("NHWC", "HWIO", "NHWC")) + variables["params"]["bias"]
   np.testing.assert_allclose(conv.apply(variables, x), expected, rtol=1e-5, atol=1e-5)
+  # The formulation used without a gradient: same parameters, same function.
+  direct = model.Conv(5, 3, "SAME", im2col=False)
+  np.testing.assert_allclose(direct.apply(variables, x), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_space_to_depth_keeps_every_pixel():
