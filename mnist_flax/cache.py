@@ -22,12 +22,13 @@ Two caches live under ``$MNIST_FLAX_CACHE_DIR`` (default ``$XDG_CACHE_HOME/mnist
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
 import os
 import pathlib
-from typing import Any
+from typing import Any, Iterator
 
 ENV_VAR = "MNIST_FLAX_CACHE_DIR"
 _FORMAT = 1
@@ -141,7 +142,8 @@ def load_predictor(path: str | os.PathLike, batch_size: int):
   and batch size exports it (``jax.export``: serialized StableHLO, taking the variables as
   arguments) into the cache; later processes load that, so the inference command needs
   neither Flax nor the model code at start-up, and with the compilation cache on the
-  executable comes from JAX's persistent cache. (Storing XLA executables ourselves with
+  executable comes from JAX's persistent cache. It is compiled before this returns, so the
+  first call is as fast as the others. (Storing XLA executables ourselves with
   ``jax.experimental.serialize_executable`` was tried and dropped: on XLA:CPU the loaded
   executables failed when called, "Function ... not found".)
   """
@@ -153,10 +155,11 @@ def load_predictor(path: str | os.PathLike, batch_size: int):
   model_config, variables, metadata = _load_final(path, stem)
   entry = None if stem is None else stem.with_name(
       f"{stem.name}-predict-{batch_size}-{_model_code_key()}.jaxexport")
-  exported = None
+  exported, serialized = None, b""
   if entry is not None:
     try:
-      exported = export.deserialize(bytearray(entry.read_bytes()))
+      serialized = entry.read_bytes()
+      exported = export.deserialize(bytearray(serialized))
     except Exception:  # Not there yet, or unreadable (a different jax, a torn write): redo.
       exported = None
   if exported is None:
@@ -165,11 +168,41 @@ def load_predictor(path: str | os.PathLike, batch_size: int):
     images = jax.ShapeDtypeStruct((batch_size, 28, 28), np.float32)
     exported = export.export(jax.jit(lambda v, x: model.predict(net, v, x)))(
         jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), variables), images)
+    serialized = bytes(exported.serialize())
     if entry is not None:
-      _write_atomic(entry, bytes(exported.serialize()))
+      _write_atomic(entry, serialized)
   variables = jax.device_put(variables)
-  call = jax.jit(exported.call)
-  return lambda x: call(variables, x), metadata
+  args, kwargs = exported.in_tree.unflatten(
+      [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in exported.in_avals])
+  with _no_lapack_setup(b"lapack" not in serialized):
+    # Compiled now (from the persistent cache when it has it), not at the first call.
+    compiled = jax.jit(exported.call).lower(*args, **kwargs).compile()
+  return lambda x: compiled(variables, x), metadata
+
+
+@contextlib.contextmanager
+def _no_lapack_setup(safe: bool) -> Iterator[None]:
+  """Lets an exported call lower without setting up LAPACK first, when ``safe``.
+
+  jax.export lowers every call of an exported function for the CPU by first initialising
+  LAPACK, which imports SciPy's BLAS bindings: 0.25 s, a quarter of a cold inference command,
+  even for a module that never calls LAPACK, as ``predict`` never does. ``safe`` says the
+  serialized module names no LAPACK routine. The hook is JAX-internal: where it is missing
+  (another JAX version), lowering goes the usual way, only slower; a test watches for that.
+  """
+  try:
+    from jax._src.export import _export
+    hook = _export._ensure_backends_initialized
+  except (ImportError, AttributeError):
+    safe = False
+  if not safe:
+    yield
+    return
+  _export._ensure_backends_initialized = lambda platforms: None
+  try:
+    yield
+  finally:
+    _export._ensure_backends_initialized = hook
 
 
 def _model_code_key() -> str:

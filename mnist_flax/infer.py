@@ -424,10 +424,7 @@ def run(args: argparse.Namespace) -> int:
       # JAX's import and the checkpoint load, while the workers read the files. Almost surely
       # some image is readable; if none is, a checkpoint problem is not worth reporting.
       try:
-        predictor = _load_predictor(args, CHUNK)
-        # The first call loads the compiled program (~0.3 s): now, not after the last file.
-        import numpy as np
-        predictor(np.zeros((CHUNK, 28, 28), np.float32))
+        predictor = _load_predictor(args, CHUNK)  # Compiled here, not after the last file.
       except errors.CheckpointError as e:
         predictor = e
       read = workers.results()

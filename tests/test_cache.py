@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -89,3 +93,32 @@ def test_exported_predict_is_cached_and_a_damaged_one_is_redone(tmp_path, monkey
   monkeypatch.setattr(cache, "_model_code_key", lambda: "edited")
   np.testing.assert_array_equal(np.asarray(cache.load_predictor(final, 2)[0](images)), expected)
   assert list((tmp_path / "cache/final").glob("*-predict-2-edited.jaxexport"))
+
+
+_PREDICT_IN_A_FRESH_PROCESS = """
+import sys
+import numpy as np
+from mnist_flax import cache
+predict, _ = cache.load_predictor(sys.argv[1], 2)
+probs = np.asarray(predict(np.load(sys.argv[2])))
+np.save(sys.argv[3], probs)
+print("scipy" in sys.modules)
+"""
+
+
+def test_a_cached_predictor_starts_without_scipy(tmp_path, monkeypatch):
+  # jax.export sets LAPACK up (importing SciPy, a quarter of a cold inference) unless
+  # cache._no_lapack_setup stops it; a JAX release that moves the hook shows up here.
+  monkeypatch.setenv(cache.ENV_VAR, str(tmp_path / "cache"))
+  _promote(tmp_path / "work", 5)
+  final = tmp_path / "work/checkpoints/final"
+  images = np.asarray(jax.random.uniform(jax.random.key(2), (2, 28, 28)))
+  expected = np.asarray(cache.load_predictor(final, 2)[0](images))  # Fills the cache.
+  np.save(tmp_path / "images.npy", images)
+  result = subprocess.run(
+      [sys.executable, "-c", _PREDICT_IN_A_FRESH_PROCESS, str(final), str(tmp_path / "images.npy"),
+       str(tmp_path / "probs.npy")], cwd=ROOT, capture_output=True, text=True, timeout=120,
+      env={**os.environ, cache.ENV_VAR: str(tmp_path / "cache")})
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.strip() == "False"
+  np.testing.assert_array_equal(np.load(tmp_path / "probs.npy"), expected)
