@@ -215,13 +215,18 @@ def _cpu_times() -> tuple[int, int, float] | None:
     return None
 
 
+def _cores() -> int:
+  """The cores this process may run on."""
+  try:
+    return len(os.sched_getaffinity(0))
+  except (AttributeError, OSError):
+    return os.cpu_count() or 1
+
+
 def _worker_count(files: int, since: tuple[float, tuple[int, int, float] | None]) -> int:
   """Worker processes for ``files`` files: one per core, none for few files, one core, or
   cores that were busy with other work since ``since`` (time.monotonic(), _cpu_times())."""
-  try:
-    cores = len(os.sched_getaffinity(0))
-  except (AttributeError, OSError):
-    cores = os.cpu_count() or 1
+  cores = _cores()
   if files < POOL_MIN_FILES or cores < 2 or sys.platform == "win32" or "jax" in sys.modules:
     return 0  # Forking a process that has started JAX's threads is unsafe.
   start, before = since
@@ -240,8 +245,8 @@ class _Workers:
 
   Workers take the next file from a shared counter and write its 28x28 array (or its error)
   into shared memory, so nothing has to be read from them while this process is busy importing
-  JAX. Then this process reads the files nobody has taken yet itself, and waits for the
-  workers' last ones. A worker that dies on a file (a decoder crash, the OOM killer) or stays
+  JAX. Then this process reads files nobody has taken yet too, if a core is left for it, and
+  waits for the workers' last ones. A worker that dies on a file (a decoder crash, the OOM killer) or stays
   on it longer than FILE_SECONDS costs that file only, reported as unreadable; files left
   untaken are read here.
   """
@@ -352,7 +357,7 @@ class _Workers:
 
   def results(self, help_here: bool = True) -> list[tuple[Any, errors.MnistFlaxError | None]]:
     """Every file's (array, error), in order; this process reads what is left meanwhile
-    (unless not ``help_here``: tests leave every file to the workers)."""
+    (unless not ``help_here``: when the workers fill every core, or in tests)."""
     from multiprocessing.connection import wait
     import numpy as np
     n = len(self._paths)
@@ -427,7 +432,9 @@ def run(args: argparse.Namespace) -> int:
         predictor = _load_predictor(args, CHUNK)  # Compiled here, not after the last file.
       except errors.CheckpointError as e:
         predictor = e
-      read = workers.results()
+      # Reading here too only pays when the workers leave a core idle; otherwise three
+      # processes share two cores and this one reads slower than they do.
+      read = workers.results(help_here=count < _cores())
     else:
       read = [_read_one(preprocess, path) for path in todo]
   finally:
