@@ -1015,10 +1015,15 @@ def to_mnist(image: Image.Image) -> np.ndarray | None:
   ink = _ink_only(*_ink_and_small(image))
   if ink is None:
     return None
-  rows, cols = _remove_frame(ink > 0.25)
-  inner = np.zeros_like(ink)
-  inner[rows, cols] = ink[rows, cols]
-  keep = _select_digit(inner > 0.25)
+  mask = ink > 0.25
+  rows, cols = _remove_frame(mask)
+  if (rows.stop - rows.start, cols.stop - cols.start) == ink.shape:  # No frame (the usual).
+    inner = ink
+  else:
+    inner = np.zeros_like(ink)
+    inner[rows, cols] = ink[rows, cols]
+    mask = inner > 0.25
+  keep = _select_digit(mask)
   if keep is None:
     return None
   ys, xs = np.flatnonzero(keep.any(axis=1)), np.flatnonzero(keep.any(axis=0))
