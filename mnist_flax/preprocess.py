@@ -460,20 +460,21 @@ def _gray_and_alpha(image: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
   mode = image.mode
   if mode in _WIDE_MODES:
     return _unit_float(np.asarray(image), mode), None
-  if mode == "P":
-    mode = "RGBA" if "transparency" in image.info else "RGB"
-    image = image.convert(mode)
+  # Straight to L where Pillow converts directly: the same luminance weights as through RGB
+  # (checked equal on every mode of the generated samples), without the intermediate copies.
+  if mode == "P" and "transparency" in image.info:
+    image, mode = image.convert("RGBA"), "RGBA"
   if mode in ("LA", "La", "PA", "RGBA", "RGBa"):
-    rgba = image.convert("RGBA")
-    alpha = _unit8(rgba.getchannel("A"))
-    return _unit8(rgba.convert("RGB").convert("L")), alpha
-  if mode == "1":
-    image = image.convert("L")
-  elif mode != "L":
+    rgba = image if mode == "RGBA" else image.convert("RGBA")
+    return _unit8(rgba.convert("L")), _unit8(rgba.getchannel("A"))
+  if mode != "L":
     try:
-      image = image.convert("RGB").convert("L")  # CMYK, YCbCr, RGBX, ...
-    except (ValueError, OSError) as e:
-      raise ImageError(f"unsupported image mode {image.mode}: {_one_line(e)}") from None
+      image = image.convert("L")  # 1, P, RGB, CMYK, YCbCr, ...
+    except (ValueError, OSError):
+      try:
+        image = image.convert("RGB").convert("L")
+      except (ValueError, OSError) as e:
+        raise ImageError(f"unsupported image mode {image.mode}: {_one_line(e)}") from None
   return _unit8(image), None
 
 
