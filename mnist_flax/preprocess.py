@@ -313,11 +313,21 @@ def _resize_float(a: np.ndarray, width: int, height: int,
 
 
 def _shrink(a: np.ndarray, side: int) -> np.ndarray:
+  """``a`` box-averaged down to ``side`` pixels on its long side (``a`` if not longer)."""
   h, w = a.shape
   scale = side / max(h, w)
   if scale >= 1:
     return a
-  return _resize_float(a, round(w * scale), round(h * scale))
+  image = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32), "F")
+  factor = int(1 / scale)
+  if factor >= 2:
+    # Whole blocks first (reduce: 3x faster than resize), then the rest by resize. Slightly
+    # blurrier than one BOX resize, which only the background and polarity estimates see.
+    image = image.reduce(factor)
+  size = (max(1, round(w * scale)), max(1, round(h * scale)))
+  if image.size != size:
+    image = image.resize(size, Image.Resampling.BOX)
+  return np.asarray(image, dtype=np.float32)
 
 
 # Order statistics by sorting: numpy's partition (behind np.median and np.percentile) slows to
