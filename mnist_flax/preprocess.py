@@ -348,18 +348,18 @@ def _sorted_levels(a: np.ndarray) -> np.ndarray:
 
 
 # Robust statistics (median, MAD, a percentile) of whole images are taken on an even sample of
-# about this many pixels: their sampling error (~1% of the spread) is far below the margins of
+# at most this many pixels: their sampling error (~1% of the spread) is far below the margins of
 # the thresholds they set, and sorting is most of their cost.
 _SAMPLE = 8_000
 
 
 def _sample(a: np.ndarray) -> np.ndarray:
-  """A strided view of ``a`` (1-D or 2-D) with about _SAMPLE elements (``a`` if smaller)."""
-  if a.size <= 2 * _SAMPLE:
+  """A strided view of ``a`` (1-D or 2-D) with at most _SAMPLE elements (``a`` if smaller)."""
+  if a.size <= _SAMPLE:
     return a
   if a.ndim == 1:
-    return a[::a.size // _SAMPLE]
-  step = int(math.sqrt(a.size / _SAMPLE))
+    return a[::math.ceil(a.size / _SAMPLE)]
+  step = math.ceil(math.sqrt(a.size / _SAMPLE))
   return a[::step, ::step]
 
 
