@@ -747,6 +747,8 @@ def _components(mask: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray, i
       if np.array_equal(grand, parent):
         break
       parent = grand
+  if parent.max() == 0:  # One component (the usual): every run's root is run 0.
+    return (rows, starts, ends), np.zeros(n, dtype=np.intp), 1
   _, labels = np.unique(parent, return_inverse=True)
   return (rows, starts, ends), labels, int(labels.max()) + 1
 
@@ -772,6 +774,9 @@ def _edge_lines(coverage: np.ndarray, length: int) -> tuple[int | None, int | No
   found: list[int | None] = []
   for order in (np.arange(length), np.arange(length)[::-1]):
     cut = None
+    if not (coverage[order[:band]] >= 0.6).any():  # The usual: no line near this end.
+      found.append(None)
+      continue
     i = 0
     while i < band:
       if coverage[order[i]] >= 0.6:
@@ -853,13 +858,11 @@ def _select_digit(mask: np.ndarray) -> np.ndarray | None:
 
 
 def _dilate3(mask: np.ndarray) -> np.ndarray:
+  """Binary dilation by a 3x3 square, as a row pass then a column pass."""
   padded = _pad(mask, 1)
   h, w = mask.shape
-  out = np.zeros_like(mask)
-  for dy in range(3):
-    for dx in range(3):
-      out |= padded[dy:dy + h, dx:dx + w]
-  return out
+  rows = padded[:h] | padded[1:h + 1] | padded[2:h + 2]
+  return rows[:, :w] | rows[:, 1:w + 1] | rows[:, 2:w + 2]
 
 
 def _morph(x: np.ndarray, steps: int, op: Callable[..., np.ndarray]) -> np.ndarray:
