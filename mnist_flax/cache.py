@@ -177,7 +177,7 @@ def load_predictor(path: str | os.PathLike, batch_size: int):
   with _no_lapack_setup(b"lapack" not in serialized):
     # Compiled now (from the persistent cache when it has it), not at the first call.
     compiled = jax.jit(exported.call).lower(*args, **kwargs).compile()
-  return lambda x: compiled(variables, x), metadata
+  return lambda x: compiled(variables, np.asarray(x, np.float32)), metadata
 
 
 @contextlib.contextmanager
