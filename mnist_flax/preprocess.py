@@ -638,8 +638,9 @@ def _grid_filter(g: np.ndarray, size: int, op: Callable[..., np.ndarray]) -> np.
   return op(windows, axis=(-2, -1))
 
 
-def _background(ink: np.ndarray, small: np.ndarray | None = None) -> np.ndarray:
-  """The paper level under the ink (lighting, shadows, tint), same shape as ``ink``.
+def _background(ink: np.ndarray, small: np.ndarray | None = None) -> np.ndarray | np.float32:
+  """The paper level under the ink (lighting, shadows, tint): an array the shape of ``ink``,
+  or one number for even paper.
 
   A grey-level opening at the scale of ~1/3 of the image: block low percentiles, then a
   min and a max filter over the block grid. Strokes, even marker-thick ones, are narrower
@@ -657,7 +658,7 @@ def _background(ink: np.ndarray, small: np.ndarray | None = None) -> np.ndarray:
   grid = _grid_filter(grid, 3, np.mean)
   gh, gw = grid.shape
   if float(grid.max()) == float(grid.min()):  # Even paper (most scans and drawings).
-    return np.full((h, w), grid[0, 0], np.float32)
+    return np.float32(grid[0, 0])
   # Upsample over the padded extent, then crop, so block centres stay aligned.
   full = _upsample(grid, round(gw * bs * w / sw), round(gh * bs * h / sh))
   return full[:h, :w]
@@ -689,10 +690,13 @@ def _upsample(grid: np.ndarray, width: int, height: int) -> np.ndarray:
 def _ink_only(ink: np.ndarray, small: np.ndarray | None = None) -> np.ndarray | None:
   """Background removed, noise thresholded, contrast stretched; None if nothing stands out."""
   d = ink - _background(ink, small)
-  level, mad = _median_and_mad(_sample(d))
+  sample = _sample(d)
+  level, mad = _median_and_mad(sample)
   spread = 1.4826 * mad
   t = level + max(4.0 * spread, 0.05)
-  above = d[d > t]
+  above = sample[sample > t]
+  if above.size < 8 and sample.size < d.size:  # A few ink pixels may fall between samples.
+    above = d[d > t]
   if above.size < 8:
     return None
   core = _percentile(_sample(above), 90)
