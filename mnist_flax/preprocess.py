@@ -829,8 +829,11 @@ def _remove_frame(mask: np.ndarray) -> tuple[slice, slice]:
   return slice(r0, r1), slice(c0, c1)
 
 
-def _select_digit(mask: np.ndarray) -> np.ndarray | None:
-  """Keeps the largest component and the pieces near it (broken strokes); drops specks."""
+def _select_digit(mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
+  """Keeps the largest component and the pieces near it (broken strokes); drops specks.
+
+  Returns the kept mask and its bounding box (top, bottom, left, right; ends exclusive).
+  """
   (rows, starts, ends), labels, count = _components(mask)
   if count == 0:
     return None
@@ -856,10 +859,11 @@ def _select_digit(mask: np.ndarray) -> np.ndarray | None:
       break
     kept |= add
     box = [top[kept].min(), bottom[kept].max(), left[kept].min(), right[kept].max()]
+  bounds = (int(box[0]), int(box[1]) + 1, int(box[2]), int(box[3]) + 1)
   if kept.all():  # Nothing to drop (the usual clean drawing): the runs paint the mask.
-    return mask
+    return mask, bounds
   keep_runs = kept[labels]
-  return _paint(mask.shape, rows[keep_runs], starts[keep_runs], ends[keep_runs])
+  return _paint(mask.shape, rows[keep_runs], starts[keep_runs], ends[keep_runs]), bounds
 
 
 def _dilate3(mask: np.ndarray) -> np.ndarray:
@@ -1042,11 +1046,10 @@ def to_mnist(image: Image.Image) -> np.ndarray | None:
     inner = np.zeros_like(ink)
     inner[rows, cols] = ink[rows, cols]
     mask = inner > 0.25
-  keep = _select_digit(mask)
-  if keep is None:
+  selected = _select_digit(mask)
+  if selected is None:
     return None
-  ys, xs = np.flatnonzero(keep.any(axis=1)), np.flatnonzero(keep.any(axis=0))
-  r0, r1, c0, c1 = ys[0], ys[-1] + 1, xs[0], xs[-1] + 1
+  keep, (r0, r1, c0, c1) = selected
   # One pixel of slack keeps the anti-aliased rims of the kept strokes.
   r0, c0 = max(0, r0 - 1), max(0, c0 - 1)
   r1, c1 = min(ink.shape[0], r1 + 1), min(ink.shape[1], c1 + 1)
