@@ -595,7 +595,10 @@ def _ink_and_small(image: Image.Image) -> tuple[np.ndarray, np.ndarray]:
     return gray, gray
   small = _shrink(gray, _SMALL_SIDE)
   if _ink_is_dark(gray, small):
-    return np.subtract(1.0, gray, dtype=np.float32), np.subtract(1.0, small, dtype=np.float32)
+    small_ink = np.subtract(1.0, small, dtype=np.float32)
+    if gray.dtype == np.float32 and gray.flags.writeable:  # This function's own array:
+      return np.subtract(1.0, gray, out=gray), small_ink   # inverted in place.
+    return np.subtract(1.0, gray, dtype=np.float32), small_ink
   return gray.astype(np.float32, copy=False), small.astype(np.float32, copy=False)
 
 
