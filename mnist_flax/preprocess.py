@@ -613,32 +613,23 @@ def _blocks(a: np.ndarray, bs: int) -> np.ndarray:
   return a.reshape(gh, bs, gw, bs).transpose(0, 2, 1, 3).reshape(gh, gw, bs * bs)
 
 
+# The pairwise ufunc that builds each reduction _grid_filter takes from shifted slices.
+_PAIRWISE = {np.min: np.minimum, np.max: np.maximum, np.mean: np.add}
+
+
 def _grid_filter(g: np.ndarray, size: int, op: Callable[..., np.ndarray]) -> np.ndarray:
-  """Applies a reduction (min, max, mean) over size x size neighbourhoods, edges replicated."""
-  r = size // 2
-  if op in (np.min, np.max):  # Separable, as shifted slices: the same values, faster.
-    both = np.minimum if op is np.min else np.maximum
-    h, w = g.shape
-    p = _pad(g, r, edge=True)
-    rows = p[:h]
-    for dy in range(1, size):
-      rows = both(rows, p[dy:dy + h])
-    out = rows[:, :w]
-    for dx in range(1, size):
-      out = both(out, rows[:, dx:dx + w])
-    return out
-  if op is np.mean:  # Separable too: sums of shifted slices.
-    h, w = g.shape
-    p = _pad(g, r, edge=True)
-    rows = p[:h].copy()
-    for dy in range(1, size):
-      rows += p[dy:dy + h]
-    out = rows[:, :w].copy()
-    for dx in range(1, size):
-      out += rows[:, dx:dx + w]
-    return out / (size * size)
-  windows = np.lib.stride_tricks.sliding_window_view(_pad(g, r, edge=True), (size, size))
-  return op(windows, axis=(-2, -1))
+  """Applies a reduction (np.min, np.max, np.mean) over size x size neighbourhoods, edges
+  replicated: separably, rows then columns of shifted slices."""
+  combine = _PAIRWISE[op]
+  h, w = g.shape
+  p = _pad(g, size // 2, edge=True)
+  rows = p[:h]
+  for dy in range(1, size):
+    rows = combine(rows, p[dy:dy + h])
+  out = rows[:, :w]
+  for dx in range(1, size):
+    out = combine(out, rows[:, dx:dx + w])
+  return out / (size * size) if op is np.mean else out
 
 
 def _background(ink: np.ndarray, small: np.ndarray | None = None) -> np.ndarray | np.float32:
@@ -663,31 +654,9 @@ def _background(ink: np.ndarray, small: np.ndarray | None = None) -> np.ndarray 
   if float(grid.max()) == float(grid.min()):  # Even paper (most scans and drawings).
     return np.float32(grid[0, 0])
   # Upsample over the padded extent, then crop, so block centres stay aligned.
-  full = _upsample(grid, round(gw * bs * w / sw), round(gh * bs * h / sh))
+  full = _resize_float(grid, round(gw * bs * w / sw), round(gh * bs * h / sh),
+                       Image.Resampling.BILINEAR)
   return full[:h, :w]
-
-
-def _taps(size_in: int, size_out: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-  """Pillow's BILINEAR enlargement along one axis: for each output index, the two source
-  indices (clamped at the edges, where Pillow renormalises onto the one pixel left) and the
-  weight of the second."""
-  pos = (np.arange(size_out) + 0.5) * (size_in / size_out) - 0.5
-  first = np.floor(pos)
-  frac = (pos - first).astype(np.float32)
-  first = first.astype(np.intp)
-  return np.clip(first, 0, size_in - 1), np.clip(first + 1, 0, size_in - 1), frac
-
-
-def _upsample(grid: np.ndarray, width: int, height: int) -> np.ndarray:
-  """Pillow's BILINEAR enlargement of a small float grid (same values, to 1e-6), computed
-  separably with numpy: 3x faster than a round trip through a Pillow image. (Not as matrix
-  products: BLAS threads would fight the reader processes of the infer command.)"""
-  grid = grid.astype(np.float32)
-  c0, c1, fx = _taps(grid.shape[1], width)
-  wide = grid[:, c0] + (grid[:, c1] - grid[:, c0]) * fx  # Still few rows.
-  r0, r1, fy = _taps(grid.shape[0], height)
-  top = wide[r0]  # Whole rows: contiguous copies.
-  return top + (wide[r1] - top) * fy[:, None]
 
 
 def _ink_only(ink: np.ndarray, small: np.ndarray | None = None) -> np.ndarray | None:
