@@ -22,6 +22,7 @@ README.md ("Exit codes") and are part of the command-line interface:
 
 from __future__ import annotations
 
+import os
 import sys
 
 OK = 0
@@ -90,3 +91,17 @@ def report(error: MnistFlaxError, prog: str) -> int:
   message = " ".join(str(error).split("\n"))
   print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
   return error.exit_code
+
+
+def shown_path(path: str | os.PathLike) -> str:
+  """A file name as one printable line, the way every message and answer shows it.
+
+  Undecodable bytes of a file name (kept by Python as surrogates) become \\xNN and control
+  characters (a newline in a name) are escaped, so a message is one line and names the file
+  a user can recognise; printing the raw surrogates would raise or garble.
+  """
+  text = os.fsencode(path).decode("utf-8", "backslashreplace")
+  if text.isprintable():  # The usual name: one check instead of one per character.
+    return text
+  return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                 for c in text)

@@ -79,16 +79,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _display(path: str) -> str:
-  """The path as one line of printable text, as preprocess's messages show it.
-
-  Bytes of a name that are not UTF-8 (kept by Python's argv and listdir decoding as
-  surrogates) become \\xNN escapes, and control characters such as a newline in a name are
-  escaped, so one answer stays one line.
-  """
-  text = os.fsencode(path).decode("utf-8", "backslashreplace")
-  shown = text if text.isprintable() else "".join(
-      c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
-  return shown or "''"  # An empty argument still gets a visible name in its message.
+  """The path as one line of printable text (errors.shown_path), never empty."""
+  return errors.shown_path(path) or "''"  # An empty argument still gets a visible name.
 
 
 # Leading bytes of the four supported formats: how folder contents are told apart by content.
@@ -246,9 +238,9 @@ class _Workers:
   Workers take the next file from a shared counter and write its 28x28 array (or its error)
   into shared memory, so nothing has to be read from them while this process is busy importing
   JAX. Then this process reads files nobody has taken yet too, if a core is left for it, and
-  waits for the workers' last ones. A worker that dies on a file (a decoder crash, the OOM killer) or stays
-  on it longer than FILE_SECONDS costs that file only, reported as unreadable; files left
-  untaken are read here.
+  waits for the workers' last ones. A worker that dies on a file (a decoder crash, the OOM
+  killer) or stays on it longer than FILE_SECONDS costs that file only, reported as
+  unreadable; files left untaken are read here.
   """
 
   def __init__(self, preprocess: Any, paths: Sequence[str], count: int):

@@ -42,7 +42,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from mnist_flax.errors import ImageError, InputNotFound, NoDigitFound
+from mnist_flax.errors import ImageError, InputNotFound, NoDigitFound, shown_path
 
 __all__ = ["SUPPORTED_FORMATS", "MAX_PIXELS", "open_image", "to_grayscale_ink", "to_mnist",
            "preprocess_file", "save_preprocessed"]
@@ -69,20 +69,6 @@ def _one_line(text: object) -> str:
   return " ".join(str(text).split()) or "unknown error"
 
 
-def _shown(path: str | os.PathLike) -> str:
-  """The path as one printable line, the way the infer command prints it.
-
-  Undecodable bytes of a file name (kept by Python as surrogates) become \\xNN and control
-  characters (a newline in a name) are escaped, so a message is one line and names the file
-  a user can recognise; printing the raw surrogates would raise or garble.
-  """
-  text = os.fsencode(path).decode("utf-8", "backslashreplace")
-  if text.isprintable():  # The usual name: one check instead of one per character.
-    return text
-  return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
-                 for c in text)
-
-
 # Leading bytes of formats people try, so a file no plugin accepts is named in the message.
 _SIGNATURES = (
     (b"\xff\xd8\xff", "a damaged JPEG file"),
@@ -96,7 +82,7 @@ _SIGNATURES = (
 def _sniff(path: Path) -> str:
   """Names what a file that no image plugin recognised seems to be, for the message."""
   try:
-    with _open_regular(path, _shown(path)) as f:
+    with _open_regular(path, shown_path(path)) as f:
       head = f.read(512)
   except (OSError, ImageError):
     return "unreadable"
@@ -212,7 +198,7 @@ def _missing_or_unreadable(path: Path, shown: str, error: OSError) -> Exception:
   if error.errno in (errno.ENOENT, errno.ENOTDIR):
     if os.path.islink(path):
       try:
-        target = _shown(os.readlink(path))
+        target = shown_path(os.readlink(path))
       except OSError:
         target = "?"
       return InputNotFound(f"{shown} is a broken symbolic link: its target {target} does "
@@ -239,7 +225,7 @@ def _open(path: str | os.PathLike, draft_side: int | None = None) -> Image.Image
   """open_image; with ``draft_side`` (for to_mnist), colour JPEGs are decoded to luminance
   only, and big ones at a reduced scale (1/2 to 1/8) whose long side is still at least
   ``draft_side``."""
-  shown = _shown(path)
+  shown = shown_path(path)
   path = Path(path)
   try:
     f = _open_regular(path, shown)
@@ -1039,7 +1025,7 @@ def preprocess_file(path: str | os.PathLike) -> np.ndarray:
   # A draft decode for big JPEGs: to_mnist shrinks to _WORK_SIDE first thing anyway.
   field = to_mnist(_open(path, draft_side=_WORK_SIDE))
   if field is None:
-    raise NoDigitFound(f"no digit found in {_shown(path)}")
+    raise NoDigitFound(f"no digit found in {shown_path(path)}")
   return field
 
 
