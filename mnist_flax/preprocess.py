@@ -693,15 +693,20 @@ def _background(shape: tuple[int, int], paper: np.ndarray,
   h, w = shape
   sh, sw = small_shape
   bs = _block_side(small_shape)
-  grid = _grid_filter(_grid_filter(paper, 5, np.min), 5, np.max)
-  grid = _grid_filter(grid, 3, np.mean)
-  gh, gw = grid.shape
-  if float(grid.max()) == float(grid.min()):  # Even paper (most scans and drawings).
-    return np.float32(grid[0, 0])
-  # Upsample over the padded extent, then crop, so block centres stay aligned.
-  full = _resize_float(grid, round(gw * bs * w / sw), round(gh * bs * h / sh),
-                       Image.Resampling.BILINEAR)
-  return full[:h, :w]
+  steps = [(5, np.min), (5, np.max), (3, np.mean)]
+  grid = paper
+  # Even paper (most scans and drawings) stays even through the filters: one number, as
+  # soon as it shows.
+  while float(grid.max()) != float(grid.min()):
+    if not steps:
+      gh, gw = grid.shape
+      # Upsample over the padded extent, then crop, so block centres stay aligned.
+      full = _resize_float(grid, round(gw * bs * w / sw), round(gh * bs * h / sh),
+                           Image.Resampling.BILINEAR)
+      return full[:h, :w]
+    size, op = steps.pop(0)
+    grid = _grid_filter(grid, size, op)
+  return np.float32(grid.flat[0])
 
 
 def _ink_only(ink: _Levels, paper: np.ndarray,
@@ -822,19 +827,25 @@ def _edge_lines(coverage: np.ndarray, length: int) -> tuple[int | None, int | No
   return found[0], found[1]
 
 
-def _remove_frame(mask: np.ndarray) -> tuple[slice, slice]:
-  """The region inside thin border lines (a screenshot's frame), as row and column slices.
+def _line_counts(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """How many pixels are set in each row and in each column of ``mask``."""
+  # Summed as bytes into 16-bit counts (a working image is at most _WORK_SIDE pixels across):
+  # 3x as fast as count_nonzero.
+  counts = mask.view(np.uint8)
+  total = np.uint16 if max(mask.shape) < 2**16 else np.int64
+  return counts.sum(axis=1, dtype=total), counts.sum(axis=0, dtype=total)
+
+
+def _remove_frame(row_counts: np.ndarray, col_counts: np.ndarray) -> tuple[slice, slice]:
+  """The region inside thin border lines (a screenshot's frame), as row and column slices,
+  from a mask's _line_counts.
 
   Lines on two or more sides are a frame. A single line counts only if a clear gap
   separates it from the rest, as the bar of a 7 touching the crop is never separated.
   """
-  h, w = mask.shape
-  # Summed as bytes into 16-bit counts (a working image is at most _WORK_SIDE pixels across):
-  # 3x as fast as count_nonzero.
-  counts = mask.view(np.uint8)
-  total = np.uint16 if max(h, w) < 2**16 else np.int64
-  cov_r = counts.sum(axis=1, dtype=total) / w  # Row and column coverage (fractions).
-  cov_c = counts.sum(axis=0, dtype=total) / h
+  h, w = row_counts.size, col_counts.size
+  cov_r = row_counts / w  # Row and column coverage (fractions).
+  cov_c = col_counts / h
   top, bottom = _edge_lines(cov_r, h)
   left, right = _edge_lines(cov_c, w)
   sides = [s is not None for s in (top, bottom, left, right)]
@@ -857,10 +868,13 @@ def _remove_frame(mask: np.ndarray) -> tuple[slice, slice]:
   return slice(r0, r1), slice(c0, c1)
 
 
-def _select_digit(mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
+def _select_digit(mask: np.ndarray,
+                  side: int) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
   """Keeps the largest component and the pieces near it (broken strokes); drops specks.
 
-  Returns the kept mask and its bounding box (top, bottom, left, right; ends exclusive).
+  ``mask`` may be cut from an image whose long side is ``side`` (what specks are measured
+  against). Returns the kept mask and its bounding box (top, bottom, left, right; ends
+  exclusive).
   """
   (rows, starts, ends), labels, count = _components(mask)
   if count == 0:
@@ -873,7 +887,7 @@ def _select_digit(mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, in
   np.minimum.at(left, labels, starts); np.maximum.at(right, labels, ends - 1)
   main = int(np.argmax(area))
   long_side = max(bottom[main] - top[main], right[main] - left[main]) + 1
-  if area[main] < 12 or long_side < max(6, 0.025 * max(mask.shape)):
+  if area[main] < 12 or long_side < max(6, 0.025 * side):
     return None
   kept = np.zeros(count, dtype=bool)
   kept[main] = True
@@ -1091,21 +1105,31 @@ def to_mnist(image: Image.Image) -> np.ndarray | None:
   if ink is None:
     return None
   mask = ink.above(0.25)
-  rows, cols = _remove_frame(mask)
+  row_counts, col_counts = _line_counts(mask)
+  rows, cols = _remove_frame(row_counts, col_counts)
   inside = None
   if (rows.stop - rows.start, cols.stop - cols.start) != mask.shape:  # A frame (rare).
     inside = np.zeros_like(mask)
     inside[rows, cols] = True
     mask &= inside
-  selected = _select_digit(mask)
+    row_counts, col_counts = _line_counts(mask)
+  # Components are looked for within the ink's bounding box only: usually a fraction of it.
+  ys, xs = np.flatnonzero(row_counts), np.flatnonzero(col_counts)
+  if ys.size == 0:
+    return None
+  top, left = int(ys[0]), int(xs[0])
+  selected = _select_digit(mask[top:ys[-1] + 1, left:xs[-1] + 1], max(mask.shape))
   if selected is None:
     return None
   keep, (r0, r1, c0, c1) = selected
   # One pixel of slack keeps the anti-aliased rims of the kept strokes.
-  r0, c0 = max(0, r0 - 1), max(0, c0 - 1)
-  r1, c1 = min(mask.shape[0], r1 + 1), min(mask.shape[1], c1 + 1)
+  h, w = mask.shape
+  r0, r1 = max(0, top + r0 - 1), min(h, top + r1 + 1)
+  c0, c1 = max(0, left + c0 - 1), min(w, left + c1 + 1)
   window = (slice(r0, r1), slice(c0, c1))
-  visible = _dilate3(keep[window])
+  # keep, with the box's one-pixel surround (empty) around it, over the window.
+  keep = _pad(keep, 1)[r0 - top + 1:r1 - top + 1, c0 - left + 1:c1 - left + 1]
+  visible = _dilate3(keep)
   if inside is not None:
     visible &= inside[window]
   crop = ink.values(window)
