@@ -503,6 +503,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+  if "numpy" not in sys.modules:
+    # numpy's BLAS only ever sees tiny matrices here (preprocessing); starting its thread
+    # pool would cost ~0.1 s of CPU at every start, for nothing.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
   for stream in (sys.stdout, sys.stderr):
     # A locale that cannot encode a file name must not turn an answer into a crash.
     if hasattr(stream, "reconfigure"):

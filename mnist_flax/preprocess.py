@@ -1024,6 +1024,9 @@ def _strips(image: Image.Image, factor: int) -> Iterator[tuple[int, Image.Image]
   so reducing strip by strip gives exactly the blocks of reducing the whole image."""
   w, h = image.size
   rows = factor * max(1, _STRIP_PIXELS // (w * factor))
+  if rows >= h:  # One strip: the image itself, not a copy.
+    yield 0, image
+    return
   for top in range(0, h, rows):
     yield top, image.crop((0, top, w, min(h, top + rows)))
 
@@ -1086,11 +1089,15 @@ def _working_image(image: Image.Image) -> Image.Image:
   for top, strip in _strips(image, factor):
     small = _reducible(strip).reduce(factor)
     if out is None:
+      if small.height * factor >= h:  # The only strip.
+        out = small
+        break
       out = Image.new(small.mode, (-(-w // factor), -(-h // factor)))
     out.paste(small, (0, top // factor))
   assert out is not None  # h >= 1: at least one strip.
   # Premultiplied modes back to straight alpha for to_grayscale_ink.
-  return out.convert({"RGBa": "RGBA", "La": "LA"}.get(out.mode, out.mode))
+  straight = {"RGBa": "RGBA", "La": "LA"}.get(out.mode)
+  return out.convert(straight) if straight else out
 
 
 def to_mnist(image: Image.Image) -> np.ndarray | None:
