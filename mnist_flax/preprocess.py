@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageChops, ImageOps, UnidentifiedImageError
 
 from mnist_flax.errors import ImageError, InputNotFound, NoDigitFound, shown_path
 
@@ -454,9 +454,9 @@ def _unit_float(a: np.ndarray, mode: str) -> np.ndarray:
   return a
 
 
-def _gray_and_alpha(image: Image.Image) -> tuple[Image.Image | np.ndarray, np.ndarray | None]:
+def _gray_and_alpha(image: Image.Image) -> tuple[Image.Image | np.ndarray, Image.Image | None]:
   """Luminance, as an 8-bit L image (float32 in [0, 1] for 16-bit and float modes), and alpha
-  as float32 in [0, 1] (None if opaque by mode)."""
+  as an 8-bit L image (None if opaque by mode)."""
   mode = image.mode
   if mode in _WIDE_MODES:
     return _unit_float(np.asarray(image), mode), None
@@ -466,7 +466,7 @@ def _gray_and_alpha(image: Image.Image) -> tuple[Image.Image | np.ndarray, np.nd
     image, mode = image.convert("RGBA"), "RGBA"
   if mode in ("LA", "La", "PA", "RGBA", "RGBa"):
     rgba = image if mode == "RGBA" else image.convert("RGBA")
-    return rgba.convert("L"), _unit8(rgba.getchannel("A"))
+    return rgba.convert("L"), rgba.getchannel("A")
   if mode != "L":
     try:
       image = image.convert("L")  # 1, P, RGB, CMYK, YCbCr, ...
@@ -483,18 +483,22 @@ def _unit8(image: Image.Image) -> np.ndarray:
   return np.divide(np.asarray(image), np.float32(255), dtype=np.float32)
 
 
-def _composite(gray: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-  """Flattens a transparent image onto a backdrop that contrasts with what is opaque.
+def _composite(gray: Image.Image, alpha: Image.Image) -> Image.Image:
+  """Flattens a transparent image (8-bit luminance and alpha) onto a backdrop that contrasts
+  with what is opaque.
 
   Drawing apps save strokes on a transparent sheet with arbitrary (often black) colour under
   the transparent pixels, so the colour there means nothing. Compositing the opaque part over
   the opposite of its own colour turns the strokes into ink whatever colour they are.
   """
-  weight = float(alpha.sum())
+  levels = np.arange(256)
+  weight = int(levels @ alpha.histogram())
   if weight <= 0:
-    return np.zeros_like(gray)
-  backdrop = 1.0 if float((gray * alpha).sum()) / weight < 0.5 else 0.0
-  return gray * alpha + backdrop * (1.0 - alpha)
+    return Image.new("L", gray.size, 0)
+  # The alpha-weighted mean luminance, from a histogram of gray * alpha / 255 (Pillow's).
+  mean = int(levels @ ImageChops.multiply(gray, alpha).histogram()) / weight
+  backdrop = 255 if mean < 0.5 else 0
+  return Image.composite(gray, Image.new("L", gray.size, backdrop), alpha)
 
 
 @functools.lru_cache(maxsize=32)
@@ -632,15 +636,14 @@ def _ink_and_paper(image: Image.Image) -> tuple[_Levels, np.ndarray, tuple[int, 
   luminance, alpha = _gray_and_alpha(image)
   if isinstance(luminance, np.ndarray):  # 16-bit or float.
     gray, unit = luminance, 1.0
-  elif alpha is not None and float(alpha.min()) < 0.98:
-    gray, unit = _composite(_unit8(luminance), alpha), 1.0
-  else:  # 8-bit and opaque, the usual: shrunk as 8-bit, at half the cost of float.
+    small = _shrink(gray, _SMALL_SIDE).astype(np.float32, copy=False)
+  else:  # 8-bit, the usual: kept 8-bit, and shrunk as 8-bit at half the cost of float.
+    if alpha is not None and alpha.getextrema()[0] < 250:  # Transparency below 98%.
+      luminance = _composite(luminance, alpha)
     gray, unit = np.asarray(luminance), 255.0
     small = _unit8(_shrink_image(luminance, _SMALL_SIDE))
   if gray.size == 0:
     return _Levels(gray, 1.0 / unit, 0.0), gray, gray.shape
-  if unit == 1.0:
-    small = _shrink(gray, _SMALL_SIDE).astype(np.float32, copy=False)
   blocks = _sorted_blocks(small)
   n = blocks.shape[-1]
   k = max(0, int(_PAPER_QUANTILE * n) - 1)
