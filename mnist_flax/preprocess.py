@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import errno
 import functools
+import io
 import math
 import os
 import re
@@ -165,6 +166,10 @@ class _BudgetedFile:
     return getattr(self._raw, name)
 
 
+# Files up to this size are read into memory at once (see _open_regular).
+_WHOLE_FILE_BYTES = 1 << 22
+
+
 def _open_regular(path: Path, shown: str) -> BinaryIO:
   """Opens a regular file for reading without ever blocking.
 
@@ -183,11 +188,17 @@ def _open_regular(path: Path, shown: str) -> BinaryIO:
     if info.st_size > _MAX_FILE_BYTES:
       raise ImageError(f"{shown} is too big for an image ({info.st_size / 2**30:.1f} GiB, "
                        f"limit {_MAX_FILE_BYTES // 2**30} GiB)")
+    if info.st_size <= _WHOLE_FILE_BYTES:  # Read whole: one system call, and the parsers'
+      data = os.read(fd, info.st_size)   # many small reads then come from memory.
+      os.close(fd)
+      fd = -1
+      return io.BytesIO(data)
     if hasattr(os, "set_blocking"):
       os.set_blocking(fd, True)  # Regular files ignore it; restored for plain semantics.
     return os.fdopen(fd, "rb")
   except BaseException:
-    os.close(fd)
+    if fd >= 0:
+      os.close(fd)
     raise
 
 
@@ -502,13 +513,15 @@ def _composite(gray: Image.Image, alpha: Image.Image) -> Image.Image:
 
 
 @functools.lru_cache(maxsize=32)
-def _quadratic_design(gh: int, gw: int) -> np.ndarray:
-  """(gh*gw, 6): the terms 1, x, y, x^2, xy, y^2 at the centres of a gh x gw block grid."""
+def _quadratic_design(gh: int, gw: int) -> tuple[np.ndarray, np.ndarray]:
+  """(gh*gw, 6): the terms 1, x, y, x^2, xy, y^2 at the centres of a gh x gw block grid; and
+  its pseudo-inverse (6, gh*gw), the least-squares fit when every block counts."""
   yy, xx = np.mgrid[0:gh, 0:gw].astype(np.float64)
   yy, xx = (yy + 0.5) / gh - 0.5, (xx + 0.5) / gw - 0.5
   design = np.stack([np.ones_like(xx), xx, yy, xx * xx, xx * yy, yy * yy], -1).reshape(-1, 6)
-  design.flags.writeable = False  # Shared between calls.
-  return design
+  fit_all = np.linalg.pinv(design)
+  design.flags.writeable = fit_all.flags.writeable = False  # Shared between calls.
+  return design, fit_all
 
 
 def _smooth_fit(small: np.ndarray, blocks: np.ndarray) -> np.ndarray:
@@ -524,21 +537,22 @@ def _smooth_fit(small: np.ndarray, blocks: np.ndarray) -> np.ndarray:
     return np.full_like(small, _median(small))
   if float(med.max()) == float(med.min()):  # Even paper: the fit is that level.
     return np.full_like(small, med[0, 0])
-  design = _quadratic_design(gh, gw)
+  design, fit_all = _quadratic_design(gh, gw)
   target = med.reshape(-1).astype(np.float64)
   keep = np.ones_like(target, dtype=bool)
-  coef = np.zeros(6)
-  for _ in range(4):  # Trimmed refits: ink blocks are outliers and drop out.
-    # Least squares by the normal equations (6 unknowns, well scaled); dropped blocks are
-    # zeroed rather than indexed out, which is cheaper for a grid this small.
-    kept = design * keep[:, None]
-    try:
-      coef = np.linalg.solve(kept.T @ design, kept.T @ target)
-    except np.linalg.LinAlgError:
-      coef = np.linalg.lstsq(design[keep], target[keep], rcond=None)[0]
-    res = target - design @ coef
-    spread = 1.4826 * _median(np.abs(res[keep])) + 1e-3
-    new_keep = np.abs(res) < 2.5 * spread
+  coef = fit_all @ target
+  for i in range(4):  # Trimmed refits: ink blocks are outliers and drop out.
+    if i:
+      # Least squares by the normal equations (6 unknowns, well scaled); dropped blocks are
+      # zeroed rather than indexed out, which is cheaper for a grid this small.
+      kept = design * keep[:, None]
+      try:
+        coef = np.linalg.solve(kept.T @ design, kept.T @ target)
+      except np.linalg.LinAlgError:
+        coef = np.linalg.lstsq(design[keep], target[keep], rcond=None)[0]
+    off = np.abs(target - design @ coef)
+    spread = 1.4826 * _median(off[keep]) + 1e-3
+    new_keep = off < 2.5 * spread
     if np.count_nonzero(new_keep) < 6 or (new_keep == keep).all():
       break
     keep = new_keep
