@@ -56,7 +56,7 @@ _FORMAT_ALIASES = {"MPO": "JPEG"}
 MAX_PIXELS = 64_000_000
 
 _WORK_SIDE = 512  # Long side for the pipeline: fast, and a digit still has >= 20 px.
-_SMALL_SIDE = 128  # Long side for the background and polarity estimates.
+_SMALL_SIDE = 128  # Most pixels along the long side for the background and polarity estimates.
 _GRID = 16  # Background blocks along the long side.
 _MID_SIDE = 80  # Digit box for stroke-width normalisation (4x the final 20).
 _BOX = 20
@@ -316,7 +316,8 @@ def _resize_float(a: np.ndarray, width: int, height: int,
 
 
 def _shrink(a: np.ndarray, side: int) -> np.ndarray:
-  """``a`` box-averaged down to ``side`` pixels on its long side (``a`` if not longer)."""
+  """``a`` as float32, box-averaged by _shrink_image to at most ``side`` pixels on its long
+  side (``a`` itself if not longer)."""
   if max(a.shape) <= side:
     return a
   image = Image.fromarray(np.ascontiguousarray(a, dtype=np.float32), "F")
@@ -588,7 +589,7 @@ def _ink_is_dark(small: np.ndarray, blocks: np.ndarray) -> bool:
 
   Ink is the minority that stands out from the smooth paper level, so after removing a
   robust lighting surface the heavier tail of the residual (darker or lighter) is the ink.
-  ``small`` is the grey image shrunk to _SMALL_SIDE, ``blocks`` its _sorted_blocks.
+  ``small`` is the grey image shrunk (see _shrink_image), ``blocks`` its _sorted_blocks.
   """
   residual = small - _smooth_fit(small, blocks)
   spread = 1.4826 * _median_and_mad(_sample(residual))[1]
@@ -646,7 +647,7 @@ _PAPER_QUANTILE = 0.1
 
 def _ink_and_paper(image: Image.Image) -> tuple[_Levels, np.ndarray, tuple[int, int]]:
   """to_grayscale_ink (as _Levels); each block's paper level (the _PAPER_QUANTILE of its ink)
-  on the image shrunk to _SMALL_SIDE; and that small image's shape (see _background)."""
+  on the image shrunk (see _shrink_image); and that small image's shape (see _background)."""
   luminance, alpha = _gray_and_alpha(image)
   if isinstance(luminance, np.ndarray):  # 16-bit or float.
     gray, unit = luminance, 1.0
