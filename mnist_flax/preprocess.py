@@ -779,10 +779,10 @@ def _components(mask: np.ndarray) -> tuple[tuple[np.ndarray, ...], np.ndarray, i
   # contiguous range, found by binary search.
   lo = np.searchsorted(end_key, (rows + 1) * key + starts - 1, side="left")
   hi = np.searchsorted(start_key, (rows + 1) * key + ends, side="right")
-  counts = np.clip(hi - lo, 0, None)
+  counts = np.maximum(hi - lo, 0)
   a = np.repeat(np.arange(n), counts)
-  b = np.repeat(lo, counts) + np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts,
-                                                                   counts)
+  # For each pair, lo of its run plus its place among that run's pairs.
+  b = np.repeat(lo - (np.cumsum(counts) - counts), counts) + np.arange(a.size)
   parent = np.arange(n)
   while a.size:
     pa, pb = parent[a], parent[b]
@@ -814,6 +814,11 @@ def _paint(shape: tuple[int, int], rows: np.ndarray, starts: np.ndarray,
   return np.cumsum(flat[:-1]).reshape(h, w) > 0
 
 
+def _edge_band(length: int) -> int:
+  """How far from each end of an axis of ``length`` pixels a frame line is looked for."""
+  return max(2, int(0.15 * length))
+
+
 def _edge_lines(coverage: np.ndarray, length: int) -> tuple[int | None, int | None]:
   """Thin, nearly full-length lines near both ends of one axis (a frame's sides).
 
@@ -821,7 +826,7 @@ def _edge_lines(coverage: np.ndarray, length: int) -> tuple[int | None, int | No
   line included), or None. A line must be thin and have little ink just inside it, so
   that the bar of a tightly cropped 7 is not mistaken for a frame.
   """
-  band = max(2, int(0.15 * length))
+  band = _edge_band(length)
   thick = max(2, int(0.04 * length))
   found: list[int | None] = []
   for order in (np.arange(length), np.arange(length)[::-1]):
@@ -864,6 +869,9 @@ def _remove_frame(row_counts: np.ndarray, col_counts: np.ndarray) -> tuple[slice
   h, w = row_counts.size, col_counts.size
   cov_r = row_counts / w  # Row and column coverage (fractions).
   cov_c = col_counts / h
+  if all(cov[:band].max() < 0.6 and cov[-band:].max() < 0.6  # The usual: no line near any
+         for cov, band in ((cov_r, _edge_band(h)), (cov_c, _edge_band(w)))):  # edge at all.
+    return slice(0, h), slice(0, w)
   top, bottom = _edge_lines(cov_r, h)
   left, right = _edge_lines(cov_c, w)
   sides = [s is not None for s in (top, bottom, left, right)]
@@ -897,6 +905,12 @@ def _select_digit(mask: np.ndarray,
   (rows, starts, ends), labels, count = _components(mask)
   if count == 0:
     return None
+  if count == 1:  # One piece (the usual): it is the digit, if it is no speck.
+    right = int((ends - 1).max())
+    left, top, bottom = int(starts.min()), int(rows[0]), int(rows[-1])  # Runs go by row.
+    if (ends - starts).sum() < 12 or max(bottom - top, right - left) + 1 < max(6, 0.025 * side):
+      return None
+    return mask, (top, bottom + 1, left, right + 1)
   lengths = ends - starts
   area = np.bincount(labels, weights=lengths, minlength=count)
   top = np.full(count, mask.shape[0]); bottom = np.full(count, -1)
