@@ -485,9 +485,11 @@ def _gray_and_alpha(image: Image.Image) -> tuple[Image.Image | np.ndarray, Image
   if mode in ("LA", "La", "PA", "RGBA", "RGBa"):
     rgba = image if mode == "RGBA" else image.convert("RGBA")
     return rgba.convert("L"), rgba.getchannel("A")
-  if mode != "L":
+  if mode == "P":  # Through RGB: the same values, and 1.7x faster than Pillow's P to L.
+    image = image.convert("RGB")
+  if image.mode != "L":
     try:
-      image = image.convert("L")  # 1, P, RGB, CMYK, YCbCr, ...
+      image = image.convert("L")  # 1, RGB, CMYK, YCbCr, ...
     except (ValueError, OSError):
       try:
         image = image.convert("RGB").convert("L")
