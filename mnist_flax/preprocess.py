@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
 import numpy as np
-from PIL import Image, ImageChops, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mnist_flax.errors import ImageError, InputNotFound, NoDigitFound, shown_path
 
@@ -511,12 +511,12 @@ def _composite(gray: Image.Image, alpha: Image.Image) -> Image.Image:
   the transparent pixels, so the colour there means nothing. Compositing the opaque part over
   the opposite of its own colour turns the strokes into ink whatever colour they are.
   """
-  levels = np.arange(256)
-  weight = int(levels @ alpha.histogram())
+  a = np.asarray(alpha)
+  weight = int(a.sum(dtype=np.uint64))
   if weight <= 0:
     return Image.new("L", gray.size, 0)
-  # The alpha-weighted mean luminance, from a histogram of gray * alpha / 255 (Pillow's).
-  mean = int(levels @ ImageChops.multiply(gray, alpha).histogram()) / weight
+  # The alpha-weighted mean luminance, exactly: 8-bit products fit in 16 bits.
+  mean = int((np.asarray(gray).astype(np.uint16) * a).sum(dtype=np.uint64)) / weight / 255
   backdrop = 255 if mean < 0.5 else 0
   return Image.composite(gray, Image.new("L", gray.size, backdrop), alpha)
 
