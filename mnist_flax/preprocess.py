@@ -389,12 +389,17 @@ def _middle(a: np.ndarray) -> np.ndarray:
 
 def _median_and_mad(a: np.ndarray) -> tuple[float, float]:
   """(median(a), median(|a - median|)) of a non-empty array of values in [-1, 1], from one
-  16-bit sort (see _sorted_levels).
+  16-bit sort (see _sorted_levels)."""
+  return _levels_median_and_mad(_sorted_levels(a))
+
+
+def _levels_median_and_mad(levels: np.ndarray) -> tuple[float, float]:
+  """_median_and_mad of the values whose _sorted_levels are ``levels`` (non-empty).
 
   The deviations below and above the median are two sorted runs of the sorted array, so their
   middle value is found by binary search instead of a second sort.
   """
-  x = _sorted_levels(a).astype(np.float32)  # Exact: levels are integers below 2**24.
+  x = levels.astype(np.float32)  # Exact: levels are integers below 2**24.
   n = x.size
   k = n // 2
   centre = x[k] if n % 2 else (x[k - 1] + x[k]) / 2
@@ -425,7 +430,11 @@ def _median_and_mad(a: np.ndarray) -> tuple[float, float]:
 def _percentile(a: np.ndarray, q: float) -> float:
   """np.percentile(a, q) (linear interpolation) of a non-empty array of values in [-1, 1],
   from a 16-bit sort (see _sorted_levels)."""
-  x = _sorted_levels(a)
+  return _levels_percentile(_sorted_levels(a), q)
+
+
+def _levels_percentile(x: np.ndarray, q: float) -> float:
+  """_percentile of the values whose _sorted_levels are ``x`` (non-empty)."""
   pos = q / 100 * (x.size - 1)
   lo = int(math.floor(pos))
   hi = min(lo + 1, x.size - 1)
@@ -745,16 +754,18 @@ def _ink_only(ink: _Levels, paper: np.ndarray,
   else:
     d = _Levels(ink.values() - background, 1.0, 0.0)
   sample = d.sample()
-  level, mad = _median_and_mad(sample)
+  levels = _sorted_levels(sample)
+  level, mad = _levels_median_and_mad(levels)
   spread = 1.4826 * mad
   t = level + max(4.0 * spread, 0.05)
-  above = sample[sample > t]
+  # The sample's levels above t: the top of the same sort.
+  above = levels[int(np.searchsorted(levels, (t + 1.0) * _LEVELS, side="right")):]
   if above.size < 8 and sample.size < d.pixels.size:  # A few ink pixels may fall between samples.
     values = d.values()
-    above = values[values > t]
+    above = _sorted_levels(_sample(values[values > t]))
   if above.size < 8:
     return None
-  core = _percentile(_sample(above), 90)
+  core = _levels_percentile(above, 90)
   if core - level < 0.08:  # A faint smudge is not a digit.
     return None
   stretch = 1.0 / max(core - t, 1e-6)
@@ -996,14 +1007,14 @@ def _normalise_strokes(crop: np.ndarray) -> np.ndarray:
   resample = Image.Resampling.BOX if scale < 1 else Image.Resampling.BILINEAR
   x = _resize_float(crop, round(w * scale), round(h * scale), resample)
   strong = x[x > 0.1]
-  if strong.size:
-    x = np.clip(x / max(_percentile(strong, 90), 0.05), 0, 1)
+  if strong.size:  # Resampling kept x >= 0.
+    x = np.minimum(x / max(_percentile(strong, 90), 0.05), 1.0)
   width = _stroke_width(x)
-  x = _pad(x, 12)
   if 0 < width < 7:
-    x = _morph(x, min(6, round((10 - width) / 2)), np.maximum)
+    steps = min(6, round((10 - width) / 2))
+    x = _morph(_pad(x, steps), steps, np.maximum)  # Room to grow by ``steps`` pixels.
   elif width > 15:
-    x = _morph(x, min(6, round((width - 12) / 2)), np.minimum)
+    x = _morph(_pad(x, 1), min(6, round((width - 12) / 2)), np.minimum)
   visible = x > 0.02
   ys, xs = np.flatnonzero(visible.any(axis=1)), np.flatnonzero(visible.any(axis=0))
   if ys.size == 0:
