@@ -487,8 +487,9 @@ def _gray_and_alpha(image: Image.Image) -> tuple[Image.Image | np.ndarray, Image
   mode = image.mode
   if mode in _WIDE_MODES:
     return _unit_float(np.asarray(image), mode), None
-  # Straight to L where Pillow converts directly: the same luminance weights as through RGB
-  # (checked equal on every mode of the generated samples), without the intermediate copies.
+  # Straight to L where Pillow converts directly (but palettes, see below): the same
+  # luminance weights as through RGB (checked equal on every mode of the generated samples),
+  # without the intermediate copies.
   if mode == "P" and "transparency" in image.info:
     image, mode = image.convert("RGBA"), "RGBA"
   if mode in ("LA", "La", "PA", "RGBA", "RGBa"):
