@@ -156,6 +156,24 @@ def test_missing_input_among_existing_ones(tmp_path: Path, random_checkpoint: Pa
   assert len(result.stderr.splitlines()) == 1 and "nope.png" in result.stderr
 
 
+def test_a_call_in_process_leaves_the_collector_as_it_was(tmp_path: Path,
+                                                          random_checkpoint: Path, capsys):
+  """infer pauses Python's cyclic collector while JAX loads (a cold-start cost); a program that
+  calls main() gets it back as it had it, on or off."""
+  import gc
+  from mnist_flax import infer as infer_lib
+  _digit(tmp_path, "3.png", 3)
+  try:
+    for enabled in (True, False):
+      (gc.enable if enabled else gc.disable)()
+      args = ["--i", str(tmp_path / "3.png"), "--checkpoint", str(random_checkpoint)]
+      assert infer_lib.main(args) == 0
+      assert gc.isenabled() == enabled
+  finally:
+    gc.enable()
+  assert re.fullmatch(f"{ANSWER}\n{ANSWER}\n", capsys.readouterr().out)
+
+
 # --- Many files: worker processes ----------------------------------------------------------
 
 
