@@ -183,3 +183,43 @@ def test_nan_loss_stops_with_exit_8_and_saves_nothing_broken(tmp_path, mnist_dir
   assert len(result.stderr.strip().splitlines()) == 1
   assert not [p for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()]
   assert not (tmp_path / "checkpoints" / "final").exists()
+
+
+_DIVERGE_AFTER = """
+import sys
+import jax.numpy as jnp
+from mnist_flax import main, train
+real, good_steps = train.train_step, int(sys.argv[1])
+def breaking(state, batch, key, **kwargs):  # From step good_steps + 1 on, the loss reads NaN.
+  state, metrics = real(state, batch, key, **kwargs)
+  if int(state.step) > good_steps:
+    metrics = dict(metrics, loss=jnp.float32(jnp.nan))
+  return state, metrics
+train.train_step = breaking
+sys.exit(main.main(["mnist_flax.main", *sys.argv[2:]]))
+"""
+
+
+def test_divergence_after_checkpoints_keeps_them_and_the_same_command_resumes(tmp_path,
+                                                                           mnist_dir):
+  """A run whose loss turns NaN at step 7, after a checkpoint at step 4: exit 8 naming the kept
+  step, nothing newer or broken written, no final; the same command, once the cause is gone,
+  carries on from step 4."""
+  args = ["--config=configs/test.py", "--config.num_iterations=12",
+          "--config.checkpoint_every=4", "--config.log_every=1", f"--workdir={tmp_path}"]
+  env = dict(os.environ, MNIST_DATA_DIR=str(mnist_dir), XLA_FLAGS="")
+  result = subprocess.run([sys.executable, "-c", _DIVERGE_AFTER, "6", *args], cwd=ROOT,
+                          env=env, capture_output=True, text=True, timeout=600)
+  assert result.returncode == 8, result.stderr
+  assert "Traceback" not in result.stderr
+  assert "training diverged at step 7" in result.stderr
+  assert "the last good checkpoint (step 4) is kept" in result.stderr
+  checkpoints = tmp_path / "checkpoints"
+  assert sorted(p.name for p in checkpoints.iterdir() if p.name[0].isdigit()) == ["4"]
+  assert not (checkpoints / "final").exists()
+  resumed = run_module("mnist_flax.main", *args, env={"MNIST_DATA_DIR": str(mnist_dir),
+                                                       "XLA_FLAGS": ""})
+  assert resumed.returncode == 0, resumed.stderr
+  assert "resuming from checkpoint at step 4" in resumed.stdout + resumed.stderr
+  summary = json.loads((tmp_path / "summary.json").read_text())
+  assert summary["step"] == 12 and summary["steps_this_run"] == 8
