@@ -48,24 +48,13 @@
 set -euo pipefail
 
 readonly PROG="launch/local.sh"
+# shellcheck source=launch/lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 readonly USAGE="usage: ${PROG} [--dry-run] N [main args...]   (N: number of processes, a positive integer)"
 
 usage_error() {
   printf '%s: error: %s\n%s\n' "$PROG" "$1" "$USAGE" >&2
   exit 2
-}
-
-# Prints its arguments as one shell-quoted command line (readable quoting: 'a b', not a\ b).
-print_command() {
-  local out="" arg
-  for arg in "$@"; do
-    if [[ "$arg" =~ ^[A-Za-z0-9_./:=,+@%-]+$ ]]; then
-      out+="${out:+ }${arg}"
-    else
-      out+="${out:+ }'${arg//\'/\'\\\'\'}'"
-    fi
-  done
-  printf '%s\n' "$out"
 }
 
 dry_run=0
@@ -129,7 +118,7 @@ build_command() {
 if ((dry_run)); then
   for ((i = 0; i < num_processes; i++)); do
     build_command "$i"
-    print_command "${cmd_env[@]}" "${cmd[@]}"
+    printf '%s\n' "$(quote_command "${cmd_env[@]}" "${cmd[@]}")"
   done
   exit 0
 fi

