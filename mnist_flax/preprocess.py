@@ -634,7 +634,7 @@ class _Levels(NamedTuple):
 
   def sample(self) -> np.ndarray:
     """The values of an even sample of the pixels (see _sample), float32."""
-    return _sample(self.pixels) * np.float32(self.scale) + np.float32(self.offset)
+    return _Levels(_sample(self.pixels), self.scale, self.offset).values()
 
   def above(self, level: float) -> np.ndarray:
     """Where the value exceeds ``level``, by one comparison of the pixels: exactly values()'s
@@ -914,6 +914,12 @@ def _remove_frame(row_counts: np.ndarray, col_counts: np.ndarray) -> tuple[slice
   return slice(r0, r1), slice(c0, c1)
 
 
+def _is_speck(area: float, long_side: int, side: int) -> bool:
+  """Whether a piece of ink this small (pixels, and its box's long side) in an image whose
+  long side is ``side`` is too small to be a digit."""
+  return area < 12 or long_side < max(6, 0.025 * side)
+
+
 def _select_digit(mask: np.ndarray,
                   side: int) -> tuple[np.ndarray, tuple[int, int, int, int]] | None:
   """Keeps the largest component and the pieces near it (broken strokes); drops specks.
@@ -928,7 +934,7 @@ def _select_digit(mask: np.ndarray,
   if count == 1:  # One piece (the usual): it is the digit, if it is no speck.
     right = int((ends - 1).max())
     left, top, bottom = int(starts.min()), int(rows[0]), int(rows[-1])  # Runs go by row.
-    if (ends - starts).sum() < 12 or max(bottom - top, right - left) + 1 < max(6, 0.025 * side):
+    if _is_speck(int((ends - starts).sum()), max(bottom - top, right - left) + 1, side):
       return None
     return mask, (top, bottom + 1, left, right + 1)
   lengths = ends - starts
@@ -939,7 +945,7 @@ def _select_digit(mask: np.ndarray,
   np.minimum.at(left, labels, starts); np.maximum.at(right, labels, ends - 1)
   main = int(np.argmax(area))
   long_side = max(bottom[main] - top[main], right[main] - left[main]) + 1
-  if area[main] < 12 or long_side < max(6, 0.025 * side):
+  if _is_speck(area[main], long_side, side):
     return None
   kept = np.zeros(count, dtype=bool)
   kept[main] = True
