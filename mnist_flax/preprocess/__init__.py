@@ -64,11 +64,19 @@ def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
   page = paper.find_ink(lum)
   if page is None:
     return []
+  dx = dy = 0
+  plate = paper.find_plate(page.mask)
+  if plate is not None:  # Read on the plate, as if it were the whole picture.
+    dx, dy, x1, y1 = plate
+    page = paper.find_ink(lum[dy:y1, dx:x1])
+    if page is None:
+      return []
   mask = lines.remove_frames(lines.remove_rules(page.mask))
   out: list[Digit] = []
 
   def add(glyph: digits.Glyph, split_of: int = -1) -> None:
     x0, y0, x1, y1 = glyph.box
+    x0, x1, y0, y1 = x0 + dx, x1 + dx, y0 + dy, y1 + dy
     box = (int(x0 * scale), int(y0 * scale), min(image.size[0], round(x1 * scale)),
            min(image.size[1], round(y1 * scale)))
     out.append(Digit(normalise.to_field(page.ink, glyph), box, split_of))

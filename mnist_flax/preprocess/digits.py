@@ -11,10 +11,11 @@ From OpenCV's connected components, in order:
 2. Pieces become glyphs: a piece joins a glyph it overlaps in x (a 5's flag, a 7's bar, a
    broken pencil stroke), or one it nearly touches when the two together are no wider than a
    digit; the biggest pieces are placed first.
-3. The number is the row of glyphs around the largest one: glyphs of a comparable height whose
+3. Glyphs that touch the picture's edge are left out when others do not (see ``find``).
+4. The number is the row of glyphs around the largest one: glyphs of a comparable height whose
    middles lie within its height, chained left and right across gaps of at most about a digit's
    height. Anything else (a doodle above, a word below) is not part of the answer.
-4. A glyph about as wide as it is tall, or wider, may be two or more digits that touch (people
+5. A glyph about as wide as it is tall, or wider, may be two or more digits that touch (people
    write fast): it gets a second reading, cut at the columns with the least ink near the even
    divisions (``Glyph.pieces``). Which reading is right is the model's call (see
    ``mnist_flax.preprocess.choose``): the pieces must read better together than the whole
@@ -30,7 +31,7 @@ import numpy as np
 
 # Glyphs in a number are at least this fraction of the main glyph's height (a "1" is as tall as
 # the others; a dot, a comma or a stray mark is not).
-_ROW_HEIGHT = 0.45
+_ROW_HEIGHT = 0.6
 # Digits in a number are at most this many (main-glyph) heights apart.
 _ROW_GAP = 1.2
 # From this many heights wide, a glyph may be touching digits: two narrow 8s that touch are
@@ -112,7 +113,7 @@ def _groups(stats: np.ndarray, side: int) -> list[_Group]:
 
 def _row(groups: list[_Group]) -> list[_Group]:
   """The glyphs in a row with the largest one, left to right."""
-  main = max(groups, key=lambda g: g.area)
+  main = max(groups, key=lambda g: (g.height, g.area))  # Labels and notes are smaller.
   h = main.height
   mates = [g for g in groups if g is main or (
       _ROW_HEIGHT * h <= g.height <= h / _ROW_HEIGHT
@@ -154,7 +155,13 @@ def find(mask: np.ndarray, single: bool = False) -> list[Glyph]:
   groups = _groups(stats, max(mask.shape))
   if not groups:
     return []
-  row = [max(groups, key=lambda g: g.area)] if single else _row(groups)
+  h, w = mask.shape
+  inside = [g for g in groups if g.x0 > 0 and g.y0 > 0 and g.x1 < w and g.y1 < h]
+  if any(g.height >= 0.04 * max(h, w) for g in inside):
+    # In a photo, what touches the frame's edge is the desk, the sheet's edge or a shadow; a
+    # digit written on the sheet is inside it. (Only a crop has its digit touch the edge.)
+    groups = inside
+  row = [max(groups, key=lambda g: (g.height, g.area))] if single else _row(groups)
   glyphs = []
   for g in row:
     part = np.isin(labels[g.y0:g.y1, g.x0:g.x1], g.labels)

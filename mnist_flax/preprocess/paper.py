@@ -8,9 +8,9 @@
 
 The steps, in order:
 
-1. Polarity: ink is the minority that stands out from a smooth paper level, so the heavier tail
-   of the residual after a large median filter (darker or lighter) is the ink; white chalk on a
-   blackboard and a white-on-black screenshot are turned into dark ink on light paper.
+1. Polarity: paper is one large solid region, ink thin strokes (see ``ink_is_dark``); white
+   chalk on a blackboard and a white-on-black screenshot are turned into dark ink on light
+   paper.
 2. Lighting: the paper's brightness is estimated by a grey closing (max then min filter) wider
    than any stroke, on a lightly smoothed copy, and divided out. Shadows, soft or hard-edged,
    and gradients are multiplicative, so the division evens them: a shadow's edge is a step in
@@ -20,6 +20,8 @@ The steps, in order:
    so faint pencil is read and JPEG speckle is not.
 4. The sheet: in a photo whose border shows the desk, the paper is the largest bright region of
    the background; ink outside it (the desk's texture, the sheet's own edge, a pen) is dropped.
+5. A plate (a house number, a card): "ink" that is one solid region holding large light shapes
+   is the thing the digit is painted on (``find_plate``); the caller reads inside it again.
 """
 
 from __future__ import annotations
@@ -59,37 +61,92 @@ def _odd(n: float) -> int:
   return max(3, int(n) // 2 * 2 + 1)
 
 
+def _largest(mask: np.ndarray) -> tuple[float, float, bool]:
+  """The largest 4-connected region of ``mask``: its share of the picture, how much of its box
+  it fills, and whether it touches the picture's edge."""
+  count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=4)
+  if count < 2:
+    return 0.0, 0.0, False
+  x, y, w, h, area = stats[1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))]
+  edge = x == 0 or y == 0 or x + w == mask.shape[1] or y + h == mask.shape[0]
+  return area / mask.size, area / (w * h), bool(edge)
+
+
 def ink_is_dark(lum: np.ndarray) -> bool:
-  """Whether the ink is darker than the paper, decided from the pixels alone."""
+  """Whether the ink is darker than the paper, decided from the pixels alone.
+
+  The two sides of Otsu's threshold are told apart by their shape: paper (a sheet, a plate) is
+  one large solid region, ink is thin strokes. Mostly light pictures have dark ink, but for a
+  dark plate on a light wall; mostly dark ones have light ink, but for a light sheet on a dark
+  desk.
+  """
   factor = max(1, -(-max(lum.shape) // _POLARITY_SIDE))
   small = cv2.resize(lum, (max(1, lum.shape[1] // factor), max(1, lum.shape[0] // factor)),
                      interpolation=cv2.INTER_AREA) if factor > 1 else lum
   small8 = np.clip(small * 255 + 0.5, 0, 255).astype(np.uint8)
-  k = _odd(max(small.shape) * 0.25)
-  residual = small8.astype(np.float32) - cv2.medianBlur(small8, k).astype(np.float32)
-  mad = float(np.median(np.abs(residual - np.median(residual))))
-  t = max(3 * 1.4826 * mad, 8.0)
-  dark = float(np.clip(-residual - t, 0, None).sum())
-  light = float(np.clip(residual - t, 0, None).sum())
-  if dark + light < 0.25 * residual.size:  # Nothing stands out: a blank page is blank.
+  lo, hi = np.percentile(small8, (1, 99))
+  if hi - lo < 20:  # Nothing stands out: a blank page is blank.
     return float(np.median(small)) > 0.5
-  return dark >= light
+  _, light = cv2.threshold(small8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+  if light.mean() >= 0.5:
+    share, fill, edge = _largest(1 - light)
+    return not (share >= 0.08 and fill >= 0.6 and not edge)  # A plate on a wall.
+  share, fill, _ = _largest(light)
+  return share >= 0.15 and fill >= 0.4  # A sheet on a desk (a lit part of it: a triangle).
 
 
-def _background(lum: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-  """The paper's brightness under dark ink, a grey closing wider than any stroke: at full size,
-  and at the half size it is computed at (in 8 bits: 10x faster than float at full size)."""
+def _closing(small8: np.ndarray, k: int) -> np.ndarray:
+  kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+  return cv2.morphologyEx(small8, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_REPLICATE)
+
+
+def _noise(ink: np.ndarray, where: np.ndarray | None) -> tuple[float, float]:
+  """The paper's level and noise (median, and MAD as a standard deviation) in an ink map, on an
+  even sample of the pixels (of the sheet, where there is one)."""
+  step = max(1, int(np.sqrt(ink.size / 40_000)))
+  sample = ink[::step, ::step]
+  if where is not None:
+    sample = sample[where[::step, ::step]]
+  if sample.size == 0:
+    sample = ink[::step, ::step]
+  centre = float(np.median(sample))
+  return centre, 1.4826 * float(np.median(np.abs(sample - centre)))
+
+
+def _stroke_width(mask: np.ndarray) -> float:
+  """A typical stroke width of the ink in ``mask``, in pixels: twice the distance to the
+  nearest paper along the strokes' middles (where that distance peaks), at its 75th percentile,
+  so that thin rules do not hide a marker's width, nor a blob (a shadow) a pen's."""
+  dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
+  ridge = (dist > 0) & (dist >= cv2.dilate(dist, np.ones((3, 3), np.uint8)) - 1e-3)
+  values = dist[ridge]
+  return 2.0 * float(np.percentile(values, 75)) if values.size else 0.0
+
+
+def _background(lum: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+  """The paper's brightness under dark ink at full size, and the sheet (see _sheet).
+
+  A grey closing wider than the strokes (in 8 bits at half size: 10x faster than float at full
+  size): first one wider than any stroke could be, which finds the strokes; then, when they are
+  thin, one a few strokes wide, so that a shadow wider than that stays in the paper, not ink.
+  """
   h, w = lum.shape
   half = (max(1, w // 2), max(1, h // 2))
   small = cv2.resize(lum, half, interpolation=cv2.INTER_AREA)
   small8 = np.clip(small * 255 + 0.5, 0, 255).astype(np.uint8)
-  k = _odd(_CLOSING_FRACTION * max(half))
-  kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
-  closed = cv2.morphologyEx(small8, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_REPLICATE)
-  # Smoothed within the closing's own scale: its rectangles' corners would print as faint ink.
-  closed = cv2.blur(closed, (_odd(k / 4), _odd(k / 4)))
+  widest = _odd(_CLOSING_FRACTION * max(half))
+  closed = _closing(small8, widest)
+  sheet = _sheet(closed)
+  rough = 1.0 - small / np.maximum(closed.astype(np.float32) * np.float32(1 / 255), 1e-3)
+  centre, sigma = _noise(rough, sheet)
+  stroke = _stroke_width(rough > centre + max(_SEED_SIGMAS * sigma, _MIN_SEED))
+  k = _odd(min(widest, max(7, 4 * stroke + 5)))
+  if k < widest:
+    closed = _closing(small8, k)
   full = cv2.resize(closed, (w, h), interpolation=cv2.INTER_LINEAR)
-  return full.astype(np.float32) * np.float32(1 / 255), closed
+  if sheet is not None:
+    sheet = cv2.resize(sheet.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+  return full.astype(np.float32) * np.float32(1 / 255), sheet
 
 
 def _sheet(background: np.ndarray) -> np.ndarray | None:
@@ -119,12 +176,10 @@ def find_ink(lum: np.ndarray) -> Page | None:
     return None
   if not ink_is_dark(lum):
     lum = 1.0 - lum
-  background, small = _background(lum)
+  background, sheet = _background(lum)
   ink = 1.0 - lum / np.maximum(background, 1e-3)
   np.clip(ink, 0.0, 1.0, out=ink)
-  sample = ink[::max(1, ink.shape[0] // 200), ::max(1, ink.shape[1] // 200)]
-  centre = float(np.median(sample))
-  sigma = 1.4826 * float(np.median(np.abs(sample - centre)))
+  centre, sigma = _noise(ink, sheet)
   seed = centre + max(_SEED_SIGMAS * sigma, _MIN_SEED)
   join = centre + max(_JOIN_SIGMAS * sigma, _MIN_JOIN)
   weak = (ink > join).astype(np.uint8)
@@ -133,9 +188,7 @@ def find_ink(lum: np.ndarray) -> Page | None:
     return None
   seeded = np.bincount(labels[ink > seed], minlength=count) > 0
   seeded[0] = False
-  sheet = _sheet(small)
   if sheet is not None:
-    sheet = cv2.resize(sheet.astype(np.uint8), lum.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
     # A piece of ink counts only where most of it lies on the sheet.
     on_sheet = np.bincount(labels[sheet], minlength=count)
     seeded &= on_sheet >= 0.5 * stats[:, cv2.CC_STAT_AREA]
@@ -149,3 +202,23 @@ def find_ink(lum: np.ndarray) -> Page | None:
     return None
   ink = np.clip((ink - join) / max(core - join, 1e-3), 0.0, 1.0)
   return Page(ink=ink.astype(np.float32, copy=False), mask=mask, level=join)
+
+
+def find_plate(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+  """The box (x0, y0, x1, y1) inside a plate found as "ink" (see the module docstring): a solid
+  region of at least 1% of the picture, filling half its box, with holes (the painted digit, a
+  painted frame) of at least a tenth of it; None if there is none."""
+  count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+  for i in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:3]:
+    x, y, w, h, area = (int(v) for v in stats[i])
+    if area < 0.01 * mask.size or area < 0.5 * w * h:
+      continue
+    part = (labels[y:y + h, x:x + w] == i).astype(np.uint8)
+    contours, _ = cv2.findContours(part, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    filled = np.zeros_like(part)
+    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+    holes = int(filled.sum()) - area
+    if holes >= 0.1 * filled.sum():
+      inset = max(2, int(0.03 * min(w, h)))  # The plate's own edge is not read.
+      return x + inset, y + inset, x + w - inset, y + h - inset
+  return None
