@@ -43,12 +43,13 @@ class Digit:
   """One digit found in an image: what the model sees, and where it is in the image.
 
   ``split_of`` >= 0 marks a piece of another reading of the digit at that index, as touching
-  digits; ``choose`` picks between the readings.
+  digits (``reading`` tells the readings apart); ``choose`` picks between the readings.
   """
 
   field: np.ndarray  # float32 (28, 28) in [0, 1], MNIST's white ink on black.
   box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the (upright) image's pixels.
   split_of: int = -1
+  reading: int = 0
 
 
 def to_grayscale_ink(image: Image.Image) -> np.ndarray:
@@ -74,34 +75,35 @@ def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
   mask = lines.remove_frames(lines.remove_rules(page.mask))
   out: list[Digit] = []
 
-  def add(glyph: digits.Glyph, split_of: int = -1) -> None:
+  def add(glyph: digits.Glyph, split_of: int = -1, reading: int = 0) -> None:
     x0, y0, x1, y1 = glyph.box
     x0, x1, y0, y1 = x0 + dx, x1 + dx, y0 + dy, y1 + dy
     box = (int(x0 * scale), int(y0 * scale), min(image.size[0], round(x1 * scale)),
            min(image.size[1], round(y1 * scale)))
-    out.append(Digit(normalise.to_field(page.ink, glyph), box, split_of))
+    out.append(Digit(normalise.to_field(page.ink, glyph), box, split_of, reading))
 
   for glyph in digits.find(mask, single=single):
     whole = len(out)
     add(glyph)
-    for piece in glyph.pieces:
-      add(piece, whole)
+    for r, pieces in enumerate(glyph.readings, 1):
+      for piece in pieces:
+        add(piece, whole, r)
   return out
 
 
 def choose(found: list[Digit], confidence: np.ndarray) -> list[int]:
   """Which of ``found`` make the answer, left to right, given the model's confidence in each
-  (its top probability): a glyph's touching-digit pieces where together (the product) they are
-  more likely than the glyph read whole, else the whole glyph."""
+  (its top probability): of each glyph's readings (whole, or as 2, 3, ... touching digits), the
+  most likely one, the product of its digits' confidences."""
   chosen: list[int] = []
   for i, digit in enumerate(found):
     if digit.split_of >= 0:
       continue
-    pieces = [j for j, d in enumerate(found) if d.split_of == i]
-    if pieces and float(np.prod(confidence[pieces])) > float(confidence[i]):
-      chosen.extend(pieces)
-    else:
-      chosen.append(i)
+    readings: dict[int, list[int]] = {0: [i]}
+    for j, d in enumerate(found):
+      if d.split_of == i:
+        readings.setdefault(d.reading, []).append(j)
+    chosen.extend(max(readings.values(), key=lambda r: float(np.prod(confidence[r]))))
   return chosen
 
 

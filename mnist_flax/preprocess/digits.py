@@ -2,7 +2,7 @@
 
     from mnist_flax.preprocess import digits
     glyphs = digits.find(mask)                # [] when nothing looks like a digit
-    glyphs = digits.find(mask, single=True)   # at most one: the largest glyph and its pieces
+    glyphs = digits.find(mask, single=True)   # at most one: the main glyph and its pieces
     glyphs[0].box                             # (x0, y0, x1, y1) in mask pixels, ends exclusive
 
 From OpenCV's connected components, in order:
@@ -17,7 +17,7 @@ From OpenCV's connected components, in order:
    height. Anything else (a doodle above, a word below) is not part of the answer.
 5. A glyph about as wide as it is tall, or wider, may be two or more digits that touch (people
    write fast): it gets a second reading, cut at the columns with the least ink near the even
-   divisions (``Glyph.pieces``). Which reading is right is the model's call (see
+   divisions, for each number of digits it could hold (``Glyph.readings``). Which reading is right is the model's call (see
    ``mnist_flax.preprocess.choose``): the pieces must read better together than the whole
    does, so a single digit is not split.
 """
@@ -29,6 +29,8 @@ import dataclasses
 import cv2
 import numpy as np
 
+# Long side squared over area: a thin-pen "1" is ~20, a leftover rule or grain 50 and more.
+_MAX_ELONGATION = 35.0
 # Glyphs in a number are at least this fraction of the main glyph's height (a "1" is as tall as
 # the others; a dot, a comma or a stray mark is not).
 _ROW_HEIGHT = 0.6
@@ -37,8 +39,10 @@ _ROW_GAP = 1.2
 # From this many heights wide, a glyph may be touching digits: two narrow 8s that touch are
 # ~0.8 heights wide.
 _TOUCHING_ASPECT = 0.75
-# A digit's typical width, in heights, for the number of digits in a touching glyph.
-_DIGIT_ASPECT = 0.7
+# Touching digits are each at least this many heights wide (a "1" is narrower, but then its
+# neighbours are wider), and at most this many touch in one glyph.
+_NARROWEST = 0.3
+_MAX_TOUCHING = 6
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +52,7 @@ class Glyph:
 
   box: tuple[int, int, int, int]
   mask: np.ndarray
-  pieces: tuple[Glyph, ...] = ()
+  readings: tuple[tuple[Glyph, ...], ...] = ()  # The same ink as 2, 3, ... touching digits.
 
 
 @dataclasses.dataclass
@@ -92,7 +96,9 @@ def _groups(stats: np.ndarray, side: int) -> list[_Group]:
       gap_x = max(g.x0 - x1, x - g.x1, 0)
       union_w = max(x1, g.x1) - min(x, g.x0)
       union_h = max(y1, g.y1) - min(y, g.y0)
-      stacked = overlap >= 0.5 * min(w, g.x1 - g.x0) and gap_y <= 0.5 * g.height
+      # Above or below, within the glyph's columns (a 5's flag, a 7's bar; not a line under a
+      # whole number).
+      stacked = (overlap >= 0.5 * w and w <= 1.5 * (g.x1 - g.x0) and gap_y <= 0.5 * g.height)
       # A fragment (shorter than the glyph: a broken stroke) joins across a small gap, a
       # full-height piece (a "1" beside a "2") only when it all but touches.
       fragment = h < 0.75 * g.height
@@ -111,9 +117,19 @@ def _groups(stats: np.ndarray, side: int) -> list[_Group]:
   return groups
 
 
+def _main(groups: list[_Group]) -> _Group:
+  """The glyph the answer is built around: the one with the most ink, but for long thin ones
+  (what rules, a sheet's edge or a desk's grain leave behind) while there are others."""
+  def elongation(g: _Group) -> float:
+    side = max(g.height, g.x1 - g.x0)
+    return side * side / max(g.area, 1)
+  shaped = [g for g in groups if elongation(g) <= _MAX_ELONGATION] or groups
+  return max(shaped, key=lambda g: g.area)
+
+
 def _row(groups: list[_Group]) -> list[_Group]:
   """The glyphs in a row with the largest one, left to right."""
-  main = max(groups, key=lambda g: (g.height, g.area))  # Labels and notes are smaller.
+  main = _main(groups)
   h = main.height
   mates = [g for g in groups if g is main or (
       _ROW_HEIGHT * h <= g.height <= h / _ROW_HEIGHT
@@ -128,23 +144,25 @@ def _row(groups: list[_Group]) -> list[_Group]:
   return mates[lo:hi + 1]
 
 
-def _cuts(mask: np.ndarray) -> list[int]:
-  """Columns at which a glyph of touching digits is cut ([] to keep it whole)."""
+def _cuttings(mask: np.ndarray) -> list[list[int]]:
+  """Ways to cut a glyph into touching digits: for each count of digits it could be, the columns
+  to cut at, each the column with the least ink near an even division."""
   h, w = mask.shape
   if w < _TOUCHING_ASPECT * h:
     return []
-  n = max(2, round(w / (_DIGIT_ASPECT * h)))
   column = mask.sum(axis=0).astype(np.float32)
-  typical = float(np.median(column[column > 0])) if (column > 0).any() else 0.0
-  cuts = []
-  for k in range(1, n):
-    centre = k * w / n
-    lo, hi = int(centre - 0.3 * w / n), int(centre + 0.3 * w / n) + 1
-    c = lo + int(np.argmin(column[lo:hi]))
-    if column[c] > max(typical, 2):
-      return []  # No neck here: one digit after all.
-    cuts.append(c)
-  return cuts
+  out = []
+  for n in range(2, min(_MAX_TOUCHING, int(w / (_NARROWEST * h))) + 1):
+    cuts = []
+    for k in range(1, n):
+      lo = max(cuts[-1] + 1 if cuts else 1, int((k - 0.45) * w / n))
+      hi = min(w - 1, int((k + 0.45) * w / n) + 1)
+      if lo >= hi:
+        break
+      cuts.append(lo + int(np.argmin(column[lo:hi])))
+    if len(cuts) == n - 1:
+      out.append(cuts)
+  return out
 
 
 def find(mask: np.ndarray, single: bool = False) -> list[Glyph]:
@@ -161,16 +179,20 @@ def find(mask: np.ndarray, single: bool = False) -> list[Glyph]:
     # In a photo, what touches the frame's edge is the desk, the sheet's edge or a shadow; a
     # digit written on the sheet is inside it. (Only a crop has its digit touch the edge.)
     groups = inside
-  row = [max(groups, key=lambda g: (g.height, g.area))] if single else _row(groups)
+  row = [_main(groups)] if single else _row(groups)
   glyphs = []
   for g in row:
     part = np.isin(labels[g.y0:g.y1, g.x0:g.x1], g.labels)
     whole = _trimmed(part, g.x0, g.y0)
-    edges = [0, *([] if single else _cuts(part)), part.shape[1]]
-    pieces = tuple(filter(None, (_trimmed(part[:, a:b], g.x0 + a, g.y0)
-                                 for a, b in zip(edges[:-1], edges[1:]))))
+    readings = []
+    for cuts in ([] if single else _cuttings(part)):
+      edges = [0, *cuts, part.shape[1]]
+      pieces = tuple(filter(None, (_trimmed(part[:, a:b], g.x0 + a, g.y0)
+                                   for a, b in zip(edges[:-1], edges[1:]))))
+      if len(pieces) == len(edges) - 1:
+        readings.append(pieces)
     if whole is not None:
-      glyphs.append(dataclasses.replace(whole, pieces=pieces if len(pieces) > 1 else ()))
+      glyphs.append(dataclasses.replace(whole, readings=tuple(readings)))
   return glyphs
 
 

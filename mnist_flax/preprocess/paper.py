@@ -44,8 +44,10 @@ _JOIN_SIGMAS = 3.0
 _MIN_SEED = 0.06
 _MIN_JOIN = 0.035
 # The paper is where the background is at least this fraction of the brightest paper: shadowed
-# paper stays in (a shadow rarely takes more than half the light), a dark desk falls out.
-_SHEET_LEVEL = 0.55
+# paper stays in (a shadow rarely takes two thirds of the light), a dark desk falls out.
+_SHEET_LEVEL = 0.35
+# A plate is solid: its thickest part is at least this fraction of its short side.
+_PLATE_DEPTH = 0.3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,15 +63,37 @@ def _odd(n: float) -> int:
   return max(3, int(n) // 2 * 2 + 1)
 
 
-def _largest(mask: np.ndarray) -> tuple[float, float, bool]:
-  """The largest 4-connected region of ``mask``: its share of the picture, how much of its box
-  it fills, and whether it touches the picture's edge."""
-  count, _, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=4)
+def _largest(mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int, int]] | None:
+  """The largest 4-connected region of ``mask``: its pixels within its box, and its stats
+  (x, y, w, h, area); None if ``mask`` is empty."""
+  count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=4)
   if count < 2:
-    return 0.0, 0.0, False
-  x, y, w, h, area = stats[1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))]
-  edge = x == 0 or y == 0 or x + w == mask.shape[1] or y + h == mask.shape[0]
-  return area / mask.size, area / (w * h), bool(edge)
+    return None
+  i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+  x, y, w, h, area = (int(v) for v in stats[i])
+  return labels[y:y + h, x:x + w] == i, (x, y, w, h, area)
+
+
+def _is_plate(part: np.ndarray) -> bool:
+  """Whether a region (its pixels within its box) is a plate or a card with something painted
+  on it: its outline a quadrilateral (seen in perspective; a thick 0 or 8 is rounder), mostly
+  solid, with holes (the painted digit, a painted frame) of at least a twentieth of it."""
+  part8 = part.astype(np.uint8)
+  contours, _ = cv2.findContours(part8, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+  outline = max(contours, key=cv2.contourArea)
+  hull = cv2.convexHull(outline)
+  corners = cv2.approxPolyDP(hull, 0.03 * cv2.arcLength(hull, True), True)
+  filled = np.zeros_like(part8)
+  cv2.drawContours(filled, [outline], -1, 1, thickness=cv2.FILLED)
+  inside = float(filled.sum())
+  solid = float((part8 & filled).sum())
+  if not (4 <= len(corners) <= 6 and inside >= 0.9 * cv2.contourArea(hull)
+          and 0.35 * inside <= solid <= 0.95 * inside):
+    return False
+  # Solid as a plate is (a thick 0 or 8 is only a stroke wide anywhere): somewhere more than
+  # a third of its short side from any hole or edge.
+  depth = 2.0 * float(cv2.distanceTransform(part8, cv2.DIST_L2, 3).max())
+  return depth >= _PLATE_DEPTH * min(part.shape)
 
 
 def ink_is_dark(lum: np.ndarray) -> bool:
@@ -89,10 +113,14 @@ def ink_is_dark(lum: np.ndarray) -> bool:
     return float(np.median(small)) > 0.5
   _, light = cv2.threshold(small8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
   if light.mean() >= 0.5:
-    share, fill, edge = _largest(1 - light)
-    return not (share >= 0.08 and fill >= 0.6 and not edge)  # A plate on a wall.
-  share, fill, _ = _largest(light)
-  return share >= 0.15 and fill >= 0.4  # A sheet on a desk (a lit part of it: a triangle).
+    dark = _largest(1 - light)
+    return not (dark is not None and dark[1][4] >= 0.05 * light.size and _is_plate(dark[0]))
+  sheet = _largest(light)
+  if sheet is None:
+    return False
+  part, (_, _, w, h, area) = sheet
+  # A sheet on a desk (a lit part of it: a triangle), not strokes.
+  return area >= 0.15 * light.size and area >= 0.4 * w * h
 
 
 def _closing(small8: np.ndarray, k: int) -> np.ndarray:
@@ -205,20 +233,14 @@ def find_ink(lum: np.ndarray) -> Page | None:
 
 
 def find_plate(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-  """The box (x0, y0, x1, y1) inside a plate found as "ink" (see the module docstring): a solid
-  region of at least 1% of the picture, filling half its box, with holes (the painted digit, a
-  painted frame) of at least a tenth of it; None if there is none."""
-  count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+  """The box (x0, y0, x1, y1) inside a plate found as "ink" (see the module docstring and
+  _is_plate) of at least 1% of the picture; None if there is none."""
+  # Opened first: thin lines touching the plate (a brick wall's mortar) come off it.
+  solid = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+  count, labels, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=8)
   for i in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:3]:
     x, y, w, h, area = (int(v) for v in stats[i])
-    if area < 0.01 * mask.size or area < 0.5 * w * h:
-      continue
-    part = (labels[y:y + h, x:x + w] == i).astype(np.uint8)
-    contours, _ = cv2.findContours(part, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    filled = np.zeros_like(part)
-    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
-    holes = int(filled.sum()) - area
-    if holes >= 0.1 * filled.sum():
+    if area >= 0.01 * mask.size and _is_plate(labels[y:y + h, x:x + w] == i):
       inset = max(2, int(0.03 * min(w, h)))  # The plate's own edge is not read.
       return x + inset, y + inset, x + w - inset, y + h - inset
   return None
