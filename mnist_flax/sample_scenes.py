@@ -1,0 +1,439 @@
+"""Phone photos of digits as people take them: what is written, on what, and the file names.
+
+``render`` draws one photo; ``make_kind`` writes a folder of them, reproducibly from a seed.
+The kinds (``python -m mnist_flax.samples DIR --kind KIND --count N --seed S``):
+
+photos     one handwritten digit (balanced 0-9) on paper, or a house-number plate, or in a
+           form's box
+numbers    several handwritten digits side by side: "42", "2026", "07", years, house numbers
+printed    one printed digit (Pillow's Aileron font, regular or bold, or a "1" with a flag
+           and a base) on a printed sheet
+nondigits  a letter (mostly A), a scribble or a smiley, for "unsure" answers
+
+Choices and their ranges (each drawn at random unless ``render`` is told):
+
+surface    plain (A4, A5, index card, sticky note), ruled (blue-grey rules every 8-10 mm,
+           a red margin half the time), squared (5 mm grid), form (a printed box around the
+           writing, sometimes a printed label beside it), plate (an enamel plate with a
+           painted frame, on a wall)
+ink        marker (1.5-4.5 mm, black), pen (0.4-1 mm, black), ballpoint (0.3-0.7 mm, blue,
+           uneven pressure), pencil (0.35-0.9 mm, graphite grain; mostly faint: its darkest
+           at 84-94% of the paper's level, e.g. 225 on 245)
+light      even, gradient, shadow-soft, shadow-hard-across, shadow-hard-beside
+desk       the sheet's edge and the desk beside it in the frame (wood, dark, coloured);
+           a plate always shows its wall (stucco or brick)
+camera     1.2-12 MP (4000x3000), portrait or landscape, sometimes cropped; the digit 10-40%
+           of the shorter side; the sheet rolled up to 12 degrees and tilted up to 12 degrees
+           out of plane (perspective); blur, sharpening, sensor noise; JPEG quality 50-90;
+           some portraits stored turned with EXIF orientation 6
+
+Names start with the truth, then the choices: ``2026_ruled_pen_even_touching_0012.jpg``,
+``7_squared_pencil_shadow-hard-across_desk_0003.jpg``, ``x_smiley_plain_marker_even_0005.jpg``
+(non-digits start with ``x_``). A hidden ``.truth.jsonl`` in the folder lists every file with
+its choices and each digit's box ``[x0, y0, x1, y1]`` in the displayed image's pixels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mnist_flax import sample_marks, sample_photos
+from mnist_flax.sample_marks import Box, Glyph, Marks
+from mnist_flax.sample_photos import LIGHTS, Layer, Ruling, Scene
+
+KINDS = ("photos", "numbers", "printed", "nondigits")
+SURFACES = ("plain", "ruled", "squared", "form", "plate")
+INKS = ("marker", "pen", "ballpoint", "pencil")
+SHAPES = (*sample_marks.LETTERS, "scribble", "smiley")
+FONTS = ("sans", "sans-bold", "flagbase")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Pen:
+  colour: tuple[int, int, int]
+  width: tuple[float, float]  # mm
+  height: tuple[float, float]  # digit height, mm
+  texture: str
+  pressure: float
+
+
+_PENS = {
+    "marker": _Pen((28, 28, 34), (1.5, 4.5), (25, 90), "marker", 0.05),
+    "pen": _Pen((30, 30, 42), (0.4, 1.0), (8, 45), "solid", 0.08),
+    "ballpoint": _Pen((40, 58, 150), (0.3, 0.7), (6, 35), "ballpoint", 0.12),
+    "pencil": _Pen((225, 225, 228), (0.35, 0.9), (6, 40), "pencil", 0.15),
+}
+_SHEETS = {"a4": (210, 297), "a5": (148, 210), "notebook": (170, 220), "card": (127, 76),
+           "sticky": (76, 76)}
+_PAPERS = [(246, 246, 243), (250, 250, 248), (243, 238, 225), (234, 232, 224)]
+_STICKY = [(250, 235, 140), (245, 205, 215), (205, 235, 205)]
+_PLATES = [((25, 60, 140), (238, 238, 232)), ((232, 232, 226), (30, 30, 30)),
+           ((30, 90, 60), (235, 235, 228)), ((35, 35, 35), (205, 175, 95)),
+           ((185, 150, 80), (30, 28, 25))]
+_LABELS = ("Code", "Qty", "Item", "Box", "Ref")
+
+
+@dataclasses.dataclass
+class Sample:
+  truth: str  # the digits ("3", "2026", "07"), or "x" for a non-digit
+  tags: list[str]  # the choices, in the file name after the truth
+  jpeg: bytes
+  info: dict[str, Any]
+
+  def name(self, index: int) -> str:
+    return "_".join([self.truth, *self.tags, f"{index:04d}"]) + ".jpg"
+
+
+def _pick(rng: np.random.Generator, options, p=None):
+  return options[int(rng.choice(len(options), p=p))]
+
+
+def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+  return float(np.exp(rng.uniform(np.log(lo), np.log(max(lo, hi)))))
+
+
+def _pen_colour(ink: str, rng: np.random.Generator) -> tuple[int, int, int]:
+  if ink == "pencil":  # graphite: faint, a little cool
+    r = rng.uniform(0.84, 0.94) if rng.random() < 0.7 else rng.uniform(0.62, 0.84)
+    return (int(255 * r), int(255 * r), min(255, int(255 * r * 1.02)))
+  c = np.array(_PENS[ink].colour) + rng.integers(-8, 9, 3)
+  return tuple(int(v) for v in np.clip(c, 0, 255))
+
+
+def _rulings(surface: str, rng: np.random.Generator, sheet: tuple[float, float],
+             tags: list[str]) -> tuple[list[Ruling], np.ndarray, float | None]:
+  """The sheet's printed lines, the y of each rule (for writing on them), a margin's x."""
+  sw, sh = sheet
+  if surface == "ruled":
+    spacing, top = rng.uniform(8, 10), rng.uniform(15, 30)
+    colour = tuple(int(v) for v in np.array([150, 175, 210]) + rng.integers(-15, 16, 3))
+    width = rng.uniform(0.15, 0.35)
+    ys = np.arange(top, sh - 5, spacing)
+    lines = [Ruling((0, y), (sw, y), width, colour) for y in ys]
+    margin = None
+    if rng.random() < 0.5:
+      margin = rng.uniform(20, 35)
+      red = tuple(int(v) for v in np.array([225, 110, 120]) + rng.integers(-15, 16, 3))
+      lines.append(Ruling((margin, 0), (margin, sh), rng.uniform(0.2, 0.4), red))
+      tags.append("margin")
+    return lines, ys, margin
+  if surface == "squared":
+    colour = _pick(rng, [(175, 190, 210), (185, 185, 185), (160, 185, 200)])
+    width, (ox, oy) = rng.uniform(0.1, 0.22), rng.uniform(0, 5, 2)
+    lines = [Ruling((x, 0), (x, sh), width, colour) for x in np.arange(ox, sw, 5.0)]
+    lines += [Ruling((0, y), (sw, y), width, colour) for y in np.arange(oy, sh, 5.0)]
+    return lines, np.arange(oy, sh, 5.0), None
+  return [], np.zeros(0), None
+
+
+def _place(rng: np.random.Generator, sheet: tuple[float, float], half: np.ndarray,
+           view: np.ndarray, desk: bool) -> np.ndarray:
+  """Where the writing's centre goes on the sheet (mm): near an edge if the desk should show."""
+  size = np.array(sheet, np.float64)
+  centre = np.array([rng.uniform(half[0] + 5, max(half[0] + 5, size[0] - half[0] - 5)),
+                     rng.uniform(half[1] + 5, max(half[1] + 5, size[1] - half[1] - 5))])
+  if desk:
+    for _ in range(1 + int(rng.random() < 0.3)):  # one edge, sometimes a corner
+      axis, far = int(rng.integers(2)), rng.random() < 0.5
+      d = half[axis] + rng.uniform(0.1, 0.8) * view[axis]
+      centre[axis] = size[axis] - d if far else d
+  else:
+    for axis in range(2):
+      keep = max(half[axis] + 5, 1.2 * view[axis])
+      if keep < size[axis] / 2:
+        centre[axis] = rng.uniform(keep, size[axis] - keep)
+      else:
+        centre[axis] = size[axis] / 2 + rng.normal(0, 0.05 * size[axis])
+  return centre
+
+
+def _handwriting(truth: str, rng: np.random.Generator, height: float, pen: float, ink: str,
+                 tags: list[str], *, pieces: bool | None, broken: bool | None,
+                 touching: bool | None, slots: list[Box] | None) -> tuple[Marks, list[Box]]:
+  pressure = _PENS[ink].pressure
+  broken = (ink == "pencil" and rng.random() < 0.35) if broken is None else broken
+  if truth in SHAPES:
+    m = sample_marks.shape(truth, rng, centre=(0, 0), height=height, pen=pen,
+                           pressure=pressure)
+    return m, [m.box()]
+  if len(truth) == 1:
+    pieces = rng.random() < 0.2 if pieces is None else pieces
+    m = sample_marks.digit(int(truth), rng, centre=(0, 0), height=height, pen=pen,
+                           pieces=pieces, broken=broken, pressure=pressure)
+    boxes = [m.box()]
+  else:
+    pieces = rng.random() < 0.3 if pieces is None else pieces
+    touching = rng.random() < 0.3 if touching is None else touching
+    if touching:
+      tags.append("touching")
+    m, boxes = sample_marks.number(truth, rng, centre=(0, 0), height=height, pen=pen,
+                                   spacing=rng.uniform(0.08, 0.5), touching=touching,
+                                   pieces=pieces, broken=broken, pressure=pressure, slots=slots)
+  tags += ["pieces"] * bool(pieces) + ["broken"] * bool(broken)
+  return m, boxes
+
+
+def _printed(truth: str, rng: np.random.Generator, height: float, font: str) -> Marks:
+  if font == "flagbase":
+    weight = rng.uniform(0.1, 0.15)
+    return Marks(polygons=sample_marks.printed_one((0, 0), height, weight))
+  bold = rng.uniform(0.025, 0.045) if font == "sans-bold" else 0.0
+  return Marks(glyphs=[Glyph(truth, (0.0, 0.0), height, bold)])
+
+
+def render(truth: str, rng: np.random.Generator, *, printed: bool = False,
+           surface: str | None = None, ink: str | None = None, light: str | None = None,
+           desk: bool | None = None, size: tuple[int, int] | None = None,
+           fraction: float | None = None, font: str | None = None, pieces: bool | None = None,
+           broken: bool | None = None, touching: bool | None = None, **camera) -> Sample:
+  """One phone photo of ``truth``: a digit, a number ("2026") or a shape (``SHAPES``).
+
+  Every choice left None is drawn from ``rng`` (see the module docstring for the ranges);
+  ``camera`` passes roll, tilt, quality, blur, noise, exif on to ``photograph``.
+  ``printed`` prints the digits (``font`` one of FONTS) instead of writing them.
+  """
+  digits = truth.isdigit()
+  if not digits and truth not in SHAPES:
+    raise ValueError(f"truth must be digits or one of {SHAPES}, got {truth!r}")
+  if surface is None:
+    surface = (_pick(rng, ("plain", "ruled", "squared")) if not digits
+               else "plain" if printed
+               else _pick(rng, SURFACES, [0.25, 0.28, 0.2, 0.12, 0.15]))
+  if surface not in SURFACES:
+    raise ValueError(f"surface must be one of {SURFACES}, got {surface!r}")
+  light = _pick(rng, LIGHTS, [0.25, 0.2, 0.15, 0.22, 0.18]) if light is None else light
+  size = sample_photos.frame_size(rng) if size is None else tuple(size)
+  tags = [truth] if not digits else []
+  if surface == "plate":
+    ink = "paint"
+    tags.append("plate")
+  elif printed:
+    ink = "printed"
+    font = font or (_pick(rng, FONTS, [0.3, 0.2, 0.5]) if truth == "1"
+                    else _pick(rng, FONTS[:2]))
+    tags += [f"printed-{font}", surface]
+  else:
+    ink = _pick(rng, INKS, [0.2, 0.25, 0.3, 0.25]) if ink is None else ink
+    if ink not in INKS:
+      raise ValueError(f"ink must be one of {INKS}, got {ink!r}")
+    tags += [surface, ink]
+  tags.append(light)
+
+  # Pen, digit size, and how big the digit is in the photo.
+  if surface == "plate" or printed:
+    height, pen = rng.uniform(15, 120), 0.0
+  else:
+    p = _PENS[ink]
+    pen = rng.uniform(*p.width)
+    height = _log_uniform(rng, max(p.height[0], pen / 0.14), min(p.height[1], pen / 0.03))
+  per_digit = len(truth) if digits else 1
+  if fraction is None:
+    top = 0.4 if per_digit == 1 else 0.3
+    fraction = rng.uniform(0.1 if per_digit == 1 else 0.08, max(0.12, min(top, height / 45)))
+  scale = fraction * min(size) / height
+  view = np.array(sample_photos.visible_half(size, scale))
+
+  # What is written or printed, centred on (0, 0).
+  slots = None
+  if surface == "form" and per_digit > 1:  # one box per digit, side by side
+    sw, sh = height * rng.uniform(0.85, 1.1), height * rng.uniform(1.25, 1.6)
+    slots = [(-per_digit * sw / 2 + i * sw, -sh / 2, -per_digit * sw / 2 + (i + 1) * sw, sh / 2)
+             for i in range(per_digit)]
+  layers: list[Layer] = []
+  if surface == "plate":
+    plate, paint = _pick(rng, _PLATES)
+    if rng.random() < 0.6:
+      marks = Marks(glyphs=[Glyph(truth, (0.0, 0.0), height, rng.uniform(0.01, 0.05))])
+      tags.insert(-1, "printed")
+      boxes = _glyph_boxes(truth, height)
+    else:
+      marks, boxes = _handwriting(truth, rng, height, height * rng.uniform(0.09, 0.14), "marker",
+                                  tags, pieces=False, broken=False, touching=False, slots=None)
+    layers.append(Layer(marks, paint, "solid", paint=True))
+  elif printed:
+    marks = _printed(truth, rng, height, font)
+    boxes = [marks.box()]
+    layers.append(Layer(marks, _pick(rng, [(22, 22, 24), (40, 40, 40), (60, 60, 65)])))
+  else:
+    marks, boxes = _handwriting(truth, rng, height, pen, ink, tags, pieces=pieces,
+                                broken=broken, touching=touching, slots=slots)
+    layers.append(Layer(marks, _pen_colour(ink, rng), _PENS[ink].texture))
+  subject = marks.box()
+
+  if surface == "plate":
+    return _plate_photo(truth, rng, tags, layers, subject, boxes, height, plate, paint, size,
+                        fraction, light, camera)
+
+  # The sheet, its lines, and where the writing sits on it.
+  sheet_kind = {"plain": _pick(rng, ("a4", "a5", "card", "sticky"), [0.4, 0.3, 0.15, 0.15]),
+                "ruled": _pick(rng, ("notebook", "a4", "a5")),
+                "squared": _pick(rng, ("a5", "notebook", "a4")),
+                "form": "a4"}[surface]
+  sheet = _SHEETS[sheet_kind]
+  if rng.random() < 0.5 and sheet_kind not in ("a4", "notebook", "a5"):
+    sheet = sheet[::-1]
+  paper = _pick(rng, _STICKY if sheet_kind == "sticky" else _PAPERS)
+  rulings, rules_y, margin = _rulings(surface, rng, sheet, tags)
+  form_layer = None
+  if surface == "form":
+    form_layer, subject = _form(rng, subject, height, slots, tags)
+  half = np.array([subject[2] - subject[0], subject[3] - subject[1]]) / 2
+  desk = rng.random() < 0.4 if desk is None else desk
+  centre = _place(rng, sheet, half, view, desk)
+  if margin is not None and rng.random() < 0.7:  # written just right of the margin
+    centre[0] = margin + half[0] + rng.uniform(3, 25)
+  if len(rules_y) and surface == "ruled":  # sitting on a rule
+    bottom = centre[1] + half[1]
+    centre[1] = rules_y[np.argmin(np.abs(rules_y - bottom))] - half[1] + rng.normal(0, 0.6)
+  dx, dy = centre - [(subject[0] + subject[2]) / 2, (subject[1] + subject[3]) / 2]
+  for layer in layers:
+    layer.marks.shift(dx, dy)
+  if form_layer is not None:
+    form_layer.marks.shift(dx, dy)
+    layers.insert(0, form_layer)
+  subject = (subject[0] + dx, subject[1] + dy, subject[2] + dx, subject[3] + dy)
+  boxes = [(b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy) for b in boxes]
+  outline = np.array([(0, 0), (sheet[0], 0), sheet, (0, sheet[1])], np.float64)
+  scene = Scene(outline, paper, _pick(rng, ("wood", "dark", "colour"), [0.45, 0.2, 0.35]),
+                layers, subject, height, rulings, boxes)
+  shot = sample_photos.photograph(scene, rng, size=size, fraction=fraction, light=light,
+                                  exif=camera.pop("exif", size[1] > size[0] and rng.random() < 0.2),
+                                  **camera)
+  return _finish(truth, tags, shot, surface=surface, ink=ink, sheet=sheet_kind)
+
+
+def _glyph_boxes(text: str, height: float) -> list[Box]:
+  """Approximate per-digit boxes of printed ``text`` centred on (0, 0)."""
+  widths = [sample_marks._font_aspect(c) * height for c in text]
+  total = sample_marks._font_aspect(text) * height
+  gap = (total - sum(widths)) / max(1, len(text) - 1)
+  x, boxes = -total / 2, []
+  for w in widths:
+    boxes.append((x, -height / 2, x + w, height / 2))
+    x += w + gap
+  return boxes
+
+
+def _form(rng: np.random.Generator, subject: Box, height: float, slots: list[Box] | None,
+          tags: list[str]) -> tuple[Layer, Box]:
+  """A printed box (or a row of boxes) around the writing, sometimes with a label."""
+  colour = _pick(rng, [(35, 35, 35), (120, 120, 120), (70, 100, 170), (225, 130, 120)])
+  line = rng.uniform(0.2, 0.6)
+  marks = Marks()
+  if slots is None:
+    cx, cy = (subject[0] + subject[2]) / 2, (subject[1] + subject[3]) / 2
+    w = max(subject[2] - subject[0], 0.6 * height) * rng.uniform(1.3, 2.0)
+    h = height * (rng.uniform(0.9, 1.05) if rng.random() < 0.2 else rng.uniform(1.15, 1.6))
+    cx, cy = cx + rng.normal(0, 0.05 * height), cy + rng.normal(0, 0.04 * height)
+    slots = [(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)]
+  for box in slots:
+    marks.strokes.append(sample_marks.rectangle(box, line))
+  x0, y0 = slots[0][0], slots[0][1]
+  x1, y1 = slots[-1][2], slots[-1][3]
+  if rng.random() < 0.4:
+    text = _pick(rng, _LABELS)
+    th = (y1 - y0) * rng.uniform(0.2, 0.35)
+    tw = sample_marks._font_aspect(text) * th
+    marks.glyphs.append(Glyph(text, (x0 - tw / 2 - rng.uniform(2, 6), (y0 + y1) / 2), th))
+    tags.append("label")
+  return Layer(marks, colour), marks.box() if marks.glyphs else (
+      x0 - line, y0 - line, x1 + line, y1 + line)
+
+
+def _plate_photo(truth, rng, tags, layers, subject, boxes, height, plate, paint, size,
+                 fraction, light, camera) -> Sample:
+  """A house-number plate with a painted frame, screwed to a wall."""
+  w = (subject[2] - subject[0]) + height * rng.uniform(0.4, 0.8)
+  h = height * rng.uniform(1.35, 1.8)
+  w = max(w, h * rng.uniform(0.8, 1.1))
+  box = (-w / 2, -h / 2, w / 2, h / 2)
+  inset, line = h * rng.uniform(0.05, 0.09), h * rng.uniform(0.02, 0.04)
+  frame = Marks([sample_marks.rectangle((box[0] + inset, box[1] + inset, box[2] - inset,
+                                         box[3] - inset), line, h * rng.uniform(0.03, 0.12))])
+  layers.append(Layer(frame, paint, paint=True))
+  if rng.random() < 0.5:  # two screws
+    r = h * 0.025
+    screws = [sample_marks._circle(x, 0.0, r, r, 10) for x in (box[0] + inset / 2,
+                                                                 box[2] - inset / 2)]
+    layers.append(Layer(Marks(polygons=[np.array(s) for s in screws]), (110, 110, 115)))
+  outline = sample_marks.rounded_outline(box, h * rng.uniform(0.02, 0.12))
+  scene = Scene(outline, plate, _pick(rng, ("stucco", "brick")), layers,
+                box, height, [], boxes)
+  tags.append("wall")
+  shot = sample_photos.photograph(scene, rng, size=size, fraction=fraction, light=light,
+                                  exif=camera.pop("exif", False), **camera)
+  return _finish(truth, tags, shot, surface="plate", ink="paint", sheet="plate")
+
+
+def _finish(truth: str, tags: list[str], shot: sample_photos.Shot, **info) -> Sample:
+  if shot.info["desk"] and "wall" not in tags:
+    tags.append("desk")
+  if shot.info["exif"]:
+    tags.append("exif")
+  prefix = truth if truth.isdigit() else "x"
+  return Sample(prefix, tags, shot.jpeg, {"truth": prefix, **info, **shot.info})
+
+
+_NUMBERS = ("42", "2026", "07", "1984", "17", "128", "2019", "305", "09", "1000", "64", "11")
+
+
+def _number_text(rng: np.random.Generator) -> str:
+  r = rng.random()
+  if r < 0.3:
+    return _pick(rng, _NUMBERS)
+  if r < 0.55:
+    return str(int(rng.integers(10, 100)))
+  if r < 0.7:
+    return str(int(rng.integers(100, 1000)))
+  if r < 0.9:
+    return str(int(rng.integers(1900, 2031)))
+  return f"0{int(rng.integers(0, 10))}"
+
+
+def draw(kind: str, index: int, seed: int = 0) -> Sample:
+  """The ``index``-th sample of ``kind`` for ``seed``: the same arguments, the same bytes."""
+  rng = np.random.default_rng([seed, 2 + KINDS.index(kind), index])
+  if kind == "photos":
+    return render(str(index % 10), rng)
+  if kind == "numbers":
+    text = _number_text(rng)
+    return render(text, rng, surface=_pick(rng, SURFACES, [0.3, 0.3, 0.2, 0.1, 0.1]))
+  if kind == "printed":
+    return render(str(index % 10), rng, printed=True)
+  if kind == "nondigits":
+    return render(_pick(rng, SHAPES, [0.3] + [0.2 / (len(SHAPES) - 3)] * (len(SHAPES) - 3)
+                        + [0.25, 0.25]), rng)
+  raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+
+
+def make_kind(kind: str, out_dir: str | Path, *, count: int, seed: int = 0) -> list[Path]:
+  """Writes ``count`` samples of ``kind`` into ``out_dir`` (and ``.truth.jsonl``)."""
+  out = Path(out_dir)
+  out.mkdir(parents=True, exist_ok=True)
+  written, lines = [], []
+  for i in range(count):
+    sample = draw(kind, i, seed)
+    path = out / sample.name(i)
+    path.write_bytes(sample.jpeg)
+    written.append(path)
+    lines.append(json.dumps({"file": path.name, "kind": kind, **sample.info}))
+  _update_truth(out, lines)
+  return written
+
+
+def _update_truth(out: Path, lines: list[str]) -> None:
+  """Adds the entries to the folder's ``.truth.jsonl``, replacing older ones for the same file."""
+  path = out / ".truth.jsonl"
+  entries = {}
+  if path.exists():
+    for line in path.read_text(encoding="utf-8").splitlines():
+      if line.strip():
+        entries[json.loads(line)["file"]] = line
+  for line in lines:
+    entries[json.loads(line)["file"]] = line
+  path.write_text("".join(entries[k] + "\n" for k in sorted(entries)), encoding="utf-8")
