@@ -262,7 +262,7 @@ def number(text: str, rng: np.random.Generator, *, centre: tuple[float, float],
     if slots is None:
       x0, _, x1, _ = m.box()
       if i:
-        gap = (rng.uniform(-0.1, -0.02) - pen / height if touching and rng.random() < 0.7
+        gap = (rng.uniform(-0.07, -0.01) - 0.5 * pen / height if touching and rng.random() < 0.7
                else max(0.03, spacing + rng.normal(0, 0.04)))
         cursor += gap * height
       m.shift(cursor - x0, 0.0)

@@ -56,9 +56,9 @@ class Scene:
   background: str  # one of BACKGROUNDS: the desk or wall around the sheet
   layers: list[Layer]
   subject: Box  # what the photographer frames (mm)
-  height: float  # height of one written digit (mm), what ``fraction`` measures
   rulings: list[Ruling] = dataclasses.field(default_factory=list)
-  digit_boxes: list[Box] = dataclasses.field(default_factory=list)
+  digit_boxes: list[Box] = dataclasses.field(default_factory=list)  # what ``fraction`` sizes
+  focus: tuple[float, float] | None = None  # where to aim (mm); None: at the subject
 
 
 @dataclasses.dataclass
@@ -123,29 +123,36 @@ def _background(kind: str, rng: np.random.Generator, shape: tuple[int, int],
   """Desk or wall albedo on the reduced grid: float32 (h, w, 3) in 0-255."""
   h, w = shape
   y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-  angle = roll + rng.normal(0, 0.3) + (np.pi / 2 if rng.random() < 0.5 else 0)
+  angle = roll  # a wall is square to the plate on it; a sheet lies askew on a desk
+  if kind not in ("stucco", "brick"):
+    angle += rng.normal(0, 0.3) + (np.pi / 2 if rng.random() < 0.5 else 0)
   u = (x * np.cos(angle) + y * np.sin(angle)) / mm_px  # mm along the grain / rows
   v = (-x * np.sin(angle) + y * np.cos(angle)) / mm_px
   fine = rng.random((h, w), np.float32)
   if kind == "wood":
     base = np.array([(150, 100, 60), (120, 80, 50), (185, 145, 100), (95, 65, 45),
                      (205, 175, 135)][rng.integers(5)], np.float32)
-    warp = _smooth(rng, shape, 4) * rng.uniform(5, 20)
+    warp = _smooth(rng, shape, 3) * rng.uniform(5, 25)
     plank_w = rng.uniform(90, 200)
     plank = np.floor(v / plank_w)
     tone = 0.9 + 0.2 * ((np.sin(plank * 12.9898) * 43758.5453) % 1.0)
-    grain = np.sin(2 * np.pi * (v + warp + 0.02 * u) / rng.uniform(2, 6))
-    streaks = cv2.resize(rng.random((h, 3), np.float32), (w, h))  # along-grain streaks
-    value = tone * (0.86 + 0.07 * grain + 0.08 * streaks + 0.04 * fine)
+    across = (v + warp + 0.01 * u) / rng.uniform(0.8, 2.0)  # grain lines, irregularly spaced
+    table = rng.random(int(np.ceil(np.abs(across).max())) + 2).astype(np.float32)
+    streaks = np.interp(np.abs(across), np.arange(len(table)), table).astype(np.float32)
+    rings = np.sin(2 * np.pi * (v + 2 * warp) / rng.uniform(8, 25))
+    value = tone * (0.84 + 0.1 * streaks ** 2 + 0.05 * rings + 0.04 * fine)
     value *= np.where((v % plank_w) < 1.2, 0.6, 1.0)  # the joints between planks
   elif kind == "brick":
     base = np.array([(160, 80, 60), (140, 90, 70), (180, 110, 80)][rng.integers(3)],
                     np.float32)
     row = np.floor(v / 75.0)
-    col = np.floor((u + 55 * (row % 2)) / 225.0)
+    along = u + 112 * (row % 2)
+    col = np.floor(along / 225.0)
     tone = 0.85 + 0.25 * ((np.sin(row * 78.233 + col * 12.9898) * 43758.5453) % 1.0)
-    mortar = ((v % 75.0) < 10) | (((u + 55 * (row % 2)) % 225.0) < 10)
-    value = np.where(mortar, 1.45, tone * (0.9 + 0.1 * fine))
+    mortar = ((v % 75.0) < 10) | ((along % 225.0) < 10)
+    brick = tone[..., None] * base * (0.9 + 0.1 * fine[..., None])
+    grey = np.array([195, 190, 180], np.float32) * (0.85 + 0.15 * fine[..., None])
+    return np.clip(np.where(mortar[..., None], grey, brick), 0, 255)
   else:
     palettes = {
         "dark": [(35, 35, 38), (50, 45, 42), (30, 34, 45), (60, 60, 62)],
@@ -156,7 +163,7 @@ def _background(kind: str, rng: np.random.Generator, shape: tuple[int, int],
     base = np.array(palettes[rng.integers(len(palettes))], np.float32)
     value = 0.92 + 0.1 * _smooth(rng, shape, 6) + 0.06 * (fine - 0.5)
     if kind == "stucco":
-      value += 0.12 * (_smooth(rng, shape, 40) - 0.5)
+      value += 0.08 * (_smooth(rng, shape, 40) - 0.5) + 0.1 * (_smooth(rng, shape, 150) - 0.5)
   return np.clip(value[..., None] * base, 0, 255)
 
 
@@ -239,10 +246,10 @@ def _ink(layer: Layer, cover: np.ndarray, rng: np.random.Generator,
   h, w = cover.shape
   c = cover.astype(np.float32)
   if layer.texture == "pencil":
-    cell = max(1, int(round(0.07 * scale)))  # graphite catches the paper's tooth
+    cell = max(1, int(round(0.1 * scale)))  # graphite catches on the paper's tooth
     grain = rng.random((h // cell + 1, w // cell + 1), np.float32)
     grain = cv2.resize(grain, (w, h), interpolation=cv2.INTER_LINEAR)
-    c *= (0.35 + 0.65 * grain ** 0.6) * (0.75 + 0.25 * _smooth(rng, (h, w), 6))
+    c *= (0.2 + 0.8 * grain ** 0.8) * (0.75 + 0.25 * _smooth(rng, (h, w), 6))
   elif layer.texture == "ballpoint":
     c *= 0.6 + 0.4 * _smooth(rng, (h, w), max(3, int(max(h, w) / scale / 3)))
   elif layer.texture == "marker":
@@ -279,12 +286,18 @@ def photograph(scene: Scene, rng: np.random.Generator, *, size: tuple[int, int],
     roll: in-plane rotation of the sheet, degrees (random within +-12 if None).
     tilt: out-of-plane camera tilt, degrees (random up to 12 if None): perspective.
     quality: JPEG quality (random 50-90 if None).
-    blur, noise: Gaussian blur sigma and noise sigma (levels) at this size; random if None.
+    blur: Gaussian blur sigma in the photo's pixels; noise: sensor noise sigma in levels
+      (before JPEG); random if None.
     exif: store the pixels turned, with EXIF orientation 6 (as phones store portraits).
   """
   if light not in LIGHTS:
     raise ValueError(f"light must be one of {LIGHTS}, got {light!r}")
-  w, h = size
+  out_w, out_h = size
+  # Big photos are drawn at about 2 MP and scaled up at the end: a 12 MP phone photo holds
+  # no finer detail than that (its optics and denoising blur more than a pixel) and this
+  # keeps every step cheap. ``r`` is drawn size / photo size.
+  r = min(1.0, 2100 / max(size))
+  w, h = (round(out_w * r), round(out_h * r)) if r < 1 else size
   roll = rng.uniform(-12, 12) if roll is None else roll
   tilt = rng.uniform(0, 12) if tilt is None else tilt
   quality = int(rng.integers(50, 91)) if quality is None else quality
@@ -292,26 +305,35 @@ def photograph(scene: Scene, rng: np.random.Generator, *, size: tuple[int, int],
   angles = (np.radians(roll), np.radians(tilt) * np.cos(direction),
             np.radians(tilt) * np.sin(direction))
   subject = _box_corners(scene.subject)
-  focus = tuple(subject.mean(axis=0))
-  scale = fraction * min(w, h) / scene.height
-  for _ in range(30):  # Zoom out until the subject fits with a margin.
-    cam = _camera(size, scale, focus, *angles)
+  digit_height = float(np.mean([b[3] - b[1] for b in scene.digit_boxes]))
+  scale = fraction * min(w, h) / digit_height
+  margin = 0.04 * np.array([w, h])
+  cam = None
+  if scene.focus is not None:  # aimed where the scene asks, if the subject is then in view
+    cam = _camera((w, h), scale, scene.focus, *angles)
+    cam = np.array([[1, 0, w / 2], [0, 1, h / 2], [0, 0, 1]]) @ cam
     pts = _project(cam, subject)
-    lo, hi = pts.min(axis=0), pts.max(axis=0)
-    margin = 0.04 * np.array([w, h])
-    room = np.array([w, h]) - 2 * margin - (hi - lo)
-    if (room > 0).all():
-      break
-    scale *= 0.9
-  shift = margin - lo + room * rng.beta(2.5, 2.5, 2)
-  cam = np.array([[1, 0, shift[0]], [0, 1, shift[1]], [0, 0, 1]]) @ cam
+    if (pts.min(axis=0) < margin).any() or (pts.max(axis=0) > [w, h] - margin).any():
+      cam = None
+  if cam is None:
+    focus = tuple(subject.mean(axis=0))
+    for _ in range(30):  # Zoom out until the subject fits with a margin.
+      cam = _camera((w, h), scale, focus, *angles)
+      pts = _project(cam, subject)
+      lo, hi = pts.min(axis=0), pts.max(axis=0)
+      room = np.array([w, h]) - 2 * margin - (hi - lo)
+      if (room > 0).all():
+        break
+      scale *= 0.9
+    shift = margin - lo + np.maximum(room, 0) * rng.beta(2.5, 2.5, 2)
+    cam = np.array([[1, 0, shift[0]], [0, 1, shift[1]], [0, 0, 1]]) @ cam
   outline = _project(cam, scene.outline)
   corners = np.array([(0, 0), (w - 1, 0), (w - 1, h - 1), (0, h - 1)], np.float32)
   contour = outline.astype(np.float32).reshape(-1, 1, 2)
   desk = any(cv2.pointPolygonTest(contour, tuple(map(float, c)), False) < 0 for c in corners)
 
   # Reduced grid for everything smooth: light, shadows, desk texture.
-  k = max(1.0, max(w, h) / 900)
+  k = max(1.0, max(w, h) / 700)
   low = (int(np.ceil(h / k)), int(np.ceil(w / k)))
   sheet_low = np.zeros(low, np.float32)
   cv2.fillPoly(sheet_low, [np.round(outline / k * 8).astype(np.int32)], 1.0, cv2.LINE_AA, 3)
@@ -326,12 +348,12 @@ def photograph(scene: Scene, rng: np.random.Generator, *, size: tuple[int, int],
   else:
     frame = np.empty((h, w, 3), np.uint8)
     frame[:] = scene.paper
-  for r in scene.rulings:
-    a, b = _project(cam, np.array([r.start, r.end]))
-    px = r.width * scale
-    colour = r.colour
+  for ruling in scene.rulings:
+    a, b = _project(cam, np.array([ruling.start, ruling.end]))
+    px = ruling.width * scale
+    colour = ruling.colour
     if px < 1:  # thinner than a pixel: a lighter one-pixel line
-      colour = tuple(int(p + (c - p) * px) for p, c in zip(scene.paper, r.colour))
+      colour = tuple(int(p + (c - p) * px) for p, c in zip(scene.paper, ruling.colour))
     cv2.line(frame, tuple(np.round(a * 8).astype(int).tolist()),
              tuple(np.round(b * 8).astype(int).tolist()), colour, max(1, int(round(px))),
              cv2.LINE_AA, 3)
@@ -339,7 +361,7 @@ def photograph(scene: Scene, rng: np.random.Generator, *, size: tuple[int, int],
     box = layer.marks.box()
     box = (box[0] - 1, box[1] - 1, box[2] + 1, box[3] + 1)
     local = scale * 1.25
-    while (box[2] - box[0]) * local * (box[3] - box[1]) * local > 16e6:
+    while (box[2] - box[0]) * local * (box[3] - box[1]) * local > 8e6:
       local *= 0.8
     cover = _ink(layer, sample_marks.rasterize(layer.marks, box, local), rng, local)
     pts = _project(cam, _box_corners(box))
@@ -358,20 +380,25 @@ def photograph(scene: Scene, rng: np.random.Generator, *, size: tuple[int, int],
   frame = cv2.multiply(frame, cv2.resize(light_u8, (w, h), interpolation=cv2.INTER_LINEAR),
                        scale=1 / 255)
   res = max(1.0, max(w, h) / 1600)
-  blur = rng.uniform(0.35, 0.9) * res * (2.2 if rng.random() < 0.12 else 1) if blur is None \
-      else blur
-  frame = cv2.GaussianBlur(frame, (0, 0), blur)
+  if blur is None:
+    blur = rng.uniform(0.35, 0.9) * res * (2.2 if rng.random() < 0.12 else 1) / r
+  frame = cv2.GaussianBlur(frame, (0, 0), max(0.3, blur * r))
   if rng.random() < 0.5:  # the phone's sharpening, with its halos
     amount = rng.uniform(0.3, 0.9)
     frame = cv2.addWeighted(frame, 1 + amount, cv2.GaussianBlur(frame, (0, 0), 1.5 * res),
                             -amount, 0)
   noise = rng.uniform(1.5, 5.0) if noise is None else noise
-  kn = 2 if max(w, h) > 2400 else 1
-  n = rng.standard_normal((int(np.ceil(h / kn)), int(np.ceil(w / kn)), 3), np.float32)
-  grain = np.clip(128 + n[..., :1] * noise + n * noise * 0.3, 0, 255).astype(np.uint8)
-  if kn > 1:
-    grain = cv2.resize(grain, (w, h), interpolation=cv2.INTER_LINEAR)
+  lum = rng.standard_normal((h, w), np.float32)
+  lum *= noise
+  lum += 128
+  grain = cv2.merge([lum.astype(np.uint8)] * 3)
+  chroma = rng.standard_normal((h // 4 + 1, w // 4 + 1, 3), np.float32) * (0.5 * noise) + 128
+  grain = cv2.addWeighted(grain, 1.0, cv2.resize(chroma.astype(np.uint8), (w, h)), 1.0, -128.0)
   frame = cv2.addWeighted(frame, 1.0, grain, 1.0, -128.0)
+  if r < 1:
+    frame = cv2.resize(frame, size, interpolation=cv2.INTER_LINEAR)
+    cam = np.diag([1 / r, 1 / r, 1.0]) @ cam
+  w, h = size
 
   if exif:
     image = Image.fromarray(np.ascontiguousarray(np.rot90(frame)))

@@ -17,8 +17,8 @@ surface    plain (A4, A5, index card, sticky note), ruled (blue-grey rules every
            writing, sometimes a printed label beside it), plate (an enamel plate with a
            painted frame, on a wall)
 ink        marker (1.5-4.5 mm, black), pen (0.4-1 mm, black), ballpoint (0.3-0.7 mm, blue,
-           uneven pressure), pencil (0.35-0.9 mm, graphite grain; mostly faint: its darkest
-           at 84-94% of the paper's level, e.g. 225 on 245)
+           uneven pressure), pencil (0.35-0.9 mm, graphite grain; mostly faint: on
+           average about 90-95% of the paper's level, e.g. 225 on 245)
 light      even, gradient, shadow-soft, shadow-hard-across, shadow-hard-beside
 desk       the sheet's edge and the desk beside it in the frame (wood, dark, coloured);
            a plate always shows its wall (stucco or brick)
@@ -68,7 +68,7 @@ _PENS = {
     "ballpoint": _Pen((40, 58, 150), (0.3, 0.7), (6, 35), "ballpoint", 0.12),
     "pencil": _Pen((225, 225, 228), (0.35, 0.9), (6, 40), "pencil", 0.15),
 }
-_SHEETS = {"a4": (210, 297), "a5": (148, 210), "notebook": (170, 220), "card": (127, 76),
+_SHEETS = {"a3": (297, 420), "a4": (210, 297), "a5": (148, 210), "notebook": (170, 220), "card": (127, 76),
            "sticky": (76, 76)}
 _PAPERS = [(246, 246, 243), (250, 250, 248), (243, 238, 225), (234, 232, 224)]
 _STICKY = [(250, 235, 140), (245, 205, 215), (205, 235, 205)]
@@ -98,8 +98,8 @@ def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
 
 
 def _pen_colour(ink: str, rng: np.random.Generator) -> tuple[int, int, int]:
-  if ink == "pencil":  # graphite: faint, a little cool
-    r = rng.uniform(0.84, 0.94) if rng.random() < 0.7 else rng.uniform(0.62, 0.84)
+  if ink == "pencil":  # graphite, a little cool; grain leaves ~60% of it: ~225 on 245
+    r = rng.uniform(0.8, 0.92) if rng.random() < 0.7 else rng.uniform(0.55, 0.8)
     return (int(255 * r), int(255 * r), min(255, int(255 * r * 1.02)))
   c = np.array(_PENS[ink].colour) + rng.integers(-8, 9, 3)
   return tuple(int(v) for v in np.clip(c, 0, 255))
@@ -111,7 +111,7 @@ def _rulings(surface: str, rng: np.random.Generator, sheet: tuple[float, float],
   sw, sh = sheet
   if surface == "ruled":
     spacing, top = rng.uniform(8, 10), rng.uniform(15, 30)
-    colour = tuple(int(v) for v in np.array([150, 175, 210]) + rng.integers(-15, 16, 3))
+    colour = tuple(int(v) for v in np.array([165, 190, 222]) + rng.integers(-12, 13, 3))
     width = rng.uniform(0.15, 0.35)
     ys = np.arange(top, sh - 5, spacing)
     lines = [Ruling((0, y), (sw, y), width, colour) for y in ys]
@@ -132,24 +132,27 @@ def _rulings(surface: str, rng: np.random.Generator, sheet: tuple[float, float],
 
 
 def _place(rng: np.random.Generator, sheet: tuple[float, float], half: np.ndarray,
-           view: np.ndarray, desk: bool) -> np.ndarray:
-  """Where the writing's centre goes on the sheet (mm): near an edge if the desk should show."""
+           view: np.ndarray, desk: bool) -> tuple[np.ndarray, np.ndarray]:
+  """Where the camera aims on the sheet, and where the writing's centre goes (mm).
+
+  The aim is near an edge when the desk should show, else far enough inside that the view
+  stays on the sheet; the writing goes anywhere in the view (``view``: half its size).
+  """
   size = np.array(sheet, np.float64)
-  centre = np.array([rng.uniform(half[0] + 5, max(half[0] + 5, size[0] - half[0] - 5)),
-                     rng.uniform(half[1] + 5, max(half[1] + 5, size[1] - half[1] - 5))])
+  focus = np.array([rng.uniform(0, size[0]), rng.uniform(0, size[1])])
   if desk:
     for _ in range(1 + int(rng.random() < 0.3)):  # one edge, sometimes a corner
-      axis, far = int(rng.integers(2)), rng.random() < 0.5
-      d = half[axis] + rng.uniform(0.1, 0.8) * view[axis]
-      centre[axis] = size[axis] - d if far else d
+      axis = int(rng.integers(2))
+      inside = rng.uniform(-0.6, 0.7) * view[axis]
+      focus[axis] = size[axis] - inside if rng.random() < 0.5 else inside
   else:
-    for axis in range(2):
-      keep = max(half[axis] + 5, 1.2 * view[axis])
-      if keep < size[axis] / 2:
-        centre[axis] = rng.uniform(keep, size[axis] - keep)
-      else:
-        centre[axis] = size[axis] / 2 + rng.normal(0, 0.05 * size[axis])
-  return centre
+    for axis in range(2):  # roll and tilt widen the view: keep clear of the edges
+      keep = 1.25 * view[axis] + 0.22 * view[1 - axis]
+      focus[axis] = (rng.uniform(keep, size[axis] - keep) if keep < size[axis] / 2
+                     else size[axis] / 2)
+  room = np.maximum(0.9 * view - half, 0)
+  centre = focus + rng.uniform(-1, 1, 2) * room * 0.8
+  return np.clip(centre, half + 3, np.maximum(half + 3, size - half - 3)), focus
 
 
 def _handwriting(truth: str, rng: np.random.Generator, height: float, pen: float, ink: str,
@@ -224,19 +227,18 @@ def render(truth: str, rng: np.random.Generator, *, printed: bool = False,
     tags += [surface, ink]
   tags.append(light)
 
-  # Pen, digit size, and how big the digit is in the photo.
-  if surface == "plate" or printed:
-    height, pen = rng.uniform(15, 120), 0.0
+  # Pen and digit size (mm).
+  if surface == "plate":
+    height, pen = _log_uniform(rng, 50, 150), 0.0
+  elif printed:
+    height, pen = _log_uniform(rng, 10, 60), 0.0
   else:
     p = _PENS[ink]
     pen = rng.uniform(*p.width)
     height = _log_uniform(rng, max(p.height[0], pen / 0.14), min(p.height[1], pen / 0.03))
   per_digit = len(truth) if digits else 1
-  if fraction is None:
-    top = 0.4 if per_digit == 1 else 0.3
-    fraction = rng.uniform(0.1 if per_digit == 1 else 0.08, max(0.12, min(top, height / 45)))
-  scale = fraction * min(size) / height
-  view = np.array(sample_photos.visible_half(size, scale))
+  lo = 0.1 if per_digit == 1 else 0.08
+  hi = max(lo + 0.02, min(0.38 if per_digit == 1 else 0.3, height / 45))
 
   # What is written or printed, centred on (0, 0).
   slots = None
@@ -266,6 +268,7 @@ def render(truth: str, rng: np.random.Generator, *, printed: bool = False,
   subject = marks.box()
 
   if surface == "plate":
+    fraction = rng.uniform(lo, hi) if fraction is None else fraction
     return _plate_photo(truth, rng, tags, layers, subject, boxes, height, plate, paint, size,
                         fraction, light, camera)
 
@@ -275,18 +278,33 @@ def render(truth: str, rng: np.random.Generator, *, printed: bool = False,
                 "squared": _pick(rng, ("a5", "notebook", "a4")),
                 "form": "a4"}[surface]
   sheet = _SHEETS[sheet_kind]
-  if rng.random() < 0.5 and sheet_kind not in ("a4", "notebook", "a5"):
+  if rng.random() < 0.5 and sheet_kind in ("card", "sticky"):
     sheet = sheet[::-1]
-  paper = _pick(rng, _STICKY if sheet_kind == "sticky" else _PAPERS)
-  rulings, rules_y, margin = _rulings(surface, rng, sheet, tags)
-  form_layer = None
   if surface == "form":
     form_layer, subject = _form(rng, subject, height, slots, tags)
+  else:
+    form_layer = None
   half = np.array([subject[2] - subject[0], subject[3] - subject[1]]) / 2
+  if (2 * half + 20 > sheet).any():  # too small for the writing: a bigger sheet
+    sheet_kind = "a4" if (2 * half + 20 <= _SHEETS["a4"]).all() else "a3"
+    sheet = _SHEETS[sheet_kind]
+  paper = _pick(rng, _STICKY if sheet_kind == "sticky" else _PAPERS)
+  rulings, rules_y, margin = _rulings(surface, rng, sheet, tags)
   desk = rng.random() < 0.4 if desk is None else desk
-  centre = _place(rng, sheet, half, view, desk)
+  seen = float(np.mean([b[3] - b[1] for b in boxes]))  # the digit height the camera sizes
+  if fraction is None:
+    if not desk:  # close enough that the sheet fills the frame, if the writing allows it
+      need = seen * max(size[0] / (0.6 * sheet[0]), size[1] / (0.6 * sheet[1])) / min(size)
+      lo = min(max(lo, need), hi)
+    fraction = rng.uniform(lo, hi)
+  view = np.array(sample_photos.visible_half(size, fraction * min(size) / seen))
+  centre, focus = _place(rng, sheet, half, view, desk)
   if margin is not None and rng.random() < 0.7:  # written just right of the margin
-    centre[0] = margin + half[0] + rng.uniform(3, 25)
+    x = margin + half[0] + rng.uniform(3, 25)
+    focus[0] += x - centre[0]
+    centre[0] = x
+    if not desk:
+      focus[0] = max(focus[0], 1.25 * view[0] + 0.22 * view[1])
   if len(rules_y) and surface == "ruled":  # sitting on a rule
     bottom = centre[1] + half[1]
     centre[1] = rules_y[np.argmin(np.abs(rules_y - bottom))] - half[1] + rng.normal(0, 0.6)
@@ -300,7 +318,7 @@ def render(truth: str, rng: np.random.Generator, *, printed: bool = False,
   boxes = [(b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy) for b in boxes]
   outline = np.array([(0, 0), (sheet[0], 0), sheet, (0, sheet[1])], np.float64)
   scene = Scene(outline, paper, _pick(rng, ("wood", "dark", "colour"), [0.45, 0.2, 0.35]),
-                layers, subject, height, rulings, boxes)
+                layers, subject, rulings, boxes, tuple(focus))
   shot = sample_photos.photograph(scene, rng, size=size, fraction=fraction, light=light,
                                   exif=camera.pop("exif", size[1] > size[0] and rng.random() < 0.2),
                                   **camera)
@@ -362,8 +380,7 @@ def _plate_photo(truth, rng, tags, layers, subject, boxes, height, plate, paint,
                                                                  box[2] - inset / 2)]
     layers.append(Layer(Marks(polygons=[np.array(s) for s in screws]), (110, 110, 115)))
   outline = sample_marks.rounded_outline(box, h * rng.uniform(0.02, 0.12))
-  scene = Scene(outline, plate, _pick(rng, ("stucco", "brick")), layers,
-                box, height, [], boxes)
+  scene = Scene(outline, plate, _pick(rng, ("stucco", "brick")), layers, box, [], boxes)
   tags.append("wall")
   shot = sample_photos.photograph(scene, rng, size=size, fraction=fraction, light=light,
                                   exif=camera.pop("exif", False), **camera)
@@ -402,7 +419,9 @@ def draw(kind: str, index: int, seed: int = 0) -> Sample:
     return render(str(index % 10), rng)
   if kind == "numbers":
     text = _number_text(rng)
-    return render(text, rng, surface=_pick(rng, SURFACES, [0.3, 0.3, 0.2, 0.1, 0.1]))
+    plates = 0.0 if text.startswith("0") else 0.1  # nobody's house is number 07
+    surface = _pick(rng, SURFACES, np.array([0.3, 0.3, 0.2, 0.1, plates]) / (0.9 + plates))
+    return render(text, rng, surface=surface)
   if kind == "printed":
     return render(str(index % 10), rng, printed=True)
   if kind == "nondigits":
