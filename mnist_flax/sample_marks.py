@@ -43,6 +43,22 @@ class Glyph:
   height: float
   bold: float = 0.0  # extra outline, as a fraction of the height
 
+  def char_boxes(self) -> list[Box]:
+    """Each character's ink box in mm, as ``rasterize`` prints it."""
+    font, size = _font(_REF), _REF
+    mm = self.height / (_digit_height_ratio() * size)  # mm per font pixel
+    whole = font.getbbox(self.text, anchor="ls")
+    ox = self.centre[0] - (whole[0] + whole[2]) / 2 * mm
+    oy = self.centre[1] - (whole[1] + whole[3]) / 2 * mm
+    pad = self.bold * self.height
+    boxes = []
+    for i, ch in enumerate(self.text):
+      at = font.getlength(self.text[:i])
+      b = font.getbbox(ch, anchor="ls")
+      boxes.append((ox + (at + b[0]) * mm - pad, oy + b[1] * mm - pad,
+                    ox + (at + b[2]) * mm + pad, oy + b[3] * mm + pad))
+    return boxes
+
 
 @dataclasses.dataclass
 class Marks:
@@ -57,27 +73,32 @@ class Marks:
     return self
 
   def shift(self, dx: float, dy: float) -> Marks:
-    """Moves every mark by (dx, dy) mm, in place."""
+    """Moves every mark by (dx, dy) mm, in place (marks shared with others move too)."""
     for s in self.strokes:
-      s.points = s.points + [dx, dy]
-    self.polygons = [p + [dx, dy] for p in self.polygons]
+      s.points += (dx, dy)
+    for p in self.polygons:
+      p += (dx, dy)
     for g in self.glyphs:
       g.centre = (g.centre[0] + dx, g.centre[1] + dy)
     return self
 
+  def points(self) -> np.ndarray:
+    """Points on the marks' outer edge (mm): what a tight box in the photo is made from."""
+    parts = list(self.polygons)
+    for s in self.strokes:
+      r = s.width[:, None] / 2
+      parts += [s.points + r * (1, 0), s.points - r * (1, 0), s.points + r * (0, 1),
+                s.points - r * (0, 1)]
+    for g in self.glyphs:
+      for x0, y0, x1, y1 in g.char_boxes():
+        parts.append(np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)]))
+    return np.vstack(parts)
+
   def box(self) -> Box:
     """The marks' extent in mm, pen width included."""
-    parts = [np.column_stack([s.points - s.width[:, None] / 2, s.points + s.width[:, None] / 2])
-             for s in self.strokes]
-    parts += [np.column_stack([p, p]) for p in self.polygons]
-    for g in self.glyphs:
-      w = _font_aspect(g.text) * g.height / 2
-      h = g.height / 2 * 1.05
-      parts.append(np.array([[g.centre[0] - w, g.centre[1] - h, g.centre[0] + w,
-                              g.centre[1] + h]]))
-    a = np.vstack(parts)
-    return (float(a[:, 0].min()), float(a[:, 1].min()), float(a[:, 2].max()),
-            float(a[:, 3].max()))
+    p = self.points()
+    return (float(p[:, 0].min()), float(p[:, 1].min()), float(p[:, 0].max()),
+            float(p[:, 1].max()))
 
 
 # A stroke in a unit box: pieces (lists of points) that meet at corners.
@@ -118,10 +139,10 @@ def _resample(line: np.ndarray, step: float) -> np.ndarray:
   return np.column_stack([np.interp(t, s, line[:, 0]), np.interp(t, s, line[:, 1])])
 
 
-def _cut(line: np.ndarray, gaps: list[tuple[float, float]]) -> list[np.ndarray]:
-  """Splits an evenly spaced polyline where it falls into the (start, end) fractions."""
-  t = np.linspace(0.0, 1.0, len(line))
-  keep = np.ones(len(line), bool)
+def _cut(n: int, gaps: list[tuple[float, float]]) -> list[slice]:
+  """The runs of an evenly spaced n-point polyline left outside the (start, end) fractions."""
+  t = np.linspace(0.0, 1.0, n)
+  keep = np.ones(n, bool)
   for a, b in gaps:
     keep &= ~((t >= a) & (t <= b))
   runs, start = [], None
@@ -130,7 +151,7 @@ def _cut(line: np.ndarray, gaps: list[tuple[float, float]]) -> list[np.ndarray]:
       start = i
     elif not k and start is not None:
       if i - start >= 2:
-        runs.append(line[start:i])
+        runs.append(slice(start, i))
       start = None
   return runs
 
@@ -146,11 +167,9 @@ def _detached(digit: int, strokes: list[_Unit], rng: np.random.Generator) -> tup
     body = strokes[0]
     flag = [[(0.2 + g, -0.03), (0.55 + g / 2, -0.04), (0.95, -0.03)]]
     return [[list(p) for p in body], flag], False
-  if digit == 7:
-    if len(strokes) > 1:  # The crossbar is already a separate piece.
-      return strokes, False
+  if digit == 7:  # The bar, then the stem starting below its end (a crossbar stays).
     return [[[(0.04, 0.04), (0.5, 0.02), (0.9 - g / 2, 0.0)]],
-            [[(0.98, 0.02 + g), (0.66, 0.45), (0.42, 1.0)]]], False
+            [[(0.98, 0.02 + g), (0.66, 0.45), (0.42, 1.0)]], *strokes[1:]], False
   if digit == 1 and len(strokes[0]) == 2:  # The flag lifted off the stem.
     return [[[(0.14, 0.24 + g / 2), (0.45, 0.04 + g / 3)]],
             [[(0.55, 0.0), (0.5, 0.5), (0.45, 1.0)]]], False
@@ -172,13 +191,17 @@ def unit_strokes_to_mm(unit: list[_Unit], rng: np.random.Generator, *,
   pencil that skips or a fast hand leaves it.
   """
   rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
-  out = []
+  out, placed = [], {}
   for stroke in unit:
     polyline, previous_end = [], None
     for piece in stroke:
       points = np.array(piece, np.float64) + rng.normal(0, jitter, (len(piece), 2))
+      start = tuple(piece[0])
       if previous_end is not None:
         points[0] = previous_end
+      elif start in placed:  # a stroke starting where another did (a 5's flag) stays joined
+        points[0] = placed[start]
+      placed.setdefault(start, points[0])
       previous_end = points[-1]
       polyline.append(samples._catmull_rom(points))
     line = (np.vstack(polyline) - 0.5) * [width, height]
@@ -190,9 +213,9 @@ def unit_strokes_to_mm(unit: list[_Unit], rng: np.random.Generator, *,
       cuts = []
       for _ in range(gaps):
         a = rng.uniform(0.1, 0.9)
-        half = gap_size * height / max(1e-6, _length(line)) / 2
+        half = (gap_size * height + pen) / max(1e-6, _length(line)) / 2
         cuts.append((a - half, a + half))
-      runs = _cut(line, cuts)
+      runs = [line[r] for r in _cut(len(line), cuts)]
     for run in runs:
       t = np.linspace(0.0, 1.0, len(run))
       wobble = 1 + pressure * np.sin(2 * np.pi * (t * rng.uniform(0.5, 2) + rng.random()))
@@ -228,21 +251,23 @@ def digit(d: int, rng: np.random.Generator, *, centre: tuple[float, float], heig
 
 
 def _break(stroke: Stroke, rng: np.random.Generator, height: float) -> list[Stroke]:
+  """A pencil line that skips: 1-2 gaps in a long stroke (short ones stay whole)."""
+  length = _length(stroke.points)
   n = int(rng.integers(1, 3))
-  half = rng.uniform(0.015, 0.035, n) * height / max(1e-6, _length(stroke.points))
-  centres = rng.uniform(0.1, 0.9, n)
-  runs, out = _cut(stroke.points, list(zip(centres - half, centres + half))), []
-  for run in runs:
-    i = int(np.argmin(np.abs(stroke.points - run[0]).sum(axis=1)))
-    out.append(Stroke(run, stroke.width[i:i + len(run)]))
-  return out
+  gap = rng.uniform(0.03, 0.07, n) * height + stroke.width.mean()  # caps eat a pen width
+  if length < 0.4 * height:
+    return [stroke]
+  centres = rng.uniform(0.15, 0.85, n)
+  runs = _cut(len(stroke.points), list(zip(centres - gap / 2 / length,
+                                           centres + gap / 2 / length)))
+  return [Stroke(stroke.points[r], stroke.width[r]) for r in runs]
 
 
 def number(text: str, rng: np.random.Generator, *, centre: tuple[float, float],
            height: float, pen: float, spacing: float, touching: bool = False,
            pieces: bool = False, broken: bool = False, pressure: float = 0.1,
-           slots: list[Box] | None = None) -> tuple[Marks, list[Box]]:
-  """Handwritten digits side by side, left to right; returns the marks and each digit's box.
+           slots: list[Box] | None = None) -> tuple[Marks, list[Marks]]:
+  """Handwritten digits side by side, left to right; returns the marks and each digit's.
 
   ``spacing`` is the gap between neighbours as a fraction of the height; ``touching`` makes
   most gaps slightly negative so neighbours run into each other. ``slots`` (the boxes of a
@@ -277,7 +302,7 @@ def number(text: str, rng: np.random.Generator, *, centre: tuple[float, float],
   marks = Marks()
   for m in parts:
     marks.extend(m)
-  return marks, [m.box() for m in parts]
+  return marks, parts
 
 
 def shape(kind: str, rng: np.random.Generator, *, centre: tuple[float, float], height: float,
@@ -351,16 +376,20 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
   return ImageFont.load_default(size=size)
 
 
+_REF = 200  # font size at which glyphs are measured
+
+
 @functools.lru_cache(maxsize=64)
 def _digit_height_ratio() -> float:
   """Height of a digit in Pillow's default font, as a fraction of the font size."""
-  box = _font(200).getbbox("0123456789", anchor="ls")
-  return (box[3] - box[1]) / 200
+  box = _font(_REF).getbbox("0123456789", anchor="ls")
+  return (box[3] - box[1]) / _REF
 
 
-def _font_aspect(text: str) -> float:
-  box = _font(200).getbbox(text, anchor="ls")
-  return (box[2] - box[0]) / (200 * _digit_height_ratio())
+def font_aspect(text: str) -> float:
+  """Width of printed ``text`` over its digits' height."""
+  box = _font(_REF).getbbox(text, anchor="ls")
+  return (box[2] - box[0]) / (_REF * _digit_height_ratio())
 
 
 def rasterize(marks: Marks, box: Box, scale: float) -> np.ndarray:

@@ -29,6 +29,7 @@ from mnist_flax.sample_marks import Box, Marks
 LIGHTS = ("even", "gradient", "shadow-soft", "shadow-hard-across", "shadow-hard-beside")
 BACKGROUNDS = ("wood", "dark", "colour", "stucco", "brick")
 # Phone photo sizes (landscape; portrait is the same turned), 1.2 to 12 MP.
+_BRIGHTEST = 1.2  # light can lift the paper's colour this much (overexposure)
 FRAMES = ((1280, 960), (1600, 1200), (1920, 1080), (2048, 1536), (2592, 1944), (3264, 2448),
           (4000, 3000))
 
@@ -57,7 +58,7 @@ class Scene:
   layers: list[Layer]
   subject: Box  # what the photographer frames (mm)
   rulings: list[Ruling] = dataclasses.field(default_factory=list)
-  digit_boxes: list[Box] = dataclasses.field(default_factory=list)  # what ``fraction`` sizes
+  digits: list[Marks] = dataclasses.field(default_factory=list)  # what ``fraction`` sizes
   focus: tuple[float, float] | None = None  # where to aim (mm); None: at the subject
 
 
@@ -168,11 +169,13 @@ def _background(kind: str, rng: np.random.Generator, shape: tuple[int, int],
 
 
 def _shadow_polygon(rng: np.random.Generator, centre: np.ndarray, reach: float,
-                    offset: float, big: float) -> np.ndarray:
-  """A shadow shape whose edge passes ``offset`` px from ``centre`` (px, frame).
+                    offset: float, big: float, across: bool) -> np.ndarray:
+  """A shadow whose edge passes ``offset`` px from ``centre`` (px, frame), the shadow on the
+  far side when ``offset`` > 0 (the digit in the light), the near side when < 0.
 
-  ``reach`` is the digit's half extent across the edge; a half plane (a hand or a phone
-  held to one side), a band (a pen, a pole) or a corner.
+  ``reach``: the digit's half diagonal. Shapes: a half plane (a hand or a phone held to one
+  side), a band (a pen, a pole) or a corner. ``across``: only the edge at ``offset`` comes
+  near the digit (a band lies beyond it, a corner's second edge stays clear of it).
   """
   theta = rng.uniform(0, 2 * np.pi)
   n = np.array([np.cos(theta), np.sin(theta)])  # points into the shadow
@@ -181,22 +184,25 @@ def _shadow_polygon(rng: np.random.Generator, centre: np.ndarray, reach: float,
   shape = rng.choice(["half", "band", "corner"], p=[0.6, 0.2, 0.2])
   if shape == "band":
     width = rng.uniform(0.6, 2.0) * reach
+    if not across:
+      p = centre + n * abs(offset)  # the band beside the digit, not over it
     return np.array([p - t * big, p + t * big, p + t * big + n * width, p - t * big + n * width])
-  if shape == "corner":
-    q = p + t * rng.uniform(-1.5, 1.5) * reach
+  if shape == "corner":  # edge 1 runs from the corner q along -t, past the digit
+    q = p + t * (rng.uniform(0.6, 1.5) if across else rng.uniform(1.3, 2.0)) * reach
     turn = rng.uniform(0.3, 1.2)
-    d2 = np.cos(turn) * n - np.sin(turn) * t
+    d2 = np.cos(turn) * n + np.sin(turn) * t  # edge 2 turns away from the digit
     return np.array([q - t * big, q, q + d2 * big, q - t * big + n * big])
   return np.array([p - t * big, p + t * big, p + t * big + n * big, p - t * big + n * big])
 
 
 def _light(rng: np.random.Generator, kind: str, shape: tuple[int, int], k: float,
            digit_box: np.ndarray, sheet_low: np.ndarray) -> tuple[np.ndarray, dict]:
-  """Illumination on the reduced grid (1 px = ``k`` frame px): float32 (h, w, 3) in 0-1."""
+  """Illumination on the reduced grid (1 px = ``k`` frame px): float32 (h, w, 3), 1 = as lit
+  as the paper's own colour, up to ``_BRIGHTEST`` (overexposed)."""
   h, w = shape
   y, x = np.mgrid[0:h, 0:w].astype(np.float32)
   info: dict[str, Any] = {"light": kind}
-  exposure = rng.uniform(0.8, 1.0)
+  exposure = rng.uniform(0.85, 1.08)  # white paper comes out ~190-255
   cast = np.array([(1.0, 1.0, 1.0), (1.0, 0.96, 0.88), (0.94, 0.97, 1.0),
                    (1.0, 0.98, 0.95)][rng.integers(4)], np.float32)
   r2 = ((x - w / 2) ** 2 + (y - h / 2) ** 2) / ((w / 2) ** 2 + (h / 2) ** 2)
@@ -214,19 +220,19 @@ def _light(rng: np.random.Generator, kind: str, shape: tuple[int, int], k: float
   if kind.startswith("shadow"):
     box = digit_box / k
     centre = box.mean(axis=0)
-    reach = max(np.ptp(box[:, 0]), np.ptp(box[:, 1])) / 2
+    reach = np.hypot(np.ptp(box[:, 0]), np.ptp(box[:, 1])) / 2
     mask = np.zeros(shape, np.float32)
     big = 4.0 * max(h, w)
     if kind == "shadow-soft":
       offset = rng.uniform(-1.0, 1.5) * reach
-      poly = _shadow_polygon(rng, centre, reach, offset, big)
+      poly = _shadow_polygon(rng, centre, reach, offset, big, True)
       sigma = rng.uniform(0.3, 1.0) * reach
       strength = rng.uniform(0.25, 0.5)
     else:
       across = kind.endswith("across")
       offset = (rng.uniform(-0.5, 0.5) * reach if across
-                else rng.choice([-1, 1]) * reach * rng.uniform(1.3, 2.5))
-      poly = _shadow_polygon(rng, centre, reach, offset, big)
+                else rng.choice([-1, 1]) * reach * rng.uniform(1.3, 2.2))
+      poly = _shadow_polygon(rng, centre, reach, offset, big, across)
       sigma = max(0.6, rng.uniform(0.001, 0.005) * max(h, w))  # a few frame px per k
       strength = rng.uniform(0.3, 0.6)
     cv2.fillPoly(mask, [np.round(poly * 8).astype(np.int32)], 1.0, cv2.LINE_AA, 3)
@@ -235,7 +241,7 @@ def _light(rng: np.random.Generator, kind: str, shape: tuple[int, int], k: float
     light *= 1 - np.clip(strength * tint, 0, 0.95) * mask[..., None]
     info.update(shadow_strength=round(float(strength), 3),
                 shadow_edge_px=round(float(sigma * k), 1))
-  return np.clip(light, 0, 1), info
+  return np.clip(light, 0, _BRIGHTEST), info
 
 
 def _ink(layer: Layer, cover: np.ndarray, rng: np.random.Generator,
@@ -305,7 +311,8 @@ def photograph(scene: Scene, rng: np.random.Generator, *, size: tuple[int, int],
   angles = (np.radians(roll), np.radians(tilt) * np.cos(direction),
             np.radians(tilt) * np.sin(direction))
   subject = _box_corners(scene.subject)
-  digit_height = float(np.mean([b[3] - b[1] for b in scene.digit_boxes]))
+  digit_boxes = [d.box() for d in scene.digits]
+  digit_height = float(np.mean([b[3] - b[1] for b in digit_boxes]))
   scale = fraction * min(w, h) / digit_height
   margin = 0.04 * np.array([w, h])
   cam = None
@@ -337,7 +344,7 @@ def photograph(scene: Scene, rng: np.random.Generator, *, size: tuple[int, int],
   low = (int(np.ceil(h / k)), int(np.ceil(w / k)))
   sheet_low = np.zeros(low, np.float32)
   cv2.fillPoly(sheet_low, [np.round(outline / k * 8).astype(np.int32)], 1.0, cv2.LINE_AA, 3)
-  digit_px = _project(cam, np.vstack([_box_corners(b) for b in scene.digit_boxes]))
+  digit_px = _project(cam, np.vstack([_box_corners(b) for b in digit_boxes]))
   lighting, info = _light(rng, light, low, k, digit_px, sheet_low)
 
   # Albedo: desk, sheet, rulings, ink.
@@ -376,9 +383,9 @@ def photograph(scene: Scene, rng: np.random.Generator, *, size: tuple[int, int],
     _blend(frame, warped, int(x0), int(y0), layer)
 
   # Light, optics, sensor.
-  light_u8 = np.clip(np.rint(lighting * 255), 0, 255).astype(np.uint8)
+  light_u8 = np.clip(np.rint(lighting * (255 / _BRIGHTEST)), 0, 255).astype(np.uint8)
   frame = cv2.multiply(frame, cv2.resize(light_u8, (w, h), interpolation=cv2.INTER_LINEAR),
-                       scale=1 / 255)
+                       scale=_BRIGHTEST / 255)
   res = max(1.0, max(w, h) / 1600)
   if blur is None:
     blur = rng.uniform(0.35, 0.9) * res * (2.2 if rng.random() < 0.12 else 1) / r
@@ -414,12 +421,13 @@ def photograph(scene: Scene, rng: np.random.Generator, *, size: tuple[int, int],
       raise RuntimeError("JPEG encoding failed")
     jpeg = data.tobytes()
   boxes = []
-  for b in scene.digit_boxes:
-    p = _project(cam, _box_corners(b))
+  for d in scene.digits:  # tight boxes in the photo's pixels
+    p = _project(cam, d.points())
     lo, hi = np.clip(p.min(axis=0), 0, [w, h]), np.clip(p.max(axis=0), 0, [w, h])
     boxes.append([int(lo[0]), int(lo[1]), int(np.ceil(hi[0])), int(np.ceil(hi[1]))])
-  info.update(size=[w, h], quality=quality, roll=round(float(roll), 2),
-              tilt=round(float(tilt), 2), desk=bool(desk), blur=round(float(blur), 2),
+  info.update(size=[w, h], px_per_mm=round(float(scale / r), 3), quality=quality,
+              roll=round(float(roll), 2), tilt=round(float(tilt), 2), desk=bool(desk),
+              blur=round(float(blur), 2),
               noise=round(float(noise), 2), exif=exif, boxes=boxes,
               digit_fraction=round(float(np.mean([b[3] - b[1] for b in boxes]) / min(w, h)), 3))
   return Shot(jpeg, info)

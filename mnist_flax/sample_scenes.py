@@ -36,11 +36,13 @@ its choices and each digit's box ``[x0, y0, x1, y1]`` in the displayed image's p
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image, ImageOps
 
 from mnist_flax import sample_marks, sample_photos
 from mnist_flax.sample_marks import Box, Glyph, Marks
@@ -88,6 +90,11 @@ class Sample:
   def name(self, index: int) -> str:
     return "_".join([self.truth, *self.tags, f"{index:04d}"]) + ".jpg"
 
+  def image(self) -> Image.Image:
+    """The photo as displayed (EXIF orientation applied), RGB."""
+    with Image.open(io.BytesIO(self.jpeg)) as image:
+      return ImageOps.exif_transpose(image).convert("RGB")
+
 
 def _pick(rng: np.random.Generator, options, p=None):
   return options[int(rng.choice(len(options), p=p))]
@@ -99,7 +106,7 @@ def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
 
 def _pen_colour(ink: str, rng: np.random.Generator) -> tuple[int, int, int]:
   if ink == "pencil":  # graphite, a little cool; grain leaves ~60% of it: ~225 on 245
-    r = rng.uniform(0.8, 0.92) if rng.random() < 0.7 else rng.uniform(0.55, 0.8)
+    r = rng.uniform(0.76, 0.9) if rng.random() < 0.7 else rng.uniform(0.5, 0.76)
     return (int(255 * r), int(255 * r), min(255, int(255 * r * 1.02)))
   c = np.array(_PENS[ink].colour) + rng.integers(-8, 9, 3)
   return tuple(int(v) for v in np.clip(c, 0, 255))
@@ -152,33 +159,33 @@ def _place(rng: np.random.Generator, sheet: tuple[float, float], half: np.ndarra
                      else size[axis] / 2)
   room = np.maximum(0.9 * view - half, 0)
   centre = focus + rng.uniform(-1, 1, 2) * room * 0.8
-  return np.clip(centre, half + 3, np.maximum(half + 3, size - half - 3)), focus
+  return np.clip(centre, half + 5, np.maximum(half + 5, size - half - 5)), focus
 
 
 def _handwriting(truth: str, rng: np.random.Generator, height: float, pen: float, ink: str,
                  tags: list[str], *, pieces: bool | None, broken: bool | None,
-                 touching: bool | None, slots: list[Box] | None) -> tuple[Marks, list[Box]]:
+                 touching: bool | None, slots: list[Box] | None) -> tuple[Marks, list[Marks]]:
   pressure = _PENS[ink].pressure
   broken = (ink == "pencil" and rng.random() < 0.35) if broken is None else broken
   if truth in SHAPES:
     m = sample_marks.shape(truth, rng, centre=(0, 0), height=height, pen=pen,
                            pressure=pressure)
-    return m, [m.box()]
+    return m, [m]
   if len(truth) == 1:
     pieces = rng.random() < 0.2 if pieces is None else pieces
     m = sample_marks.digit(int(truth), rng, centre=(0, 0), height=height, pen=pen,
                            pieces=pieces, broken=broken, pressure=pressure)
-    boxes = [m.box()]
+    digits = [m]
   else:
     pieces = rng.random() < 0.3 if pieces is None else pieces
     touching = rng.random() < 0.3 if touching is None else touching
     if touching:
       tags.append("touching")
-    m, boxes = sample_marks.number(truth, rng, centre=(0, 0), height=height, pen=pen,
+    m, digits = sample_marks.number(truth, rng, centre=(0, 0), height=height, pen=pen,
                                    spacing=rng.uniform(0.08, 0.5), touching=touching,
                                    pieces=pieces, broken=broken, pressure=pressure, slots=slots)
   tags += ["pieces"] * bool(pieces) + ["broken"] * bool(broken)
-  return m, boxes
+  return m, digits
 
 
 def _printed(truth: str, rng: np.random.Generator, height: float, font: str) -> Marks:
@@ -200,18 +207,18 @@ def render(truth: str, rng: np.random.Generator, *, printed: bool = False,
   ``camera`` passes roll, tilt, quality, blur, noise, exif on to ``photograph``.
   ``printed`` prints the digits (``font`` one of FONTS) instead of writing them.
   """
-  digits = truth.isdigit()
-  if not digits and truth not in SHAPES:
+  numeric = truth.isdigit()
+  if not numeric and truth not in SHAPES:
     raise ValueError(f"truth must be digits or one of {SHAPES}, got {truth!r}")
   if surface is None:
-    surface = (_pick(rng, ("plain", "ruled", "squared")) if not digits
+    surface = (_pick(rng, ("plain", "ruled", "squared")) if not numeric
                else "plain" if printed
                else _pick(rng, SURFACES, [0.25, 0.28, 0.2, 0.12, 0.15]))
   if surface not in SURFACES:
     raise ValueError(f"surface must be one of {SURFACES}, got {surface!r}")
   light = _pick(rng, LIGHTS, [0.25, 0.2, 0.15, 0.22, 0.18]) if light is None else light
   size = sample_photos.frame_size(rng) if size is None else tuple(size)
-  tags = [truth] if not digits else []
+  tags = [truth] if not numeric else []
   if surface == "plate":
     ink = "paint"
     tags.append("plate")
@@ -227,6 +234,16 @@ def render(truth: str, rng: np.random.Generator, *, printed: bool = False,
     tags += [surface, ink]
   tags.append(light)
 
+  # The sheet (a photo that should not show the desk gets a sheet that can fill it).
+  desk = rng.random() < 0.4 if desk is None else desk
+  sheet_kind = {"plain": _pick(rng, ("a4", "a5", "card", "sticky"), [0.4, 0.3, 0.15, 0.15]),
+                "ruled": _pick(rng, ("notebook", "a4", "a5")),
+                "squared": _pick(rng, ("a5", "notebook", "a4")),
+                "form": "a4", "plate": "plate"}[surface]
+  if not desk and sheet_kind in ("card", "sticky"):
+    sheet_kind = "a5"
+  largest = np.array(_SHEETS["a3" if surface in ("plain", "form") else "a4"])
+
   # Pen and digit size (mm).
   if surface == "plate":
     height, pen = _log_uniform(rng, 50, 150), 0.0
@@ -236,9 +253,13 @@ def render(truth: str, rng: np.random.Generator, *, printed: bool = False,
     p = _PENS[ink]
     pen = rng.uniform(*p.width)
     height = _log_uniform(rng, max(p.height[0], pen / 0.14), min(p.height[1], pen / 0.03))
-  per_digit = len(truth) if digits else 1
+  per_digit = len(truth) if numeric else 1
   lo = 0.1 if per_digit == 1 else 0.08
   hi = max(lo + 0.02, min(0.38 if per_digit == 1 else 0.3, height / 45))
+  if not desk and surface != "plate":  # small enough that the largest sheet fills the view
+    # need() below <= hi, with the digit's box ~1.1x its nominal height
+    height = min(height, hi * 0.6 / 1.1 * float(min(largest * min(size) / np.array(size))))
+    pen = min(pen, 0.14 * height)
 
   # What is written or printed, centred on (0, 0).
   slots = None
@@ -252,31 +273,28 @@ def render(truth: str, rng: np.random.Generator, *, printed: bool = False,
     if rng.random() < 0.6:
       marks = Marks(glyphs=[Glyph(truth, (0.0, 0.0), height, rng.uniform(0.01, 0.05))])
       tags.insert(-1, "printed")
-      boxes = _glyph_boxes(truth, height)
+      digits = [Marks(polygons=[sample_marks.rounded_outline(b, 0.0)])
+                for b in marks.glyphs[0].char_boxes()]
     else:
-      marks, boxes = _handwriting(truth, rng, height, height * rng.uniform(0.09, 0.14), "marker",
+      marks, digits = _handwriting(truth, rng, height, height * rng.uniform(0.09, 0.14), "marker",
                                   tags, pieces=False, broken=False, touching=False, slots=None)
     layers.append(Layer(marks, paint, "solid", paint=True))
   elif printed:
     marks = _printed(truth, rng, height, font)
-    boxes = [marks.box()]
+    digits = [marks]
     layers.append(Layer(marks, _pick(rng, [(22, 22, 24), (40, 40, 40), (60, 60, 65)])))
   else:
-    marks, boxes = _handwriting(truth, rng, height, pen, ink, tags, pieces=pieces,
+    marks, digits = _handwriting(truth, rng, height, pen, ink, tags, pieces=pieces,
                                 broken=broken, touching=touching, slots=slots)
     layers.append(Layer(marks, _pen_colour(ink, rng), _PENS[ink].texture))
   subject = marks.box()
 
   if surface == "plate":
     fraction = rng.uniform(lo, hi) if fraction is None else fraction
-    return _plate_photo(truth, rng, tags, layers, subject, boxes, height, plate, paint, size,
+    return _plate_photo(truth, rng, tags, layers, subject, digits, height, plate, paint, size,
                         fraction, light, camera)
 
-  # The sheet, its lines, and where the writing sits on it.
-  sheet_kind = {"plain": _pick(rng, ("a4", "a5", "card", "sticky"), [0.4, 0.3, 0.15, 0.15]),
-                "ruled": _pick(rng, ("notebook", "a4", "a5")),
-                "squared": _pick(rng, ("a5", "notebook", "a4")),
-                "form": "a4"}[surface]
+  # Where the writing sits on the sheet, and how close the camera is.
   sheet = _SHEETS[sheet_kind]
   if rng.random() < 0.5 and sheet_kind in ("card", "sticky"):
     sheet = sheet[::-1]
@@ -285,17 +303,20 @@ def render(truth: str, rng: np.random.Generator, *, printed: bool = False,
   else:
     form_layer = None
   half = np.array([subject[2] - subject[0], subject[3] - subject[1]]) / 2
-  if (2 * half + 20 > sheet).any():  # too small for the writing: a bigger sheet
-    sheet_kind = "a4" if (2 * half + 20 <= _SHEETS["a4"]).all() else "a3"
-    sheet = _SHEETS[sheet_kind]
+  seen = float(np.mean([d.box()[3] - d.box()[1] for d in digits]))  # what the camera sizes
+
+  def need(sheet):  # the digit fraction at which the view is 60% of the sheet
+    return seen * max(size[0] / (0.6 * sheet[0]), size[1] / (0.6 * sheet[1])) / min(size)
+
+  for bigger in ("a4", "a3"):  # too small for the writing, or to fill the view: a bigger one
+    if ((2 * half + 20 > sheet).any() or (not desk and need(sheet) > hi)) and (
+        _SHEETS[bigger][0] > sheet[0]):
+      sheet_kind, sheet = bigger, _SHEETS[bigger]
   paper = _pick(rng, _STICKY if sheet_kind == "sticky" else _PAPERS)
   rulings, rules_y, margin = _rulings(surface, rng, sheet, tags)
-  desk = rng.random() < 0.4 if desk is None else desk
-  seen = float(np.mean([b[3] - b[1] for b in boxes]))  # the digit height the camera sizes
   if fraction is None:
-    if not desk:  # close enough that the sheet fills the frame, if the writing allows it
-      need = seen * max(size[0] / (0.6 * sheet[0]), size[1] / (0.6 * sheet[1])) / min(size)
-      lo = min(max(lo, need), hi)
+    if not desk:  # close enough that the sheet fills the frame
+      lo = min(max(lo, need(sheet)), hi)
     fraction = rng.uniform(lo, hi)
   view = np.array(sample_photos.visible_half(size, fraction * min(size) / seen))
   centre, focus = _place(rng, sheet, half, view, desk)
@@ -315,26 +336,13 @@ def render(truth: str, rng: np.random.Generator, *, printed: bool = False,
     form_layer.marks.shift(dx, dy)
     layers.insert(0, form_layer)
   subject = (subject[0] + dx, subject[1] + dy, subject[2] + dx, subject[3] + dy)
-  boxes = [(b[0] + dx, b[1] + dy, b[2] + dx, b[3] + dy) for b in boxes]
   outline = np.array([(0, 0), (sheet[0], 0), sheet, (0, sheet[1])], np.float64)
   scene = Scene(outline, paper, _pick(rng, ("wood", "dark", "colour"), [0.45, 0.2, 0.35]),
-                layers, subject, rulings, boxes, tuple(focus))
+                layers, subject, rulings, digits, tuple(focus))
   shot = sample_photos.photograph(scene, rng, size=size, fraction=fraction, light=light,
                                   exif=camera.pop("exif", size[1] > size[0] and rng.random() < 0.2),
                                   **camera)
   return _finish(truth, tags, shot, surface=surface, ink=ink, sheet=sheet_kind)
-
-
-def _glyph_boxes(text: str, height: float) -> list[Box]:
-  """Approximate per-digit boxes of printed ``text`` centred on (0, 0)."""
-  widths = [sample_marks._font_aspect(c) * height for c in text]
-  total = sample_marks._font_aspect(text) * height
-  gap = (total - sum(widths)) / max(1, len(text) - 1)
-  x, boxes = -total / 2, []
-  for w in widths:
-    boxes.append((x, -height / 2, x + w, height / 2))
-    x += w + gap
-  return boxes
 
 
 def _form(rng: np.random.Generator, subject: Box, height: float, slots: list[Box] | None,
@@ -356,14 +364,14 @@ def _form(rng: np.random.Generator, subject: Box, height: float, slots: list[Box
   if rng.random() < 0.4:
     text = _pick(rng, _LABELS)
     th = (y1 - y0) * rng.uniform(0.2, 0.35)
-    tw = sample_marks._font_aspect(text) * th
+    tw = sample_marks.font_aspect(text) * th
     marks.glyphs.append(Glyph(text, (x0 - tw / 2 - rng.uniform(2, 6), (y0 + y1) / 2), th))
     tags.append("label")
   return Layer(marks, colour), marks.box() if marks.glyphs else (
       x0 - line, y0 - line, x1 + line, y1 + line)
 
 
-def _plate_photo(truth, rng, tags, layers, subject, boxes, height, plate, paint, size,
+def _plate_photo(truth, rng, tags, layers, subject, digits, height, plate, paint, size,
                  fraction, light, camera) -> Sample:
   """A house-number plate with a painted frame, screwed to a wall."""
   w = (subject[2] - subject[0]) + height * rng.uniform(0.4, 0.8)
@@ -380,7 +388,7 @@ def _plate_photo(truth, rng, tags, layers, subject, boxes, height, plate, paint,
                                                                  box[2] - inset / 2)]
     layers.append(Layer(Marks(polygons=[np.array(s) for s in screws]), (110, 110, 115)))
   outline = sample_marks.rounded_outline(box, h * rng.uniform(0.02, 0.12))
-  scene = Scene(outline, plate, _pick(rng, ("stucco", "brick")), layers, box, [], boxes)
+  scene = Scene(outline, plate, _pick(rng, ("stucco", "brick")), layers, box, [], digits)
   tags.append("wall")
   shot = sample_photos.photograph(scene, rng, size=size, fraction=fraction, light=light,
                                   exif=camera.pop("exif", False), **camera)
