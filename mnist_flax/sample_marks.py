@@ -177,7 +177,7 @@ def _detached(digit: int, strokes: list[_Unit], rng: np.random.Generator) -> tup
     return [strokes[0], [[(0.9, 0.2 + g), (0.8, 0.6), (0.7, 1.0)]]], False
   if digit == 4:
     return [strokes[0], [[(0.74, 0.1 + g), (0.71, 0.55), (0.68, 1.0)]]], False
-  return strokes, True
+  return strokes, digit != 1  # elsewhere a gap where the pen lifted (a plain 1 has none)
 
 
 def unit_strokes_to_mm(unit: list[_Unit], rng: np.random.Generator, *,

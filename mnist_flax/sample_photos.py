@@ -28,8 +28,8 @@ from mnist_flax.sample_marks import Box, Marks
 
 LIGHTS = ("even", "gradient", "shadow-soft", "shadow-hard-across", "shadow-hard-beside")
 BACKGROUNDS = ("wood", "dark", "colour", "stucco", "brick")
-# Phone photo sizes (landscape; portrait is the same turned), 1.2 to 12 MP.
 _BRIGHTEST = 1.2  # light can lift the paper's colour this much (overexposure)
+# Phone photo sizes (landscape; portrait is the same turned), 1.2 to 12 MP.
 FRAMES = ((1280, 960), (1600, 1200), (1920, 1080), (2048, 1536), (2592, 1944), (3264, 2448),
           (4000, 3000))
 
@@ -233,7 +233,7 @@ def _light(rng: np.random.Generator, kind: str, shape: tuple[int, int], k: float
       offset = (rng.uniform(-0.5, 0.5) * reach if across
                 else rng.choice([-1, 1]) * reach * rng.uniform(1.3, 2.2))
       poly = _shadow_polygon(rng, centre, reach, offset, big, across)
-      sigma = max(0.6, rng.uniform(0.001, 0.005) * max(h, w))  # a few frame px per k
+      sigma = max(0.6, rng.uniform(0.001, 0.005) * max(h, w))  # 0.1-0.5% of the photo
       strength = rng.uniform(0.3, 0.6)
     cv2.fillPoly(mask, [np.round(poly * 8).astype(np.int32)], 1.0, cv2.LINE_AA, 3)
     mask = cv2.GaussianBlur(mask, (0, 0), max(0.5, sigma))

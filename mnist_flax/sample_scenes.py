@@ -1,36 +1,46 @@
 """Phone photos of digits as people take them: what is written, on what, and the file names.
 
-``render`` draws one photo; ``make_kind`` writes a folder of them, reproducibly from a seed.
+``render`` draws one photo; ``make_kind`` writes a folder of them, reproducibly from a seed
+(each file from its own stream: ``draw(kind, index, seed)`` redraws any one of them).
 The kinds (``python -m mnist_flax.samples DIR --kind KIND --count N --seed S``):
 
-photos     one handwritten digit (balanced 0-9) on paper, or a house-number plate, or in a
-           form's box
-numbers    several handwritten digits side by side: "42", "2026", "07", years, house numbers
-printed    one printed digit (Pillow's Aileron font, regular or bold, or a "1" with a flag
-           and a base) on a printed sheet
-nondigits  a letter (mostly A), a scribble or a smiley, for "unsure" answers
+photos     one handwritten digit (0-9 in turn) on plain, ruled or squared paper (~75%), in a
+           form's box (~12%) or on a house-number plate (~15%)
+numbers    several handwritten digits side by side: "42", "2026", "07", "1984", 2-4 digit
+           numbers and years 1900-2030; on paper, in a form's row of boxes, on a plate
+printed    one printed digit on a printed sheet (Pillow's Aileron font, regular or bold; the
+           "1" half the time with a flag and a base, as DejaVu or a typewriter prints it)
+nondigits  a letter (A ~30%, E H K M W X), a scribble or a smiley, for "unsure" answers
 
 Choices and their ranges (each drawn at random unless ``render`` is told):
 
 surface    plain (A4, A5, index card, sticky note), ruled (blue-grey rules every 8-10 mm,
            a red margin half the time), squared (5 mm grid), form (a printed box around the
-           writing, sometimes a printed label beside it), plate (an enamel plate with a
-           painted frame, on a wall)
+           writing), plate (an enamel plate with a painted frame, on a wall)
 ink        marker (1.5-4.5 mm, black), pen (0.4-1 mm, black), ballpoint (0.3-0.7 mm, blue,
            uneven pressure), pencil (0.35-0.9 mm, graphite grain; mostly faint: on
-           average about 90-95% of the paper's level, e.g. 225 on 245)
-light      even, gradient, shadow-soft, shadow-hard-across, shadow-hard-beside
-desk       the sheet's edge and the desk beside it in the frame (wood, dark, coloured);
+           average about 90-95% of the paper's level, e.g. 225 on 245); digits 6-90 mm tall
+           with the pen 3-14% of the height
+light      even, gradient, shadow-soft, shadow-hard-across (its edge crosses the digit),
+           shadow-hard-beside (its edge passes beside the digit); every light has a colour
+           cast, vignetting and an exposure that puts white paper at about 190-255
+desk       the sheet's edge and the desk beside it in the frame (wood, dark, coloured), ~45%;
            a plate always shows its wall (stucco or brick)
-camera     1.2-12 MP (4000x3000), portrait or landscape, sometimes cropped; the digit 10-40%
-           of the shorter side; the sheet rolled up to 12 degrees and tilted up to 12 degrees
-           out of plane (perspective); blur, sharpening, sensor noise; JPEG quality 50-90;
-           some portraits stored turned with EXIF orientation 6
+camera     1.2-12 MP (4000x3000), portrait or landscape, sometimes cropped (>= 0.9 MP); the
+           digit 10-40% of the shorter side (numbers 8-30% per digit); the sheet rolled up to
+           12 degrees and tilted up to 12 degrees out of plane (perspective); blur,
+           sharpening, sensor noise; JPEG quality 50-90; some portraits stored turned with
+           EXIF orientation 6
 
-Names start with the truth, then the choices: ``2026_ruled_pen_even_touching_0012.jpg``,
-``7_squared_pencil_shadow-hard-across_desk_0003.jpg``, ``x_smiley_plain_marker_even_0005.jpg``
-(non-digits start with ``x_``). A hidden ``.truth.jsonl`` in the folder lists every file with
-its choices and each digit's box ``[x0, y0, x1, y1]`` in the displayed image's pixels.
+Names start with the truth, then the choices and what else is in the picture:
+``2026_ruled_pen_even_touching_0012.jpg``, ``7_squared_pencil_shadow-hard-across_desk_0003.jpg``,
+``x_smiley_plain_marker_even_0005.jpg`` (non-digits start with ``x_`` and their shape). Tags:
+margin (a red margin line), label (printed text beside a form's box), crossing (writing over
+the box's lines), printed (a plate's printed digits), touching (neighbouring digits run into
+each other), pieces (a digit in separate pieces: a 5's flag, a 7's bar, a pen lift), broken
+(a pencil line that skips), desk, wall, exif. A hidden ``.truth.jsonl`` in the folder lists
+every file with its choices, the camera (size, px_per_mm, roll, tilt, quality, blur, noise)
+and each digit's box ``[x0, y0, x1, y1]`` in the displayed image's pixels.
 """
 
 from __future__ import annotations
@@ -130,8 +140,8 @@ def _rulings(surface: str, rng: np.random.Generator, sheet: tuple[float, float],
       tags.append("margin")
     return lines, ys, margin
   if surface == "squared":
-    colour = _pick(rng, [(175, 190, 210), (185, 185, 185), (160, 185, 200)])
-    width, (ox, oy) = rng.uniform(0.1, 0.22), rng.uniform(0, 5, 2)
+    colour = _pick(rng, [(188, 202, 222), (196, 196, 196), (180, 200, 212)])
+    width, (ox, oy) = rng.uniform(0.08, 0.2), rng.uniform(0, 5, 2)
     lines = [Ruling((x, 0), (x, sh), width, colour) for x in np.arange(ox, sw, 5.0)]
     lines += [Ruling((0, y), (sw, y), width, colour) for y in np.arange(oy, sh, 5.0)]
     return lines, np.arange(oy, sh, 5.0), None
@@ -203,8 +213,13 @@ def render(truth: str, rng: np.random.Generator, *, printed: bool = False,
            broken: bool | None = None, touching: bool | None = None, **camera) -> Sample:
   """One phone photo of ``truth``: a digit, a number ("2026") or a shape (``SHAPES``).
 
-  Every choice left None is drawn from ``rng`` (see the module docstring for the ranges);
-  ``camera`` passes roll, tilt, quality, blur, noise, exif on to ``photograph``.
+  Every choice left None is drawn from ``rng`` (see the module docstring for the ranges):
+  ``surface`` one of SURFACES, ``ink`` one of INKS, ``light`` one of LIGHTS, ``desk`` True
+  for the sheet's edge and the desk in view (False: a sheet that fills the frame, when the
+  writing's size allows it; ``info["desk"]`` says what the photo shows), ``size`` (width,
+  height) as displayed, ``fraction`` the digit height over the shorter side, ``pieces`` /
+  ``broken`` / ``touching`` the handwriting's pen lifts, skips and touching neighbours.
+  ``camera`` passes roll, tilt (degrees), quality, blur, noise, exif on to ``photograph``.
   ``printed`` prints the digits (``font`` one of FONTS) instead of writing them.
   """
   numeric = truth.isdigit()
@@ -354,7 +369,9 @@ def _form(rng: np.random.Generator, subject: Box, height: float, slots: list[Box
   if slots is None:
     cx, cy = (subject[0] + subject[2]) / 2, (subject[1] + subject[3]) / 2
     w = max(subject[2] - subject[0], 0.6 * height) * rng.uniform(1.3, 2.0)
-    h = height * (rng.uniform(0.9, 1.05) if rng.random() < 0.2 else rng.uniform(1.15, 1.6))
+    crossing = rng.random() < 0.2  # a box drawn too small: the writing runs over its lines
+    h = height * (rng.uniform(0.9, 1.05) if crossing else rng.uniform(1.15, 1.6))
+    tags += ["crossing"] * crossing
     cx, cy = cx + rng.normal(0, 0.05 * height), cy + rng.normal(0, 0.04 * height)
     slots = [(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)]
   for box in slots:
