@@ -156,27 +156,26 @@ def _cut(n: int, gaps: list[tuple[float, float]]) -> list[slice]:
   return runs
 
 
-def _detached(digit: int, strokes: list[_Unit], rng: np.random.Generator) -> tuple[
+def _detached(digit: int, strokes: list[_Unit], gx: float, gy: float) -> tuple[
     list[_Unit], bool]:
   """Rewrites a digit's strokes so that it has separate pieces, as people often write it.
 
+  ``gx``, ``gy``: the gap between pieces in unit widths and heights (a pen width included).
   Returns the strokes and whether a generic pen lift (a gap cut later) is still wanted.
   """
-  g = rng.uniform(0.08, 0.18)
-  if digit == 5:  # The flag drawn on its own, not touching the downstroke.
-    body = strokes[0]
-    flag = [[(0.2 + g, -0.03), (0.55 + g / 2, -0.04), (0.95, -0.03)]]
-    return [[list(p) for p in body], flag], False
+  if digit == 5:  # The flag drawn on its own, right of and above the downstroke's top.
+    flag = [[(0.2 + gx, 0.02 - gy / 2), (0.55 + gx / 2, -gy / 2), (0.95, -gy / 2)]]
+    return [strokes[0], flag], False
   if digit == 7:  # The bar, then the stem starting below its end (a crossbar stays).
-    return [[[(0.04, 0.04), (0.5, 0.02), (0.9 - g / 2, 0.0)]],
-            [[(0.98, 0.02 + g), (0.66, 0.45), (0.42, 1.0)]], *strokes[1:]], False
+    return [[[(0.04, 0.04), (0.5, 0.02), (0.96 - gx, 0.0)]],
+            [[(0.98, gy * 1.5), (0.66, 0.45), (0.42, 1.0)]], *strokes[1:]], False
   if digit == 1 and len(strokes[0]) == 2:  # The flag lifted off the stem.
-    return [[[(0.14, 0.24 + g / 2), (0.45, 0.04 + g / 3)]],
+    return [[[(0.1, 0.22 + gy), (0.55 - gx, 0.02 + gy)]],
             [[(0.55, 0.0), (0.5, 0.5), (0.45, 1.0)]]], False
   if digit == 9:  # Loop first, then the tail, starting a little away from it.
-    return [strokes[0], [[(0.9, 0.2 + g), (0.8, 0.6), (0.7, 1.0)]]], False
-  if digit == 4:
-    return [strokes[0], [[(0.74, 0.1 + g), (0.71, 0.55), (0.68, 1.0)]]], False
+    return [strokes[0], [[(0.86 + gx, 0.2 + gy), (0.8, 0.6), (0.7, 1.0)]]], False
+  if digit == 4:  # The upright starts below the diagonal's reach.
+    return [strokes[0], [[(0.74, 0.1 + gy), (0.71, 0.55), (0.68, 1.0)]]], False
   return strokes, digit != 1  # elsewhere a gap where the pen lifted (a plain 1 has none)
 
 
@@ -238,9 +237,10 @@ def digit(d: int, rng: np.random.Generator, *, centre: tuple[float, float], heig
   crossbar = d == 7 and rng.random() < 0.25
   unit = [[list(p) for p in s] for s in samples._skeleton(d, rng, crossbar, None, None)]
   lift = False
-  if pieces:
-    unit, lift = _detached(d, unit, rng)
   width = height * samples._ASPECT[d] * rng.uniform(0.85, 1.15)
+  if pieces:  # gaps of a pen width (round ends) plus 3-8%, and room for the jitter
+    unit, lift = _detached(d, unit, pen / width + rng.uniform(0.03, 0.08) + 0.04,
+                           pen / height + rng.uniform(0.03, 0.08) + 0.03)
   slant = rng.normal(0.12, 0.1) if slant is None else slant
   strokes = unit_strokes_to_mm(unit, rng, centre=centre, height=height, width=width, pen=pen,
                                slant=slant, angle=rng.normal(0, 0.05), jitter=jitter,

@@ -390,6 +390,15 @@ def photograph(scene: Scene, rng: np.random.Generator, *, size: tuple[int, int],
   if blur is None:
     blur = rng.uniform(0.35, 0.9) * res * (2.2 if rng.random() < 0.12 else 1) / r
   frame = cv2.GaussianBlur(frame, (0, 0), max(0.3, blur * r))
+  shake = rng.uniform(2, 6) * res if rng.random() < 0.1 else 0.0  # the hand moved
+  if shake:
+    n = int(np.ceil(shake)) | 1
+    kernel = np.zeros((n, n), np.float32)
+    a = rng.uniform(0, np.pi)
+    c = (n - 1) / 2
+    cv2.line(kernel, (round(c - c * np.cos(a)), round(c - c * np.sin(a))),
+             (round(c + c * np.cos(a)), round(c + c * np.sin(a))), 1.0, 1, cv2.LINE_AA)
+    frame = cv2.filter2D(frame, -1, kernel / kernel.sum())
   if rng.random() < 0.5:  # the phone's sharpening, with its halos
     amount = rng.uniform(0.3, 0.9)
     frame = cv2.addWeighted(frame, 1 + amount, cv2.GaussianBlur(frame, (0, 0), 1.5 * res),
@@ -427,7 +436,7 @@ def photograph(scene: Scene, rng: np.random.Generator, *, size: tuple[int, int],
     boxes.append([int(lo[0]), int(lo[1]), int(np.ceil(hi[0])), int(np.ceil(hi[1]))])
   info.update(size=[w, h], px_per_mm=round(float(scale / r), 3), quality=quality,
               roll=round(float(roll), 2), tilt=round(float(tilt), 2), desk=bool(desk),
-              blur=round(float(blur), 2),
+              blur=round(float(blur), 2), shake_px=round(float(shake / r), 1),
               noise=round(float(noise), 2), exif=exif, boxes=boxes,
               digit_fraction=round(float(np.mean([b[3] - b[1] for b in boxes]) / min(w, h)), 3))
   return Shot(jpeg, info)

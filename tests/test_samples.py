@@ -117,6 +117,14 @@ def test_same_seed_same_files_and_any_file_can_be_redrawn(tmp_path):
   assert again.name(2) == a[2].name and again.jpeg == a[2].read_bytes()
 
 
+def test_parallel_drawing_writes_the_same_files(tmp_path):
+  one = sample_scenes.make_kind("photos", tmp_path / "one", count=4, seed=2, jobs=1)
+  two = sample_scenes.make_kind("photos", tmp_path / "two", count=4, seed=2, jobs=2)
+  assert [p.name for p in one] == [p.name for p in two]
+  assert all(p.read_bytes() == q.read_bytes() for p, q in zip(one, two))
+  assert _truths(tmp_path / "one") == _truths(tmp_path / "two")
+
+
 def test_rewriting_a_folder_keeps_one_truth_line_per_file(tmp_path):
   sample_scenes.make_kind("nondigits", tmp_path, count=3, seed=0)
   sample_scenes.make_kind("nondigits", tmp_path, count=3, seed=0)
