@@ -316,15 +316,17 @@ def shape(kind: str, rng: np.random.Generator, *, centre: tuple[float, float], h
     unit = [[_circle(0.5, 0.5, 0.5, 0.5, 16, rng.uniform(0, 6))],
             [[(0.33, 0.3), (0.34, 0.4)]], [[(0.66, 0.3), (0.67, 0.4)]],
             [[(0.22, 0.6), (0.5, 0.8), (0.78, 0.58)]]]
-  elif kind == "scribble":
-    aspect, jitter = rng.uniform(0.8, 1.8), 0.0
-    n = int(rng.integers(7, 16))
-    walk = np.cumsum(rng.normal(0, 0.35, (n, 2)), axis=0)
+  elif kind == "scribble":  # a tangle of loops, as a pen doodles or crosses something out
+    aspect, jitter = rng.uniform(0.9, 1.8), 0.0
+    t = np.linspace(0, 2 * np.pi * rng.uniform(2, 4), int(rng.integers(30, 60)))
+    walk = np.zeros((len(t), 2))
+    for k in range(1, 4):
+      walk += rng.uniform(0.2, 1.0, 2) / k * np.column_stack(
+          [np.sin(k * t * rng.uniform(0.7, 1.3) + rng.uniform(0, 6)),
+           np.cos(k * t * rng.uniform(0.7, 1.3) + rng.uniform(0, 6))])
+    walk += np.cumsum(rng.normal(0, 0.08, walk.shape), axis=0)  # the hand drifts
     walk = (walk - walk.min(0)) / np.maximum(np.ptp(walk, 0), 1e-6)
     unit = [[[tuple(p) for p in walk]]]
-    if rng.random() < 0.5:  # Back-and-forth shading over part of it.
-      zig = [(x, 0.3 + 0.4 * (k % 2)) for k, x in enumerate(np.linspace(0.1, 0.9, 9))]
-      unit.append([zig])
   else:
     raise ValueError(f"unknown shape {kind!r}")
   return Marks(unit_strokes_to_mm(unit, rng, centre=centre, height=height,

@@ -11,6 +11,9 @@ numbers    several handwritten digits side by side: "42", "2026", "07", "1984", 
 printed    one printed digit on a printed sheet (Pillow's Aileron font, regular or bold; the
            "1" half the time with a flag and a base, as DejaVu or a typewriter prints it)
 nondigits  a letter (A ~30%, E H K M W X), a scribble or a smiley, for "unsure" answers
+cases      issue 13's list, one photo per case with a short name (``3_ruled.jpg``,
+           ``5_shadow.jpg``, ``7_pencil.jpg``, ``2026_ruled.jpg``, ``x_A.jpg``, ...: CASES);
+           a count beyond the list draws each again (``3_ruled_1.jpg``)
 
 Choices and their ranges (each drawn at random unless ``render`` is told):
 
@@ -62,7 +65,7 @@ from mnist_flax import sample_marks, sample_photos
 from mnist_flax.sample_marks import Box, Glyph, Marks
 from mnist_flax.sample_photos import LIGHTS, Layer, Ruling, Scene
 
-KINDS = ("photos", "numbers", "printed", "nondigits")
+KINDS = ("photos", "numbers", "printed", "nondigits", "cases")
 SURFACES = ("plain", "ruled", "squared", "form", "plate")
 INKS = ("marker", "pen", "ballpoint", "pencil")
 SHAPES = (*sample_marks.LETTERS, "scribble", "smiley")
@@ -118,9 +121,11 @@ def _log_uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
   return float(np.exp(rng.uniform(np.log(lo), np.log(max(lo, hi)))))
 
 
-def _pen_colour(ink: str, rng: np.random.Generator) -> tuple[int, int, int]:
+def _pen_colour(ink: str, rng: np.random.Generator,
+                faint: bool | None = None) -> tuple[int, int, int]:
   if ink == "pencil":  # graphite, a little cool; grain leaves ~60% of it: ~225 on 245
-    r = rng.uniform(0.76, 0.9) if rng.random() < 0.7 else rng.uniform(0.5, 0.76)
+    faint = rng.random() < 0.7 if faint is None else faint
+    r = rng.uniform(0.76, 0.9) if faint else rng.uniform(0.5, 0.76)
     return (int(255 * r), int(255 * r), min(255, int(255 * r * 1.02)))
   c = np.array(_PENS[ink].colour) + rng.integers(-8, 9, 3)
   return tuple(int(v) for v in np.clip(c, 0, 255))
@@ -214,7 +219,8 @@ def render(truth: str, rng: np.random.Generator, *, printed: bool = False,
            surface: str | None = None, ink: str | None = None, light: str | None = None,
            desk: bool | None = None, size: tuple[int, int] | None = None,
            fraction: float | None = None, font: str | None = None, pieces: bool | None = None,
-           broken: bool | None = None, touching: bool | None = None, **camera) -> Sample:
+           broken: bool | None = None, touching: bool | None = None,
+           faint: bool | None = None, **camera) -> Sample:
   """One phone photo of ``truth``: a digit, a number ("2026") or a shape (``SHAPES``).
 
   Every choice left None is drawn from ``rng`` (see the module docstring for the ranges):
@@ -222,7 +228,8 @@ def render(truth: str, rng: np.random.Generator, *, printed: bool = False,
   for the sheet's edge and the desk in view (False: a sheet that fills the frame, when the
   writing's size allows it; ``info["desk"]`` says what the photo shows), ``size`` (width,
   height) as displayed, ``fraction`` the digit height over the shorter side, ``pieces`` /
-  ``broken`` / ``touching`` the handwriting's pen lifts, skips and touching neighbours.
+  ``broken`` / ``touching`` the handwriting's pen lifts, skips and touching neighbours,
+  ``faint`` a pencil's faint (70% of the time) or firm hand.
   ``camera`` passes roll, tilt (degrees), quality, blur, noise, exif on to ``photograph``.
   ``printed`` prints the digits (``font`` one of FONTS) instead of writing them.
   """
@@ -305,7 +312,7 @@ def render(truth: str, rng: np.random.Generator, *, printed: bool = False,
   else:
     marks, digits = _handwriting(truth, rng, height, pen, ink, tags, pieces=pieces,
                                 broken=broken, touching=touching, slots=slots)
-    layers.append(Layer(marks, _pen_colour(ink, rng), _PENS[ink].texture))
+    layers.append(Layer(marks, _pen_colour(ink, rng, faint), _PENS[ink].texture))
   subject = marks.box()
 
   if surface == "plate":
@@ -441,6 +448,42 @@ def _number_text(rng: np.random.Generator) -> str:
   return f"0{int(rng.integers(0, 10))}"
 
 
+_EVEN = {"light": "even", "desk": False}
+# Issue 13's list of photos that infer misread, one photo each: name -> (truth, choices).
+CASES: dict[str, tuple[str, dict[str, Any]]] = {
+    "3_ruled": ("3", {"surface": "ruled", "ink": "pen", **_EVEN}),
+    "5_shadow": ("5", {"surface": "plain", "ink": "pen", "light": "shadow-hard-across",
+                       "desk": False, "size": (4000, 3000)}),
+    "4_sheet_edge": ("4", {"surface": "plain", "ink": "ballpoint", "light": "even",
+                           "desk": True}),
+    "7_pencil": ("7", {"surface": "plain", "ink": "pencil", "faint": True, "broken": False,
+                       **_EVEN}),
+    "8_squared": ("8", {"surface": "squared", "ink": "ballpoint", **_EVEN}),
+    "6_plate": ("6", {"surface": "plate", "light": "even"}),
+    "2_form": ("2", {"surface": "form", "ink": "pen", **_EVEN}),
+    "9_shadow_beside": ("9", {"surface": "ruled", "ink": "pen", "light": "shadow-hard-beside",
+                              "desk": False}),
+    "42_plain": ("42", {"surface": "plain", "ink": "marker", "touching": False, **_EVEN}),
+    "2026_ruled": ("2026", {"surface": "ruled", "ink": "pen", "touching": False, **_EVEN}),
+    "07_squared": ("07", {"surface": "squared", "ink": "ballpoint", "touching": False,
+                          **_EVEN}),
+    "1984_touching": ("1984", {"surface": "plain", "ink": "pen", "touching": True, **_EVEN}),
+    "5_flag_apart": ("5", {"surface": "plain", "ink": "pen", "pieces": True, **_EVEN}),
+    "1_printed": ("1", {"printed": True, "font": "flagbase", **_EVEN}),
+    "x_A": ("A", {"surface": "plain", "ink": "pen", **_EVEN}),
+    "x_scribble": ("scribble", {"surface": "plain", "ink": "ballpoint", **_EVEN}),
+    "x_smiley": ("smiley", {"surface": "plain", "ink": "marker", **_EVEN}),
+}
+
+
+def draw_case(name: str, variant: int = 0, seed: int = 0) -> Sample:
+  """Issue 13's case ``name`` (a key of CASES), as a phone photo; ``variant`` redraws it."""
+  truth, choices = CASES[name]
+  rng = np.random.default_rng([seed, 7, list(CASES).index(name), variant])
+  choices = {"size": (1600, 1200), "exif": False, **choices}
+  return render(truth, rng, **choices)
+
+
 def draw(kind: str, index: int, seed: int = 0) -> Sample:
   """The ``index``-th sample of ``kind`` for ``seed``: the same arguments, the same bytes."""
   rng = np.random.default_rng([seed, 2 + KINDS.index(kind), index])
@@ -460,8 +503,13 @@ def draw(kind: str, index: int, seed: int = 0) -> Sample:
 
 
 def _write(kind: str, index: int, seed: int, out: Path) -> tuple[Path, str]:
-  sample = draw(kind, index, seed)
-  path = out / sample.name(index)
+  if kind == "cases":  # each case in turn, then again: 3_ruled.jpg, ..., 3_ruled_1.jpg
+    name, variant = list(CASES)[index % len(CASES)], index // len(CASES)
+    sample = draw_case(name, variant, seed)
+    path = out / (f"{name}_{variant}.jpg" if variant else f"{name}.jpg")
+  else:
+    sample = draw(kind, index, seed)
+    path = out / sample.name(index)
   path.write_bytes(sample.jpeg)
   return path, json.dumps({"file": path.name, "kind": kind, **sample.info})
 

@@ -22,6 +22,8 @@ photos     phone photos (JPEG, 1.2-12 MP) of one handwritten digit on plain, rul
 numbers    such photos of several digits side by side: "42", "2026", "07", years
 printed    such photos of a printed digit (Pillow's font; a "1" with a flag and a base)
 nondigits  such photos of a letter, a scribble or a smiley (names start with ``x_``)
+cases      one such photo for each failure listed in issue 13 (``3_ruled.jpg``,
+           ``5_shadow.jpg``, ``2026_ruled.jpg``, ``x_A.jpg``, ...)
 
 The photo kinds are drawn by ``sample_scenes`` (what is written and where, file names),
 ``sample_photos`` (camera, light, desk, sensor) and ``sample_marks`` (strokes in mm).
@@ -46,7 +48,7 @@ from mnist_flax import errors
 
 __all__ = ["KINDS", "draw_digit", "make_samples", "main"]
 
-KINDS = ("plain", "photos", "numbers", "printed", "nondigits")
+KINDS = ("plain", "photos", "numbers", "printed", "nondigits", "cases")
 
 _Point = tuple[float, float]
 # A stroke is one pen-down movement: pieces are smooth curves joined at sharp corners.
@@ -489,7 +491,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="what to draw (default plain; see the module docstring)")
   parser.add_argument("--count", type=int, default=None,
                       help="write this many varied images instead of the committed set "
-                      "(photo kinds: default 100)")
+                      "(photo kinds: default 100; cases: default one per case)")
   parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
   args = parser.parse_args(argv)
   if args.count is not None and args.count < 0:
@@ -499,8 +501,9 @@ def main(argv: Sequence[str] | None = None) -> int:
       paths = make_samples(args.out_dir, count=args.count, seed=args.seed)
     else:
       from mnist_flax import sample_scenes  # OpenCV is only needed for the photo kinds.
+      default = len(sample_scenes.CASES) if args.kind == "cases" else 100
       paths = sample_scenes.make_kind(args.kind, args.out_dir,
-                                      count=100 if args.count is None else args.count,
+                                      count=default if args.count is None else args.count,
                                       seed=args.seed)
   except OSError as e:
     # An output folder we cannot write is the same situation as an unwritable workdir.

@@ -106,6 +106,25 @@ def test_each_kind_names_its_truth(tmp_path, kind):
       assert path.name.split("_")[1].startswith("printed-")
 
 
+def test_the_cases_of_issue_13_one_photo_each(tmp_path):
+  assert samples.main([str(tmp_path), "--kind", "cases"]) == 0
+  names = sorted(p.name for p in tmp_path.glob("*.jpg"))
+  assert names == sorted(f"{case}.jpg" for case in sample_scenes.CASES)
+  entries = _truths(tmp_path)
+  for case, (truth, choices) in sample_scenes.CASES.items():
+    entry = entries[f"{case}.jpg"]
+    assert case.split("_")[0] == entry["truth"] == (truth if truth.isdigit() else "x")
+    for key in ("surface", "ink", "light"):
+      if key in choices:
+        assert entry[key] == choices[key], (case, key)
+    if "desk" in choices and choices.get("surface") != "plate":
+      assert entry["desk"] == choices["desk"], case
+  assert entries["5_shadow.jpg"]["size"] == [4000, 3000]
+  again = sample_scenes.draw_case("3_ruled", 1)  # a second photo of the same case
+  assert again.truth == "3" and again.tags[:3] == ["ruled", "pen", "even"]
+  assert again.jpeg != (tmp_path / "3_ruled.jpg").read_bytes()
+
+
 def test_same_seed_same_files_and_any_file_can_be_redrawn(tmp_path):
   a = sample_scenes.make_kind("numbers", tmp_path / "a", count=4, seed=7)
   b = sample_scenes.make_kind("numbers", tmp_path / "b", count=4, seed=7)
