@@ -534,9 +534,6 @@ def run(args: argparse.Namespace) -> int:
       continue
     first, found = digits
     probs = probabilities[first:first + len(found)]
-    import numpy as _np
-    _T = float(os.environ.get("HACK_T", "1"))
-    probs = _np.asarray(probs, _np.float64) ** (1 / _T); probs = probs / probs.sum(axis=1, keepdims=True)
     chosen = preprocess.choose(found, probs.max(axis=1))
     result = answer(shown, probs[chosen], [found[j].box for j in chosen], args.top_k)
     for k, j in enumerate(chosen if out_dir is not None else ()):
