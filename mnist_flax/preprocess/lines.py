@@ -29,6 +29,7 @@ _SPAN = 0.4
 _LONGER = 1.6
 _LONE_LONGER = 2.5  # For a line alone (a margin): the bar of a 7 is never 2.5x the rest,
 _LONE_SPAN = 0.8  # and a margin crosses most of the picture.
+_ALIKE = 0.6  # Rules of one ruling are at least this fraction of the longest one.
 _MAX_TILT_DEGREES = 15.0
 # Thicker than this fraction of the extent is a stroke or a bar, not a printed rule.
 _MAX_THICKNESS = 0.03
@@ -187,7 +188,11 @@ def _remove_rules_once(mask: np.ndarray) -> np.ndarray:
   out = mask
   for vertical, (segments, lengths, band_width) in found.items():
     writing = _extent(rest, vertical, float(lengths.max()))
-    rules = lengths >= _LONGER * writing
+    # Rules are all about as long (the sheet's width, seen in perspective), the longest far
+    # longer than the writing; a digit's own straight stroke (a 4's bar) is shorter.
+    rules = lengths >= _ALIKE * lengths.max()
+    if lengths.max() < _LONGER * writing:
+      continue
     if not _ruling(segments[rules], vertical, band_width):
       # Not ruled paper: a single line (a margin) crosses the whole picture, far longer than
       # the writing.
@@ -278,7 +283,12 @@ def _box_outline(part: np.ndarray) -> np.ndarray | None:
   if min(rw, rh) < 12:
     return None
   outline = np.zeros(part.shape, np.uint8)
-  corners = cv2.boxPoints(((cx, cy), (rw, rh), angle)).astype(np.int32)
+  # The box's corners: its hull's four (a box seen in perspective is no rectangle), else the
+  # minimum-area rectangle's.
+  hull = cv2.convexHull(points)
+  corners = cv2.approxPolyDP(hull, 0.02 * cv2.arcLength(hull, True), True).reshape(-1, 2)
+  if len(corners) != 4:
+    corners = cv2.boxPoints(((cx, cy), (rw, rh), angle)).astype(np.int32)
   band = max(3, int(0.06 * min(rw, rh)))
   cv2.polylines(outline, [corners], True, 1, band)
   # Drawn along 70% of its length: found by thinning the band's coverage to the outline's own

@@ -47,7 +47,7 @@ _MIN_JOIN = 0.035
 # paper stays in (a shadow rarely takes two thirds of the light), a dark desk falls out.
 _SHEET_LEVEL = 0.35
 # A plate is solid: its thickest part is at least this fraction of its short side.
-_PLATE_DEPTH = 0.3
+_PLATE_DEPTH = 0.25
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +87,7 @@ def _is_plate(part: np.ndarray) -> bool:
   cv2.drawContours(filled, [outline], -1, 1, thickness=cv2.FILLED)
   inside = float(filled.sum())
   solid = float((part8 & filled).sum())
-  if not (4 <= len(corners) <= 6 and inside >= 0.9 * cv2.contourArea(hull)
+  if not (4 <= len(corners) <= 5 and inside >= 0.9 * cv2.contourArea(hull)
           and 0.35 * inside <= solid <= 0.95 * inside):
     return False
   # Solid as a plate is (a thick 0 or 8 is only a stroke wide anywhere): somewhere more than
@@ -115,7 +115,8 @@ def ink_is_dark(lum: np.ndarray) -> bool:
   if light.mean() >= 0.5:
     dark = _largest(1 - light)
     return not (dark is not None and dark[1][4] >= 0.05 * light.size and _is_plate(dark[0]))
-  sheet = _largest(light)
+  # Closed first: grid lines cut the paper into cells, which are one sheet.
+  sheet = _largest(cv2.morphologyEx(light, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)))
   if sheet is None:
     return False
   part, (_, _, w, h, area) = sheet
