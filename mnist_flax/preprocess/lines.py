@@ -26,7 +26,7 @@ import numpy as np
 # many times longer than what is left without the rules (the digits, a number): a "1", or "111",
 # is as tall as the ink it belongs to, ruling and margins are far longer than the digits.
 _SPAN = 0.4
-_LONGER = 1.6
+_LONGER = 1.15  # A ruling's lines cross the sheet; a number may fill most of it.
 _LONE_LONGER = 2.5  # For a line alone (a margin): the bar of a 7 is never 2.5x the rest,
 _LONE_SPAN = 0.8  # and a margin crosses most of the picture.
 _ALIKE = 0.6  # Rules of one ruling are at least this fraction of the longest one.
@@ -192,9 +192,14 @@ def _ruling(segments: np.ndarray, vertical: bool, band_width: int) -> bool:
 
 def remove_rules(mask: np.ndarray) -> np.ndarray:
   """``mask`` without ruled lines, grid lines and margin lines (see the module docstring)."""
-  out = _remove_rules_once(mask)
   # Hough's sampling misses some lines of a dense grid; they stand out once the others are gone.
-  return _remove_rules_once(out) if out is not mask else out
+  out = mask
+  for _ in range(3):
+    cleaner = _remove_rules_once(out)
+    if cleaner is out:
+      break
+    out = cleaner
+  return out
 
 
 def _remove_rules_once(mask: np.ndarray) -> np.ndarray:
@@ -218,9 +223,10 @@ def _remove_rules_once(mask: np.ndarray) -> np.ndarray:
     # Rules are all about as long (the sheet's width, seen in perspective), the longest far
     # longer than the writing; a digit's own straight stroke (a 4's bar) is shorter.
     rules = lengths >= _ALIKE * lengths.max()
-    if lengths.max() < _LONGER * writing:
-      continue
-    if not _ruling(segments[rules], vertical, band_width):
+    if _ruling(segments[rules], vertical, band_width):
+      if lengths.max() < _LONGER * writing:
+        continue
+    else:
       # Not ruled paper: a single line (a margin) crosses the whole picture, far longer than
       # the writing.
       rules &= lengths >= max(_LONE_LONGER * writing, _LONE_SPAN * mask.shape[0 if vertical else 1])
