@@ -520,6 +520,7 @@ def run(args: argparse.Namespace) -> int:
 
   several = len(results) > 1
   exit_code = 0
+  read = 0  # Images read so far: the number in --save-preprocessed names.
   for path, error, digits in results:
     shown = _display(path)
     if error is not None:
@@ -538,7 +539,7 @@ def run(args: argparse.Namespace) -> int:
     result = answer(shown, probs[chosen], [found[j].box for j in chosen], args.top_k)
     for k, j in enumerate(chosen if out_dir is not None else ()):
       name = os.path.basename(os.fsdecode(path))
-      name = f"{first + j:04d}_{name}" + (f"_{k}.png" if len(chosen) > 1 else ".png")
+      name = f"{read:04d}_{name}" + (f"_{k}.png" if len(chosen) > 1 else ".png")
       try:
         preprocess.save_preprocessed(arrays[first + j], out_dir / name)
       except (OSError, ValueError) as e:  # Disk full, folder removed, name too long...
@@ -550,6 +551,7 @@ def run(args: argparse.Namespace) -> int:
         exit_code = exit_code or errors.ConfigError.exit_code
         out_dir = None
         break
+    read += 1
     if args.json:
       print(json.dumps(result), flush=True)
     else:

@@ -514,6 +514,24 @@ def _write(kind: str, index: int, seed: int, out: Path) -> tuple[Path, str]:
   return path, json.dumps({"file": path.name, "kind": kind, **sample.info})
 
 
+# Issue 13's cases that ship in test/ (each as ``<case>.jpg``): photos and numbers that infer
+# reads right, so ``infer --i test/`` checks them; the others are drawn by the tests.
+COMMITTED = ("3_ruled", "5_shadow", "7_pencil", "4_sheet_edge", "9_shadow_beside", "1_printed",
+             "2_form", "5_flag_apart", "42_plain", "2026_ruled")
+
+
+def write_committed(out_dir: str | Path) -> list[Path]:
+  """Writes the COMMITTED cases into ``out_dir`` (variant 0 of each, as ``make_kind`` does)."""
+  out = Path(out_dir)
+  out.mkdir(parents=True, exist_ok=True)
+  paths = []
+  for name in COMMITTED:
+    path = out / f"{name}.jpg"
+    path.write_bytes(draw_case(name).jpeg)
+    paths.append(path)
+  return paths
+
+
 def _worker_init() -> None:
   cv2.setNumThreads(1)  # one process per core instead
 

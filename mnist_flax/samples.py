@@ -10,6 +10,7 @@ a supersampled resolution so the edges are anti-aliased. Nothing is cut from MNI
     image = samples.draw_digit(3, np.random.default_rng(0), size=(280, 280))
 
     python -m mnist_flax.samples test                          # the committed sample set
+                                                               # (with sample_scenes.COMMITTED)
     python -m mnist_flax.samples /tmp/bench --count 1000 --seed 0   # a benchmark folder
     python -m mnist_flax.samples /tmp/photos --kind photos --count 200 --seed 0
 
@@ -499,6 +500,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   try:
     if args.kind == "plain":
       paths = make_samples(args.out_dir, count=args.count, seed=args.seed)
+      if args.count is None:  # The committed set has phone photos of issue 13's cases too.
+        from mnist_flax import sample_scenes
+        paths += sample_scenes.write_committed(args.out_dir)
     else:
       from mnist_flax import sample_scenes  # OpenCV is only needed for the photo kinds.
       default = len(sample_scenes.CASES) if args.kind == "cases" else 100
