@@ -91,7 +91,7 @@ def test_number_text_single_and_saved_digits(tmp_path):
   assert run.returncode == 0, run.stderr
   assert run.stdout.startswith("The recognized result is 42 and the probability is ")
   assert sorted(p.name for p in (tmp_path / "seen").iterdir()) == [
-      "0000_42_plain.jpg_0.png", "0001_42_plain.jpg_1.png"]
+      "0000_42_plain.jpg_0.png", "0000_42_plain.jpg_1.png"]
   single = _infer("--i", str(shipped), "--single", "--json")
   assert single.returncode == 0, single.stderr
   answer = json.loads(single.stdout)
