@@ -6,17 +6,25 @@ Layout under ``<workdir>/checkpoints/``::
     final/            model variables + metadata (model config, test metrics, data checksums,
                       library versions): everything inference needs, nothing it doesn't (no optax)
 
-    manager = checkpoint.step_manager(workdir)
-    checkpoint.save_step(manager, state, run_meta)
-    state = checkpoint.restore_latest(manager, abstract_state, run_meta)  # None on a fresh run
+    saver = checkpoint.StepSaver(workdir, log)
+    state = checkpoint.restore_latest(saver.manager, abstract_state, run_meta)  # None: fresh
+    saver.save(step, state, run_meta)   # asynchronous; saver.poll() after each step
+    saver.close()                       # waits for the last save to commit
     checkpoint.promote_final(workdir, variables, metadata)
     model_config, variables, metadata = checkpoint.load_final("checkpoints/final")
 
+Every checkpoint carries a checksum manifest of all its files (``mnist_flax.integrity``),
+written once Orbax has committed it and verified before anything of it is restored: a step
+checkpoint that fails is set aside as ``N.damaged`` and an older one is used; a ``final`` that
+fails is refused (exit 3). A save that cannot write (disk full, quota, file-size limit,
+read-only file system) stops the run with a one-line WorkdirError (exit 7), promptly, leaving
+the older checkpoints as they were; "checkpoint saved" is said only once the save committed.
+
 Why ``final`` is never half-written: Orbax writes it to a temporary folder and commits it by a
-rename, as ``.final-new``; we then move the old ``final`` aside (``.final-old``), rename the new one
-into place and delete the old. A crash between those renames leaves either ``.final-new`` complete
-or ``.final-old`` whole; ``recover_final`` (run by every reader and writer) completes or rolls
-back the swap, so a reader always sees the old or the new ``final``, never a mixture.
+rename, as ``.final-new``, which is then sealed with its manifest; we move the old ``final``
+aside (``.final-old``), rename the new one into place and delete the old. Readers never write:
+finding no ``final`` they read the sealed ``.final-new`` or else ``.final-old``. The next
+writer completes or rolls back an interrupted swap (``recover_final``), from any point.
 """
 
 from __future__ import annotations
@@ -26,19 +34,21 @@ import json
 import os
 import pathlib
 import shutil
-from typing import Any, Iterator, Mapping
+import time
+from typing import Any, Callable, Iterator, Mapping
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from mnist_flax import errors
+from mnist_flax import errors, integrity
+from mnist_flax.integrity import FINAL, NEW as _NEW, OLD as _OLD
 
-FINAL = "final"
-_NEW = ".final-new"
-_OLD = ".final-old"
 FORMAT = "mnist_flax/final/v1"
 TRAIN_HINT = "train one with: python -m mnist_flax.main --config=configs/default.py"
+# While a save is under way, how often the checkpoint folder is probed for writability: a
+# save that fails on one of Orbax's threads can leave the others waiting minutes for it.
+_PROBE_SECONDS = 1.0
 
 
 def checkpoint_dir(workdir: str | os.PathLike) -> pathlib.Path:
@@ -50,14 +60,103 @@ def step_manager(workdir: str | os.PathLike) -> ocp.CheckpointManager:
   options = ocp.CheckpointManagerOptions(
       max_to_keep=None, create=True, enable_async_checkpointing=True,
       cleanup_tmp_directories=True)
-  return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
+  try:
+    return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
+  except Exception as e:
+    raise errors.write_failure(e, checkpoint_dir(workdir), "cannot use the checkpoint folder") from None
+
+
+def probe(folder: pathlib.Path) -> None:
+  """Creates, renames and removes a file and a folder in ``folder``, as a save and a promotion
+  do; the OSError of the first step that fails propagates."""
+  tag = f".write-test-{os.getpid()}"
+  f, d = folder / tag, folder / f"{tag}.d"
+  try:
+    with open(f, "wb") as out:
+      out.write(b"\0" * 4096)
+      out.flush()
+      os.fsync(out.fileno())
+    d.mkdir()
+    os.rename(d, folder / f"{tag}.e")
+    os.rmdir(folder / f"{tag}.e")
+  finally:
+    for leftover in (f, d, folder / f"{tag}.e"):
+      with contextlib.suppress(OSError):
+        leftover.rmdir() if leftover.is_dir() else leftover.unlink()
+
+
+class StepSaver:
+  """Asynchronous step saves that are reported saved only once committed and sealed."""
+
+  def __init__(self, workdir: str | os.PathLike, log: Callable[[str], None] = print):
+    self.manager = step_manager(workdir)
+    self.directory = pathlib.Path(self.manager.directory)
+    self._log = log
+    self._pending: int | None = None
+
+  def save(self, step: int, state: Any, run_meta: Mapping[str, Any]) -> None:
+    """Starts saving ``state`` as step ``step`` (after finishing the previous save)."""
+    self.finish()
+    try:
+      self.manager.save(step, args=ocp.args.Composite(
+          state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(dict(run_meta))),
+          force=True)
+    except Exception as e:
+      raise self._failure(e, step) from None
+    self._pending = step
+
+  def poll(self) -> None:
+    """Seals and reports the save under way if it has committed; cheap otherwise."""
+    if self._pending is not None and not self.manager.is_saving_in_progress():
+      self.finish()
+
+  def finish(self) -> None:
+    """Waits for the save under way to commit, seals it and says so."""
+    step, self._pending = self._pending, None
+    if step is None:
+      return
+    next_probe = time.monotonic() + _PROBE_SECONDS
+    try:
+      while self.manager.is_saving_in_progress():
+        self.manager.check_for_errors()
+        if time.monotonic() > next_probe:  # Failed writes can hang Orbax; the disk says why.
+          probe(self.directory)
+          next_probe = time.monotonic() + _PROBE_SECONDS
+        time.sleep(0.01)
+      self.manager.wait_until_finished()
+      self.manager.check_for_errors()
+      folder = self.directory / str(step)
+      if not folder.is_dir():
+        raise errors.WorkdirError(f"checkpoint {step} was not committed in {folder.parent}")
+      if jax.process_index() == 0:
+        integrity.seal(folder)  # Process 0 only, and no barrier: polls differ by process.
+    except errors.WorkdirError:
+      raise
+    except Exception as e:
+      raise self._failure(e, step) from None
+    self._log(f"checkpoint saved at step {step}")
+
+  def _failure(self, error: BaseException, step: int) -> errors.WorkdirError:
+    kept = [s for s in self.manager.all_steps() if s != step]
+    where = (f"the last saved checkpoint (step {max(kept)}) is kept" if kept
+             else "no checkpoint was saved")
+    failure = errors.write_failure(error, self.directory, f"cannot save checkpoint {step} in")
+    return errors.WorkdirError(f"{failure}; {where}; free space and run the same command "
+                               "again to resume")
+
+  def close(self) -> None:
+    self.finish()
+    self.manager.close()
 
 
 def save_step(manager: ocp.CheckpointManager, step: int, state: Any,
               run_meta: Mapping[str, Any]) -> None:
-  """Starts an asynchronous save of ``state`` as step ``step``; ``wait`` before exiting."""
+  """Saves ``state`` as step ``step`` synchronously and seals it (tests, tools)."""
   manager.save(step, args=ocp.args.Composite(
       state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(dict(run_meta))), force=True)
+  manager.wait_until_finished()
+  if jax.process_index() == 0:
+    integrity.seal(pathlib.Path(manager.directory) / str(step))
 
 
 def _differences(saved: Mapping[str, Any], wanted: Mapping[str, Any],
@@ -72,25 +171,39 @@ def _differences(saved: Mapping[str, Any], wanted: Mapping[str, Any],
   return out
 
 
+def config_changes(saved: Mapping[str, Any], wanted: Mapping[str, Any]) -> list[str]:
+  """The fields of a run's config that differ from the checkpoint's, as "field: a -> b"."""
+  return [line.replace(": checkpoint has ", ": ").replace(", config has ", " -> ")
+          for line in _differences(saved, wanted)]
+
+
 def restore_latest(manager: ocp.CheckpointManager, abstract_state: Any,
                    run_meta: Mapping[str, Any],
-                   log=print) -> Any | None:
-  """Restores the newest intact step checkpoint, or returns None when there is none.
+                   log=print) -> tuple[Any, dict[str, Any]] | None:
+  """Restores the newest intact step checkpoint: ``(state, its run metadata)``, or None.
 
-  ``run_meta["compat"]`` (the model and optimizer configs) must match the checkpoint's, else
-  ``CheckpointError`` names what differs. A step whose files are damaged is reported and the
-  next older one is tried, so one bad save never costs more than the steps since the last one.
+  Every file is checked against the checkpoint's manifest first. ``run_meta["compat"]`` (the
+  model and optimizer configs, seed and batch size) must match the checkpoint's, else
+  ``CheckpointError`` names what differs. A step whose files are damaged (or that was never
+  sealed: a crash right after its commit) is reported, set aside and the next older one is
+  tried, so one bad save never costs more than the steps since the last one.
   """
+  directory = pathlib.Path(manager.directory)
   for step in sorted(manager.all_steps(), reverse=True):
     try:
+      integrity.verify(directory / str(step))
       meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
+      if not (isinstance(meta, dict) and isinstance(meta.get("compat"), dict)
+              and {"model", "optimizer"} <= set(meta["compat"])):
+        raise errors.CheckpointError(f"its run metadata is not an mnist_flax one: "
+                                     f"{json.dumps(meta)[:60]}")
     except Exception as e:  # Orbax raises many types for damaged files; all mean "unusable".
       _set_aside(manager, step, e, log)
       continue
-    diff = _differences(meta.get("compat", {}), run_meta["compat"])
+    diff = _differences(meta["compat"], run_meta["compat"])
     if diff:
       raise errors.CheckpointError(
-          f"checkpoint {manager.directory / str(step)} was written by a different config ("
+          f"checkpoint {directory / str(step)} was written by a different config ("
           + "; ".join(diff) + "); use a new --workdir or the original config")
     try:
       restored = manager.restore(step, args=ocp.args.Composite(
@@ -98,7 +211,7 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state: Any,
     except Exception as e:
       _set_aside(manager, step, e, log)
       continue
-    return restored["state"]
+    return restored["state"], meta
   return None
 
 
@@ -106,8 +219,10 @@ def _set_aside(manager: ocp.CheckpointManager, step: int, error: Exception, log)
   """Renames a damaged step out of Orbax's sight (kept for inspection, never reused)."""
   path = pathlib.Path(manager.directory) / str(step)
   aside = path.with_name(f"{step}.damaged")
-  log(f"checkpoint {step} is damaged ({type(error).__name__}: "
-      f"{' '.join(str(error).split())[:100]}); set aside as {aside.name}, trying an older one")
+  reason = (str(error) if isinstance(error, errors.MnistFlaxError)
+            else f"{type(error).__name__}: {str(error)}")
+  log(f"checkpoint {step} is damaged ({' '.join(reason.split())[:160]}); set aside as "
+      f"{aside.name}, trying an older one")
   if jax.process_index() == 0:
     if aside.exists():
       shutil.rmtree(aside)
@@ -117,45 +232,55 @@ def _set_aside(manager: ocp.CheckpointManager, step: int, error: Exception, log)
 
 
 def recover_final(ckpt_dir: pathlib.Path) -> None:
-  """Completes or rolls back a ``final`` swap that a crash interrupted (process 0 only)."""
+  """Completes or rolls back a ``final`` swap that a crash interrupted (writers only, process
+  0). Converges from any point of ``promote_final``: afterwards only ``final`` is left (or
+  nothing, if nothing was ever promoted), and running it again changes nothing."""
   final, new, old = ckpt_dir / FINAL, ckpt_dir / _NEW, ckpt_dir / _OLD
-  if final.exists():
-    if old.exists():
-      shutil.rmtree(old)
+  if not ckpt_dir.is_dir():
     return
-  if _is_orbax_ckpt(new):
-    os.rename(new, final)
-  elif old.exists():
-    os.rename(old, final)
-
-
-def _is_orbax_ckpt(path: pathlib.Path) -> bool:
-  return (path / "_CHECKPOINT_METADATA").is_file()
+  if not os.path.lexists(final):
+    if integrity.is_sealed(new):  # Crashed between the two renames: the new one is whole.
+      os.rename(new, final)
+    elif os.path.lexists(old):  # Crashed before the new one was sealed: roll back.
+      os.rename(old, final)
+    integrity.fsync_dir(ckpt_dir)
+  for leftover in [new, old, *ckpt_dir.glob(f"{_NEW}.orbax-checkpoint-tmp*")]:
+    if os.path.lexists(leftover):
+      shutil.rmtree(leftover) if leftover.is_dir() and not leftover.is_symlink() else leftover.unlink()
 
 
 def promote_final(workdir: str | os.PathLike, variables: Any,
                   metadata: Mapping[str, Any]) -> pathlib.Path:
-  """Writes ``variables`` + ``metadata`` as ``<workdir>/checkpoints/final``, atomically."""
+  """Writes ``variables`` + ``metadata`` as ``<workdir>/checkpoints/final``, atomically, with
+  its checksum manifest. Disk errors become a one-line WorkdirError (exit 7)."""
   ckpt_dir = checkpoint_dir(workdir)
   primary = jax.process_index() == 0
-  if primary:
-    recover_final(ckpt_dir)
-    if (ckpt_dir / _NEW).exists():
-      shutil.rmtree(ckpt_dir / _NEW)
-  _sync("mnist_flax_promote_start")
-  payload = dict(metadata, format=FORMAT)
-  checkpointer = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
-  checkpointer.save(ckpt_dir / _NEW, args=ocp.args.Composite(
-      variables=ocp.args.StandardSave(variables), metadata=ocp.args.JsonSave(payload)))
-  checkpointer.close()
-  if primary:
-    final, new, old = ckpt_dir / FINAL, ckpt_dir / _NEW, ckpt_dir / _OLD
-    if final.exists():
-      os.rename(final, old)
-    os.rename(new, final)
-    if old.exists():
-      shutil.rmtree(old)
-  _sync("mnist_flax_promote_end")
+  try:
+    if primary:
+      ckpt_dir.mkdir(parents=True, exist_ok=True)
+      recover_final(ckpt_dir)
+    _sync("mnist_flax_promote_start")
+    payload = dict(metadata, format=FORMAT)
+    checkpointer = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
+    try:
+      checkpointer.save(ckpt_dir / _NEW, args=ocp.args.Composite(
+          variables=ocp.args.StandardSave(variables), metadata=ocp.args.JsonSave(payload)))
+    finally:
+      checkpointer.close()
+    if primary:
+      final, new, old = ckpt_dir / FINAL, ckpt_dir / _NEW, ckpt_dir / _OLD
+      integrity.seal(new)
+      if os.path.lexists(final):
+        os.rename(final, old)
+      os.rename(new, final)
+      integrity.fsync_dir(ckpt_dir)
+      if os.path.lexists(old):
+        shutil.rmtree(old)
+    _sync("mnist_flax_promote_end")
+  except (errors.MnistFlaxError, KeyboardInterrupt, SystemExit):
+    raise
+  except Exception as e:
+    raise errors.write_failure(e, ckpt_dir / FINAL, "cannot promote the model to") from None
   return ckpt_dir / FINAL
 
 
@@ -166,10 +291,11 @@ def _sync(name: str) -> None:
 
 
 def final_step(path: pathlib.Path) -> int | None:
-  """The step a promoted checkpoint was taken at, or None if there is none readable."""
+  """The step a promoted checkpoint was taken at, or None if there is none intact."""
   try:
+    folder, _ = integrity.verify_final(path)
     with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as checkpointer:
-      metadata = checkpointer.restore(path, args=ocp.args.Composite(
+      metadata = checkpointer.restore(folder, args=ocp.args.Composite(
           metadata=ocp.args.JsonRestore()))["metadata"]
     return int(metadata["step"])
   except Exception:  # Missing or damaged: the caller promotes a fresh one.
@@ -182,19 +308,41 @@ def load_final(path: str | os.PathLike) -> tuple[dict[str, Any], Any, dict[str, 
   Returns ``(model_config, variables, metadata)``; raises ``CheckpointError`` (exit 3) for a
   missing, partial, damaged or foreign checkpoint, never returning unusable weights.
   """
-  path = pathlib.Path(path).absolute()
-  if not path.exists() and path.name == FINAL and path.parent.is_dir():
+  return load_verified(path)[:3]
+
+
+def load_verified(path: str | os.PathLike, attempts: int = 3
+                  ) -> tuple[dict[str, Any], Any, dict[str, Any], str]:
+  """``load_final`` plus the digest of the exact files the variables came from. Writes
+  nothing; a promotion that swaps ``final`` meanwhile only makes it read again."""
+  for _ in range(attempts):
+    folder, digest = _checked_folder(path)
+    result = _restore_final(folder)
     try:
-      recover_final(path.parent)
-    except OSError:
+      if integrity.verify(folder) == digest:  # Not swapped or changed while Orbax read it.
+        return (*result, digest)
+    except (FileNotFoundError, errors.CheckpointError):
       pass
-    for candidate in (path.parent / _NEW, path.parent / _OLD):
-      if not path.exists() and _is_orbax_ckpt(candidate):
-        path = candidate
-  if not path.is_dir():
-    raise errors.CheckpointError(f"no checkpoint at {path}; {TRAIN_HINT}")
-  if not _is_orbax_ckpt(path):
-    raise errors.CheckpointError(f"{path} is not a complete Orbax checkpoint; {TRAIN_HINT}")
+  raise errors.CheckpointError(f"{errors.shown_path(path)} kept changing while it was read; "
+                               "try again")
+
+
+def _checked_folder(path: str | os.PathLike) -> tuple[pathlib.Path, str]:
+  path = pathlib.Path(path).absolute()
+  folder = integrity.readable_final(path)
+  if not folder.is_dir():
+    raise errors.CheckpointError(f"no checkpoint at {errors.shown_path(path)}; {TRAIN_HINT}")
+  if not os.path.lexists(folder / integrity.MANIFEST) and not (
+      folder / "_CHECKPOINT_METADATA").is_file():
+    raise errors.CheckpointError(
+        f"{errors.shown_path(folder)} is not a complete Orbax checkpoint; {TRAIN_HINT}")
+  try:
+    return integrity.verify_final(path)
+  except errors.CheckpointError as e:
+    raise errors.CheckpointError(f"checkpoint {e}; {TRAIN_HINT}") from None
+
+
+def _restore_final(path: pathlib.Path) -> tuple[dict[str, Any], Any, dict[str, Any]]:
   checkpointer = ocp.Checkpointer(ocp.CompositeCheckpointHandler())
   try:
     metadata = checkpointer.restore(path, args=ocp.args.Composite(

@@ -12,7 +12,9 @@ README.md ("Exit codes") and are part of the command-line interface:
 4   ImageError            a file that is not a readable JPEG/PNG/GIF/BMP image
 5   NoDigitFound          an image with nothing on it to read (result, not a crash)
 6   DataError             MNIST files missing or malformed, or download impossible
-7   WorkdirError          workdir unwritable, full, or in use by another live run
+7   WorkdirError          workdir unwritable, full, or in use by another live run; a
+                          checkpoint that could not be written (disk full, quota, file-size
+                          limit, read-only file system, a file where a folder should be)
 8   DivergedError         training loss became NaN or infinite
 130 Interrupted (SIGINT)  checkpoint saved at the current step, run can be resumed
 143 Interrupted (SIGTERM) checkpoint saved at the current step, run can be resumed
@@ -22,7 +24,9 @@ README.md ("Exit codes") and are part of the command-line interface:
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import sys
 
 OK = 0
@@ -84,6 +88,43 @@ def quiet_background_threads() -> None:
   import threading
   threading.excepthook = lambda args: None
   sys.unraisablehook = lambda unraisable: None
+
+
+# Why a write failed, for the errors a user fixes on the file system rather than in the code.
+DISK_CAUSES = {
+    errno.ENOSPC: "disk full", errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file size limit exceeded", errno.EROFS: "read-only file system",
+    errno.ENOTDIR: "a file is in the way of a folder", errno.EEXIST: "a file is in the way",
+    errno.EACCES: "permission denied", errno.EPERM: "operation not permitted",
+    errno.EISDIR: "a folder is in the way of a file",
+}
+
+
+def os_errno(error: BaseException) -> int | None:
+  """The OS error number behind ``error``: an OSError's, or one that a library (TensorStore,
+  inside Orbax) reported only in its message, searched along the chain of causes."""
+  seen = 0
+  current: BaseException | None = error
+  while current is not None and seen < 10:
+    if isinstance(current, OSError) and current.errno:
+      return current.errno
+    match = re.search(r"os_error_code='?(\d+)|\[Errno (\d+)\]", str(current))
+    if match:
+      return int(match.group(1) or match.group(2))
+    current = current.__cause__ or current.__context__
+    seen += 1
+  return None
+
+
+def write_failure(error: BaseException, where: str | os.PathLike,
+                  what: str = "cannot write") -> WorkdirError:
+  """A one-line WorkdirError (exit 7) for a write into ``where`` that failed with ``error``."""
+  code = os_errno(error)
+  if code is not None:
+    cause = DISK_CAUSES.get(code) or os.strerror(code)
+  else:
+    cause = f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
+  return WorkdirError(f"{what} {shown_path(where)} ({cause})")
 
 
 def report(error: MnistFlaxError, prog: str) -> int:
