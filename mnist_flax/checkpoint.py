@@ -141,7 +141,7 @@ class StepSaver:
     where = (f"the last saved checkpoint (step {max(kept)}) is kept" if kept
              else "no checkpoint was saved")
     failure = errors.write_failure(error, self.directory, f"cannot save checkpoint {step} in")
-    return errors.WorkdirError(f"{failure}; {where}; free space and run the same command "
+    return errors.WorkdirError(f"{failure}; {where}; fix that and run the same command "
                                "again to resume")
 
   def close(self) -> None:
@@ -219,8 +219,8 @@ def _set_aside(manager: ocp.CheckpointManager, step: int, error: Exception, log)
   """Renames a damaged step out of Orbax's sight (kept for inspection, never reused)."""
   path = pathlib.Path(manager.directory) / str(step)
   aside = path.with_name(f"{step}.damaged")
-  reason = (str(error) if isinstance(error, errors.MnistFlaxError)
-            else f"{type(error).__name__}: {str(error)}")
+  reason = (getattr(error, "detail", None) or str(error)
+            if isinstance(error, errors.MnistFlaxError) else f"{type(error).__name__}: {error}")
   log(f"checkpoint {step} is damaged ({' '.join(reason.split())[:160]}); set aside as "
       f"{aside.name}, trying an older one")
   if jax.process_index() == 0:

@@ -102,6 +102,12 @@ def _files(folder: pathlib.Path) -> list[str]:
   return sorted(out)
 
 
+def _damaged(folder: pathlib.Path, detail: str) -> errors.CheckpointError:
+  error = errors.CheckpointError(f"{errors.shown_path(folder)} is damaged ({detail})")
+  error.detail = detail  # type: ignore[attr-defined]  # Said without the path by callers.
+  return error
+
+
 def _raise(error: OSError) -> None:
   raise error
 
@@ -193,12 +199,11 @@ def verify(folder: str | os.PathLike) -> str:
   extra = sorted(set(present) - set(listed))
   if missing or extra:
     which = (f"{missing[0]} is missing" if missing else f"{extra[0]} is not in its manifest")
-    raise errors.CheckpointError(f"{errors.shown_path(folder)} is damaged ({which})")
+    raise _damaged(folder, which)
   for rel in present:
     size, digest = listed[rel]
     if _hash_file(folder / rel, size)[1] != digest:
-      raise errors.CheckpointError(
-          f"{errors.shown_path(folder)} is damaged ({rel} does not match its checksum)")
+      raise _damaged(folder, f"{rel} does not match its checksum")
   return hashlib.sha256(text).hexdigest()
 
 

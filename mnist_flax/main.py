@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import pathlib
 import sys
+import warnings
 
 from absl import flags
 from ml_collections import config_flags
@@ -68,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
   errors.quiet_background_threads()
   from absl import logging as absl_logging
   absl_logging.set_verbosity(absl_logging.FATAL)
+  # The compilation cache failing to write (a full disk, a file-size limit) only costs speed.
+  warnings.filterwarnings("ignore", message="Error writing persistent compilation cache")
   try:
     config = _parse(argv)
     from mnist_flax import config as config_lib
