@@ -137,12 +137,23 @@ def report(error: MnistFlaxError, prog: str) -> int:
 def shown_path(path: str | os.PathLike) -> str:
   """A file name as one printable line, the way every message and answer shows it.
 
-  Undecodable bytes of a file name (kept by Python as surrogates) become \\xNN and control
-  characters (a newline in a name) are escaped, so a message is one line and names the file
-  a user can recognise; printing the raw surrogates would raise or garble.
+  Undecodable bytes of a file name (kept by Python as surrogates) become \\xNN, control
+  characters (a newline in a name) are escaped, and a backslash of the name itself is shown
+  doubled, so that two different names never print alike (a byte 0xff and the four characters
+  ``\\xff``). A message is one line and names the file a user can recognise; printing the raw
+  surrogates would raise or garble.
   """
-  text = os.fsencode(path).decode("utf-8", "backslashreplace")
-  if text.isprintable():  # The usual name: one check instead of one per character.
+  text = os.fsdecode(os.fspath(path)) if not isinstance(path, str) else path
+  if text.isprintable() and "\\" not in text:  # The usual name: one check, not one per character.
     return text
-  return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
-                 for c in text)
+  out = []
+  for c in text:
+    if c == "\\":
+      out.append("\\\\")
+    elif 0xDC80 <= ord(c) <= 0xDCFF:  # A byte that is not UTF-8, as os.fsdecode keeps it.
+      out.append(f"\\x{ord(c) - 0xDC00:02x}")
+    elif c.isprintable():
+      out.append(c)
+    else:
+      out.append(c.encode("unicode_escape").decode("ascii"))
+  return "".join(out)

@@ -205,3 +205,24 @@ def test_integrity_seal_and_verify_cost_for_the_shipped_final(tmp_path):
   print(f"seal {medians['seal']:.1f} ms, verify {medians['verify']:.1f} ms")
   assert (copy / integrity.MANIFEST).read_bytes() == (SHIPPED / integrity.MANIFEST).read_bytes()
   assert medians["verify"] < 250 and medians["seal"] < 250
+
+
+def test_integrity_of_a_resumed_run_config_and_metrics(tmp_path, mnist_dir):
+  """A resume with another seed is refused (exit 3, naming it); one with more iterations carries
+  on, says so and records it in final; a metrics.jsonl with non-UTF-8 bytes does not stop it."""
+  args = ["--config=configs/test.py", "--config.checkpoint_every=10", "--config.log_every=10",
+          f"--workdir={tmp_path}"]
+  env = {"MNIST_DATA_DIR": str(mnist_dir), "XLA_FLAGS": ""}
+  first = run_module("mnist_flax.main", *args, "--config.num_iterations=10", env=env)
+  assert first.returncode == 0, first.stderr
+  refused = run_module("mnist_flax.main", *args, "--config.num_iterations=20",
+                       "--config.seed=5", env=env)
+  assert refused.returncode == 3 and "seed: checkpoint has 0, config has 5" in refused.stderr
+  with open(tmp_path / "metrics.jsonl", "ab") as f:
+    f.write(b'{"step": 3, "kind": "train", "note": "\xff\xfe"}\n')
+  longer = run_module("mnist_flax.main", *args, "--config.num_iterations=20", env=env)
+  assert longer.returncode == 0, longer.stderr
+  assert "num_iterations: 10 -> 20" in longer.stdout + longer.stderr
+  metadata = checkpoint.load_final(tmp_path / "checkpoints/final")[2]
+  assert metadata["config"]["num_iterations"] == 20
+  assert metadata["config_history"] == [{"step": 10, "changed": ["num_iterations: 10 -> 20"]}]
