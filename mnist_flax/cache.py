@@ -104,17 +104,12 @@ def load_final(path: str | os.PathLike) -> tuple[dict[str, Any], Any, dict[str, 
 def _load_final(path: pathlib.Path) -> tuple[dict[str, Any], Any, dict[str, Any],
                                              pathlib.Path | None]:
   """(model config, variables, metadata, the cache stem of the checkpoint or None)."""
-  from mnist_flax import errors, integrity
+  from mnist_flax import integrity
   root = cache_dir()
   if root is None:
     from mnist_flax import checkpoint
     return (*checkpoint.load_final(path), None)
-  try:
-    _, digest = integrity.verify_final(path)
-  except errors.CheckpointError:
-    from mnist_flax import checkpoint
-    checkpoint.load_final(path)  # Says what is wrong, as without a cache (exit 3).
-    raise
+  _, digest = integrity.checked_final(path)  # Exit 3 here for a damaged one, cached or not.
   stem = root / "final" / fingerprint(digest)
   entry = stem.with_name(f"{stem.name}.npz")
   cached = _read_entry(entry)

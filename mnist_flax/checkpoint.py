@@ -41,18 +41,17 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from mnist_flax import errors, integrity
-from mnist_flax.integrity import FINAL, NEW as _NEW, OLD as _OLD
+from mnist_flax import errors, integrity, workdir as workdir_lib
+from mnist_flax.integrity import FINAL, NEW as _NEW, OLD as _OLD, TRAIN_HINT
 
 FORMAT = "mnist_flax/final/v1"
-TRAIN_HINT = "train one with: python -m mnist_flax.main --config=configs/default.py"
 # While a save is under way, how often the checkpoint folder is probed for writability: a
 # save that fails on one of Orbax's threads can leave the others waiting minutes for it.
 _PROBE_SECONDS = 1.0
 
 
 def checkpoint_dir(workdir: str | os.PathLike) -> pathlib.Path:
-  return pathlib.Path(workdir).absolute() / "checkpoints"
+  return pathlib.Path(workdir).absolute() / workdir_lib.CHECKPOINTS
 
 
 def step_manager(workdir: str | os.PathLike) -> ocp.CheckpointManager:
@@ -64,25 +63,6 @@ def step_manager(workdir: str | os.PathLike) -> ocp.CheckpointManager:
     return ocp.CheckpointManager(checkpoint_dir(workdir), options=options)
   except Exception as e:
     raise errors.write_failure(e, checkpoint_dir(workdir), "cannot use the checkpoint folder") from None
-
-
-def probe(folder: pathlib.Path) -> None:
-  """Creates, renames and removes a file and a folder in ``folder``, as a save and a promotion
-  do; the OSError of the first step that fails propagates."""
-  tag = f".write-test-{os.getpid()}"
-  f, d = folder / tag, folder / f"{tag}.d"
-  try:
-    with open(f, "wb") as out:
-      out.write(b"\0" * 4096)
-      out.flush()
-      os.fsync(out.fileno())
-    d.mkdir()
-    os.rename(d, folder / f"{tag}.e")
-    os.rmdir(folder / f"{tag}.e")
-  finally:
-    for leftover in (f, d, folder / f"{tag}.e"):
-      with contextlib.suppress(OSError):
-        leftover.rmdir() if leftover.is_dir() else leftover.unlink()
 
 
 class StepSaver:
@@ -120,7 +100,7 @@ class StepSaver:
       while self.manager.is_saving_in_progress():
         self.manager.check_for_errors()
         if time.monotonic() > next_probe:  # Failed writes can hang Orbax; the disk says why.
-          probe(self.directory)
+          workdir_lib.probe(self.directory)
           next_probe = time.monotonic() + _PROBE_SECONDS
         time.sleep(0.01)
       self.manager.wait_until_finished()
@@ -316,7 +296,7 @@ def load_verified(path: str | os.PathLike, attempts: int = 3
   """``load_final`` plus the digest of the exact files the variables came from. Writes
   nothing; a promotion that swaps ``final`` meanwhile only makes it read again."""
   for _ in range(attempts):
-    folder, digest = _checked_folder(path)
+    folder, digest = integrity.checked_final(path)
     result = _restore_final(folder)
     try:
       if integrity.verify(folder) == digest:  # Not swapped or changed while Orbax read it.
@@ -325,21 +305,6 @@ def load_verified(path: str | os.PathLike, attempts: int = 3
       pass
   raise errors.CheckpointError(f"{errors.shown_path(path)} kept changing while it was read; "
                                "try again")
-
-
-def _checked_folder(path: str | os.PathLike) -> tuple[pathlib.Path, str]:
-  path = pathlib.Path(path).absolute()
-  folder = integrity.readable_final(path)
-  if not folder.is_dir():
-    raise errors.CheckpointError(f"no checkpoint at {errors.shown_path(path)}; {TRAIN_HINT}")
-  if not os.path.lexists(folder / integrity.MANIFEST) and not (
-      folder / "_CHECKPOINT_METADATA").is_file():
-    raise errors.CheckpointError(
-        f"{errors.shown_path(folder)} is not a complete Orbax checkpoint; {TRAIN_HINT}")
-  try:
-    return integrity.verify_final(path)
-  except errors.CheckpointError as e:
-    raise errors.CheckpointError(f"checkpoint {e}; {TRAIN_HINT}") from None
 
 
 def _restore_final(path: pathlib.Path) -> tuple[dict[str, Any], Any, dict[str, Any]]:

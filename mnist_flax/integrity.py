@@ -35,6 +35,7 @@ from mnist_flax import errors
 
 MANIFEST = "MANIFEST"
 FINAL, NEW, OLD = "final", ".final-new", ".final-old"
+TRAIN_HINT = "train one with: python -m mnist_flax.main --config=configs/default.py"
 _HEADER = "mnist_flax checksums v1 sha256"
 # A manifest lists a few hundred files at most; anything far larger is not one.
 _MANIFEST_MAX_BYTES = 1 << 20
@@ -234,3 +235,18 @@ def verify_final(path: str | os.PathLike, attempts: int = 3) -> tuple[pathlib.Pa
         raise errors.CheckpointError(
             f"{errors.shown_path(folder)} changed while it was read; try again") from None
   raise AssertionError("unreachable")
+
+
+def checked_final(path: str | os.PathLike) -> tuple[pathlib.Path, str]:
+  """``verify_final`` with the messages the commands print (exit 3), saying how to train one."""
+  path = pathlib.Path(path).absolute()
+  folder = readable_final(path)
+  if not folder.is_dir():
+    raise errors.CheckpointError(f"no checkpoint at {errors.shown_path(path)}; {TRAIN_HINT}")
+  if not os.path.lexists(folder / MANIFEST) and not (folder / "_CHECKPOINT_METADATA").is_file():
+    raise errors.CheckpointError(
+        f"{errors.shown_path(folder)} is not a complete Orbax checkpoint; {TRAIN_HINT}")
+  try:
+    return verify_final(path)
+  except errors.CheckpointError as e:
+    raise errors.CheckpointError(f"checkpoint {e}; {TRAIN_HINT}") from None

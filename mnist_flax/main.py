@@ -75,6 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     config = _parse(argv)
     from mnist_flax import config as config_lib
     config_lib.validate(config)
+    from mnist_flax import workdir
+    # Before JAX's import (seconds on a busy machine): an unusable workdir is said at once.
+    workdir.check_writable(pathlib.Path(_WORKDIR.value).absolute())
     from mnist_flax import distributed  # Imports JAX: only after the cheap checks passed.
     distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     from mnist_flax import cache

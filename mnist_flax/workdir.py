@@ -21,25 +21,47 @@ import fcntl
 import os
 import pathlib
 import shutil
+import socket
 from typing import Iterator
 
-from mnist_flax import distributed, errors
+from mnist_flax import errors
 
 LOCK_NAME = ".mnist_flax.lock"
+CHECKPOINTS = "checkpoints"  # <workdir>/checkpoints: where mnist_flax.checkpoint saves.
 MIN_FREE_BYTES = 64 * 2**20
 
 
+def probe(folder: pathlib.Path) -> None:
+  """Creates, renames and removes a file and a folder in ``folder``, as a save and a promotion
+  do; the OSError of the first step that fails propagates."""
+  tag = f".write-test-{socket.gethostname()}-{os.getpid()}"
+  f, d, e = folder / tag, folder / f"{tag}.d", folder / f"{tag}.e"
+  try:
+    with open(f, "wb") as out:
+      out.write(b"\0" * 4096)
+      out.flush()
+      os.fsync(out.fileno())
+    d.mkdir()
+    os.rename(d, e)
+    os.rmdir(e)
+  finally:
+    for leftover in (f, d, e):
+      with contextlib.suppress(OSError):
+        leftover.rmdir() if leftover.is_dir() else leftover.unlink()
+
+
 def check_writable(workdir: pathlib.Path) -> None:
-  from mnist_flax import checkpoint
+  """WorkdirError (exit 7) unless the workdir and its checkpoint folder can be written and
+  have room. Standard library only: ``main`` runs it before importing JAX."""
   folder = workdir
   try:
     workdir.mkdir(parents=True, exist_ok=True)
-    checkpoint.probe(workdir)
-    folder = checkpoint.checkpoint_dir(workdir)
+    probe(workdir)
+    folder = workdir / CHECKPOINTS
     folder.mkdir(exist_ok=True)
     if not folder.is_dir():
       raise FileExistsError(errno.EEXIST, "not a folder", str(folder))
-    checkpoint.probe(folder)
+    probe(folder)
   except OSError as e:
     code = e.errno if e.errno in errors.DISK_CAUSES else None
     reason = errors.DISK_CAUSES[code] if code else (e.strerror or str(e))
@@ -55,6 +77,7 @@ def check_writable(workdir: pathlib.Path) -> None:
 @contextlib.contextmanager
 def claim(workdir: pathlib.Path) -> Iterator[None]:
   """Holds ``workdir`` for this run: checked, and locked against a second live run."""
+  from mnist_flax import distributed  # JAX: only once training is under way.
   if not distributed.is_primary():
     yield
     return

@@ -63,14 +63,14 @@ def test_disk_a_file_named_checkpoints_is_refused_at_start(tmp_path):
                                          (errno.ENOSPC, "disk full"),
                                          (errno.EDQUOT, "disk quota exceeded")])
 def test_disk_check_writable_probes_the_checkpoint_folder(tmp_path, monkeypatch, code, words):
-  real = checkpoint.probe
+  real = workdir.probe
 
   def probe(folder: pathlib.Path) -> None:
     if folder.name == "checkpoints":  # The workdir itself is fine: only checkpoints/ fails.
       raise OSError(code, os.strerror(code))
     real(folder)
 
-  monkeypatch.setattr(checkpoint, "probe", probe)
+  monkeypatch.setattr(workdir, "probe", probe)
   with pytest.raises(errors.WorkdirError, match=words):
     workdir.check_writable(tmp_path)
 
@@ -78,9 +78,9 @@ def test_disk_check_writable_probes_the_checkpoint_folder(tmp_path, monkeypatch,
 def test_disk_probe_renames_a_folder_as_a_promotion_does(tmp_path, monkeypatch):
   def no_rename(src, dst):
     raise OSError(errno.EROFS, "Read-only file system")
-  monkeypatch.setattr(checkpoint.os, "rename", no_rename)
+  monkeypatch.setattr(workdir.os, "rename", no_rename)
   with pytest.raises(OSError):
-    checkpoint.probe(tmp_path)
+    workdir.probe(tmp_path)
   assert list(tmp_path.iterdir()) == []  # The probe cleans up after itself.
 
 
