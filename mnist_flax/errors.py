@@ -16,6 +16,7 @@ README.md ("Exit codes") and are part of the command-line interface:
                           checkpoint that could not be written (disk full, quota, file-size
                           limit, read-only file system, a file where a folder should be)
 8   DivergedError         training loss became NaN or infinite
+9   LostProcess           another process of a multi-process run died or became unreachable
 130 Interrupted (SIGINT)  checkpoint saved at the current step, run can be resumed
 143 Interrupted (SIGTERM) checkpoint saved at the current step, run can be resumed
 70  internal error        a bug: the one-line message says what broke; please report it
@@ -74,6 +75,10 @@ class WorkdirError(MnistFlaxError):
 
 class DivergedError(MnistFlaxError):
   exit_code = 8
+
+
+class LostProcess(MnistFlaxError):
+  exit_code = 9
 
 
 class Interrupted(MnistFlaxError):

@@ -91,6 +91,11 @@ def main(argv: list[str] | None = None) -> int:
       raise
     if errors.os_errno(e) in errors.DISK_CAUSES:  # A write that failed outside a save.
       return errors.report(errors.write_failure(e, _WORKDIR.value, "cannot write in"), PROG)
+    if "jax" in sys.modules:
+      from mnist_flax import distributed
+      lost = distributed.lost_peer(e)
+      if lost is not None:  # Said at once; nothing is gained by waiting to be killed.
+        return errors.report(lost, PROG)
     return errors.report(errors.MnistFlaxError(
         f"internal error ({type(e).__name__}: {' '.join(str(e).split())[:300]}); rerun with "
         "MNIST_FLAX_TRACEBACK=1 for the traceback, and please report it", errors.INTERNAL), PROG)
