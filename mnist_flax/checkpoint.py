@@ -11,6 +11,7 @@ Layout under ``<workdir>/checkpoints/``::
     saver.save(step, state, run_meta)   # asynchronous; saver.poll() after each step
     saver.close()                       # waits for the last save to commit
     checkpoint.promote_final(workdir, variables, metadata)
+    checkpoint.update_final(workdir, temperature=1.3)   # re-promote with more metadata
     model_config, variables, metadata = checkpoint.load_final("checkpoints/final")
 
 Every checkpoint carries a checksum manifest of all its files (``mnist_flax.integrity``),
@@ -30,6 +31,7 @@ writer completes or rolls back an interrupted swap (``recover_final``), from any
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import pathlib
@@ -77,10 +79,10 @@ class StepSaver:
   def save(self, step: int, state: Any, run_meta: Mapping[str, Any]) -> None:
     """Starts saving ``state`` as step ``step`` (after finishing the previous save)."""
     self.finish()
+    meta = dict(run_meta, arrays_sha256=tree_digest(state))
     try:
       self.manager.save(step, args=ocp.args.Composite(
-          state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(dict(run_meta))),
-          force=True)
+          state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
     except Exception as e:
       raise self._failure(e, step) from None
     self._pending = step
@@ -129,11 +131,25 @@ class StepSaver:
     self.manager.close()
 
 
+def tree_digest(tree: Any) -> str:
+  """SHA-256 of every array of ``tree`` (names, dtypes, shapes, bytes), from this process's
+  copy of each (the train state is replicated, so that is the whole array); a few ms."""
+  h = hashlib.sha256()
+  for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+    if isinstance(leaf, jax.Array):
+      leaf = leaf.addressable_data(0)
+    a = np.ascontiguousarray(np.asarray(leaf))
+    h.update(f"{jax.tree_util.keystr(path)}|{a.dtype.str}|{a.shape}|".encode())
+    h.update(a.tobytes())
+  return h.hexdigest()
+
+
 def save_step(manager: ocp.CheckpointManager, step: int, state: Any,
               run_meta: Mapping[str, Any]) -> None:
   """Saves ``state`` as step ``step`` synchronously and seals it (tests, tools)."""
+  meta = dict(run_meta, arrays_sha256=tree_digest(state))
   manager.save(step, args=ocp.args.Composite(
-      state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(dict(run_meta))), force=True)
+      state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True)
   manager.wait_until_finished()
   if jax.process_index() == 0:
     integrity.seal(pathlib.Path(manager.directory) / str(step))
@@ -170,8 +186,11 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state: Any,
   """
   directory = pathlib.Path(manager.directory)
   for step in sorted(manager.all_steps(), reverse=True):
+    folder = directory / str(step)
+    sealed = integrity.is_sealed(folder)
     try:
-      integrity.verify(directory / str(step))
+      if sealed:
+        integrity.verify(folder)
       meta = manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))["meta"]
       if not (isinstance(meta, dict) and isinstance(meta.get("compat"), dict)
               and {"model", "optimizer"} <= set(meta["compat"])):
@@ -183,15 +202,24 @@ def restore_latest(manager: ocp.CheckpointManager, abstract_state: Any,
     diff = _differences(meta["compat"], run_meta["compat"])
     if diff:
       raise errors.CheckpointError(
-          f"checkpoint {directory / str(step)} was written by a different config ("
+          f"checkpoint {folder} was written by a different config ("
           + "; ".join(diff) + "); use a new --workdir or the original config")
     try:
-      restored = manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract_state)))
+      state = manager.restore(step, args=ocp.args.Composite(
+          state=ocp.args.StandardRestore(abstract_state)))["state"]
+      if not sealed:
+        # Committed but not sealed: the run was killed between the two. Its arrays must match
+        # the checksums saved with them (atomically, in its metadata); then it is sealed.
+        if meta.get("arrays_sha256") != tree_digest(state):
+          raise errors.CheckpointError("not sealed, and its arrays do not match their checksums")
+        if jax.process_index() == 0:
+          integrity.seal(folder)
+        log(f"checkpoint {step} was committed but not sealed (a run stopped right after "
+            "saving it); its arrays match their checksums, sealed now")
     except Exception as e:
       _set_aside(manager, step, e, log)
       continue
-    return restored["state"], meta
+    return state, meta
   return None
 
 
@@ -262,6 +290,14 @@ def promote_final(workdir: str | os.PathLike, variables: Any,
   except Exception as e:
     raise errors.write_failure(e, ckpt_dir / FINAL, "cannot promote the model to") from None
   return ckpt_dir / FINAL
+
+
+def update_final(workdir: str | os.PathLike, **fields: Any) -> pathlib.Path:
+  """Re-promotes ``<workdir>/checkpoints/final`` with ``fields`` added to its metadata (e.g. a
+  calibration ``temperature``): the same variables, checked on the way in, written and sealed
+  by ``promote_final`` like any promotion."""
+  _, variables, metadata = load_final(checkpoint_dir(workdir) / FINAL)
+  return promote_final(workdir, variables, {**metadata, **fields})
 
 
 def _sync(name: str) -> None:

@@ -126,11 +126,21 @@ def test_integrity_single_bit_flips_in_every_file_of_a_step_are_set_aside(tmp_pa
     shutil.rmtree(work)
 
 
-def test_integrity_a_step_saved_but_never_sealed_is_set_aside(tmp_path):
+def test_integrity_a_step_committed_but_not_sealed_is_checked_by_its_array_checksums(tmp_path):
   _save_steps(tmp_path)
-  (tmp_path / "checkpoints" / "2" / integrity.MANIFEST).unlink()  # Killed right after commit.
+  step2 = tmp_path / "checkpoints" / "2"
+  (step2 / integrity.MANIFEST).unlink()  # Killed between Orbax's commit and the seal.
   step, lines = _restore(tmp_path)
-  assert step == 1 and "no checksum manifest" in lines[0]
+  assert step == 2 and "sealed now" in lines[0]
+  integrity.verify(step2)
+  # Unsealed and damaged: the arrays' checksums (saved with them) catch it.
+  (step2 / integrity.MANIFEST).unlink()
+  data = max(_files(step2 / "state"), key=lambda p: p.stat().st_size)
+  raw = bytearray(data.read_bytes())
+  raw[len(raw) // 2] ^= 0x01
+  data.write_bytes(bytes(raw))
+  step, lines = _restore(tmp_path)
+  assert step == 1 and "checkpoint 2 is damaged" in lines[0]
 
 
 @pytest.mark.parametrize("meta", [b"[]", b"{}", b'{"compat": []}'])
@@ -226,3 +236,15 @@ def test_integrity_of_a_resumed_run_config_and_metrics(tmp_path, mnist_dir):
   metadata = checkpoint.load_final(tmp_path / "checkpoints/final")[2]
   assert metadata["config"]["num_iterations"] == 20
   assert metadata["config_history"] == [{"step": 10, "changed": ["num_iterations: 10 -> 20"]}]
+
+
+def test_integrity_update_final_re_promotes_sealed_with_the_new_metadata(tmp_path):
+  final = _promote(tmp_path, 4)
+  before = checkpoint.load_final(final)
+  checkpoint.update_final(tmp_path, temperature=1.25)
+  after = checkpoint.load_final(final)
+  integrity.verify(final)
+  assert after[2]["temperature"] == 1.25 and after[2]["step"] == 4
+  assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before[1]),
+                                                   jax.tree.leaves(after[1])))
+  assert sorted(p.name for p in final.parent.iterdir()) == ["final"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import errno
 import os
 import pathlib
-import resource
 import subprocess
 import sys
 import time
@@ -26,10 +25,14 @@ ARGS = ["--config=configs/test.py", "--config.num_iterations=30",
         "--config.checkpoint_every=10", "--config.log_every=10"]
 
 
-def _limited(limit_bytes: int):
-  def preexec() -> None:
-    resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
-  return preexec
+# As `ulimit -f` does: the limit is set in the child itself, then main is exec'd (a preexec_fn
+# would run Python in a child forked from this multithreaded, JAX-using process).
+_LIMITED = """
+import os, resource, sys
+limit = int(sys.argv[1])
+resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+os.execv(sys.executable, [sys.executable, "-m", "mnist_flax.main", *sys.argv[2:]])
+"""
 
 
 def test_disk_file_size_limit_exits_7_in_seconds_and_the_same_command_resumes(tmp_path,
@@ -38,8 +41,8 @@ def test_disk_file_size_limit_exits_7_in_seconds_and_the_same_command_resumes(tm
   command = [sys.executable, "-m", "mnist_flax.main", *ARGS, f"--workdir={tmp_path}"]
   t0 = time.monotonic()
   # 50 KB: the test model's step checkpoint has a data file of about 80 KB.
-  limited = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
-                           timeout=300, preexec_fn=_limited(50 * 1024))
+  limited = subprocess.run([sys.executable, "-c", _LIMITED, str(50 * 1024), *command[3:]],
+                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
   assert limited.returncode == 7, limited.stderr
   assert time.monotonic() - t0 < 60  # Not Orbax's 300 s wait.
   lines = limited.stderr.strip().splitlines()
