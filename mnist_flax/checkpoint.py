@@ -17,7 +17,9 @@ Layout under ``<workdir>/checkpoints/``::
 Every checkpoint carries a checksum manifest of all its files (``mnist_flax.integrity``),
 written once Orbax has committed it and verified before anything of it is restored: a step
 checkpoint that fails is set aside as ``N.damaged`` and an older one is used; a ``final`` that
-fails is refused (exit 3). A save that cannot write (disk full, quota, file-size limit,
+fails is refused (exit 3). A step's metadata also holds the SHA-256 of its arrays, committed
+with them: a run killed between the commit and the manifest leaves a step that is checked by
+those and sealed at the next start, instead of being lost. A save that cannot write (disk full, quota, file-size limit,
 read-only file system) stops the run with a one-line WorkdirError (exit 7), promptly, leaving
 the older checkpoints as they were; "checkpoint saved" is said only once the save committed.
 
