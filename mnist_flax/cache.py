@@ -10,14 +10,20 @@ Two caches live under ``$MNIST_FLAX_CACHE_DIR`` (default ``$XDG_CACHE_HOME/mnist
 * ``xla/``: JAX's persistent compilation cache, so a command run twice skips XLA compilation
   (training steps, evaluation, ``predict``).
 * ``final/``: the variables of a promoted checkpoint as one ``.npz``, written after Orbax has
-  restored and checked them, keyed by a fingerprint of the checkpoint's files (path, size,
-  modification time and inode of each). Any change to the checkpoint (a new promotion, a
-  damaged or deleted file) changes the key, so the checkpoint goes through Orbax and its checks
-  again. This spares the inference command importing Orbax and restoring through it on every
-  call, which is most of its start-up time. Beside it, under the same key, ``predict`` for
-  that checkpoint exported with ``jax.export`` (one file per batch size, and keyed by the
-  source of ``mnist_flax/model.py`` too, as the export holds the model's code), so the
-  inference command does not import Flax either.
+  restored and checked them, keyed by the checkpoint's content: every call checks each of its
+  files against the checkpoint's checksum manifest (``mnist_flax.integrity``, a few ms for the
+  shipped 2.7 MB) and the key is the manifest's hash. Any change to the checkpoint, even bytes
+  rewritten in place at the same size with the old modification time, either fails that check
+  (exit 3, cached or not) or is a new promotion with a new key. This spares the inference
+  command importing Orbax and restoring through it on every call, which is most of its
+  start-up time. Beside it, under the same key, ``predict`` for that checkpoint exported with
+  ``jax.export`` (one file per batch size, and keyed by the source of ``mnist_flax/model.py``
+  too, as the export holds the model's code), so the inference command does not import Flax.
+
+Every entry carries the SHA-256 of its own content and is checked before use; one that is
+truncated, flipped, of another format or holding non-finite weights is deleted and rebuilt
+from the checkpoint, silently. Probabilities that come out non-finite are refused (exit 3),
+never printed.
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ import pathlib
 from typing import Any, Iterator
 
 ENV_VAR = "MNIST_FLAX_CACHE_DIR"
-_FORMAT = 1
+_FORMAT = 2
+_TRAILER = b"mnist_flax-sha256:"  # Ends every exported entry, followed by the hash of the rest.
 
 
 def cache_dir() -> pathlib.Path | None:
@@ -54,19 +61,10 @@ def enable_compilation_cache() -> None:
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
-def fingerprint(path: pathlib.Path) -> str:
-  """A key that changes whenever any file of the checkpoint changes or is replaced."""
+def fingerprint(digest: str) -> str:
+  """The cache key of a checkpoint whose manifest hashes to ``digest``."""
   import jax
-  h = hashlib.sha256(f"{_FORMAT}|{jax.__version__}|{path.resolve()}".encode())
-  entries = []
-  for root, dirs, files in os.walk(path):
-    dirs.sort()
-    for name in sorted(files):
-      st = os.stat(os.path.join(root, name))
-      entries.append(f"{os.path.relpath(os.path.join(root, name), path)}|{st.st_size}|"
-                     f"{st.st_mtime_ns}|{st.st_ino}")
-  h.update("\n".join(entries).encode())
-  return h.hexdigest()[:32]
+  return hashlib.sha256(f"{_FORMAT}|{jax.__version__}|{digest}".encode()).hexdigest()[:32]
 
 
 def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
@@ -88,51 +86,84 @@ def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
   return tree
 
 
-def _entry_stem(path: pathlib.Path) -> pathlib.Path | None:
-  """``<cache>/final/<fingerprint>``, the common prefix of a checkpoint's cache files; None
-  when caching is off or ``path`` is not a finished checkpoint."""
-  root = cache_dir()
-  if root is None or not (path / "_CHECKPOINT_METADATA").is_file():
-    return None
-  try:
-    return root / "final" / fingerprint(path)
-  except OSError:  # A file vanished while it was listed: go through Orbax, which will say.
-    return None
+def _arrays_digest(arrays: dict[str, Any]) -> str:
+  import numpy as np
+  h = hashlib.sha256()
+  for name in sorted(arrays):
+    a = np.ascontiguousarray(arrays[name])
+    h.update(f"{name}|{a.dtype.str}|{a.shape}|".encode())
+    h.update(a.tobytes())
+  return h.hexdigest()
 
 
 def load_final(path: str | os.PathLike) -> tuple[dict[str, Any], Any, dict[str, Any]]:
   """``checkpoint.load_final``, served from the cache when the checkpoint is unchanged."""
-  path = pathlib.Path(path).absolute()
-  return _load_final(path, _entry_stem(path))
+  return _load_final(pathlib.Path(path).absolute())[:3]
 
 
-def _load_final(path: pathlib.Path, stem: pathlib.Path | None
-                ) -> tuple[dict[str, Any], Any, dict[str, Any]]:
-  import numpy as np
-  entry = None if stem is None else stem.with_name(f"{stem.name}.npz")
-  if entry is not None:
-    try:
-      with np.load(entry, allow_pickle=False) as z:
-        header = json.loads(bytes(z["__header__"]).decode())
-        variables = _unflatten({k: z[k] for k in z.files if k != "__header__"})
-      return header["model"], variables, header["metadata"]
-    except (OSError, KeyError, ValueError):
-      pass  # Not cached yet, or unreadable: restore through Orbax below.
+def _load_final(path: pathlib.Path) -> tuple[dict[str, Any], Any, dict[str, Any],
+                                             pathlib.Path | None]:
+  """(model config, variables, metadata, the cache stem of the checkpoint or None)."""
+  from mnist_flax import integrity
+  root = cache_dir()
+  if root is None:
+    from mnist_flax import checkpoint
+    return (*checkpoint.load_final(path), None)
+  _, digest = integrity.checked_final(path)  # Exit 3 here for a damaged one, cached or not.
+  stem = root / "final" / fingerprint(digest)
+  entry = stem.with_name(f"{stem.name}.npz")
+  cached = _read_entry(entry)
+  if cached is not None:
+    return (*cached, stem)
   from mnist_flax import checkpoint
-  model_config, variables, metadata = checkpoint.load_final(path)
-  if entry is not None:
-    _store(entry, model_config, variables, metadata)
-  return model_config, variables, metadata
+  model_config, variables, metadata, digest = checkpoint.load_verified(path)
+  stem = root / "final" / fingerprint(digest)  # What Orbax read, should it have changed.
+  _store(stem.with_name(f"{stem.name}.npz"), model_config, variables, metadata)
+  return model_config, variables, metadata, stem
+
+
+def _read_entry(entry: pathlib.Path) -> tuple[dict[str, Any], Any, dict[str, Any]] | None:
+  """A cached checkpoint, checked whole and finite; None (and the entry deleted) otherwise."""
+  import numpy as np
+  try:
+    with np.load(entry, allow_pickle=False) as z:
+      header = json.loads(bytes(z["__header__"]).decode())
+      arrays = {k: z[k] for k in z.files if k != "__header__"}
+    if (header.get("arrays_sha256") != _arrays_digest(arrays)
+        or not all(np.isfinite(a).all() for a in arrays.values())):
+      raise ValueError("damaged cache entry")
+    return header["model"], _unflatten(arrays), header["metadata"]
+  except FileNotFoundError:
+    return None
+  except Exception:  # Truncated, flipped, another format: rebuilt from the checkpoint.
+    with contextlib.suppress(OSError):
+      entry.unlink()
+    return None
 
 
 def _store(entry: pathlib.Path, model_config: dict[str, Any], variables: Any,
            metadata: dict[str, Any]) -> None:
   import numpy as np
-  header = json.dumps({"model": model_config, "metadata": metadata}).encode()
   arrays = {k: np.asarray(v) for k, v in _flatten(variables).items()}
+  header = json.dumps({"model": model_config, "metadata": metadata,
+                       "arrays_sha256": _arrays_digest(arrays)}).encode()
   buffer = io.BytesIO()
   np.savez(buffer, __header__=np.frombuffer(header, np.uint8), **arrays)
   _write_atomic(entry, buffer.getvalue())
+
+
+def _read_export(entry: pathlib.Path) -> bytes | None:
+  """An exported predict's bytes if the entry is whole (its trailing hash matches)."""
+  try:
+    data = entry.read_bytes()
+  except OSError:
+    return None
+  body, sep, digest = data.rpartition(_TRAILER)
+  if sep and digest == hashlib.sha256(body).hexdigest().encode():
+    return body
+  with contextlib.suppress(OSError):
+    entry.unlink()
+  return None
 
 
 def load_predictor(path: str | os.PathLike, batch_size: int):
@@ -151,16 +182,14 @@ def load_predictor(path: str | os.PathLike, batch_size: int):
   import numpy as np
   from jax import export
   path = pathlib.Path(path).absolute()
-  stem = _entry_stem(path)  # Fingerprinted once for both cache files.
-  model_config, variables, metadata = _load_final(path, stem)
+  model_config, variables, metadata, stem = _load_final(path)  # Checked once for both files.
   entry = None if stem is None else stem.with_name(
       f"{stem.name}-predict-{batch_size}-{_model_code_key()}.jaxexport")
   exported, serialized = None, b""
-  if entry is not None:
+  if entry is not None and (serialized := _read_export(entry) or b""):
     try:
-      serialized = entry.read_bytes()
       exported = export.deserialize(bytearray(serialized))
-    except Exception:  # Not there yet, or unreadable (a different jax, a torn write): redo.
+    except Exception:  # Whole but unusable (written by another jax): redone below.
       exported = None
   if exported is None:
     from mnist_flax import model  # Flax: only when the export is not cached.
@@ -170,14 +199,23 @@ def load_predictor(path: str | os.PathLike, batch_size: int):
         jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), variables), images)
     serialized = bytes(exported.serialize())
     if entry is not None:
-      _write_atomic(entry, serialized)
+      _write_atomic(entry, serialized + _TRAILER + hashlib.sha256(serialized).hexdigest().encode())
   variables = jax.device_put(variables)
   args, kwargs = exported.in_tree.unflatten(
       [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in exported.in_avals])
   with _no_lapack_setup(b"lapack" not in serialized):
     # Compiled now (from the persistent cache when it has it), not at the first call.
     compiled = jax.jit(exported.call).lower(*args, **kwargs).compile()
-  return lambda x: compiled(variables, np.asarray(x, np.float32)), metadata
+
+  def predict(x: Any) -> Any:
+    probabilities = compiled(variables, np.asarray(x, np.float32))
+    if not np.isfinite(np.asarray(probabilities)).all():
+      from mnist_flax import errors
+      raise errors.CheckpointError(f"{errors.shown_path(path)} gives non-finite "
+                                   "probabilities; its weights are unusable")
+    return probabilities
+
+  return predict, metadata
 
 
 @contextlib.contextmanager

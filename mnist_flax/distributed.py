@@ -14,6 +14,7 @@ this) or by a cluster JAX detects itself (Cloud TPU pods, SLURM, Open MPI).
 from __future__ import annotations
 
 import os
+import re
 
 import jax
 import numpy as np
@@ -55,6 +56,30 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
   except (ValueError, RuntimeError) as e:
     raise errors.ConfigError(f"jax.distributed.initialize failed: {' '.join(str(e).split())[:200]}") from None
   return True
+
+
+# What JAX's runtime says when another process of the run died or became unreachable: Gloo's
+# collectives (CPU), the coordination service's heartbeats and barriers.
+_PEER_LOST = re.compile(r"Gloo .*failed|Connection reset by peer|Connection refused|"
+                        r"heartbeat|coordination service|[Bb]arrier timed out|"
+                        r"task (?:has )?(?:failed|disconnected)|UNAVAILABLE", re.S)
+
+
+def lost_peer(error: BaseException) -> errors.LostProcess | None:
+  """A one-line LostProcess for ``error`` if it says another process of this multi-process run
+  is gone (named as JAX names it: ``task N``, else the peer's address); None otherwise."""
+  if jax.process_count() <= 1:
+    return None
+  text = re.sub(r"(Error dispatching computation: )+", "", " ".join(str(error).split()))
+  if not _PEER_LOST.search(text):
+    return None
+  task = re.search(r"task[: ](\d+)", text)
+  peer = re.search(r"\[[0-9a-fA-F.:]+\]:\d+", text)
+  who = (f"process {task.group(1)}" if task else
+         f"the process at {peer.group(0)}" if peer else "another process")
+  return errors.LostProcess(
+      f"lost {who} of this {jax.process_count()}-process run (it died or became unreachable: "
+      f"{text[:160]}); the checkpoints saved so far are kept: restart every process to resume")
 
 
 def make_mesh() -> Mesh:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import pathlib
 import sys
+import warnings
 
 from absl import flags
 from ml_collections import config_flags
@@ -63,10 +64,20 @@ def _parse(argv: list[str]):
 
 def main(argv: list[str] | None = None) -> int:
   argv = list(sys.argv if argv is None else argv)
+  # A failed save fails on Orbax's threads too; their tracebacks and absl ERROR logs would
+  # bury the one line that says what happened.
+  errors.quiet_background_threads()
+  from absl import logging as absl_logging
+  absl_logging.set_verbosity(absl_logging.FATAL)
+  # The compilation cache failing to write (a full disk, a file-size limit) only costs speed.
+  warnings.filterwarnings("ignore", message="Error writing persistent compilation cache")
   try:
     config = _parse(argv)
     from mnist_flax import config as config_lib
     config_lib.validate(config)
+    from mnist_flax import workdir
+    # Before JAX's import (seconds on a busy machine): an unusable workdir is said at once.
+    workdir.check_writable(pathlib.Path(_WORKDIR.value).absolute())
     from mnist_flax import distributed  # Imports JAX: only after the cheap checks passed.
     distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     from mnist_flax import cache
@@ -78,6 +89,13 @@ def main(argv: list[str] | None = None) -> int:
   except Exception as e:
     if os.environ.get("MNIST_FLAX_TRACEBACK"):
       raise
+    if errors.os_errno(e) in errors.DISK_CAUSES:  # A write that failed outside a save.
+      return errors.report(errors.write_failure(e, _WORKDIR.value, "cannot write in"), PROG)
+    if "jax" in sys.modules:
+      from mnist_flax import distributed
+      lost = distributed.lost_peer(e)
+      if lost is not None:  # Said at once; nothing is gained by waiting to be killed.
+        return errors.report(lost, PROG)
     return errors.report(errors.MnistFlaxError(
         f"internal error ({type(e).__name__}: {' '.join(str(e).split())[:300]}); rerun with "
         "MNIST_FLAX_TRACEBACK=1 for the traceback, and please report it", errors.INTERNAL), PROG)
@@ -85,4 +103,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  code = main()
+  if code != 0:
+    # After a failure, Orbax's threads may still wait (minutes) for writes that will never
+    # come; the one line is out and every committed checkpoint is on disk: leave now.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+  sys.exit(code)

@@ -98,14 +98,16 @@ def _hparam_value(value: Any) -> bool | int | float | str:
 def truncate_metrics(path: pathlib.Path, last_step: int) -> None:
   """Keeps only the records of ``path`` with step <= ``last_step`` (atomic rewrite).
 
-  A torn last line (a run killed mid-write) is dropped too; the file is left untouched when
-  nothing needs dropping, so a fresh run's start costs one read.
+  A torn last line (a run killed mid-write) is dropped too, and so is a line that is not UTF-8
+  JSON (damage); the file is left untouched when nothing needs dropping, so a fresh run's
+  start costs one read.
   """
   if not path.exists():
     return
   kept, dropped = [], False
-  for line in path.read_text().splitlines():
+  for raw in path.read_bytes().splitlines():
     try:
+      line = raw.decode("utf-8")
       record = json.loads(line)
       keep = int(record["step"]) <= last_step
     except (ValueError, KeyError, TypeError):

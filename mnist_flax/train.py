@@ -278,15 +278,26 @@ def _versions() -> dict[str, str]:
           "orbax-checkpoint": getattr(ocp, "__version__", "?"), "numpy": np.__version__}
 
 
-def _diverged(step: int, what: str, manager: Any, workdir: pathlib.Path) -> None:
+def _diverged(step: int, what: str, saver: checkpoint.StepSaver, workdir: pathlib.Path) -> None:
   """Stops a run whose numbers went non-finite, keeping every checkpoint saved so far."""
-  manager.wait_until_finished()
-  kept = manager.latest_step()
+  saver.finish()
+  kept = saver.manager.latest_step()
   where = (f"the last good checkpoint (step {kept}) is kept in "
            f"{checkpoint.checkpoint_dir(workdir)}" if kept is not None
            else "no checkpoint had been saved yet")
   raise errors.DivergedError(f"training diverged at step {step} ({what}); {where}; lower "
                              "config.optimizer.learning_rate and start a new --workdir")
+
+
+# What a resumed run must share with the checkpoint: they fix what the saved steps mean (the
+# parameters' shapes, the optimizer state, the data order). Other fields may change on resume
+# (e.g. num_iterations, to train longer); the change is said and recorded in final's metadata.
+COMPAT_FIELDS = ("model", "optimizer", "seed", "batch_size")
+
+
+def _compat(config: ml_collections.ConfigDict) -> dict[str, Any]:
+  plain = json.loads(config.to_json_best_effort())
+  return {name: plain[name] for name in COMPAT_FIELDS}
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,
@@ -330,16 +341,25 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sha
   abstract = jax.eval_shape(init, jax.random.fold_in(root, _INIT))
   abstract = jax.tree.map(
       lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated), abstract)
-  run_meta = {"compat": {"model": config.model.to_dict(), "optimizer": config.optimizer.to_dict()},
-              "config": json.loads(config.to_json_best_effort())}
-  manager = checkpoint.step_manager(workdir)
-  state = checkpoint.restore_latest(manager, abstract, run_meta, log=log.note)
-  if state is None:
+  run_meta = {"compat": _compat(config), "config": json.loads(config.to_json_best_effort()),
+              "config_history": []}
+  saver = checkpoint.StepSaver(workdir, log=log.note)
+  manager = saver.manager
+  restored = checkpoint.restore_latest(manager, abstract, run_meta, log=log.note)
+  if restored is None:
     state = init(jax.random.fold_in(root, _INIT))
     log.note(f"starting a new run in {workdir} on {mesh.size} device(s), "
         f"{jax.process_count()} process(es)")
   else:
+    state, saved_meta = restored
     log.note(f"resuming from checkpoint at step {int(state.step)} in {checkpoint.checkpoint_dir(workdir)}")
+    history = list(saved_meta.get("config_history") or [])
+    changed = checkpoint.config_changes(saved_meta.get("config") or {}, run_meta["config"])
+    if changed:
+      history.append({"step": int(state.step), "changed": changed})
+      log.note("note: the config differs from the checkpoint's (" + "; ".join(changed)
+               + "); carrying on, recorded in the final checkpoint's config_history")
+    run_meta["config_history"] = history
   start = int(state.step)
 
   num_train = mnist.train_images.shape[0]
@@ -372,7 +392,7 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sha
     if at_log or at_checkpoint:
       values = jax.device_get(metrics)
       if not all(math.isfinite(float(v)) for v in values.values()):
-        _diverged(step, f"loss {float(values['loss'])}", manager, workdir)
+        _diverged(step, f"loss {float(values['loss'])}", saver, workdir)
       now = time.perf_counter()
       rate = window_steps * config.batch_size / (now - window_start)
       if at_log:
@@ -383,26 +403,25 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sha
       t0 = time.perf_counter()
       last_eval = evaluate_now(state)
       if not math.isfinite(last_eval["test_loss"]):  # Weights broke in the last few steps.
-        _diverged(step, f"test loss {last_eval['test_loss']}", manager, workdir)
-      checkpoint.save_step(manager, step, state, dict(run_meta, step=step, **last_eval))
+        _diverged(step, f"test loss {last_eval['test_loss']}", saver, workdir)
+      saver.save(step, state, dict(run_meta, step=step, **last_eval))
       eval_seconds += time.perf_counter() - t0
       log.evaluation(step, last_eval)
-      log.note(f"checkpoint saved at step {step}")
+    else:
+      saver.poll()  # Says "checkpoint saved" once the save under way has committed.
     if at_log or at_checkpoint:
       window_start, window_steps = time.perf_counter(), 0
     if stop.requested(sync_point=at_log or at_checkpoint):
       if not at_checkpoint:
-        checkpoint.save_step(manager, step, state, dict(run_meta, step=step))
-      manager.wait_until_finished()
-      manager.close()
+        saver.save(step, state, dict(run_meta, step=step))
+      saver.close()
       name = signal.Signals(stop.signum).name
       raise errors.Interrupted(
           f"{name}: stopped at step {step} with a checkpoint saved in "
           f"{checkpoint.checkpoint_dir(workdir)}; run the same command again to resume",
           exit_code=128 + stop.signum)
   train_seconds = time.perf_counter() - loop_start - eval_seconds
-  manager.wait_until_finished()
-  manager.close()
+  saver.close()
 
   if last_eval is None:
     if start >= config.num_iterations:
@@ -412,7 +431,8 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sha
   variables = jax.device_get(variables_of(state))
   metadata = {
       "step": int(state.step), "model": config.model.to_dict(), **last_eval,
-      "config": run_meta["config"], "data_sha256": mnist.sha256, "versions": _versions(),
+      "config": run_meta["config"], "config_history": run_meta["config_history"],
+      "data_sha256": mnist.sha256, "versions": _versions(),
       "num_devices": mesh.size, "num_processes": jax.process_count(),
   }
   final = checkpoint.checkpoint_dir(workdir) / checkpoint.FINAL
@@ -427,7 +447,10 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sha
       "num_devices": mesh.size, "num_processes": jax.process_count(),
   }
   if distributed.is_primary():
-    (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    try:
+      (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    except OSError as e:
+      raise errors.write_failure(e, workdir / "summary.json") from None
   log.note(f"final test_accuracy {last_eval['test_accuracy']:.4f} (test_loss "
       f"{last_eval['test_loss']:.4f}) at step {int(state.step)}; model promoted to {final}")
   return summary

@@ -122,3 +122,79 @@ def test_a_cached_predictor_starts_without_scipy(tmp_path, monkeypatch):
   assert result.returncode == 0, result.stderr
   assert result.stdout.strip() == "False"
   np.testing.assert_array_equal(np.load(tmp_path / "probs.npy"), expected)
+
+
+def _largest_data_file(final):
+  return max((f for f in final.rglob("*") if f.is_file() and f.parent.name == "d"),
+             key=lambda f: f.stat().st_size)
+
+
+def test_cache_same_size_damage_with_the_old_mtime_is_refused_cached_or_not(tmp_path,
+                                                                           monkeypatch):
+  monkeypatch.setenv(cache.ENV_VAR, str(tmp_path / "cache"))
+  final = tmp_path / "work/checkpoints/final"
+  _promote(tmp_path / "work", 1)
+  cache.load_final(final)  # Cached under the checkpoint's content.
+  data = _largest_data_file(final)
+  st = data.stat()
+  damaged = bytearray(data.read_bytes())
+  damaged[len(damaged) // 2] ^= 0x40
+  with open(data, "r+b") as f:  # In place: same inode, same size...
+    f.write(damaged)
+  os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns))  # ...and the old modification time.
+  with pytest.raises(errors.CheckpointError, match="does not match its checksum"):
+    cache.load_final(final)
+  for cache_value in (str(tmp_path / "cache"), "off"):
+    result = run_module("mnist_flax.infer", "--i", str(ROOT / "test/3.jpg"), "--checkpoint",
+                        str(final), env={cache.ENV_VAR: cache_value}, timeout=120)
+    assert result.returncode == 3, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and result.stdout == ""
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "empty"])
+def test_cache_damaged_entries_are_dropped_and_rebuilt_silently(tmp_path, monkeypatch, damage):
+  monkeypatch.setenv(cache.ENV_VAR, str(tmp_path / "cache"))
+  _promote(tmp_path / "work", 6)
+  final = tmp_path / "work/checkpoints/final"
+  env = {cache.ENV_VAR: str(tmp_path / "cache")}
+  args = ("--i", str(ROOT / "test/3.jpg"), str(ROOT / "test/7.jpg"), "--checkpoint", str(final))
+  expected = run_module("mnist_flax.infer", *args, env=env, timeout=120)
+  assert expected.returncode == 0, expected.stderr
+  entries = sorted((tmp_path / "cache/final").iterdir())
+  assert any(e.suffix == ".npz" for e in entries) and any(e.suffix == ".jaxexport" for e in entries)
+  rng = np.random.default_rng(3)
+  for entry in entries:
+    data = bytearray(entry.read_bytes())
+    if damage == "truncate":
+      data = data[:len(data) // 2]
+    elif damage == "flip":
+      data[int(rng.integers(len(data)))] ^= 1 << int(rng.integers(8))
+    else:
+      data = bytearray()
+    entry.write_bytes(bytes(data))
+  again = run_module("mnist_flax.infer", *args, env=env, timeout=120)
+  assert again.returncode == 0, again.stderr
+  assert again.stdout == expected.stdout and again.stderr == ""
+  assert sorted(e.read_bytes() == b"" for e in (tmp_path / "cache/final").iterdir()) == [
+      False] * len(entries)  # Rebuilt whole.
+
+
+def test_cache_entry_with_non_finite_weights_is_never_served(tmp_path, monkeypatch):
+  monkeypatch.setenv(cache.ENV_VAR, str(tmp_path / "cache"))
+  _promote(tmp_path / "work", 7)
+  final = tmp_path / "work/checkpoints/final"
+  model_config, variables, metadata = cache.load_final(final)
+  (entry,) = (tmp_path / "cache/final").glob("*.npz")
+  poisoned = jax.tree.map(lambda a: np.full_like(a, np.nan), variables)
+  cache._store(entry, model_config, poisoned, metadata)  # Self-consistent, but NaN.
+  _, served, _ = cache.load_final(final)
+  assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(served))
+
+
+def test_cache_non_finite_probabilities_are_refused_not_printed(tmp_path, monkeypatch):
+  monkeypatch.setenv(cache.ENV_VAR, str(tmp_path / "cache"))
+  _promote(tmp_path / "work", 8)
+  final = tmp_path / "work/checkpoints/final"
+  predict, _ = cache.load_predictor(final, 1)
+  with pytest.raises(errors.CheckpointError, match="non-finite"):
+    predict(np.full((1, 28, 28), np.nan, np.float32))

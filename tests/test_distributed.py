@@ -162,3 +162,19 @@ def test_device_count_changes_parameters_no_more_than_summation_order(tmp_path, 
   assert max(d["four"], d["four_shifted"], d["reordered"]) < TOLERANCE / 10
   # ...and the tolerance of the multi-device tests above would catch a one-example bug.
   assert d["swapped"] > 5 * TOLERANCE
+
+
+def test_a_lost_peer_is_named_in_one_line(monkeypatch):
+  from mnist_flax import distributed, errors
+  gloo = RuntimeError("INTERNAL: Error dispatching computation: Error dispatching computation: "
+                      "Gloo all-reduce failed: [pair.cc:538] Read error [127.0.0.1]:13502: "
+                      "Connection reset by peer")
+  coordination = RuntimeError("UNAVAILABLE: The following tasks are unhealthy (stopped sending "
+                              "heartbeats): /job:jax_worker/replica:0/task:1")
+  assert distributed.lost_peer(gloo) is None  # One process: never a lost peer.
+  monkeypatch.setattr(distributed.jax, "process_count", lambda: 2)
+  lost = distributed.lost_peer(gloo)
+  assert isinstance(lost, errors.LostProcess) and lost.exit_code == 9
+  assert "[127.0.0.1]:13502" in str(lost) and "Error dispatching" not in str(lost)
+  assert "lost process 1 of this 2-process run" in str(distributed.lost_peer(coordination))
+  assert distributed.lost_peer(ValueError("a bug")) is None

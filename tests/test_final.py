@@ -138,3 +138,103 @@ def test_missing_final_says_how_to_train(tmp_path):
     result = run_module(module, *extra, "--checkpoint", str(tmp_path / "nothing"), timeout=120)
     assert result.returncode == 3
     assert "python -m mnist_flax.main --config=configs/default.py" in result.stderr
+
+
+# --- Killed at every point of a promotion ----------------------------------------------------
+
+_KILL_DURING_PROMOTION = """
+import os, signal, sys
+import jax, jax.numpy as jnp, numpy as np
+from mnist_flax import checkpoint, config as config_lib, integrity, model
+workdir, point = sys.argv[1], sys.argv[2]
+config = config_lib.load_config_file(sys.argv[3])
+net = model.build(config.model.to_dict())
+def promote(seed):
+  variables = jax.tree.map(np.asarray, net.init(jax.random.key(seed), jnp.zeros((1, 28, 28))))
+  checkpoint.promote_final(workdir, variables, {"model": config.model.to_dict(), "step": seed})
+promote(1)
+die = lambda: os.kill(os.getpid(), signal.SIGKILL)
+real_rename, real_replace, renames = os.rename, os.replace, []
+if point == "before_seal":
+  integrity.seal = lambda folder: die()
+elif point == "mid_seal":
+  os.replace = lambda src, dst: die() if str(dst).endswith(integrity.MANIFEST) else real_replace(src, dst)
+elif point.startswith("rename"):  # rename0, rename1: before that rename; rename2: after both.
+  def rename(src, dst):
+    if len(renames) == int(point[-1]):
+      die()
+    renames.append(dst)
+    real_rename(src, dst)
+    if len(renames) == int(point[-1]):
+      die()
+  checkpoint.os.rename = rename
+elif point == "mid_rmtree":
+  def rmtree(path):
+    for root, dirs, files in os.walk(path):
+      if files:
+        os.unlink(os.path.join(root, files[0]))
+        die()
+  checkpoint.shutil.rmtree = rmtree
+promote(2)
+print("finished without being killed")
+"""
+
+_KILL_POINTS = ["before_seal", "mid_seal", "rename0", "rename1", "rename2", "mid_rmtree"]
+
+
+def _listing(folder: pathlib.Path) -> list[tuple[str, int]]:
+  return sorted((str(p.relative_to(folder)), p.stat().st_size) for p in folder.rglob("*"))
+
+
+@pytest.mark.parametrize("point", _KILL_POINTS)
+def test_promote_killed_at_any_point_reads_whole_writes_nothing_and_recovers(tmp_path, point):
+  import subprocess
+  import sys
+  from mnist_flax import cache, integrity
+  result = subprocess.run([sys.executable, "-c", _KILL_DURING_PROMOTION, str(tmp_path), point,
+                           str(ROOT / "configs/test.py")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+  assert result.returncode == -9, (result.stdout, result.stderr[-2000:])
+  ckpt = tmp_path / "checkpoints"
+  final = ckpt / "final"
+  old, new = _variables(1)[1], _variables(2)[1]
+  before = _listing(ckpt)
+  # Readers (Orbax path and cache path) get the old or the new model, whole, and write nothing.
+  _, restored, metadata = checkpoint.load_final(final)
+  assert (metadata["step"], _same(restored, old if metadata["step"] == 1 else new)) in (
+      (1, True), (2, True))
+  os.environ[cache.ENV_VAR] = str(tmp_path / "cache")
+  try:
+    assert cache.load_final(final)[2]["step"] == metadata["step"]
+  finally:
+    del os.environ[cache.ENV_VAR]
+  assert _listing(ckpt) == before
+  # The next promotion succeeds from the state the kill left (recovering by itself)...
+  shutil.copytree(ckpt, tmp_path / "next" / "checkpoints", symlinks=True)
+  _promote(tmp_path / "next", 3)
+  assert sorted(p.name for p in (tmp_path / "next/checkpoints").iterdir()) == ["final"]
+  assert checkpoint.load_final(tmp_path / "next/checkpoints/final")[2]["step"] == 3
+  # ...and a writer's recovery alone converges: only final, the same model a reader saw, and a fixed point.
+  checkpoint.recover_final(ckpt)
+  assert sorted(p.name for p in ckpt.iterdir()) == ["final"]
+  integrity.verify(final)
+  assert checkpoint.load_final(final)[2]["step"] == metadata["step"]
+  checkpoint.recover_final(ckpt)
+  assert sorted(p.name for p in ckpt.iterdir()) == ["final"]
+
+
+def test_promote_reader_during_the_swap_reads_the_new_one_and_leaves_the_swap_alone(tmp_path):
+  from mnist_flax import integrity
+  _promote(tmp_path, 1)
+  ckpt = tmp_path / "checkpoints"
+  shutil.copytree(ckpt / "final", ckpt / integrity.NEW)
+  (ckpt / integrity.NEW / "metadata" / "metadata").write_text(
+      (ckpt / "final" / "metadata" / "metadata").read_text().replace('"step": 1', '"step": 2'))
+  integrity.seal(ckpt / integrity.NEW)
+  os.rename(ckpt / "final", ckpt / integrity.OLD)  # The trainer is between its two renames.
+  before = _listing(ckpt)
+  assert checkpoint.load_final(ckpt / "final")[2]["step"] == 2
+  result = run_module("mnist_flax.infer", "--i", str(ROOT / "test/3.jpg"), "--checkpoint",
+                      str(ckpt / "final"), timeout=120)
+  assert result.returncode == 0, result.stderr
+  assert _listing(ckpt) == before  # The trainer's next rename still finds what it left.
