@@ -149,6 +149,19 @@ def _sentence(probs: Any, top_k: int) -> tuple[int, float, str]:
   return digit, p, text
 
 
+def json_answer(shown: str, probs: Any, top_k: int) -> dict[str, Any]:
+  """The object ``--json`` prints for an image read (the HTTP API answers the same)."""
+  order = sorted(range(10), key=lambda d: -float(probs[d]))
+  return {"path": shown, "digit": order[0], "probability": round(float(probs[order[0]]), 6),
+          "probabilities": [round(float(x), 6) for x in probs],
+          "top_k": [[d, round(float(probs[d]), 6)] for d in order[:top_k]]}
+
+
+def json_failure(shown: str, error: errors.MnistFlaxError) -> dict[str, Any]:
+  """The object ``--json`` prints for an image not read (no digit found, refused)."""
+  return {"path": shown, "digit": None, "error": str(error), "exit_code": error.exit_code}
+
+
 def _output_folder(value: str) -> pathlib.Path:
   """Creates the --save-preprocessed folder before any work, so a bad one costs nothing."""
   if not value:
@@ -476,8 +489,7 @@ def run(args: argparse.Namespace) -> int:
     if error is not None:
       exit_code = exit_code or error.exit_code
       if args.json:
-        print(json.dumps({"path": shown, "digit": None, "error": str(error),
-                          "exit_code": error.exit_code}), flush=True)
+        print(json.dumps(json_failure(shown, error)), flush=True)
       elif isinstance(error, errors.NoDigitFound):
         print(f"{shown}: no digit found" if several else "No digit found.", flush=True)
       if not isinstance(error, errors.NoDigitFound) or args.json:
@@ -498,11 +510,7 @@ def run(args: argparse.Namespace) -> int:
         exit_code = exit_code or errors.ConfigError.exit_code
         out_dir = None
     if args.json:
-      order = sorted(range(10), key=lambda d: -float(probs[d]))
-      print(json.dumps({"path": shown, "digit": digit, "probability": round(p, 6),
-                        "probabilities": [round(float(x), 6) for x in probs],
-                        "top_k": [[d, round(float(probs[d]), 6)] for d in order[:args.top_k]]}),
-            flush=True)
+      print(json.dumps(json_answer(shown, probs, args.top_k)), flush=True)
     else:
       print(f"{shown}: {text}" if several else text, flush=True)
   return exit_code

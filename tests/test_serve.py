@@ -1,0 +1,195 @@
+"""Tests of ``python -m mnist_flax.serve``'s API: answers, batches, hostile files, limits.
+
+Most go through FastAPI's TestClient on the app serving the shipped model; the ones about the
+network (a body refused before it is read whole, a stalled client, SIGTERM with a request in
+flight) start the real server on a free loopback port. Hostile files are test_hostile's cases
+that can be uploaded (regular files up to the size limit); each must be refused with infer's
+own message for the same file.
+
+Run: python -m pytest tests/test_serve.py -q
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import os
+import pathlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+from typing import Any, Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from conftest import ROOT, run_module
+from mnist_flax import serve
+from mnist_flax.serve_model import WarmModel
+from test_hostile import BAD, _available
+
+CHECKPOINT = pathlib.Path(os.environ.get("TEST_CHECKPOINT") or ROOT / "checkpoints" / "final")
+SAMPLES = [ROOT / "test" / f"{d}.jpg" for d in range(10)]  # One of each digit.
+LIMIT = serve.MAX_BODY_BYTES
+
+
+@pytest.fixture(scope="module")
+def model() -> Iterator[WarmModel]:
+  warm = WarmModel.load(CHECKPOINT)
+  yield warm
+  warm.close()
+
+
+@pytest.fixture(scope="module")
+def client(model: WarmModel) -> Iterator[TestClient]:
+  with TestClient(serve.create_app(model)) as c:
+    yield c
+
+
+def post(client: TestClient, *files: tuple[str, bytes], query: str = "") -> Any:
+  return client.post("/api/predict" + query, files=[("file", f) for f in files])
+
+
+def infer_json(*args: str, cwd: pathlib.Path = ROOT) -> list[dict[str, Any]]:
+  result = run_module("mnist_flax.infer", "--json", "--checkpoint", str(CHECKPOINT), *args,
+                      cwd=cwd)
+  return [json.loads(line) for line in result.stdout.splitlines()]
+
+
+def test_answers_are_the_objects_infer_json_prints(client: TestClient) -> None:
+  expected = infer_json("--top-k", "3", "--i", *(p.name for p in SAMPLES), cwd=ROOT / "test")
+  response = post(client, *((p.name, p.read_bytes()) for p in SAMPLES), query="?top_k=3")
+  assert response.status_code == 200, response.text
+  answers = response.json()
+  assert [a["digit"] for a in answers] == list(range(10))
+  for got, want in zip(answers, expected):
+    assert got.keys() == want.keys() and got["path"] == want["path"]
+    assert got["digit"] == want["digit"] and len(got["top_k"]) == 3
+    assert got["probabilities"] == pytest.approx(want["probabilities"], abs=2e-6)
+  one = post(client, ("3.jpg", SAMPLES[3].read_bytes())).json()
+  assert len(one) == 1 and one[0]["digit"] == 3 and len(one[0]["top_k"]) == 1
+
+
+def test_seen_is_the_28x28_png_the_model_saw(client: TestClient) -> None:
+  import base64, io
+  from PIL import Image
+  answer = post(client, ("7.jpg", SAMPLES[7].read_bytes()), query="?seen=true").json()[0]
+  prefix = "data:image/png;base64,"
+  assert answer["seen"].startswith(prefix)
+  image = Image.open(io.BytesIO(base64.b64decode(answer["seen"][len(prefix):])))
+  assert image.size == (28, 28) and image.mode == "L" and image.getextrema()[1] > 200
+
+
+def test_health_names_the_model_and_versions(client: TestClient, model: WarmModel) -> None:
+  health = client.get("/api/health").json()
+  assert health["status"] == "ok" and len(health["model"]["fingerprint"]) == 64
+  assert health["model"]["fingerprint"] == model.fingerprint
+  assert health["model"]["test_accuracy"] == model.metadata.get("test_accuracy")
+  assert all(health["versions"][k] for k in ("mnist_flax", "jax", "fastapi", "uvicorn"))
+  assert str(CHECKPOINT.parent) not in json.dumps(health)  # No server path is shown.
+
+
+def test_page_and_docs_are_served_and_nothing_else(client: TestClient) -> None:
+  page = client.get("/")
+  assert page.status_code == 200 and 'data-testid="pad"' in page.text
+  for hook in ("pad", "clear", "upload", "answer", "probability", "seen"):
+    assert f'data-testid="{hook}"' in page.text
+  assert "http" not in client.get("/app.js").text.replace("http://www.w3.org/2000/svg", "")
+  assert client.get("/docs").status_code == 200
+  assert "/api/predict" in client.get("/openapi.json").json()["paths"]
+  for path in ("/../pyproject.toml", "/%2e%2e/pyproject.toml", "/web/index.html",
+               "/etc/passwd", "/app.js/../../serve.py"):
+    response = client.get(path)
+    assert response.status_code == 404 and response.json()["code"] == "not_found", path
+
+
+def _uploadable(case: Any, folder: pathlib.Path) -> tuple[str, str, bytes] | None:
+  """(name built, name sent, bytes) for a case that is a regular file within the limit."""
+  try:
+    name = case.build(folder)
+  except pytest.skip.Exception:  # A sparse file on a filesystem without them: too big anyway.
+    return None
+  path = folder / name
+  if path.is_symlink() or not path.is_file() or path.stat().st_size > LIMIT:
+    return None
+  sent = name if name.isprintable() and name.isascii() else "renamed.png"
+  return name, sent, path.read_bytes()
+
+
+def test_every_hostile_file_infer_refuses_is_refused_in_its_words(
+    client: TestClient, tmp_path: pathlib.Path) -> None:
+  cases = [(c, _uploadable(c, tmp_path)) for c in _available(BAD)]
+  cases = [(c, up) for c, up in cases if up is not None]
+  assert len(cases) >= 15
+  said = {o["path"]: o for o in infer_json("--i", *(name for _, (name, _, _) in cases),
+                                           cwd=tmp_path)}
+  good = ("good.jpg", SAMPLES[4].read_bytes())
+  for case, (name, sent, data) in cases:
+    response = post(client, (sent, data))
+    body = response.json()
+    want = said[_shown(name)]
+    assert want["exit_code"] == case.code, (case.id, want)
+    if case.code == 5:  # No digit is an answer, as it is for infer.
+      assert response.status_code == 200, (case.id, body)
+      assert body == [{**want, "path": sent, "error": want["error"].replace(want["path"], sent)}]
+      continue
+    assert response.status_code == 422, (case.id, response.status_code, body)
+    assert body["code"] == "unreadable_image" and body["exit_code"] == case.code
+    assert body["error"] == want["error"].replace(want["path"], sent), case.id
+    assert case.says in body["error"], case.id
+    # The others of a batch are still answered, and so is the next request.
+    mixed = post(client, good, (sent, data))
+    assert mixed.status_code == 422 and mixed.json()["results"][0]["digit"] == 4, case.id
+    assert mixed.json()["results"][1] == {**want, "path": sent, "error": body["error"]}
+  assert post(client, good).json()[0]["digit"] == 4
+
+
+@pytest.mark.parametrize("request_kind, status, code", [
+    ("no file field", 400, "no_file"), ("not multipart", 415, "not_multipart"),
+    ("malformed multipart", 400, ("bad_request", "no_file")), ("top_k 0", 400, "bad_request"),
+    ("GET predict", 405, "method_not_allowed")])
+def test_bad_requests_are_json_refusals(client: TestClient, request_kind: str, status: int,
+                                        code: str | tuple[str, ...]) -> None:
+  url = "/api/predict"
+  response = {
+      "no file field": lambda: client.post(url, files=[("image", ("3.jpg", b"x"))]),
+      "not multipart": lambda: client.post(url, content=b"\xff\xd8\xff",
+                                           headers={"content-type": "image/jpeg"}),
+      "malformed multipart": lambda: client.post(url, content=b"--x\r\nnonsense", headers={
+          "content-type": "multipart/form-data; boundary=x"}),
+      "top_k 0": lambda: post(client, ("3.jpg", SAMPLES[3].read_bytes()), query="?top_k=0"),
+      "GET predict": lambda: client.get(url),
+  }[request_kind]()
+  assert response.status_code == status, response.text
+  body = response.json()
+  assert body["code"] in ((code,) if isinstance(code, str) else code), body
+  assert isinstance(body["error"], str) and body["error"]
+
+
+def test_over_20_mb_is_413(client: TestClient) -> None:
+  big = post(client, ("big.bmp", bytes(LIMIT + 1)))
+  assert big.status_code == 413 and big.json()["code"] == "too_large"
+  assert "20 MB" in big.json()["error"]
+  # Refused on the announced length alone, whatever follows.
+  lying = client.post("/api/predict", content=b"tiny", headers={
+      "content-type": "multipart/form-data; boundary=x", "content-length": str(LIMIT + 1)})
+  assert lying.status_code == 413 and lying.json()["code"] == "too_large"
+
+
+def test_concurrent_requests_answer_as_sequential_ones(client: TestClient,
+                                                       model: WarmModel) -> None:
+  files = [(p.name, p.read_bytes()) for p in SAMPLES] * 4
+  one = lambda f: post(client, f, query="?top_k=3").json()[0]
+  sequential = [one(f) for f in files]
+  with concurrent.futures.ThreadPoolExecutor(8) as pool:
+    concurrent_ = list(pool.map(one, files))
+  for a, b in zip(sequential, concurrent_):
+    assert a["path"] == b["path"] and a["digit"] == b["digit"] and a["top_k"][0][0] == b["top_k"][0][0]
+    assert a["probabilities"] == pytest.approx(b["probabilities"], abs=2e-6)
+  assert [a["digit"] for a in sequential] == list(range(10)) * 4
+
+
+def _shown(name: str) -> str:
+  return os.fsencode(name).decode("utf-8", "backslashreplace").replace("\n", "\\n")
