@@ -137,7 +137,9 @@ def create_app(model: WarmModel) -> Any:
             "model": {"fingerprint": model.fingerprint, "checkpoint": model.checkpoint_name,
                       "test_accuracy": meta.get("test_accuracy"), "step": meta.get("step"),
                       "members": (meta.get("model") or {}).get("members", 1)},
-            "versions": _versions()}
+            "versions": _versions(),
+            # How well concurrent requests share predict calls.
+            "batching": {"predict_calls": batcher().calls, "images": batcher().images}}
 
   async def body(request: Request) -> AsyncIterator[bytes]:
     received = 0
