@@ -16,8 +16,9 @@
 
 The model and the preprocessing are loaded once; requests that arrive together share one
 ``predict`` call (see ``serve_model``). Binds 127.0.0.1 unless ``--host`` says otherwise;
-Ctrl-C or SIGTERM stops accepting, finishes the requests in flight and exits 0. Exit codes:
-2 bad command line or the address cannot be used, 3 checkpoint problem (as ``infer``).
+Ctrl-C or SIGTERM stops accepting, finishes the requests in flight and exits 130 or 143.
+Exit codes: 2 bad command line or the address cannot be used, 3 checkpoint problem (as
+``infer``).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import concurrent.futures
 import contextlib
 import os
 import platform
+import signal
 import socket
 import sys
 from importlib import resources
@@ -250,6 +252,10 @@ def run(args: argparse.Namespace) -> int:
   print(f"{PROG}: serving http://{shown_host}:{port}/ (model {model.fingerprint[:12]}"
         + (f", test accuracy {100 * accuracy:.2f}%" if accuracy else "")
         + "); Ctrl-C stops", flush=True)
+  # uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal again with the handlers
+  # it found: these turn that into an exit code, after the clean-up below.
+  signal.signal(signal.SIGTERM, _stopped)
+  signal.signal(signal.SIGINT, _stopped)
   config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_keep_alive=5,
                           timeout_graceful_shutdown=30, limit_concurrency=1024)
   try:
@@ -260,6 +266,14 @@ def run(args: argparse.Namespace) -> int:
   return 0
 
 
+class _Stopped(Exception):
+  pass
+
+
+def _stopped(signum: int, frame: Any) -> None:
+  raise _Stopped(128 + signum)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   if "numpy" not in sys.modules:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # As infer: tiny matrices only.
@@ -268,6 +282,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run(_parser().parse_args(argv))
   except errors.MnistFlaxError as e:
     return errors.report(e, PROG)
+  except _Stopped as e:  # After the requests in flight were answered.
+    return e.args[0]
   except KeyboardInterrupt:  # Before the server started (while loading): nothing in flight.
     return 130
   except Exception as e:

@@ -15,10 +15,9 @@ import concurrent.futures
 import json
 import os
 import pathlib
+import select
 import signal
 import socket
-import subprocess
-import sys
 import time
 from typing import Any, Iterator
 
@@ -26,7 +25,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import ROOT, run_module
-from mnist_flax import serve
+from mnist_flax import bench_serve, serve
 from mnist_flax.serve_model import WarmModel
 from test_hostile import BAD, _available
 
@@ -193,3 +192,100 @@ def test_concurrent_requests_answer_as_sequential_ones(client: TestClient,
 
 def _shown(name: str) -> str:
   return os.fsencode(name).decode("utf-8", "backslashreplace").replace("\n", "\\n")
+
+
+# --- The real server over loopback ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[tuple[str, int]]:
+  with bench_serve.running_server("--checkpoint", str(CHECKPOINT)) as (host, port, _):
+    yield host, port
+
+
+def _raw(host: str, port: int, head: str, body: bytes = b"") -> socket.socket:
+  sock = socket.create_connection((host, port), timeout=10)
+  sock.sendall(head.replace("\n", "\r\n").encode() + b"\r\n" + body)
+  return sock
+
+
+def _response(sock: socket.socket) -> bytes:
+  data = b""
+  try:
+    while b"\r\n\r\n" not in data or not data.endswith(b"}"):
+      chunk = sock.recv(65536)
+      if not chunk:
+        break
+      data += chunk
+  except ConnectionResetError:  # Closed after answering: what was read is the answer.
+    pass
+  return data
+
+
+def test_server_refuses_an_oversized_body_before_reading_it(server: tuple[str, int]) -> None:
+  host, port = server
+  # Announced: refused at once, though only a few bytes follow.
+  sock = _raw(host, port, "POST /api/predict HTTP/1.1\nHost: x\nContent-Type: multipart/"
+              f"form-data; boundary=x\nContent-Length: {100 * LIMIT}\n", b"--x\r\n")
+  start = time.monotonic()
+  answer = _response(sock)
+  assert answer.startswith(b"HTTP/1.1 413") and b'"too_large"' in answer, answer[:300]
+  assert time.monotonic() - start < 5
+  sock.close()
+  # Unannounced (chunked): refused once 20 MB have come, long before the 200 MB sent.
+  sock = _raw(host, port, "POST /api/predict HTTP/1.1\nHost: x\nContent-Type: multipart/"
+              "form-data; boundary=x\nTransfer-Encoding: chunked\n")
+  part = b'--x\r\nContent-Disposition: form-data; name="file"; filename="big.bmp"\r\n\r\n'
+  sock.sendall(b"%x\r\n%s\r\n" % (len(part), part))
+  chunk, sent = b"%x\r\n%s\r\n" % (1 << 20, bytes(1 << 20)), 0
+  try:
+    for _ in range(200):
+      sock.sendall(chunk)
+      sent += 1
+      if select.select([sock], [], [], 0)[0]:
+        break
+  except (BrokenPipeError, ConnectionResetError):
+    pass
+  answer = _response(sock)
+  assert answer.startswith(b"HTTP/1.1 413"), answer[:300]
+  assert sent < 60, sent
+  sock.close()
+
+
+def test_stalled_clients_do_not_hold_up_others(server: tuple[str, int]) -> None:
+  host, port = server
+  stalled = [_raw(host, port, "POST /api/predict HTTP/1.1\nHost: x\nContent-Type: multipart/"
+                  "form-data; boundary=x\nContent-Length: 100000\n", b"--x\r\nContent-")
+             for _ in range(20)]
+  stalled += [socket.create_connection((host, port)) for _ in range(20)]  # Not a byte sent.
+  for s in stalled[20:]:
+    s.sendall(b"POST /api/pre")
+  try:
+    client = bench_serve.Client(host, port)
+    for digit in (3, 7):
+      start = time.monotonic()
+      status, answer = client.predict([(f"{digit}.jpg", SAMPLES[digit].read_bytes())])
+      assert status == 200 and answer[0]["digit"] == digit
+      assert time.monotonic() - start < 2
+    client.close()
+  finally:
+    for s in stalled:
+      s.close()
+
+
+def test_sigterm_finishes_the_request_in_flight_then_exits_143() -> None:
+  with bench_serve.running_server("--checkpoint", str(CHECKPOINT)) as (host, port, proc):
+    body, kind = bench_serve.multipart_body([("3.jpg", SAMPLES[3].read_bytes())])
+    sock = _raw(host, port, f"POST /api/predict HTTP/1.1\nHost: x\nContent-Type: {kind}\n"
+                f"Content-Length: {len(body)}\n", body[:100])
+    time.sleep(0.3)  # The request is in flight: its headers are in, its body half-sent.
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    with pytest.raises(ConnectionRefusedError):  # No longer accepting connections...
+      socket.create_connection((host, port), timeout=2)
+    sock.sendall(body[100:])  # ... but the one in flight is answered.
+    answer = _response(sock)
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:300]
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])[0]["digit"] == 3
+    assert proc.wait(30) == 143
+    assert proc.stderr.read() == ""
