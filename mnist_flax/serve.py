@@ -42,6 +42,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
 
 from mnist_flax import errors, infer
 from mnist_flax.serve_model import Batcher, WarmModel, upload_name
@@ -171,8 +172,17 @@ def create_app(model: WarmModel) -> Any:
                     f"{BODY_SECONDS:g} s") from None
     except MultiPartException as e:
       raise Refusal(400, "bad_request", f"malformed multipart body ({e.message})") from None
+    except ClientDisconnect:  # Gone before its files came: nobody to answer.
+      return Response(status_code=400)
     try:
       return await _answer(form, top_k, seen)
+    except Refusal:
+      raise
+    except Exception as e:  # A bug, not the file's fault: one line here, JSON to the client.
+      reason = " ".join(str(e).split())
+      message = f"internal error ({type(e).__name__}: {reason}); please report it"
+      print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+      raise Refusal(500, "internal", message) from None
     finally:
       await form.close()
 

@@ -199,8 +199,12 @@ def _shown(name: str) -> str:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[tuple[str, int]]:
-  with bench_serve.running_server("--checkpoint", str(CHECKPOINT)) as (host, port, _):
+  with bench_serve.running_server("--checkpoint", str(CHECKPOINT)) as (host, port, proc):
     yield host, port
+    # However its clients left (mid-upload, refused, stalled), it stops cleanly and quietly.
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(20) == 143
+    assert proc.stderr.read() == ""
 
 
 def _raw(host: str, port: int, head: str, body: bytes = b"") -> socket.socket:
@@ -271,6 +275,13 @@ def test_stalled_clients_do_not_hold_up_others(server: tuple[str, int]) -> None:
   finally:
     for s in stalled:
       s.close()
+
+
+def test_concurrent_clients_share_predict_calls(server: tuple[str, int]) -> None:
+  figures = bench_serve.measure(*server, sequential=5, concurrent=96)
+  assert figures["wrong_answers"] == 0
+  assert figures["images_per_predict_call"] > 1.2, figures  # Batched, not one call each.
+  assert figures["latency_ms"]["p50"] > 0 and figures["images_per_second"] > 0
 
 
 def test_sigterm_finishes_the_request_in_flight_then_exits_143() -> None:
