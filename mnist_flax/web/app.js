@@ -6,13 +6,17 @@
 const $ = (id) => document.getElementById(id);
 const pad = $("pad");
 const ctx = pad.getContext("2d");
-const DEBOUNCE_MS = 150; // The answer follows the drawing without a request per mouse move.
+// The answer follows the drawing without a request per mouse move: one at most every
+// THROTTLE_MS while the pen moves, and one when it rests for DEBOUNCE_MS.
+const DEBOUNCE_MS = 150;
+const THROTTLE_MS = 300;
 const API = "api/predict?top_k=3&seen=true";
 
 let drawing = null; // {x, y} of the last point while a stroke is under way
 let inked = false;
 let timer = 0;
 let sent = 0; // Answers to older requests than the latest are dropped.
+let lastSent = 0;
 
 function blank() {
   ctx.fillStyle = "#fff";
@@ -64,11 +68,15 @@ for (const type of ["pointerup", "pointercancel"]) {
   });
 }
 
+function sendPad() {
+  lastSent = performance.now();
+  if (inked) pad.toBlob((blob) => blob && send(blob, "drawing.png"), "image/png");
+}
+
 function schedule() {
   clearTimeout(timer);
-  timer = setTimeout(() => {
-    if (inked) pad.toBlob((blob) => blob && send(blob, "drawing.png"), "image/png");
-  }, DEBOUNCE_MS);
+  if (drawing && performance.now() - lastSent > THROTTLE_MS) sendPad();
+  timer = setTimeout(sendPad, DEBOUNCE_MS);
 }
 
 $("clear").addEventListener("click", () => {
@@ -209,7 +217,7 @@ function showDigits(result) {
     const li = document.createElement("li");
     li.textContent = `${d.digit} (${Number(d.probability).toFixed(3)})`;
     list.appendChild(li);
-    if (typeof d.seen === "string") seen.appendChild(image(d.seen, "28x28 input of digit " + (i + 1)));
+    if (typeof d.seen === "string") seen.appendChild(image(d.seen, `28x28 of digit ${i + 1}`));
   });
   drawBoxes(digits);
 }
