@@ -104,6 +104,18 @@ def test_page_and_docs_are_served_and_nothing_else(client: TestClient) -> None:
     assert response.status_code == 404 and response.json()["code"] == "not_found", path
 
 
+def test_an_upload_name_is_a_label_never_a_path(client: TestClient,
+                                               tmp_path: pathlib.Path) -> None:
+  target = tmp_path / "evil.png"
+  for name in (f"../../../..{target}", str(target), "..\\..\\evil.png"):
+    response = post(client, (name, b"not an image"))
+    assert response.status_code == 422
+    assert response.json()["error"].startswith("evil.png is a text file"), response.json()
+    assert not target.exists()
+  answer = post(client, ("/etc/passwd", SAMPLES[3].read_bytes())).json()[0]
+  assert answer["path"] == "passwd" and answer["digit"] == 3
+
+
 def _uploadable(case: Any, folder: pathlib.Path) -> tuple[str, str, bytes] | None:
   """(name built, name sent, bytes) for a case that is a regular file within the limit."""
   try:
