@@ -128,10 +128,7 @@ def create_app(model: WarmModel) -> Any:
     return refusal(500, "internal", f"internal error ({type(e).__name__}); please report it")
 
   for route, (name, media) in _PAGE.items():
-    body = resources.files("mnist_flax").joinpath("web", name).read_bytes()
-    def page(body: bytes = body, media: str = media) -> Response:
-      return Response(body, media_type=media, headers={"Cache-Control": "no-cache"})
-    app.add_api_route(route, page, methods=["GET"], include_in_schema=False)
+    app.add_api_route(route, _page(name, media), methods=["GET"], include_in_schema=False)
 
   @app.get("/api/health", summary="The model served, and the versions")
   async def health() -> dict[str, Any]:
@@ -218,6 +215,15 @@ def create_app(model: WarmModel) -> Any:
 
   app.state.readers = readers
   return app
+
+
+def _page(name: str, media: str) -> Any:
+  """An endpoint answering one file of the page. It takes no parameters: FastAPI would read
+  any as the query's, and a query must never choose what is served."""
+  body = resources.files("mnist_flax").joinpath("web", name).read_bytes()
+  def page() -> Response:
+    return Response(body, media_type=media, headers={"Cache-Control": "no-cache"})
+  return page
 
 
 def _too_large() -> str:

@@ -98,6 +98,7 @@ def test_page_and_docs_are_served_and_nothing_else(client: TestClient) -> None:
   assert "http" not in client.get("/app.js").text.replace("http://www.w3.org/2000/svg", "")
   assert client.get("/docs").status_code == 200
   assert "/api/predict" in client.get("/openapi.json").json()["paths"]
+  assert client.get("/?body=<script>").text == page.text  # The query chooses nothing.
   for path in ("/../pyproject.toml", "/%2e%2e/pyproject.toml", "/web/index.html",
                "/etc/passwd", "/app.js/../../serve.py"):
     response = client.get(path)
