@@ -8,8 +8,14 @@ hundreds of images cost one process. With several images each line starts with t
 From 32 files on, when the machine has idle cores, forked worker processes (one per core) read
 the files while this one loads the model; a worker that crashes or stalls on a file costs that
 file only (reported as unreadable, exit code 4).
-``--json`` prints one JSON object per image instead. ``--top-k N`` adds the runners-up.
-``--save-preprocessed DIR`` writes the 28x28 image the model saw for each input.
+An image that holds several digits side by side ("42", "2026", a date) is read as the whole
+number, left to right, with the product of its digits' probabilities; ``--single`` reads one
+digit per image (the largest). ``--json`` prints one JSON object per image instead: ``path``,
+``number`` (a string: leading zeros kept), ``probability``, ``digits`` (one object per digit:
+``digit``, ``probability``, ``box`` [x0, y0, x1, y1] in the image's pixels), and for a single
+digit also ``digit``, the ten ``probabilities`` and ``top_k``. ``--top-k N`` adds the runners-up
+of a single digit. ``--save-preprocessed DIR`` writes the 28x28 image the model saw for each
+digit.
 ``--checkpoint DIR`` (default ``checkpoints/final``) names the promoted model; its architecture
 comes from the checkpoint itself.
 
@@ -51,6 +57,7 @@ import time
 from typing import Any, Sequence
 
 from mnist_flax import errors
+from mnist_flax.constants import IMAGE_SIZE
 
 PROG = "mnist_flax.infer"
 DEFAULT_CHECKPOINT = pathlib.Path("checkpoints") / "final"
@@ -75,7 +82,9 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--top-k", type=int, default=1, metavar="N",
                  help="also report the N-1 next most likely digits (1-10)")
   p.add_argument("--save-preprocessed", metavar="DIR", default=None,
-                 help="write the 28x28 image the model saw, as PNG, for each input")
+                 help="write the 28x28 image the model saw, as PNG, for each digit")
+  p.add_argument("--single", action="store_true",
+                 help="one digit per image (the largest), never a number")
   return p
 
 
@@ -140,21 +149,44 @@ def _resolve_checkpoint(value: str | None) -> pathlib.Path:
   return PROJECT_ROOT / DEFAULT_CHECKPOINT  # The shipped model, from any working directory.
 
 
-def _sentence(probs: Any, top_k: int) -> tuple[int, float, str]:
-  order = sorted(range(10), key=lambda d: -float(probs[d]))
-  digit, p = order[0], float(probs[order[0]])
-  text = f"The recognized result is {digit} and the probability is {p:.3f}."
-  if top_k > 1:
-    text += " Next: " + ", ".join(f"{d} ({float(probs[d]):.3f})" for d in order[1:top_k]) + "."
-  return digit, p, text
+def answer(path: str, probs: Any, boxes: Sequence[Sequence[int]], top_k: int = 1) -> dict[str, Any]:
+  """The JSON object for one image: ``probs`` (digits, 10) are its digits' probabilities, left
+  to right, ``boxes`` their boxes in the image's pixels."""
+  import numpy as np
+  probs = np.asarray(probs, dtype=np.float64)
+  best = probs.argmax(axis=1)
+  each = probs[np.arange(len(probs)), best]
+  out: dict[str, Any] = {
+      "path": path, "number": "".join(str(int(d)) for d in best),
+      "probability": round(float(np.prod(each)), 6),
+      "digits": [{"digit": int(d), "probability": round(float(p), 6), "box": [int(v) for v in b]}
+                 for d, p, b in zip(best, each, boxes)]}
+  if len(probs) == 1:
+    order = np.argsort(-probs[0], kind="stable")
+    out["digit"] = int(best[0])
+    out["probabilities"] = [round(float(x), 6) for x in probs[0]]
+    out["top_k"] = [[int(d), round(float(probs[0, d]), 6)] for d in order[:top_k]]
+  else:
+    out["digit"] = None  # A number: see "number" and "digits".
+  return out
 
 
-def json_answer(shown: str, probs: Any, top_k: int) -> dict[str, Any]:
-  """The object ``--json`` prints for an image read (the HTTP API answers the same)."""
-  order = sorted(range(10), key=lambda d: -float(probs[d]))
-  return {"path": shown, "digit": order[0], "probability": round(float(probs[order[0]]), 6),
-          "probabilities": [round(float(x), 6) for x in probs],
-          "top_k": [[d, round(float(probs[d]), 6)] for d in order[:top_k]]}
+def sentence(result: dict[str, Any]) -> str:
+  """The one-line answer for an ``answer`` object."""
+  text = f"The recognized result is {result['number']} and the probability is {result['probability']:.3f}."
+  runners = result.get("top_k", [])[1:]
+  if runners:
+    text += " Next: " + ", ".join(f"{d} ({p:.3f})" for d, p in runners) + "."
+  return text
+
+
+def image_answer(preprocess: Any, shown: str, found: Sequence[Any], probs: Any,
+                 top_k: int) -> tuple[dict[str, Any], list[int]]:
+  """The ``answer`` for one image's digits ``found`` (``preprocess.Digit``s) given their
+  probabilities (one row each), and the indices of the digits it reads (the HTTP API uses it
+  too)."""
+  chosen = preprocess.choose(found, probs.max(axis=1))
+  return answer(shown, probs[chosen], [found[j].box for j in chosen], top_k), list(chosen)
 
 
 def json_failure(shown: str, error: errors.MnistFlaxError) -> dict[str, Any]:
@@ -194,10 +226,16 @@ FILE_SECONDS = 20.0
 _MESSAGE_BYTES = 4096
 
 
-def _read_one(preprocess: Any, path: str) -> tuple[Any, errors.MnistFlaxError | None]:
-  """(28x28 array, None) or (None, the error) for one file."""
+# Readings of a picture's digits kept (a number's, and its touching digits' other readings):
+# more are not read.
+MAX_DIGITS = 40
+
+
+def _read_one(preprocess: Any, path: str,
+              single: bool = False) -> tuple[Any, errors.MnistFlaxError | None]:
+  """(list of preprocess.Digit, None) or (None, the error) for one file."""
   try:
-    return preprocess.preprocess_file(path), None
+    return preprocess.read_digits(path, single=single)[:MAX_DIGITS], None
   except errors.MnistFlaxError as e:
     return None, e
   except Exception as e:  # A decoder bug on one odd file must not cost the others.
@@ -257,17 +295,23 @@ class _Workers:
   unreadable; files left untaken are read here.
   """
 
-  def __init__(self, preprocess: Any, paths: Sequence[str], count: int):
+  def __init__(self, preprocess: Any, paths: Sequence[str], count: int, single: bool = False):
     import mmap
     import multiprocessing
     import numpy as np
-    self._preprocess, self._paths = preprocess, list(paths)
+    self._preprocess, self._paths, self._single = preprocess, list(paths), single
     n = len(self._paths)
-    sizes = (4 * 784 * n, _MESSAGE_BYTES * n, 16 * count, 8, n)
+    k = MAX_DIGITS
+    pixels = IMAGE_SIZE * IMAGE_SIZE
+    sizes = (4 * pixels * k * n, _MESSAGE_BYTES * n, 16 * count, 8, n, 24 * k * n, n)
     self._memory = mmap.mmap(-1, sum(sizes))  # Anonymous and shared: inherited by fork.
     offsets = [sum(sizes[:i]) for i in range(len(sizes))]
     buf = self._memory
-    self._fields = np.frombuffer(buf, np.float32, 784 * n, offsets[0]).reshape(n, 28, 28)
+    self._fields = np.frombuffer(buf, np.float32, pixels * k * n, offsets[0]).reshape(
+        n, k, IMAGE_SIZE, IMAGE_SIZE)
+    # Per digit: its box, then split_of and reading (see preprocess.Digit).
+    self._boxes = np.frombuffer(buf, np.int32, 6 * k * n, offsets[5]).reshape(n, k, 6)
+    self._counts = np.frombuffer(buf, np.uint8, n, offsets[6])
     self._messages = np.frombuffer(buf, np.uint8, _MESSAGE_BYTES * n,
                                    offsets[1]).reshape(n, _MESSAGE_BYTES)
     # Per worker: the file it is on (-1: none) and since when (time.monotonic, system-wide).
@@ -306,9 +350,12 @@ class _Workers:
           break
         self._slots[w, 1] = time.monotonic()
         self._slots[w, 0] = i
-        field, error = _read_one(self._preprocess, self._paths[i])
+        found, error = _read_one(self._preprocess, self._paths[i], self._single)
         if error is None:
-          self._fields[i] = field
+          for j, digit in enumerate(found):
+            self._fields[i, j] = digit.field
+            self._boxes[i, j] = (*digit.box, digit.split_of, digit.reading)
+          self._counts[i] = len(found)
           self._state[i] = 1
         else:
           self._store_error(i, error)
@@ -369,7 +416,7 @@ class _Workers:
     n = len(self._paths)
     mine: dict[int, tuple[Any, errors.MnistFlaxError | None]] = {}
     while help_here and (i := self._claim()) < n:
-      mine[i] = _read_one(self._preprocess, self._paths[i])
+      mine[i] = _read_one(self._preprocess, self._paths[i], self._single)
       self._watch()
     while True:
       self._watch()
@@ -383,13 +430,16 @@ class _Workers:
       if i in mine:
         out.append(mine[i])
       elif self._state[i] == 1:
-        out.append((np.array(self._fields[i]), None))
+        rows = self._boxes[i].tolist()
+        out.append(([self._preprocess.Digit(np.array(self._fields[i, j]), tuple(rows[j][:4]),
+                                            *rows[j][4:]) for j in range(int(self._counts[i]))],
+                    None))
       elif self._state[i] == 2:
         out.append((None, self._load_error(i)))
       elif i in self._failed:
         out.append((None, self._failed[i]))
       else:  # Taken by a worker that died before starting it.
-        out.append(_read_one(self._preprocess, path))
+        out.append(_read_one(self._preprocess, path, self._single))
     return out
 
   def close(self) -> None:
@@ -433,7 +483,7 @@ def run(args: argparse.Namespace) -> int:
   from mnist_flax import preprocess
   todo = [path for path, error in items if error is None]
   count = _worker_count(len(todo), since)
-  workers = _Workers(preprocess, todo, count) if count else None
+  workers = _Workers(preprocess, todo, count, args.single) if count else None
   predictor = None
   try:
     if workers is not None:
@@ -447,19 +497,19 @@ def run(args: argparse.Namespace) -> int:
       # processes share two cores and this one reads slower than they do.
       read = workers.results(help_here=count < _cores())
     else:
-      read = [_read_one(preprocess, path) for path in todo]
+      read = [_read_one(preprocess, path, args.single) for path in todo]
   finally:
     if workers is not None:
       workers.close()
-  arrays: list[Any] = []
-  results: list[tuple[str, errors.MnistFlaxError | None, int | None]] = []
+  arrays: list[Any] = []  # Every digit of every image, in order.
+  results: list[tuple[str, errors.MnistFlaxError | None, Any]] = []  # With its digits.
   answers = iter(read)
   for path, error in items:
     if error is None:
-      array, error = next(answers)
+      found, error = next(answers)
       if error is None:
-        arrays.append(array)
-        results.append((path, None, len(arrays) - 1))
+        results.append((path, None, (len(arrays), found)))
+        arrays.extend(d.field for d in found)
         continue
     results.append((path, error, None))
 
@@ -477,14 +527,14 @@ def run(args: argparse.Namespace) -> int:
     chunks = []
     for start in range(0, len(stacked), size):
       chunk = stacked[start:start + size]
-      padded = np.zeros((size, 28, 28), np.float32)
+      padded = np.zeros((size, IMAGE_SIZE, IMAGE_SIZE), np.float32)
       padded[:len(chunk)] = chunk
       chunks.append(np.asarray(predictor(padded))[:len(chunk)])
     probabilities = np.concatenate(chunks)
 
   several = len(results) > 1
   exit_code = 0
-  for path, error, index in results:
+  for path, error, digits in results:
     shown = _display(path)
     if error is not None:
       exit_code = exit_code or error.exit_code
@@ -495,12 +545,14 @@ def run(args: argparse.Namespace) -> int:
       if not isinstance(error, errors.NoDigitFound) or args.json:
         print(f"{PROG}: error: {' '.join(str(error).split())}", file=sys.stderr, flush=True)
       continue
-    probs = probabilities[index]
-    digit, p, text = _sentence(probs, args.top_k)
-    if out_dir is not None:
-      name = os.path.basename(os.fsdecode(path)) + ".png"
+    first, found = digits
+    probs = probabilities[first:first + len(found)]
+    result, chosen = image_answer(preprocess, shown, found, probs, args.top_k)
+    for k, j in enumerate(chosen if out_dir is not None else ()):
+      name = os.path.basename(os.fsdecode(path))
+      name = f"{first + j:04d}_{name}" + (f"_{k}.png" if len(chosen) > 1 else ".png")
       try:
-        preprocess.save_preprocessed(arrays[index], out_dir / f"{index:04d}_{name}")
+        preprocess.save_preprocessed(arrays[first + j], out_dir / name)
       except (OSError, ValueError) as e:  # Disk full, folder removed, name too long...
         # One line, then stop trying: the answers matter more than the side output.
         reason = " ".join(str(getattr(e, "strerror", None) or e).split())
@@ -509,9 +561,11 @@ def run(args: argparse.Namespace) -> int:
               file=sys.stderr, flush=True)
         exit_code = exit_code or errors.ConfigError.exit_code
         out_dir = None
+        break
     if args.json:
-      print(json.dumps(json_answer(shown, probs, args.top_k)), flush=True)
+      print(json.dumps(result), flush=True)
     else:
+      text = sentence(result)
       print(f"{shown}: {text}" if several else text, flush=True)
   return exit_code
 

@@ -11,9 +11,26 @@ a supersampled resolution so the edges are anti-aliased. Nothing is cut from MNI
 
     python -m mnist_flax.samples test                          # the committed sample set
     python -m mnist_flax.samples /tmp/bench --count 1000 --seed 0   # a benchmark folder
+    python -m mnist_flax.samples /tmp/photos --kind photos --count 200 --seed 0
 
-Every file name starts with the digit it shows (``3.jpg``, ``7_transparent.png``,
-``4_0123_photo.jpg``), which is how the benchmark knows the true label.
+Kinds (``--kind``, default plain):
+
+plain      drawings as apps and scanners save them, in every format and mode (this module)
+photos     phone photos (JPEG, 1.2-12 MP) of one handwritten digit on plain, ruled or squared
+           paper, in a form's box or on a house-number plate; marker, pen, blue ballpoint or
+           faint pencil; even light, gradients, soft and hard shadows; the desk; tilt
+numbers    such photos of several digits side by side: "42", "2026", "07", years
+printed    such photos of a printed digit (Pillow's font; a "1" with a flag and a base)
+nondigits  such photos of a letter, a scribble or a smiley (names start with ``x_``)
+cases      one such photo for each failure listed in issue 13 (``3_ruled.jpg``,
+           ``5_shadow.jpg``, ``2026_ruled.jpg``, ``x_A.jpg``, ...)
+
+The photo kinds are drawn by ``sample_scenes`` (what is written and where, file names),
+``sample_photos`` (camera, light, desk, sensor) and ``sample_marks`` (strokes in mm).
+
+Every file name starts with the truth (``3.jpg``, ``7_transparent.png``,
+``4_0123_photo.jpg``, ``2026_ruled_pen_even_0012.jpg``, ``x_A_plain_pen_even_0003.jpg``),
+which is how the benchmark knows the true label.
 """
 
 from __future__ import annotations
@@ -29,7 +46,9 @@ from PIL import Image, ImageDraw
 
 from mnist_flax import errors
 
-__all__ = ["draw_digit", "make_samples", "main"]
+__all__ = ["KINDS", "draw_digit", "make_samples", "main"]
+
+KINDS = ("plain", "photos", "numbers", "printed", "nondigits", "cases")
 
 _Point = tuple[float, float]
 # A stroke is one pen-down movement: pieces are smooth curves joined at sharp corners.
@@ -468,14 +487,24 @@ def main(argv: Sequence[str] | None = None) -> int:
       prog="python -m mnist_flax.samples",
       description="Draw handwritten-looking digit images (no dataset needed).")
   parser.add_argument("out_dir", help="folder to write into (created if missing)")
+  parser.add_argument("--kind", choices=KINDS, default="plain",
+                      help="what to draw (default plain; see the module docstring)")
   parser.add_argument("--count", type=int, default=None,
-                      help="write this many varied images instead of the committed set")
+                      help="write this many varied images instead of the committed set "
+                      "(photo kinds: default 100; cases: default one per case)")
   parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
   args = parser.parse_args(argv)
   if args.count is not None and args.count < 0:
     parser.error("--count must be >= 0")
   try:
-    paths = make_samples(args.out_dir, count=args.count, seed=args.seed)
+    if args.kind == "plain":
+      paths = make_samples(args.out_dir, count=args.count, seed=args.seed)
+    else:
+      from mnist_flax import sample_scenes  # OpenCV is only needed for the photo kinds.
+      default = len(sample_scenes.CASES) if args.kind == "cases" else 100
+      paths = sample_scenes.make_kind(args.kind, args.out_dir,
+                                      count=default if args.count is None else args.count,
+                                      seed=args.seed)
   except OSError as e:
     # An output folder we cannot write is the same situation as an unwritable workdir.
     return errors.report(errors.WorkdirError(

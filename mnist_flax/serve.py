@@ -6,8 +6,9 @@
   draw. Plain HTML, CSS and JavaScript from the package (``mnist_flax/web``): works offline.
 * ``POST /api/predict``: one or more images in the multipart field ``file`` (repeatable);
   answers a JSON list with the objects ``infer --json`` prints, in the order sent.
-  ``?top_k=N`` (1-10) as ``--top-k``; ``?seen=true`` adds ``seen``, the 28x28 image the model
-  saw as a PNG data URL. A file ``infer`` refuses answers 422 (over 20 MB in all: 413) with
+  ``?top_k=N`` (1-10) as ``--top-k``, ``?single=true`` as ``--single``; ``?seen=true`` adds
+  ``seen`` to the answer and to each of its ``digits``: the 28x28 image the model saw, as a
+  PNG data URL. A file ``infer`` refuses answers 422 (over 20 MB in all: 413) with
   ``{"error", "code", "exit_code", "results"}``: ``infer``'s message for the first such file,
   and every file's object; "no digit found" is an answer (200), as it is for ``infer``.
   Every other refusal is ``{"error", "code"}`` too, never a traceback.
@@ -45,7 +46,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
 from mnist_flax import errors, infer
-from mnist_flax.serve_model import Batcher, WarmModel, upload_name
+from mnist_flax.serve_model import Batcher, WarmModel, png_data_url, upload_name
 
 PROG = "mnist_flax.serve"
 MAX_BODY_BYTES = 20 * 1024 * 1024  # All files of one request together.
@@ -153,7 +154,8 @@ def create_app(model: WarmModel) -> Any:
             summary="Read the digit in each image, as `infer --json` does")
   async def predict(request: Request,
                     top_k: int = Query(1, ge=1, le=10, description="as infer's --top-k"),
-                    seen: bool = Query(False, description="add the 28x28 image as PNG")
+                    single: bool = Query(False, description="as infer's --single"),
+                    seen: bool = Query(False, description="add the 28x28 images as PNG")
                     ) -> Any:
     length = request.headers.get("content-length", "")
     if length.isdigit() and int(length) > MAX_BODY_BYTES:
@@ -172,7 +174,7 @@ def create_app(model: WarmModel) -> Any:
     except ClientDisconnect:  # Gone before its files came: nobody to answer.
       return Response(status_code=400)
     try:
-      return await _answer(form, top_k, seen)
+      return await _answer(form, top_k, single, seen)
     except Refusal:
       raise
     except Exception as e:  # A bug, not the file's fault: one line here, JSON to the client.
@@ -183,7 +185,7 @@ def create_app(model: WarmModel) -> Any:
     finally:
       await form.close()
 
-  async def _answer(form: Any, top_k: int, seen: bool) -> Any:
+  async def _answer(form: Any, top_k: int, single: bool, seen: bool) -> Any:
     uploads = [v for k, v in form.multi_items() if k == "file" and hasattr(v, "file")]
     if not uploads:
       raise Refusal(400, "no_file", "no image: send one or more in the multipart field 'file'")
@@ -192,22 +194,29 @@ def create_app(model: WarmModel) -> Any:
     b.reading(1)
     try:
       names = [upload_name(u.filename, i) for i, u in enumerate(uploads)]
-      read = await asyncio.gather(*(loop.run_in_executor(readers, model.read, u.file, name, seen)
+      read = await asyncio.gather(*(loop.run_in_executor(readers, model.read, u.file, name,
+                                                         single)
                                     for u, name in zip(uploads, names)))
     finally:
       b.reading(-1)
-    arrays = [array for array, _, _ in read if array is not None]
-    probs = iter(await b.predict(np.stack(arrays)) if arrays else ())
-    results, first = [], None
-    for name, (array, error, picture) in zip(names, read):
+    fields = [d.field for found, _ in read for d in found or ()]  # Every digit of every file.
+    probs = await b.predict(np.stack(fields)) if fields else None
+    results, first, start = [], None, 0
+    for name, (found, error) in zip(names, read):
       if error is not None:
         results.append(infer.json_failure(name, error))
         if first is None and not isinstance(error, errors.NoDigitFound):
           first = error
         continue
-      results.append(infer.json_answer(name, next(probs), top_k))
-      if picture is not None:
-        results[-1]["seen"] = picture
+      result, chosen = infer.image_answer(model.preprocess, name, found,
+                                          probs[start:start + len(found)], top_k)
+      if seen:  # Encoded here, for the digits read only.
+        pictures = [png_data_url(found[j].field) for j in chosen]
+        result["seen"] = pictures[0] if len(pictures) == 1 else pictures
+        for digit, picture in zip(result["digits"], pictures):
+          digit["seen"] = picture
+      results.append(result)
+      start += len(found)
     if first is not None:
       raise Refusal(_REFUSED, _CODES.get(type(first), "unreadable_image"), str(first),
                     exit_code=first.exit_code, results=results)

@@ -1,9 +1,9 @@
 """The model kept warm for ``mnist_flax.serve``: uploads read as ``infer`` reads files, and
 requests that arrive together answered by one batched ``predict`` call.
 
-    model = WarmModel.load("checkpoints/final")        # compiled for every batch size now
-    read = model.read(data, "3.jpg", seen=False)        # in a thread: (shown, array, error, seen)
-    probs = await Batcher(model).predict(arrays)        # in the event loop: (n, 10)
+    model = WarmModel.load("checkpoints/final")      # compiled for every batch size now
+    found, error, seen = model.read(file, "3.jpg")    # in a thread: the digits, as infer's
+    probs = await Batcher(model).predict(fields)      # in the event loop: (n, 10)
 
 Uploads are written to a private temporary folder and read by ``infer``'s own reader, so every
 file gets exactly ``infer``'s checks (format by content, pixel and time limits) and its wording;
@@ -27,6 +27,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from mnist_flax import errors, infer
+from mnist_flax.constants import IMAGE_SIZE, NUM_CLASSES
 
 # Compiled batch sizes: a batch is padded up to the next one (larger batches go in chunks of
 # the last), so one image costs a batch-1 call and a burst of requests one call for all.
@@ -73,7 +74,7 @@ class WarmModel:
     shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
     self._tmp = tempfile.mkdtemp(prefix="mnist_flax_serve_", dir=shm)
     from mnist_flax import preprocess  # Imported once, here: the first request is warm too.
-    self._preprocess = preprocess
+    self.preprocess = preprocess
 
   @classmethod
   def load(cls, checkpoint: str | os.PathLike) -> "WarmModel":
@@ -84,37 +85,35 @@ class WarmModel:
     _, variables, metadata = cache.load_final(path)
     predictors = {size: cache.load_predictor(path, size)[0] for size in BATCH_SIZES}
     model = cls(predictors, metadata, _fingerprint(variables), path.absolute().name)
-    model.predict(np.zeros((1, 28, 28), np.float32))  # XLA's kernels set up before requests.
+    model.predict(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.float32))  # Kernels set up now.
     return model
 
   def close(self) -> None:
     shutil.rmtree(self._tmp, ignore_errors=True)
 
   def predict(self, images: np.ndarray) -> np.ndarray:
-    """(n, 28, 28) -> (n, 10) probabilities, in compiled batches padded with zeros."""
+    """(n, 28, 28) fields -> (n, 10) probabilities, in compiled batches padded with zeros."""
     out = []
     largest = BATCH_SIZES[-1]
     for start in range(0, len(images), largest):
       chunk = images[start:start + largest]
       size = next(s for s in BATCH_SIZES if s >= len(chunk))
-      padded = np.zeros((size, 28, 28), np.float32)
+      padded = np.zeros((size, IMAGE_SIZE, IMAGE_SIZE), np.float32)
       padded[:len(chunk)] = chunk
       out.append(np.asarray(self._predictors[size](padded))[:len(chunk)])
-    return np.concatenate(out) if out else np.zeros((0, 10), np.float32)
+    return np.concatenate(out) if out else np.zeros((0, NUM_CLASSES), np.float32)
 
-  def read(self, source: BinaryIO, shown: str, seen: bool
-           ) -> tuple[np.ndarray | None, errors.MnistFlaxError | None, str | None]:
-    """One upload (a binary file object) -> (28x28 array, None, seen) or (None, error, None).
-
-    ``seen`` asks for the array as a PNG data URL, the picture the model saw.
-    """
+  def read(self, source: BinaryIO, shown: str, single: bool = False
+           ) -> tuple[list[Any] | None, errors.MnistFlaxError | None]:
+    """One upload (a binary file object) -> (the ``preprocess.Digit``s found, None) or
+    (None, the error), as ``infer`` reads a file (``single``: as ``--single``)."""
     fd, tmp = tempfile.mkstemp(dir=self._tmp)
     try:
       with os.fdopen(fd, "wb") as f:
         shutil.copyfileobj(source, f, 1 << 20)
-      array, error = infer._read_one(self._preprocess, tmp)
+      found, error = infer._read_one(self.preprocess, tmp, single)
     except OSError as e:  # The server's own temporary folder: full, or removed.
-      array, error = None, errors.ImageError(f"cannot read {shown}: the server could not "
+      found, error = None, errors.ImageError(f"cannot read {shown}: the server could not "
                                              f"store the upload ({e.strerror or e})")
     finally:
       try:
@@ -124,11 +123,12 @@ class WarmModel:
     if error is not None:
       # The message names the temporary file: name the upload instead, in infer's words.
       message = str(error).replace(errors.shown_path(tmp), shown)
-      return None, type(error)(message, error.exit_code), None
-    return array, None, _png_data_url(array) if seen else None
+      return None, type(error)(message, error.exit_code)
+    return found, None
 
 
-def _png_data_url(array: np.ndarray) -> str:
+def png_data_url(array: np.ndarray) -> str:
+  """A [0, 1] field (what the model saw) as an 8-bit PNG data URL."""
   from PIL import Image
   pixels = np.rint(np.clip(array, 0.0, 1.0) * 255).astype(np.uint8)
   buffer = io.BytesIO()

@@ -21,6 +21,7 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 from conftest import ROOT
 from mnist_flax import bench_serve
+from test_serve import _number_photo
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -64,7 +65,8 @@ def draw(page: Page, strokes: list[list[tuple[float, float]]]) -> None:
 
 
 def seen_image(page: Page) -> None:
-  image = page.get_by_test_id("seen").locator("img").first
+  image = page.get_by_test_id("seen").locator("img")
+  expect(image).to_have_count(1)
   expect(image).to_be_visible()
   assert image.evaluate("img => img.complete && img.naturalWidth") == 28
 
@@ -134,35 +136,19 @@ def test_browser_phone_sized_page_draws_with_touch(browser: object, url: str,
 
 def test_browser_shows_each_digit_of_a_number(browser: object, url: str,
                                               tmp_path: pathlib.Path) -> None:
-  """A number (infer's "number" and "digits" with their boxes): each digit is listed, its box
-  drawn over the photo, its 28x28 shown. The answer is the server's shape, given here."""
-  import base64, io, json
-  from PIL import Image
-  from mnist_flax import samples
-  import numpy as np
-  photo = Image.new("L", (400, 220), 255)
-  for i, digit in enumerate((4, 2)):
-    photo.paste(samples.draw_digit(digit, np.random.default_rng(digit), size=(180, 180))
-                .convert("L"), (20 + 190 * i, 20))
-  data = io.BytesIO()
-  photo.save(data, "PNG")
-  small = io.BytesIO()
-  Image.new("L", (28, 28), 0).save(small, "PNG")
-  seen = "data:image/png;base64," + base64.b64encode(small.getvalue()).decode()
-  answer = [{"path": "42.png", "number": "42", "probability": 0.81, "digit": None, "digits": [
-      {"digit": 4, "probability": 0.9, "box": [30, 30, 190, 190], "seen": seen},
-      {"digit": 2, "probability": 0.9, "box": [220, 30, 380, 190], "seen": seen}]}]
+  """A photo of "42": each digit listed with its probability, its box drawn over the photo,
+  its own 28x28 shown."""
   page = browser.new_page(viewport={"width": 1000, "height": 760})
-  page.route("**/api/predict*", lambda route: route.fulfill(
-      status=200, content_type="application/json", body=json.dumps(answer)))
   page.goto(url)
   page.get_by_test_id("upload").set_input_files(files=[{
-      "name": "42.png", "mimeType": "image/png", "buffer": data.getvalue()}])
+      "name": "42.png", "mimeType": "image/png", "buffer": _number_photo((4, 2))}])
   expect(page.get_by_test_id("answer")).to_have_text("42", timeout=10_000)
-  expect(page.get_by_test_id("probability")).to_have_text("probability 0.810")
-  expect(page.locator("#digits li")).to_have_text(["4 (0.900)", "2 (0.900)"])
+  expect(page.get_by_test_id("probability")).to_contain_text("probability 0.")
+  expect(page.locator("#digits li")).to_have_count(2)
+  expect(page.locator("#digits li").first).to_contain_text("4 (0.")
   expect(page.locator("#boxes rect")).to_have_count(2)
-  assert page.locator("#boxes rect").first.get_attribute("width") == "160"
+  left, right = (float(page.locator("#boxes rect").nth(i).get_attribute("x")) for i in (0, 1))
+  assert left < right
   expect(page.get_by_test_id("seen").locator("img")).to_have_count(2)
   page.screenshot(path=str(shots(tmp_path) / "serve_number.png"), full_page=True)
   page.close()

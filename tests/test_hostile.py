@@ -39,6 +39,7 @@ import pytest
 from PIL import Image, features
 
 from mnist_flax import preprocess, samples
+from mnist_flax.preprocess import read
 from mnist_flax.errors import ImageError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -605,7 +606,7 @@ def test_checkpoint_problem(make: str, tmp_path: Path):
 
 def test_time_budget_stops_any_slow_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
   _good(tmp_path, "fine.png", 3)
-  monkeypatch.setattr(preprocess, "_READ_SECONDS", -1.0)  # Already spent.
+  monkeypatch.setattr(read, "_READ_SECONDS", -1.0)  # Already spent.
   with pytest.raises(ImageError, match="gave up reading .*fine.png"):
     preprocess.open_image(tmp_path / "fine.png")
 

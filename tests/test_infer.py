@@ -233,14 +233,14 @@ def test_many_files_in_workers_keep_order_and_per_file_errors(tmp_path: Path,
 _CRASH_HANG = """
 import os, signal, sys, time
 from mnist_flax import infer, preprocess
-real = preprocess.preprocess_file
-def fake(path):
+real = preprocess.read_digits
+def fake(path, single=False):
   if path.endswith("crash.png"):
     os.kill(os.getpid(), signal.SIGSEGV)
   if path.endswith("hang.png"):
     time.sleep(3600)
-  return real(path)
-preprocess.preprocess_file = fake
+  return real(path, single)
+preprocess.read_digits = fake
 infer.FILE_SECONDS = 2.0
 paths = sys.argv[1:]
 workers = infer._Workers(preprocess, paths, 2)

@@ -81,6 +81,44 @@ def test_seen_is_the_28x28_png_the_model_saw(client: TestClient) -> None:
   assert image.size == (28, 28) and image.mode == "L" and image.getextrema()[1] > 200
 
 
+def _number_photo(digits: tuple[int, ...]) -> bytes:
+  import io
+  import numpy as np
+  from PIL import Image
+  from mnist_flax import samples
+  photo = Image.new("L", (20 + 190 * len(digits), 220), 255)
+  for i, digit in enumerate(digits):
+    photo.paste(samples.draw_digit(digit, np.random.default_rng(digit), size=(180, 180))
+                .convert("L"), (20 + 190 * i, 20))
+  data = io.BytesIO()
+  photo.save(data, "PNG")
+  return data.getvalue()
+
+
+def test_a_number_is_read_digit_by_digit_with_boxes(client: TestClient) -> None:
+  photo = _number_photo((4, 2))
+  want = infer_json_bytes(("42.png", photo))
+  answer = post(client, ("42.png", photo), query="?seen=true").json()[0]
+  assert answer["number"] == "42" and answer["digit"] is None, answer
+  assert [d["digit"] for d in answer["digits"]] == [4, 2]
+  left, right = (d["box"] for d in answer["digits"])
+  assert left[2] <= right[0] + 5 and all(d["seen"].startswith("data:image/png") for d in
+                                          answer["digits"])
+  assert len(answer["seen"]) == 2
+  assert {k: v for k, v in answer.items() if k != "seen"} == {
+      **want, "digits": [{**d, "seen": s["seen"]} for d, s in zip(want["digits"],
+                                                                  answer["digits"])]}
+  single = post(client, ("42.png", photo), query="?single=true").json()[0]
+  assert len(single["digits"]) == 1 and single["digit"] in (4, 2)
+
+
+def infer_json_bytes(file: tuple[str, bytes]) -> dict[str, Any]:
+  import tempfile
+  with tempfile.TemporaryDirectory() as folder:
+    (pathlib.Path(folder) / file[0]).write_bytes(file[1])
+    return infer_json("--i", file[0], cwd=pathlib.Path(folder))[0]
+
+
 def test_health_names_the_model_and_versions(client: TestClient, model: WarmModel) -> None:
   health = client.get("/api/health").json()
   assert health["status"] == "ok" and len(health["model"]["fingerprint"]) == 64

@@ -204,22 +204,26 @@ function image(src, label) {
 }
 
 function showDigits(result) {
-  // A number: each digit with its probability, its box drawn over the photo and its 28x28.
+  // The 28x28 the model saw; for a number, each digit with its probability and its own 28x28.
+  // Every digit's box is drawn over the photo.
   const digits = Array.isArray(result.digits) ? result.digits : [];
   const seen = $("seen");
+  const number = digits.length > 1;
+  const own = number && digits.every((d) => typeof d.seen === "string");
   if (typeof result.seen === "string") seen.appendChild(image(result.seen, "28x28 input"));
-  else if (Array.isArray(result.seen)) result.seen.forEach((s, i) => seen.appendChild(
+  else if (Array.isArray(result.seen) && !own) result.seen.forEach((s, i) => seen.appendChild(
     image(s, "28x28 input of digit " + (i + 1))));
-  if (digits.length < 2 && !digits.some((d) => d.box)) return;
-  const list = $("digits");
-  list.hidden = false;
-  digits.forEach((d, i) => {
-    const li = document.createElement("li");
-    li.textContent = `${d.digit} (${Number(d.probability).toFixed(3)})`;
-    list.appendChild(li);
-    if (typeof d.seen === "string") seen.appendChild(image(d.seen, `28x28 of digit ${i + 1}`));
-  });
-  drawBoxes(digits);
+  if (number) {
+    const list = $("digits");
+    list.hidden = false;
+    digits.forEach((d, i) => {
+      const li = document.createElement("li");
+      li.textContent = `${d.digit} (${Number(d.probability).toFixed(3)})`;
+      list.appendChild(li);
+      if (own) seen.appendChild(image(d.seen, `28x28 of digit ${i + 1}`));
+    });
+  }
+  if (digits.some((d) => d.box) && !$("photo").hidden) drawBoxes(digits);
 }
 
 function box(b, w, h) {

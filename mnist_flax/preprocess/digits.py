@@ -1,0 +1,207 @@
+"""Finding the digits in an ink mask: one, or a whole number written left to right.
+
+    from mnist_flax.preprocess import digits
+    glyphs = digits.find(mask)                # [] when nothing looks like a digit
+    glyphs = digits.find(mask, single=True)   # at most one: the main glyph and its pieces
+    glyphs[0].box                             # (x0, y0, x1, y1) in mask pixels, ends exclusive
+
+From OpenCV's connected components, in order:
+
+1. Specks (too small for a digit of this image) are dropped.
+2. Pieces become glyphs: a piece joins a glyph it overlaps in x (a 5's flag, a 7's bar, a
+   broken pencil stroke), or one it nearly touches when the two together are no wider than a
+   digit; the biggest pieces are placed first.
+3. Glyphs that touch the picture's edge are left out when others do not (see ``find``).
+4. The number is the row of glyphs around the largest one: glyphs of a comparable height whose
+   middles lie within its height, chained left and right across gaps of at most about a digit's
+   height. Anything else (a doodle above, a word below) is not part of the answer.
+5. A glyph about as wide as it is tall, or wider, may be two or more digits that touch (people
+   write fast): it gets a second reading, cut at the columns with the least ink near the even
+   divisions, for each number of digits it could hold (``Glyph.readings``). Which reading is right is the model's call (see
+   ``mnist_flax.preprocess.choose``): the pieces must read better together than the whole
+   does, so a single digit is not split.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+
+# Long side squared over area: a thin-pen "1" is ~20, a leftover rule or grain 50 and more.
+_MAX_ELONGATION = 35.0
+# Glyphs in a number are at least this fraction of the main glyph's height (a "1" is as tall as
+# the others; a dot, a comma or a stray mark is not).
+_ROW_HEIGHT = 0.6
+# Digits in a number are at most this many (main-glyph) heights apart.
+_ROW_GAP = 1.2
+# From this many heights wide, a glyph may be touching digits: two narrow 8s that touch are
+# ~0.8 heights wide.
+_TOUCHING_ASPECT = 0.75
+# Touching digits are each at least this many heights wide (a "1" is narrower, but then its
+# neighbours are wider), and at most this many touch in one glyph.
+_NARROWEST = 0.3
+_MAX_TOUCHING = 6
+
+
+@dataclasses.dataclass(frozen=True)
+class Glyph:
+  """One digit: its box (x0, y0, x1, y1; ends exclusive) and its pixels within the box; and the
+  same ink read as several touching digits, where it may be."""
+
+  box: tuple[int, int, int, int]
+  mask: np.ndarray
+  readings: tuple[tuple[Glyph, ...], ...] = ()  # The same ink as 2, 3, ... touching digits.
+
+
+@dataclasses.dataclass
+class _Group:
+  labels: list[int]
+  x0: int
+  y0: int
+  x1: int
+  y1: int
+  area: int
+
+  def add(self, label: int, x0: int, y0: int, x1: int, y1: int, area: int) -> None:
+    self.labels.append(label)
+    self.x0, self.y0 = min(self.x0, x0), min(self.y0, y0)
+    self.x1, self.y1 = max(self.x1, x1), max(self.y1, y1)
+    self.area += area
+
+  @property
+  def height(self) -> int:
+    return self.y1 - self.y0
+
+
+def _is_speck(area: int, long_side: int, side: int) -> bool:
+  """Too small to be (part of) a digit in an image whose long side is ``side``."""
+  return area < 12 or long_side < max(5, 0.02 * side)
+
+
+def _groups(stats: np.ndarray, side: int) -> list[_Group]:
+  """Pieces (component stats, background row 0 included) gathered into glyphs."""
+  order = 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA], kind="stable")
+  groups: list[_Group] = []
+  for label in order:
+    x, y, w, h, area = (int(v) for v in stats[label])
+    x1, y1 = x + w, y + h
+    if _is_speck(area, max(w, h), side):
+      continue
+    best = None
+    for g in groups:
+      overlap = min(x1, g.x1) - max(x, g.x0)
+      gap_y = max(g.y0 - y1, y - g.y1, 0)
+      gap_x = max(g.x0 - x1, x - g.x1, 0)
+      union_w = max(x1, g.x1) - min(x, g.x0)
+      union_h = max(y1, g.y1) - min(y, g.y0)
+      # Above or below, within the glyph's columns (a 5's flag, a 7's bar; not a line under a
+      # whole number).
+      stacked = (overlap >= 0.5 * w and w <= 1.5 * (g.x1 - g.x0) and gap_y <= 0.5 * g.height)
+      # A fragment (shorter than the glyph: a broken stroke) joins across a small gap, a
+      # full-height piece (a "1" beside a "2") only when it all but touches.
+      fragment = h < 0.75 * g.height
+      reach = (0.12 if fragment else 0.04) * g.height
+      close = gap_x <= reach and gap_y <= reach and union_w <= 0.9 * union_h
+      small = (fragment and area < 0.25 * g.area and h < 0.5 * g.height
+               and gap_x <= 0.2 * g.height and gap_y <= 0.2 * g.height
+               and union_w <= 1.0 * union_h)
+      if stacked or close or small:
+        best = g
+        break
+    if best is None:
+      groups.append(_Group([int(label)], x, y, x1, y1, area))
+    else:
+      best.add(int(label), x, y, x1, y1, area)
+  return groups
+
+
+def _main(groups: list[_Group]) -> _Group:
+  """The glyph the answer is built around: the one with the most ink, but for long thin ones
+  (what rules, a sheet's edge or a desk's grain leave behind) while there are others."""
+  def elongation(g: _Group) -> float:
+    side = max(g.height, g.x1 - g.x0)
+    return side * side / max(g.area, 1)
+  shaped = [g for g in groups if elongation(g) <= _MAX_ELONGATION] or groups
+  return max(shaped, key=lambda g: g.area)
+
+
+def _row(groups: list[_Group]) -> list[_Group]:
+  """The glyphs in a row with the largest one, left to right."""
+  main = _main(groups)
+  h = main.height
+  mates = [g for g in groups if g is main or (
+      _ROW_HEIGHT * h <= g.height <= h / _ROW_HEIGHT
+      and main.y0 - 0.25 * h <= (g.y0 + g.y1) / 2 <= main.y1 + 0.25 * h)]
+  mates.sort(key=lambda g: g.x0)
+  i = mates.index(main)
+  lo = hi = i
+  while lo > 0 and mates[lo].x0 - mates[lo - 1].x1 <= _ROW_GAP * h:
+    lo -= 1
+  while hi + 1 < len(mates) and mates[hi + 1].x0 - mates[hi].x1 <= _ROW_GAP * h:
+    hi += 1
+  return mates[lo:hi + 1]
+
+
+def _cuttings(mask: np.ndarray) -> list[list[int]]:
+  """Ways to cut a glyph into touching digits: for each count of digits it could be, the columns
+  to cut at, each the column with the least ink near an even division."""
+  h, w = mask.shape
+  if w < _TOUCHING_ASPECT * h:
+    return []
+  column = mask.sum(axis=0).astype(np.float32)
+  out = []
+  for n in range(2, min(_MAX_TOUCHING, int(w / (_NARROWEST * h))) + 1):
+    cuts = []
+    for k in range(1, n):
+      lo = max(cuts[-1] + 1 if cuts else 1, int((k - 0.45) * w / n))
+      hi = min(w - 1, int((k + 0.45) * w / n) + 1)
+      if lo >= hi:
+        break
+      cuts.append(lo + int(np.argmin(column[lo:hi])))
+    if len(cuts) == n - 1:
+      out.append(cuts)
+  return out
+
+
+def find(mask: np.ndarray, single: bool = False) -> list[Glyph]:
+  """The digits in ``mask`` left to right ([] if none; at most one with ``single``)."""
+  count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+  if count < 2:
+    return []
+  groups = _groups(stats, max(mask.shape))
+  if not groups:
+    return []
+  h, w = mask.shape
+  inside = [g for g in groups if g.x0 > 0 and g.y0 > 0 and g.x1 < w and g.y1 < h]
+  if any(g.height >= 0.04 * max(h, w) for g in inside):
+    # In a photo, what touches the frame's edge is the desk, the sheet's edge or a shadow; a
+    # digit written on the sheet is inside it. (Only a crop has its digit touch the edge.)
+    groups = inside
+  row = [_main(groups)] if single else _row(groups)
+  glyphs = []
+  for g in row:
+    part = np.isin(labels[g.y0:g.y1, g.x0:g.x1], g.labels)
+    whole = _trimmed(part, g.x0, g.y0)
+    readings = []
+    for cuts in ([] if single else _cuttings(part)):
+      edges = [0, *cuts, part.shape[1]]
+      pieces = tuple(filter(None, (_trimmed(part[:, a:b], g.x0 + a, g.y0)
+                                   for a, b in zip(edges[:-1], edges[1:]))))
+      if len(pieces) == len(edges) - 1:
+        readings.append(pieces)
+    if whole is not None:
+      glyphs.append(dataclasses.replace(whole, readings=tuple(readings)))
+  return glyphs
+
+
+def _trimmed(part: np.ndarray, x: int, y: int) -> Glyph | None:
+  """The glyph of the ink in ``part`` (whose corner is at x, y), cut to its box."""
+  ys = np.flatnonzero(part.any(axis=1))
+  xs = np.flatnonzero(part.any(axis=0))
+  if ys.size == 0:
+    return None
+  piece = part[ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1]
+  x0, y0 = x + int(xs[0]), y + int(ys[0])
+  return Glyph((x0, y0, x0 + piece.shape[1], y0 + piece.shape[0]), piece)

@@ -1,0 +1,319 @@
+"""Ruled lines, squared-paper grids, margins and frames taken out of an ink mask.
+
+    from mnist_flax.preprocess import lines
+    mask = lines.remove_rules(mask)     # notebook rules, grid, margin line; crossing strokes kept
+    mask = lines.remove_frames(mask)    # a screenshot's border, a form's box, a plate's frame
+
+Rules are long, thin, straight and nearly horizontal or vertical (a photo tilts them by up to
+~15 degrees): found by OpenCV's probabilistic Hough transform, they must span most of the ink's
+extent, and a single one must span nearly all of it, so that the bar of a 7 that fills the
+picture is never taken for one. Where a digit's stroke crosses a rule, the rule's pixels with
+stroke on both sides are put back (a closing across the rule), so the digit stays whole.
+
+Frames are closed boxes of four thin sides around the digit: a component that holds another
+inside its box and has ink along at least three sides of it, or lines along the edges of the
+ink's extent (a screenshot's border) with a clear gap inside them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+# A rule spans at least this fraction of the ink's extent (the sheet, in practice), and is this
+# many times longer than what is left without the rules (the digits, a number): a "1", or "111",
+# is as tall as the ink it belongs to, ruling and margins are far longer than the digits.
+_SPAN = 0.4
+_LONGER = 1.6
+_LONE_LONGER = 2.5  # For a line alone (a margin): the bar of a 7 is never 2.5x the rest,
+_LONE_SPAN = 0.8  # and a margin crosses most of the picture.
+_MAX_TILT_DEGREES = 15.0
+# Thicker than this fraction of the extent is a stroke or a bar, not a printed rule.
+_MAX_THICKNESS = 0.03
+
+
+# Lines are looked for on the mask shrunk by this factor (Hough's cost grows with the ink).
+_SHRINK = 4
+
+
+def _segments(mask8: np.ndarray, span: float) -> np.ndarray:
+  """(N, 4) x0, y0, x1, y1 of straight runs of ink at least ``span`` pixels long."""
+  h, w = mask8.shape
+  small = cv2.resize(mask8 * np.uint8(255), (max(1, w // _SHRINK), max(1, h // _SHRINK)),
+                     interpolation=cv2.INTER_AREA)  # Any ink in a block: a 1-px rule stays.
+  span /= _SHRINK
+  found = cv2.HoughLinesP((small > 0).astype(np.uint8), 1, math.pi / 360,
+                          threshold=max(10, int(0.5 * span)), minLineLength=span,
+                          maxLineGap=max(2, int(0.03 * span)))
+  if found is None:
+    return np.zeros((0, 4), np.int32)
+  return found.reshape(-1, 4) * _SHRINK + _SHRINK // 2
+
+
+def _thickness(mask8: np.ndarray, drawn: np.ndarray, vertical: bool) -> int:
+  """The thickness of the ink along drawn lines: the median count of ink pixels across them."""
+  window = (17, 1) if vertical else (1, 17)  # (width, height): across the line.
+  counts = cv2.boxFilter(mask8, cv2.CV_16U, window, normalize=False)[drawn > 0]
+  counts = counts[counts > 0]
+  return int(np.median(counts)) if counts.size else 1
+
+
+def _extent(rest: np.ndarray, vertical: bool, longest: float) -> float:
+  """How far the writing that rules would leave (``rest``, strokes they cross kept whole)
+  reaches along one axis: the largest piece and the pieces near it, in a chain; infinite where
+  there is none, so that a line alone is never a rule. What rules missed or left behind does
+  not count: specks and stubs (pieces under a fifth of the largest), long thin pieces (over a
+  third of ``longest``, the longest rule, and ten times longer than thick) and pieces at the
+  image's border (the sheet's edge, the desk)."""
+  _, _, stats, _ = cv2.connectedComponentsWithStats(rest.astype(np.uint8), connectivity=8)
+  x, y, w, h, area = stats[1:].T
+  long_side = np.maximum(w, h)
+  residue = (long_side >= longest / 3) & (area <= long_side * long_side / 10)
+  border = (x == 0) | (y == 0) | (x + w == rest.shape[1]) | (y + h == rest.shape[0])
+  keep = ~residue & ~border
+  if not keep.any():
+    return float("inf")
+  keep &= area >= 0.2 * area[keep].max()
+  i = int(np.argmax(np.where(keep, area, -1)))
+  box = [x[i], y[i], x[i] + w[i], y[i] + h[i]]
+  while True:  # Pieces within half the box's size of it join it.
+    m = 0.5 * max(box[2] - box[0], box[3] - box[1])
+    near = keep & (x <= box[2] + m) & (x + w >= box[0] - m) & (y <= box[3] + m) & (y + h >= box[1] - m)
+    grown = [x[near].min(), y[near].min(), (x + w)[near].max(), (y + h)[near].max()]
+    if grown == box:
+      break
+    box = grown
+  return float(box[3] - box[1] if vertical else box[2] - box[0])
+
+
+def _lines(mask8: np.ndarray, vertical: bool, extent: int,
+           across: int) -> tuple[np.ndarray, np.ndarray, int] | None:
+  """Long thin lines in one direction: their segments (N, 4) and lengths (N,), found at
+  1/_SHRINK and refined to the ink at full size (see _refine), and the width of a band that
+  covers them; None if there are none. ``extent``: how far the ink reaches along the lines,
+  ``across``: across them."""
+  if extent < 40:
+    return None
+  segments = _segments(mask8, _SPAN * extent)
+  dx = np.abs(segments[:, 2] - segments[:, 0])
+  dy = np.abs(segments[:, 3] - segments[:, 1])
+  along, off = (dy, dx) if vertical else (dx, dy)
+  keep = off <= math.tan(math.radians(_MAX_TILT_DEGREES)) * along
+  if not keep.any():
+    return None
+  segments = _refine(mask8, segments[keep], vertical)
+  thick = _thickness(mask8, _band(mask8.shape, segments, 1, vertical).astype(np.uint8), vertical)
+  if thick > max(3, _MAX_THICKNESS * across):
+    return None  # A thick bar: a stroke of the digit, not printed ruling.
+  return segments, np.hypot(dx, dy)[keep], thick + 2 + (thick % 2 == 0)
+
+
+def _refine(mask8: np.ndarray, segments: np.ndarray, vertical: bool) -> np.ndarray:
+  """Segments found on the shrunk mask, each fitted (robustly, so a stroke crossing it does not
+  pull it) to the ink within _SHRINK pixels of it, and drawn across the whole picture: a rule's
+  ends hide under the writing or fade, or Hough stops short of them; its line does not bend."""
+  h, w = mask8.shape
+  out = []
+  for segment in segments:
+    near = _band(mask8.shape, segment[None], 2 * _SHRINK + 1, vertical) & (mask8 > 0)
+    ys, xs = np.nonzero(near)
+    if ys.size < 10:
+      continue
+    vx, vy, x0, y0 = cv2.fitLine(np.stack([xs, ys], 1).astype(np.float32), cv2.DIST_HUBER, 0,
+                                 0.01, 0.01).ravel()
+    lo, hi = (0, h - 1) if vertical else (0, w - 1)
+    if vertical:
+      t0, t1 = (lo - y0) / vy, (hi - y0) / vy
+    else:
+      t0, t1 = (lo - x0) / vx, (hi - x0) / vx
+    out.append([x0 + t0 * vx, y0 + t0 * vy, x0 + t1 * vx, y0 + t1 * vy])
+  return np.round(np.array(out, np.float64).reshape(-1, 4)).astype(np.int32)
+
+
+def _band(shape: tuple[int, ...], segments: np.ndarray, width: int, vertical: bool) -> np.ndarray:
+  """A band ``width`` pixels wide (across the lines) around the segments."""
+  drawn = np.zeros(shape, np.uint8)
+  for x0, y0, x1, y1 in segments:
+    cv2.line(drawn, (int(x0), int(y0)), (int(x1), int(y1)), 1, 1)
+  if width > 1:
+    size = (width, 1) if vertical else (1, width)
+    drawn = cv2.dilate(drawn, cv2.getStructuringElement(cv2.MORPH_RECT, size))
+  return drawn > 0
+
+
+def _without(mask: np.ndarray, band: np.ndarray, width: int, vertical: bool) -> np.ndarray:
+  """``mask`` without its pixels in ``band``, but where a stroke crosses it: ink on both sides
+  of the band, put back by a closing across it."""
+  rule = band & mask
+  kept = mask & ~rule
+  reach = width + 4
+  kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (reach, 1) if vertical else (1, reach))
+  bridged = cv2.morphologyEx(kept.astype(np.uint8), cv2.MORPH_CLOSE, kernel) > 0
+  return kept | (rule & bridged)
+
+
+def _ruling(segments: np.ndarray, vertical: bool, band_width: int) -> bool:
+  """Whether segments make ruled paper: at least three separate lines (a "111" is protected
+  otherwise: it leaves no writing to be longer than, see _extent)."""
+  middles = np.sort((segments[:, 0] + segments[:, 2] if vertical
+                     else segments[:, 1] + segments[:, 3]) / 2)
+  return int((np.diff(middles) > band_width).sum()) >= 2
+
+
+def remove_rules(mask: np.ndarray) -> np.ndarray:
+  """``mask`` without ruled lines, grid lines and margin lines (see the module docstring)."""
+  out = _remove_rules_once(mask)
+  # Hough's sampling misses some lines of a dense grid; they stand out once the others are gone.
+  return _remove_rules_once(out) if out is not mask else out
+
+
+def _remove_rules_once(mask: np.ndarray) -> np.ndarray:
+  ys, xs = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+  if ys.size == 0:
+    return mask
+  height, width = int(ys[-1] - ys[0] + 1), int(xs[-1] - xs[0] + 1)
+  mask8 = mask.astype(np.uint8)
+  found = {vertical: hit for vertical in (False, True) if (hit := _lines(
+      mask8, vertical, *((height, width) if vertical else (width, height)))) is not None}
+  if not found:
+    return mask
+  # What the writing would be without every candidate line, measured to tell rules (far longer
+  # than the writing) from the writing's own straight strokes (a 1, a 7's bar, a 4's stem).
+  rest = mask
+  for vertical, (segments, _, band_width) in found.items():
+    rest = _without(rest, _band(mask.shape, segments, band_width, vertical), band_width, vertical)
+  out = mask
+  for vertical, (segments, lengths, band_width) in found.items():
+    writing = _extent(rest, vertical, float(lengths.max()))
+    rules = lengths >= _LONGER * writing
+    if not _ruling(segments[rules], vertical, band_width):
+      # Not ruled paper: a single line (a margin) crosses the whole picture, far longer than
+      # the writing.
+      rules &= lengths >= max(_LONE_LONGER * writing, _LONE_SPAN * mask.shape[0 if vertical else 1])
+    if rules.any():
+      out = _without(out, _band(mask.shape, segments[rules], band_width, vertical), band_width,
+                     vertical)
+  return out
+
+
+def _edge_lines(coverage: np.ndarray, length: int) -> tuple[int | None, int | None]:
+  """Thin, nearly full-length lines near both ends of one axis (a frame's sides).
+
+  Returns, for the low and the high end, the index up to which everything is frame (the line
+  included), or None. A line must be thin and have little ink just inside it, so that the bar of
+  a tightly cropped 7 is not mistaken for a frame.
+  """
+  band = max(2, int(0.15 * length))
+  thick = max(2, int(0.04 * length))
+  found: list[int | None] = []
+  for order in (np.arange(length), np.arange(length)[::-1]):
+    cut = None
+    i = 0
+    while i < band:
+      if coverage[order[i]] >= 0.6:
+        j = i
+        while j + 1 < length and coverage[order[j + 1]] >= 0.6:
+          j += 1
+        inside = coverage[order[j + 1:j + 3]]
+        if j - i + 1 <= thick and (inside.size == 0 or inside.max() < 0.5):
+          cut = j
+        i = j + 1
+      else:
+        i += 1
+    found.append(None if cut is None else int(order[cut]))
+  return found[0], found[1]
+
+
+def _inside_border(mask: np.ndarray) -> tuple[slice, slice]:
+  """The region inside thin lines along the edges of ``mask`` (a frame), as two slices.
+
+  Lines on two or more sides are a frame. A single line counts only if a clear gap separates it
+  from the rest, as the bar of a 7 touching the crop is never separated.
+  """
+  h, w = mask.shape
+  cov_r = mask.sum(axis=1) / w
+  cov_c = mask.sum(axis=0) / h
+  top, bottom = _edge_lines(cov_r, h)
+  left, right = _edge_lines(cov_c, w)
+  if sum(s is not None for s in (top, bottom, left, right)) == 1:
+    gap = max(2, int(0.03 * max(h, w)))
+    if top is not None and cov_r[top + 1:top + 1 + gap].max(initial=0) > 0:
+      top = None
+    if bottom is not None and cov_r[max(0, bottom - gap):bottom].max(initial=0) > 0:
+      bottom = None
+    if left is not None and cov_c[left + 1:left + 1 + gap].max(initial=0) > 0:
+      left = None
+    if right is not None and cov_c[max(0, right - gap):right].max(initial=0) > 0:
+      right = None
+  r0 = 0 if top is None else top + 1
+  r1 = h if bottom is None else bottom
+  c0 = 0 if left is None else left + 1
+  c1 = w if right is None else right
+  if r1 - r0 < 3 or c1 - c0 < 3:
+    return slice(0, h), slice(0, w)
+  return slice(r0, r1), slice(c0, c1)
+
+
+def _strip_border(mask: np.ndarray, top: int, left: int, bottom: int, right: int) -> bool:
+  """Clears the frame lines along the edges of the box [top:bottom, left:right] of ``mask``
+  (in place); whether there were any."""
+  box = mask[top:bottom, left:right]
+  rows, cols = _inside_border(box)
+  if (rows.stop - rows.start, cols.stop - cols.start) == box.shape:
+    return False
+  inside = np.zeros_like(box)
+  inside[rows, cols] = True
+  box &= inside
+  return True
+
+
+def _box_outline(part: np.ndarray) -> np.ndarray | None:
+  """Where a rectangle's outline (turned any way) runs through a component (its pixels, cut to
+  its box), if the component holds one: the sides of its minimum-area rectangle, mostly drawn.
+  A digit touching the box stays part of the component; only the outline is returned."""
+  points = cv2.findNonZero(part.astype(np.uint8))
+  (cx, cy), (rw, rh), angle = cv2.minAreaRect(points)
+  if min(rw, rh) < 12:
+    return None
+  outline = np.zeros(part.shape, np.uint8)
+  corners = cv2.boxPoints(((cx, cy), (rw, rh), angle)).astype(np.int32)
+  band = max(3, int(0.06 * min(rw, rh)))
+  cv2.polylines(outline, [corners], True, 1, band)
+  # Drawn along 70% of its length: found by thinning the band's coverage to the outline's own
+  # one-pixel path.
+  path = np.zeros(part.shape, np.uint8)
+  cv2.polylines(path, [corners], True, 1, 1)
+  near = cv2.dilate(part.astype(np.uint8), np.ones((5, 5), np.uint8))
+  if (near & path).sum() < 0.7 * path.sum():
+    return None
+  return (outline > 0) & part
+
+
+def remove_frames(mask: np.ndarray) -> np.ndarray:
+  """``mask`` without frames and boxes around the digit (see the module docstring)."""
+  out = mask.copy()
+  ys, xs = np.nonzero(out.any(axis=1))[0], np.nonzero(out.any(axis=0))[0]
+  if ys.size == 0:
+    return out
+  _strip_border(out, int(ys[0]), int(xs[0]), int(ys[-1]) + 1, int(xs[-1]) + 1)
+  count, labels, stats, _ = cv2.connectedComponentsWithStats(out.astype(np.uint8), connectivity=8)
+  for i in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:4]:
+    x, y, w, h, area = (int(v) for v in stats[i])
+    if w < 20 or h < 20 or area > 0.35 * w * h:
+      continue  # Small or solid: not a box.
+    part = labels[y:y + h, x:x + w] == i
+    outline = _box_outline(part)
+    # A box around something: a digit touching it (in the component) or inside it.
+    if outline is not None and ((part & ~outline).sum() > 0.05 * area or _holds_inside(stats, i)):
+      out[y:y + h, x:x + w] &= ~outline
+  return out
+
+
+def _holds_inside(stats: np.ndarray, i: int) -> bool:
+  """Whether another component of some size lies inside component i's box."""
+  x, y, w, h, area = stats[i]
+  inner = stats[1:]
+  return bool(((inner[:, 0] > x) & (inner[:, 1] > y) & (inner[:, 0] + inner[:, 2] < x + w) &
+               (inner[:, 1] + inner[:, 3] < y + h) & (inner[:, 4] >= 0.05 * area)).any())

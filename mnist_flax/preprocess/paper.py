@@ -1,0 +1,246 @@
+"""The paper under the ink: polarity, lighting and shadows divided out, the sheet found.
+
+    from mnist_flax.preprocess import paper
+    page = paper.find_ink(lum)      # lum: float32 luminance in [0, 1] (see gray.luminance)
+    page.ink                        # float32 (H, W): 0 on paper, ~1 on the darkest ink
+    page.mask                       # bool (H, W): the ink, noise and the desk left out
+    page is None                    # nothing stands out: a blank, flat or noise-only image
+
+The steps, in order:
+
+1. Polarity: paper is one large solid region, ink thin strokes (see ``ink_is_dark``); white
+   chalk on a blackboard and a white-on-black screenshot are turned into dark ink on light
+   paper.
+2. Lighting: the paper's brightness is estimated by a grey closing (max then min filter) wider
+   than any stroke, on a lightly smoothed copy, and divided out. Shadows, soft or hard-edged,
+   and gradients are multiplicative, so the division evens them: a shadow's edge is a step in
+   the paper level, which the closing keeps, so it never becomes ink.
+3. Threshold with hysteresis: the noise level comes from the paper itself (median and MAD of the
+   ink map); pixels well above it seed the ink, fainter ones join only when connected to a seed,
+   so faint pencil is read and JPEG speckle is not.
+4. The sheet: in a photo whose border shows the desk, the paper is the largest bright region of
+   the background; ink outside it (the desk's texture, the sheet's own edge, a pen) is dropped.
+5. A plate (a house number, a card): "ink" that is one solid region holding large light shapes
+   is the thing the digit is painted on (``find_plate``); the caller reads inside it again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+
+# The closing that estimates the paper is this fraction of the long side wide: wider than the
+# thickest marker stroke of a digit that fills the frame (~1/8 of the side).
+_CLOSING_FRACTION = 0.16
+# The polarity's residual is measured on an image this small (long side): fast and plenty.
+_POLARITY_SIDE = 160
+# Ink must stand this many noise deviations above the paper to seed, and half that to join.
+_SEED_SIGMAS = 6.0
+_JOIN_SIGMAS = 3.0
+# Whatever the noise, ink is at least this much darker than its paper (relative): faint pencil
+# on white paper (225 on 245) is 0.08, JPEG ringing around printed text a few hundredths.
+_MIN_SEED = 0.06
+_MIN_JOIN = 0.035
+# The paper is where the background is at least this fraction of the brightest paper: shadowed
+# paper stays in (a shadow rarely takes two thirds of the light), a dark desk falls out.
+_SHEET_LEVEL = 0.35
+# A plate is solid: its thickest part is at least this fraction of its short side.
+_PLATE_DEPTH = 0.3
+
+
+@dataclasses.dataclass(frozen=True)
+class Page:
+  """The ink of one image at working size: ``ink`` in [0, 1] and its binary ``mask``."""
+
+  ink: np.ndarray
+  mask: np.ndarray
+  level: float  # The ink value at which the mask starts (the join threshold).
+
+
+def _odd(n: float) -> int:
+  return max(3, int(n) // 2 * 2 + 1)
+
+
+def _largest(mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int, int]] | None:
+  """The largest 4-connected region of ``mask``: its pixels within its box, and its stats
+  (x, y, w, h, area); None if ``mask`` is empty."""
+  count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=4)
+  if count < 2:
+    return None
+  i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+  x, y, w, h, area = (int(v) for v in stats[i])
+  return labels[y:y + h, x:x + w] == i, (x, y, w, h, area)
+
+
+def _is_plate(part: np.ndarray) -> bool:
+  """Whether a region (its pixels within its box) is a plate or a card with something painted
+  on it: its outline a quadrilateral (seen in perspective; a thick 0 or 8 is rounder), mostly
+  solid, with holes (the painted digit, a painted frame) of at least a twentieth of it."""
+  part8 = part.astype(np.uint8)
+  contours, _ = cv2.findContours(part8, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+  outline = max(contours, key=cv2.contourArea)
+  hull = cv2.convexHull(outline)
+  corners = cv2.approxPolyDP(hull, 0.03 * cv2.arcLength(hull, True), True)
+  filled = np.zeros_like(part8)
+  cv2.drawContours(filled, [outline], -1, 1, thickness=cv2.FILLED)
+  inside = float(filled.sum())
+  solid = float((part8 & filled).sum())
+  if not (4 <= len(corners) <= 6 and inside >= 0.9 * cv2.contourArea(hull)
+          and 0.35 * inside <= solid <= 0.95 * inside):
+    return False
+  # Solid as a plate is (a thick 0 or 8 is only a stroke wide anywhere): somewhere more than
+  # a third of its short side from any hole or edge.
+  depth = 2.0 * float(cv2.distanceTransform(part8, cv2.DIST_L2, 3).max())
+  return depth >= _PLATE_DEPTH * min(part.shape)
+
+
+def ink_is_dark(lum: np.ndarray) -> bool:
+  """Whether the ink is darker than the paper, decided from the pixels alone.
+
+  The two sides of Otsu's threshold are told apart by their shape: paper (a sheet, a plate) is
+  one large solid region, ink is thin strokes. Mostly light pictures have dark ink, but for a
+  dark plate on a light wall; mostly dark ones have light ink, but for a light sheet on a dark
+  desk.
+  """
+  factor = max(1, -(-max(lum.shape) // _POLARITY_SIDE))
+  small = cv2.resize(lum, (max(1, lum.shape[1] // factor), max(1, lum.shape[0] // factor)),
+                     interpolation=cv2.INTER_AREA) if factor > 1 else lum
+  small8 = np.clip(small * 255 + 0.5, 0, 255).astype(np.uint8)
+  lo, hi = np.percentile(small8, (1, 99))
+  if hi - lo < 20:  # Nothing stands out: a blank page is blank.
+    return float(np.median(small)) > 0.5
+  _, light = cv2.threshold(small8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+  if light.mean() >= 0.5:
+    dark = _largest(1 - light)
+    return not (dark is not None and dark[1][4] >= 0.05 * light.size and _is_plate(dark[0]))
+  sheet = _largest(light)
+  if sheet is None:
+    return False
+  part, (_, _, w, h, area) = sheet
+  # A sheet on a desk (a lit part of it: a triangle), not strokes.
+  return area >= 0.15 * light.size and area >= 0.4 * w * h
+
+
+def _closing(small8: np.ndarray, k: int) -> np.ndarray:
+  kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
+  return cv2.morphologyEx(small8, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_REPLICATE)
+
+
+def _noise(ink: np.ndarray, where: np.ndarray | None) -> tuple[float, float]:
+  """The paper's level and noise (median, and MAD as a standard deviation) in an ink map, on an
+  even sample of the pixels (of the sheet, where there is one)."""
+  step = max(1, int(np.sqrt(ink.size / 40_000)))
+  sample = ink[::step, ::step]
+  if where is not None:
+    sample = sample[where[::step, ::step]]
+  if sample.size == 0:
+    sample = ink[::step, ::step]
+  centre = float(np.median(sample))
+  return centre, 1.4826 * float(np.median(np.abs(sample - centre)))
+
+
+def _stroke_width(mask: np.ndarray) -> float:
+  """A typical stroke width of the ink in ``mask``, in pixels: twice the distance to the
+  nearest paper along the strokes' middles (where that distance peaks), at its 75th percentile,
+  so that thin rules do not hide a marker's width, nor a blob (a shadow) a pen's."""
+  dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
+  ridge = (dist > 0) & (dist >= cv2.dilate(dist, np.ones((3, 3), np.uint8)) - 1e-3)
+  values = dist[ridge]
+  return 2.0 * float(np.percentile(values, 75)) if values.size else 0.0
+
+
+def _background(lum: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+  """The paper's brightness under dark ink at full size, and the sheet (see _sheet).
+
+  A grey closing wider than the strokes (in 8 bits at half size: 10x faster than float at full
+  size): first one wider than any stroke could be, which finds the strokes; then, when they are
+  thin, one a few strokes wide, so that a shadow wider than that stays in the paper, not ink.
+  """
+  h, w = lum.shape
+  half = (max(1, w // 2), max(1, h // 2))
+  small = cv2.resize(lum, half, interpolation=cv2.INTER_AREA)
+  small8 = np.clip(small * 255 + 0.5, 0, 255).astype(np.uint8)
+  widest = _odd(_CLOSING_FRACTION * max(half))
+  closed = _closing(small8, widest)
+  sheet = _sheet(closed)
+  rough = 1.0 - small / np.maximum(closed.astype(np.float32) * np.float32(1 / 255), 1e-3)
+  centre, sigma = _noise(rough, sheet)
+  stroke = _stroke_width(rough > centre + max(_SEED_SIGMAS * sigma, _MIN_SEED))
+  k = _odd(min(widest, max(7, 4 * stroke + 5)))
+  if k < widest:
+    closed = _closing(small8, k)
+  full = cv2.resize(closed, (w, h), interpolation=cv2.INTER_LINEAR)
+  if sheet is not None:
+    sheet = cv2.resize(sheet.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+  return full.astype(np.float32) * np.float32(1 / 255), sheet
+
+
+def _sheet(background: np.ndarray) -> np.ndarray | None:
+  """The sheet of paper where the photo shows the desk around it, else None (all paper)."""
+  level = float(np.percentile(background[::2, ::2], 95))
+  paper = (background >= _SHEET_LEVEL * level).astype(np.uint8)
+  if paper.mean() > 0.97:
+    return None
+  count, labels, stats, _ = cv2.connectedComponentsWithStats(paper, connectivity=4)
+  if count < 2:
+    return None
+  biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+  if stats[biggest, cv2.CC_STAT_AREA] < 0.15 * paper.size:
+    return None  # No sheet stands out (a dark photo): better keep everything.
+  sheet = (labels == biggest).astype(np.uint8)
+  # Holes (ink blobs, a dark smudge) belong to the sheet; its rim (the edge's shading) does not.
+  contours, _ = cv2.findContours(sheet, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+  filled = np.zeros_like(sheet)
+  cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+  rim = _odd(0.01 * max(sheet.shape))
+  return cv2.erode(filled, cv2.getStructuringElement(cv2.MORPH_RECT, (rim, rim))) > 0
+
+
+def find_ink(lum: np.ndarray) -> Page | None:
+  """The ink map and mask of a luminance image; None if nothing stands out from the paper."""
+  if min(lum.shape) < 3:
+    return None
+  if not ink_is_dark(lum):
+    lum = 1.0 - lum
+  background, sheet = _background(lum)
+  ink = 1.0 - lum / np.maximum(background, 1e-3)
+  np.clip(ink, 0.0, 1.0, out=ink)
+  centre, sigma = _noise(ink, sheet)
+  seed = centre + max(_SEED_SIGMAS * sigma, _MIN_SEED)
+  join = centre + max(_JOIN_SIGMAS * sigma, _MIN_JOIN)
+  weak = (ink > join).astype(np.uint8)
+  count, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
+  if count < 2:
+    return None
+  seeded = np.bincount(labels[ink > seed], minlength=count) > 0
+  seeded[0] = False
+  if sheet is not None:
+    # A piece of ink counts only where most of it lies on the sheet.
+    on_sheet = np.bincount(labels[sheet], minlength=count)
+    seeded &= on_sheet >= 0.5 * stats[:, cv2.CC_STAT_AREA]
+  if not seeded.any():
+    return None
+  mask = seeded[labels]
+  # Stretch so the strong ink reaches 1: the normalised strokes then look like MNIST's.
+  strokes = ink[mask]
+  core = float(np.percentile(strokes[::max(1, strokes.size // 20_000)], 90))
+  if core - centre < _MIN_SEED:
+    return None
+  ink = np.clip((ink - join) / max(core - join, 1e-3), 0.0, 1.0)
+  return Page(ink=ink.astype(np.float32, copy=False), mask=mask, level=join)
+
+
+def find_plate(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+  """The box (x0, y0, x1, y1) inside a plate found as "ink" (see the module docstring and
+  _is_plate) of at least 1% of the picture; None if there is none."""
+  # Opened first: thin lines touching the plate (a brick wall's mortar) come off it.
+  solid = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+  count, labels, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=8)
+  for i in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:3]:
+    x, y, w, h, area = (int(v) for v in stats[i])
+    if area >= 0.01 * mask.size and _is_plate(labels[y:y + h, x:x + w] == i):
+      inset = max(2, int(0.03 * min(w, h)))  # The plate's own edge is not read.
+      return x + inset, y + inset, x + w - inset, y + h - inset
+  return None
