@@ -82,7 +82,7 @@ def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
            min(image.size[1], round(y1 * scale)))
     out.append(Digit(normalise.to_field(page.ink, glyph), box, split_of, reading))
 
-  for glyph in digits.find(mask, single=single):
+  for glyph in digits.find(mask, single=single, lit=page.lit):
     whole = len(out)
     add(glyph)
     for r, pieces in enumerate(glyph.readings, 1):

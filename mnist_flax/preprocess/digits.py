@@ -11,15 +11,17 @@ From OpenCV's connected components, in order:
 2. Pieces become glyphs: a piece joins a glyph it overlaps in x (a 5's flag, a 7's bar, a
    broken pencil stroke), or one it nearly touches when the two together are no wider than a
    digit; the biggest pieces are placed first.
-3. Glyphs that touch the picture's edge are left out when others do not (see ``find``).
-4. The number is the row of glyphs around the largest one: glyphs of a comparable height whose
-   middles lie within its height, chained left and right across gaps of at most about a digit's
-   height. Anything else (a doodle above, a word below) is not part of the answer.
+3. Glyphs that touch the picture's edge are left out when others do not, and the answer is
+   built around a glyph on the lit sheet (see ``find``).
+4. The number is the row of glyphs around the main one (the most ink, see ``_main``): glyphs
+   of a comparable height whose middles lie within its height, chained left and right across
+   gaps of at most about a digit's height. Anything else (a doodle above, a word below) is not
+   part of the answer.
 5. A glyph about as wide as it is tall, or wider, may be two or more digits that touch (people
-   write fast): it gets a second reading, cut at the columns with the least ink near the even
-   divisions, for each number of digits it could hold (``Glyph.readings``). Which reading is right is the model's call (see
-   ``mnist_flax.preprocess.choose``): the pieces must read better together than the whole
-   does, so a single digit is not split.
+   write fast): it gets other readings, cut at the columns with the least ink near the even
+   divisions, one for each number of digits it could hold (``Glyph.readings``). Which reading
+   is right is the model's call (``mnist_flax.preprocess.choose``): the most likely one, so a
+   single digit is split only where its pieces read better than it does.
 """
 
 from __future__ import annotations
@@ -127,9 +129,8 @@ def _main(groups: list[_Group]) -> _Group:
   return max(shaped, key=lambda g: g.area)
 
 
-def _row(groups: list[_Group]) -> list[_Group]:
-  """The glyphs in a row with the largest one, left to right."""
-  main = _main(groups)
+def _row(groups: list[_Group], main: _Group) -> list[_Group]:
+  """The glyphs in a row with ``main``, left to right."""
   h = main.height
   mates = [g for g in groups if g is main or (
       _ROW_HEIGHT * h <= g.height <= h / _ROW_HEIGHT
@@ -165,7 +166,7 @@ def _cuttings(mask: np.ndarray) -> list[list[int]]:
   return out
 
 
-def find(mask: np.ndarray, single: bool = False) -> list[Glyph]:
+def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None) -> list[Glyph]:
   """The digits in ``mask`` left to right ([] if none; at most one with ``single``)."""
   count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
   if count < 2:
@@ -179,7 +180,12 @@ def find(mask: np.ndarray, single: bool = False) -> list[Glyph]:
     # In a photo, what touches the frame's edge is the desk, the sheet's edge or a shadow; a
     # digit written on the sheet is inside it. (Only a crop has its digit touch the edge.)
     groups = inside
-  row = [_main(groups)] if single else _row(groups)
+  # The answer is built around a glyph on the lit sheet, if one is digit-sized: what lies off
+  # it is likely the desk (though a shadow may hide a digit, which then joins the row).
+  lit_groups = [g for g in groups
+                if lit is not None and lit[(g.y0 + g.y1) // 2, (g.x0 + g.x1) // 2]]
+  main = _main(lit_groups if any(g.height >= 0.04 * max(h, w) for g in lit_groups) else groups)
+  row = [main] if single else _row(groups, main)
   glyphs = []
   for g in row:
     part = np.isin(labels[g.y0:g.y1, g.x0:g.x1], g.labels)

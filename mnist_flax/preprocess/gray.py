@@ -154,7 +154,7 @@ def _working_image(image: Image.Image) -> Image.Image:
   correctly first (see _reducible); 16-bit and float data are averaged in numpy into F.
   """
   w, h = image.size
-  factor = math.ceil(max(w, h) / WORK_SIDE)
+  factor = round(max(w, h) / WORK_SIDE)  # Within a third of WORK_SIDE either way.
   if factor < 2:
     return image
   if image.mode in _WIDE_MODES:

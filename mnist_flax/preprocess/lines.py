@@ -29,6 +29,7 @@ _SPAN = 0.4
 _LONGER = 1.6
 _LONE_LONGER = 2.5  # For a line alone (a margin): the bar of a 7 is never 2.5x the rest,
 _LONE_SPAN = 0.8  # and a margin crosses most of the picture.
+_ALIKE = 0.6  # Rules of one ruling are at least this fraction of the longest one.
 _MAX_TILT_DEGREES = 15.0
 # Thicker than this fraction of the extent is a stroke or a bar, not a printed rule.
 _MAX_THICKNESS = 0.03
@@ -103,33 +104,60 @@ def _lines(mask8: np.ndarray, vertical: bool, extent: int,
   keep = off <= math.tan(math.radians(_MAX_TILT_DEGREES)) * along
   if not keep.any():
     return None
-  segments = _refine(mask8, segments[keep], vertical)
+  lengths = np.hypot(dx, dy)[keep]
+  segments, sources = _refine(mask8, segments[keep], vertical)
+  if sources.size == 0:
+    return None
   thick = _thickness(mask8, _band(mask8.shape, segments, 1, vertical).astype(np.uint8), vertical)
   if thick > max(3, _MAX_THICKNESS * across):
     return None  # A thick bar: a stroke of the digit, not printed ruling.
-  return segments, np.hypot(dx, dy)[keep], thick + 2 + (thick % 2 == 0)
+  return segments, lengths[sources], thick + 2 + (thick % 2 == 0)
 
 
-def _refine(mask8: np.ndarray, segments: np.ndarray, vertical: bool) -> np.ndarray:
-  """Segments found on the shrunk mask, each fitted (robustly, so a stroke crossing it does not
-  pull it) to the ink within _SHRINK pixels of it, and drawn across the whole picture: a rule's
-  ends hide under the writing or fade, or Hough stops short of them; its line does not bend."""
-  h, w = mask8.shape
-  out = []
-  for segment in segments:
-    near = _band(mask8.shape, segment[None], 2 * _SHRINK + 1, vertical) & (mask8 > 0)
-    ys, xs = np.nonzero(near)
-    if ys.size < 10:
+def _refine(mask8: np.ndarray, segments: np.ndarray,
+            vertical: bool) -> tuple[np.ndarray, np.ndarray]:
+  """Segments found on the shrunk mask, made one per line (Hough finds a line in pieces), each
+  fitted (robustly, so a stroke crossing it does not pull it) to the middle of the ink within
+  _SHRINK pixels of it, and drawn across the whole picture: a rule's ends hide under the
+  writing or fade, or Hough stops short of them; its line does not bend. Returns the lines
+  and the index of the segment each one comes from."""
+  grid = mask8.T if vertical else mask8  # Lines run along grid's rows from here on.
+  h, w = grid.shape
+  if vertical:
+    segments = segments[:, [1, 0, 3, 2]]
+  x0, y0, x1, y1 = segments.T.astype(np.float64)
+  slope = (y1 - y0) / np.where(x1 == x0, 1e-9, x1 - x0)
+  middle = y0 + slope * (w / 2 - x0)  # Where each segment's line crosses the middle column.
+  order = np.argsort(middle)
+  kept: list[int] = []
+  for i in order:  # One per line: the longest of the segments within a band of each other.
+    if kept and middle[i] - middle[kept[-1]] <= 2 * _SHRINK + 1:
+      if abs(x1[i] - x0[i]) > abs(x1[kept[-1]] - x0[kept[-1]]):
+        kept[-1] = i
       continue
-    vx, vy, x0, y0 = cv2.fitLine(np.stack([xs, ys], 1).astype(np.float32), cv2.DIST_HUBER, 0,
-                                 0.01, 0.01).ravel()
-    lo, hi = (0, h - 1) if vertical else (0, w - 1)
-    if vertical:
-      t0, t1 = (lo - y0) / vy, (hi - y0) / vy
-    else:
-      t0, t1 = (lo - x0) / vx, (hi - x0) / vx
-    out.append([x0 + t0 * vx, y0 + t0 * vy, x0 + t1 * vx, y0 + t1 * vy])
-  return np.round(np.array(out, np.float64).reshape(-1, 4)).astype(np.int32)
+    kept.append(i)
+  reach = _SHRINK + 2
+  offsets = np.arange(-reach, reach + 1)
+  out, sources = [], []
+  for i in kept:
+    xs = np.arange(int(min(x0[i], x1[i])), int(max(x0[i], x1[i])) + 1, 2)
+    xs = xs[(xs >= 0) & (xs < w)]
+    ys = np.rint(y0[i] + slope[i] * (xs - x0[i])).astype(np.int64)[:, None] + offsets
+    inside = (ys >= 0) & (ys < h)
+    ink = np.where(inside, grid[np.clip(ys, 0, h - 1), xs[:, None]], 0).astype(np.float32)
+    weight = ink.sum(axis=1)
+    hit = weight > 0
+    if hit.sum() < 10:
+      continue
+    points = np.stack([xs[hit], (ink[hit] * ys[hit]).sum(axis=1) / weight[hit]], 1)
+    vx, vy, px, py = cv2.fitLine(points.astype(np.float32), cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
+    if abs(vx) < 1e-6:
+      continue
+    left, right = -px / vx, (w - 1 - px) / vx  # From the first column to the last.
+    a, b = [px + left * vx, py + left * vy], [px + right * vx, py + right * vy]
+    out.append([a[1], a[0], b[1], b[0]] if vertical else [*a, *b])
+    sources.append(i)
+  return np.round(np.array(out, np.float64).reshape(-1, 4)).astype(np.int32), np.array(sources, int)
 
 
 def _band(shape: tuple[int, ...], segments: np.ndarray, width: int, vertical: bool) -> np.ndarray:
@@ -187,7 +215,11 @@ def _remove_rules_once(mask: np.ndarray) -> np.ndarray:
   out = mask
   for vertical, (segments, lengths, band_width) in found.items():
     writing = _extent(rest, vertical, float(lengths.max()))
-    rules = lengths >= _LONGER * writing
+    # Rules are all about as long (the sheet's width, seen in perspective), the longest far
+    # longer than the writing; a digit's own straight stroke (a 4's bar) is shorter.
+    rules = lengths >= _ALIKE * lengths.max()
+    if lengths.max() < _LONGER * writing:
+      continue
     if not _ruling(segments[rules], vertical, band_width):
       # Not ruled paper: a single line (a margin) crosses the whole picture, far longer than
       # the writing.
@@ -278,7 +310,12 @@ def _box_outline(part: np.ndarray) -> np.ndarray | None:
   if min(rw, rh) < 12:
     return None
   outline = np.zeros(part.shape, np.uint8)
-  corners = cv2.boxPoints(((cx, cy), (rw, rh), angle)).astype(np.int32)
+  # The box's corners: its hull's four (a box seen in perspective is no rectangle), else the
+  # minimum-area rectangle's.
+  hull = cv2.convexHull(points)
+  corners = cv2.approxPolyDP(hull, 0.02 * cv2.arcLength(hull, True), True).reshape(-1, 2)
+  if len(corners) != 4:
+    corners = cv2.boxPoints(((cx, cy), (rw, rh), angle)).astype(np.int32)
   band = max(3, int(0.06 * min(rw, rh)))
   cv2.polylines(outline, [corners], True, 1, band)
   # Drawn along 70% of its length: found by thinning the band's coverage to the outline's own
