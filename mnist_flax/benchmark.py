@@ -6,7 +6,7 @@
     python -m mnist_flax.benchmark --quick               # seconds-long smoke run (CI)
     python -m mnist_flax.benchmark --peer /work/torchvenv/bin/python   # side by side with PyTorch
 
-Sections (``--skip a,b`` leaves some out):
+Sections (``--skip a,b`` leaves some out, ``--only a,b`` runs just those):
 
 =============  ================================================================================
 machine        CPU model, cores (all and usable), memory, Python and library versions, XLA_FLAGS
@@ -20,6 +20,8 @@ infer_cold     ``python -m mnist_flax.infer --i test/3.jpg`` in fresh processes,
                seconds and peak memory
 infer_dir      ``infer`` over a folder of 1,000 images drawn by ``mnist_flax.samples``, one
                process: images/s end to end, and the preprocessing time per image alone
+serve          ``python -m mnist_flax.serve`` over loopback: latency of one image, images/s
+               with 8 clients, next to infer's cost for the same files (``bench_serve``)
 speedrun       ``python -m mnist_flax.main --config=configs/speedrun.py`` per seed: whole-process
                wall time, test accuracy, train seconds, images/s, peak memory
 peer           with ``--peer PYTHON``: the PyTorch peer (``../shared/bench/torch_fast_mnist.py``)
@@ -66,6 +68,8 @@ import time
 import traceback
 from typing import Any, Callable, Iterable, Sequence
 
+from mnist_flax import bench_serve
+
 PROG = "mnist_flax.benchmark"
 SCHEMA = "mnist_flax/benchmark/v1"
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -74,7 +78,8 @@ SPEEDRUN_CONFIG = "configs/speedrun.py"
 STAND_IN_CONFIG = "configs/test.py"
 DEFAULT_PEER_SCRIPT = PROJECT_ROOT.parent / "shared" / "bench" / "torch_fast_mnist.py"
 SHIPPED_CHECKPOINT = PROJECT_ROOT / "checkpoints" / "final"
-SECTIONS = ("train", "eval", "predict", "infer_cold", "infer_dir", "speedrun", "peer", "memory")
+SECTIONS = ("train", "eval", "predict", "infer_cold", "infer_dir", "serve", "speedrun", "peer",
+            "memory")
 COLD_IMAGE = "test/3.jpg"
 QUICK_STAND_IN_STEPS = 6
 NO_MNIST = ("MNIST not available: pass --data-dir or set MNIST_DATA_DIR to a folder with the "
@@ -801,6 +806,7 @@ class Benchmark:
         "schema": SCHEMA, "command": " ".join(["python -m", PROG, *sys.argv[1:]]),
         "quick": self.plan.quick, "plan": dataclasses.asdict(self.plan),
         "data_dir": str(self.data_dir) if self.data_dir else None,
+        "only": sorted(set(SECTIONS) - self.args.skip) if self.args.only else None,
     }
     try:
       report["machine"] = machine_info()
@@ -812,6 +818,7 @@ class Benchmark:
     self.run_section("predict", self.predict_section)
     self.run_section("infer_cold", self.infer_cold_section)
     self.run_section("infer_dir", self.infer_dir_section)
+    self.run_section("serve", lambda: bench_serve.serve_section(self))
     self.speedrun_and_peer()
     self.run_section("memory", self.memory_section)
     report.update(self.results)
@@ -885,6 +892,7 @@ def table(report: dict[str, Any]) -> str:
   rows.append(("preprocess ms/image", None if not pre else
                {k: pre[k] * 1000 for k in ("median", "min", "max")} | {"n": pre["n"]}, 2))
   rows.append(("infer dir accuracy", folder.get("accuracy"), 4))
+  rows += bench_serve.table_rows(section("serve"))
   speed, peer = section("speedrun"), section("peer")
   cold_speed = (speed.get("cold_compilation_cache") or {}) if speed else {}
   rows.append(("speedrun wall s, empty compile cache", cold_speed.get("wall_seconds"), 2))
@@ -902,6 +910,8 @@ def table(report: dict[str, Any]) -> str:
   rows.append(("ratio jax/peer train s", ratios.get("train_seconds"), 3))
   rows.append(("ratio jax/peer images/s", ratios.get("images_per_second"), 3))
 
+  if report.get("only"):  # Just the rows of the sections asked for.
+    rows = [row for row in rows if row[1] is not None]
   header = ("metric", "median", "min", "max", "n")
   lines = []
   for label, value, digits in rows:
@@ -925,7 +935,7 @@ def table(report: dict[str, Any]) -> str:
     out.append(f"accuracy side by side: jax {accuracy.get('jax')}, peer {accuracy.get('peer')}")
   for name in SECTIONS:
     entry = report.get(name) or {}
-    if entry.get("status") == "skipped":
+    if entry.get("status") == "skipped" and name in (report.get("only") or SECTIONS):
       out.append(f"{name}: skipped ({entry.get('reason')})")
     elif entry.get("status") == "error":
       out.append(f"{name}: error ({entry.get('error')})")
@@ -963,6 +973,7 @@ def _parser() -> argparse.ArgumentParser:
                  help="images in the infer_dir folder (default 1000; quick: 20)")
   p.add_argument("--skip", default="", metavar="A,B",
                  help="sections to leave out: " + ", ".join(SECTIONS))
+  p.add_argument("--only", default="", metavar="A,B", help="run only these sections")
   p.add_argument("--data-dir", "--data_dir", default=None, metavar="DIR",
                  help="folder with the MNIST IDX files (default: $MNIST_DATA_DIR)")
   p.add_argument("--peer", default=None, metavar="PYTHON",
@@ -980,10 +991,14 @@ def main(argv: Sequence[str] | None = None) -> int:
   parser = _parser()
   args = parser.parse_args(argv)
   args.skip = {s.strip() for s in args.skip.split(",") if s.strip()}
-  unknown = args.skip - set(SECTIONS)
-  if unknown:
-    parser.error(f"--skip: unknown section(s) {', '.join(sorted(unknown))}; known: "
-                 + ", ".join(SECTIONS))
+  only = {s.strip() for s in args.only.split(",") if s.strip()}
+  for flag, names in (("--skip", args.skip), ("--only", only)):
+    unknown = names - set(SECTIONS)
+    if unknown:
+      parser.error(f"{flag}: unknown section(s) {', '.join(sorted(unknown))}; known: "
+                   + ", ".join(SECTIONS))
+  if only:
+    args.skip |= set(SECTIONS) - only
   for name in ("repeats", "steps", "count"):
     value = getattr(args, name)
     if value is not None and value < 1:

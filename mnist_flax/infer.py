@@ -180,6 +180,20 @@ def sentence(result: dict[str, Any]) -> str:
   return text
 
 
+def image_answer(preprocess: Any, shown: str, found: Sequence[Any], probs: Any,
+                 top_k: int) -> tuple[dict[str, Any], list[int]]:
+  """The ``answer`` for one image's digits ``found`` (``preprocess.Digit``s) given their
+  probabilities (one row each), and the indices of the digits it reads (the HTTP API uses it
+  too)."""
+  chosen = preprocess.choose(found, probs.max(axis=1))
+  return answer(shown, probs[chosen], [found[j].box for j in chosen], top_k), list(chosen)
+
+
+def json_failure(shown: str, error: errors.MnistFlaxError) -> dict[str, Any]:
+  """The object ``--json`` prints for an image not read (no digit found, refused)."""
+  return {"path": shown, "digit": None, "error": str(error), "exit_code": error.exit_code}
+
+
 def _output_folder(value: str) -> pathlib.Path:
   """Creates the --save-preprocessed folder before any work, so a bad one costs nothing."""
   if not value:
@@ -526,8 +540,7 @@ def run(args: argparse.Namespace) -> int:
     if error is not None:
       exit_code = exit_code or error.exit_code
       if args.json:
-        print(json.dumps({"path": shown, "digit": None, "error": str(error),
-                          "exit_code": error.exit_code}), flush=True)
+        print(json.dumps(json_failure(shown, error)), flush=True)
       elif isinstance(error, errors.NoDigitFound):
         print(f"{shown}: no digit found" if several else "No digit found.", flush=True)
       if not isinstance(error, errors.NoDigitFound) or args.json:
@@ -535,8 +548,7 @@ def run(args: argparse.Namespace) -> int:
       continue
     first, found = digits
     probs = probabilities[first:first + len(found)]
-    chosen = preprocess.choose(found, probs.max(axis=1))
-    result = answer(shown, probs[chosen], [found[j].box for j in chosen], args.top_k)
+    result, chosen = image_answer(preprocess, shown, found, probs, args.top_k)
     for k, j in enumerate(chosen if out_dir is not None else ()):
       name = os.path.basename(os.fsdecode(path))
       name = f"{read:04d}_{name}" + (f"_{k}.png" if len(chosen) > 1 else ".png")

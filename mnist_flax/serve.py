@@ -1,0 +1,320 @@
+"""A web page to draw or drop a digit, and an HTTP API, with the model kept warm.
+
+    python -m mnist_flax.serve [--checkpoint checkpoints/final] [--host 127.0.0.1] [--port 8000]
+
+* ``/``: a page to draw a digit (mouse, pen or finger) or drop a photo; it answers while you
+  draw. Plain HTML, CSS and JavaScript from the package (``mnist_flax/web``): works offline.
+* ``POST /api/predict``: one or more images in the multipart field ``file`` (repeatable);
+  answers a JSON list with the objects ``infer --json`` prints, in the order sent.
+  ``?top_k=N`` (1-10) as ``--top-k``, ``?single=true`` as ``--single``; ``?seen=true`` adds
+  ``seen`` to the answer and to each of its ``digits``: the 28x28 image the model saw, as a
+  PNG data URL. A file ``infer`` refuses answers 422 (over 20 MB in all: 413) with
+  ``{"error", "code", "exit_code", "results"}``: ``infer``'s message for the first such file,
+  and every file's object; "no digit found" is an answer (200), as it is for ``infer``.
+  Every other refusal is ``{"error", "code"}`` too, never a traceback.
+* ``GET /api/health``: the model's fingerprint (sha256 of its weights), its recorded test
+  accuracy and the versions. OpenAPI docs at ``/docs``.
+
+The model and the preprocessing are loaded once; requests that arrive together share one
+``predict`` call (see ``serve_model``). Binds 127.0.0.1 unless ``--host`` says otherwise;
+Ctrl-C or SIGTERM stops accepting, finishes the requests in flight and exits 130 or 143.
+Exit codes: 2 bad command line or the address cannot be used, 3 checkpoint problem (as
+``infer``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import contextlib
+import os
+import platform
+import signal
+import socket
+import sys
+from importlib import resources
+from typing import Any, AsyncIterator, Sequence
+
+import numpy as np
+# FastAPI reads the endpoints' annotations (strings here) in this module's namespace.
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
+from starlette.requests import ClientDisconnect
+
+from mnist_flax import errors, infer
+from mnist_flax.serve_model import Batcher, WarmModel, png_data_url, upload_name
+
+PROG = "mnist_flax.serve"
+MAX_BODY_BYTES = 20 * 1024 * 1024  # All files of one request together.
+MAX_FILES = 256
+BODY_SECONDS = 30.0  # A client slower than this to send its files is dropped (408).
+READ_THREADS = max(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
+# The page's files: a fixed list, so no request can name anything else.
+_PAGE = {"/": ("index.html", "text/html; charset=utf-8"),
+         "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+         "/app.css": ("app.css", "text/css; charset=utf-8")}
+_REFUSED = 422  # HTTP status for a file infer refuses (exit codes 1 and 4).
+_CODES = {errors.ImageError: "unreadable_image", errors.InputNotFound: "unreadable_image"}
+_MULTIPART_DOC = {"requestBody": {"required": True, "content": {"multipart/form-data": {
+    "schema": {"type": "object", "required": ["file"], "properties": {"file": {
+        "type": "array", "items": {"type": "string", "format": "binary"},
+        "description": "JPEG, PNG, GIF or BMP images (repeat the field for several)"}}}}}}}
+
+
+class Refusal(Exception):
+  """A request answered with ``{"error", "code"}`` and this status."""
+
+  def __init__(self, status: int, code: str, message: str, **extra: Any):
+    super().__init__(message)
+    self.status, self.code, self.extra = status, code, extra
+
+
+def _versions() -> dict[str, str | None]:
+  from importlib import metadata
+  out: dict[str, str | None] = {"python": platform.python_version()}
+  for name in ("mnist_flax", "jax", "jaxlib", "numpy", "pillow", "fastapi", "starlette",
+               "uvicorn"):
+    try:
+      out[name] = metadata.version(name)
+    except metadata.PackageNotFoundError:
+      out[name] = None
+  return out
+
+
+def create_app(model: WarmModel) -> Any:
+  """The FastAPI application serving ``model`` (tests drive it with TestClient)."""
+  batchers: dict[int, Batcher] = {}
+
+  def batcher() -> Batcher:  # One per event loop (TestClient runs its own).
+    loop = asyncio.get_running_loop()
+    if id(loop) not in batchers:
+      batchers.clear()
+      batchers[id(loop)] = Batcher(model)
+    return batchers[id(loop)]
+
+  @contextlib.asynccontextmanager
+  async def lifespan(app: Any) -> AsyncIterator[None]:
+    yield
+    for b in batchers.values():
+      b.close()
+
+  app = FastAPI(title="mnist_flax", version=_versions()["mnist_flax"], lifespan=lifespan,
+                description="Read handwritten digits: the objects `infer --json` prints.")
+  readers = concurrent.futures.ThreadPoolExecutor(READ_THREADS, thread_name_prefix="read")
+
+  def refusal(status: int, code: str, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, "code": code, **extra}, status_code=status)
+
+  @app.exception_handler(Refusal)
+  async def _refused(request: Request, e: Refusal) -> JSONResponse:
+    return refusal(e.status, e.code, str(e), **e.extra)
+
+  @app.exception_handler(HTTPException)
+  async def _http(request: Request, e: HTTPException) -> JSONResponse:
+    code = {404: "not_found", 405: "method_not_allowed"}.get(e.status_code, "bad_request")
+    return refusal(e.status_code, code, str(e.detail))
+
+  @app.exception_handler(RequestValidationError)
+  async def _invalid(request: Request, e: RequestValidationError) -> JSONResponse:
+    first = e.errors()[0] if e.errors() else {}
+    where = ".".join(str(p) for p in first.get("loc", ())[1:]) or "request"
+    return refusal(400, "bad_request", f"{where}: {first.get('msg', 'invalid')}")
+
+  @app.exception_handler(Exception)
+  async def _bug(request: Request, e: Exception) -> JSONResponse:
+    return refusal(500, "internal", f"internal error ({type(e).__name__}); please report it")
+
+  for route, (name, media) in _PAGE.items():
+    app.add_api_route(route, _page(name, media), methods=["GET"], include_in_schema=False)
+
+  @app.get("/api/health", summary="The model served, and the versions")
+  async def health() -> dict[str, Any]:
+    meta = model.metadata
+    return {"status": "ok",
+            "model": {"fingerprint": model.fingerprint, "checkpoint": model.checkpoint_name,
+                      "test_accuracy": meta.get("test_accuracy"), "step": meta.get("step"),
+                      "members": (meta.get("model") or {}).get("members", 1)},
+            "versions": _versions(),
+            # How well concurrent requests share predict calls.
+            "batching": {"predict_calls": batcher().calls, "images": batcher().images}}
+
+  async def body(request: Request) -> AsyncIterator[bytes]:
+    received = 0
+    async for chunk in request.stream():
+      received += len(chunk)
+      if received > MAX_BODY_BYTES:  # Refused as soon as it shows, never read whole.
+        raise Refusal(413, "too_large", _too_large())
+      yield chunk
+
+  @app.post("/api/predict", openapi_extra=_MULTIPART_DOC,
+            summary="Read the digit in each image, as `infer --json` does")
+  async def predict(request: Request,
+                    top_k: int = Query(1, ge=1, le=10, description="as infer's --top-k"),
+                    single: bool = Query(False, description="as infer's --single"),
+                    seen: bool = Query(False, description="add the 28x28 images as PNG")
+                    ) -> Any:
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY_BYTES:
+      raise Refusal(413, "too_large", _too_large())
+    if not request.headers.get("content-type", "").startswith("multipart/form-data"):
+      raise Refusal(415, "not_multipart", "send the images as multipart/form-data, in the "
+                    "field 'file'")
+    parser = MultiPartParser(request.headers, body(request), max_files=MAX_FILES, max_fields=16)
+    try:
+      form = await asyncio.wait_for(parser.parse(), BODY_SECONDS)
+    except asyncio.TimeoutError:
+      raise Refusal(408, "timeout", f"the request's files did not arrive within "
+                    f"{BODY_SECONDS:g} s") from None
+    except MultiPartException as e:
+      raise Refusal(400, "bad_request", f"malformed multipart body ({e.message})") from None
+    except ClientDisconnect:  # Gone before its files came: nobody to answer.
+      return Response(status_code=400)
+    try:
+      return await _answer(form, top_k, single, seen)
+    except Refusal:
+      raise
+    except Exception as e:  # A bug, not the file's fault: one line here, JSON to the client.
+      reason = " ".join(str(e).split())
+      message = f"internal error ({type(e).__name__}: {reason}); please report it"
+      print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
+      raise Refusal(500, "internal", message) from None
+    finally:
+      await form.close()
+
+  async def _answer(form: Any, top_k: int, single: bool, seen: bool) -> Any:
+    uploads = [v for k, v in form.multi_items() if k == "file" and hasattr(v, "file")]
+    if not uploads:
+      raise Refusal(400, "no_file", "no image: send one or more in the multipart field 'file'")
+    loop = asyncio.get_running_loop()
+    b = batcher()
+    b.reading(1)
+    try:
+      names = [upload_name(u.filename, i) for i, u in enumerate(uploads)]
+      read = await asyncio.gather(*(loop.run_in_executor(readers, model.read, u.file, name,
+                                                         single)
+                                    for u, name in zip(uploads, names)))
+    finally:
+      b.reading(-1)
+    fields = [d.field for found, _ in read for d in found or ()]  # Every digit of every file.
+    probs = await b.predict(np.stack(fields)) if fields else None
+    results, first, start = [], None, 0
+    for name, (found, error) in zip(names, read):
+      if error is not None:
+        results.append(infer.json_failure(name, error))
+        if first is None and not isinstance(error, errors.NoDigitFound):
+          first = error
+        continue
+      result, chosen = infer.image_answer(model.preprocess, name, found,
+                                          probs[start:start + len(found)], top_k)
+      if seen:  # Encoded here, for the digits read only.
+        pictures = [png_data_url(found[j].field) for j in chosen]
+        result["seen"] = pictures[0] if len(pictures) == 1 else pictures
+        for digit, picture in zip(result["digits"], pictures):
+          digit["seen"] = picture
+      results.append(result)
+      start += len(found)
+    if first is not None:
+      raise Refusal(_REFUSED, _CODES.get(type(first), "unreadable_image"), str(first),
+                    exit_code=first.exit_code, results=results)
+    return results
+
+  app.state.readers = readers
+  return app
+
+
+def _page(name: str, media: str) -> Any:
+  """An endpoint answering one file of the page. It takes no parameters: FastAPI would read
+  any as the query's, and a query must never choose what is served."""
+  body = resources.files("mnist_flax").joinpath("web", name).read_bytes()
+  def page() -> Response:
+    return Response(body, media_type=media, headers={"Cache-Control": "no-cache"})
+  return page
+
+
+def _too_large() -> str:
+  return f"the upload is over {MAX_BODY_BYTES // 2**20} MB (the limit for one request)"
+
+
+def _parser() -> argparse.ArgumentParser:
+  p = infer._Parser(prog="python -m mnist_flax.serve", description=__doc__.split("\n\n")[0])
+  p.add_argument("--checkpoint", default=None, metavar="DIR",
+                 help="promoted checkpoint to serve (default: checkpoints/final)")
+  p.add_argument("--host", default="127.0.0.1",
+                 help="address to listen on (default 127.0.0.1: this machine only)")
+  p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free one)")
+  return p
+
+
+def _listen(host: str, port: int) -> socket.socket:
+  """The listening socket, bound before the model loads so a taken port costs nothing."""
+  if not 0 <= port <= 65535:
+    raise errors.ConfigError(f"--port {port}: not a port number (0-65535)")
+  try:
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(address)
+    sock.listen(2048)
+  except OSError as e:
+    raise errors.ConfigError(f"cannot listen on {host}:{port} ({e.strerror or e})") from None
+  sock.set_inheritable(True)
+  return sock
+
+
+def run(args: argparse.Namespace) -> int:
+  sock = _listen(args.host, args.port)
+  model = WarmModel.load(infer._resolve_checkpoint(args.checkpoint))
+  import uvicorn
+  app = create_app(model)
+  host, port = sock.getsockname()[:2]
+  shown_host = f"[{host}]" if ":" in host else host
+  accuracy = model.metadata.get("test_accuracy")
+  print(f"{PROG}: serving http://{shown_host}:{port}/ (model {model.fingerprint[:12]}"
+        + (f", test accuracy {100 * accuracy:.2f}%" if accuracy else "")
+        + "); Ctrl-C stops", flush=True)
+  # uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal again with the handlers
+  # it found: these turn that into an exit code, after the clean-up below.
+  signal.signal(signal.SIGTERM, _stopped)
+  signal.signal(signal.SIGINT, _stopped)
+  config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_keep_alive=5,
+                          timeout_graceful_shutdown=30, limit_concurrency=1024)
+  try:
+    uvicorn.Server(config).run(sockets=[sock])
+  finally:
+    app.state.readers.shutdown(wait=True)
+    model.close()
+  return 0
+
+
+class _Stopped(Exception):
+  pass
+
+
+def _stopped(signum: int, frame: Any) -> None:
+  raise _Stopped(128 + signum)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  if "numpy" not in sys.modules:
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # As infer: tiny matrices only.
+  errors.quiet_background_threads()
+  try:
+    return run(_parser().parse_args(argv))
+  except errors.MnistFlaxError as e:
+    return errors.report(e, PROG)
+  except _Stopped as e:  # After the requests in flight were answered.
+    return e.args[0]
+  except KeyboardInterrupt:  # Before the server started (while loading): nothing in flight.
+    return 130
+  except Exception as e:
+    return errors.report(errors.MnistFlaxError(
+        f"internal error ({type(e).__name__}: {e}); please report it", errors.INTERNAL), PROG)
+
+
+if __name__ == "__main__":
+  sys.exit(main())
