@@ -62,17 +62,21 @@ def to_grayscale_ink(image: Image.Image) -> np.ndarray:
 def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
   """The digits in ``image``, left to right ([] if none; at most one with ``single``)."""
   lum, scale = gray.luminance(image)
-  page = paper.find_ink(lum)
-  if page is None:
-    return []
   dx = dy = 0
-  plate = paper.find_plate(page.mask)
-  if plate is not None:  # Read on the plate, as if it were the whole picture.
-    dx, dy, x1, y1 = plate
-    page = paper.find_ink(lum[dy:y1, dx:x1])
+  page = paper.find_ink_clean(lum)
+  if page is not None:  # A drawing, a scan, a screenshot: no rules, plates or shadows.
+    mask = lines.remove_frames(page.mask, touching=False)
+  else:
+    page = paper.find_ink(lum)
     if page is None:
       return []
-  mask = lines.remove_frames(lines.remove_rules(page.mask))
+    plate = paper.find_plate(page.mask)
+    if plate is not None:  # Read on the plate, as if it were the whole picture.
+      dx, dy, x1, y1 = plate
+      page = paper.find_ink(lum[dy:y1, dx:x1])
+      if page is None:
+        return []
+    mask = lines.remove_frames(lines.remove_rules(page.mask))
   out: list[Digit] = []
 
   def add(glyph: digits.Glyph, split_of: int = -1, reading: int = 0) -> None:

@@ -171,15 +171,18 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None) 
   count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
   if count < 2:
     return []
+  h, w = mask.shape
+  x, y, cw, ch = (stats[:, i] for i in range(4))
+  inside = (x > 0) & (y > 0) & (x + cw < w) & (y + ch < h)
+  inside[0] = False
+  if (inside & (ch >= 0.04 * max(h, w))).any():
+    # In a photo, what touches the frame's edge is the desk, the sheet's edge or a shadow; a
+    # digit written on the sheet is inside it. (Only a crop has its digit touch the edge.)
+    stats = stats.copy()
+    stats[~inside, cv2.CC_STAT_AREA] = 0  # Left out of every glyph (see _is_speck).
   groups = _groups(stats, max(mask.shape))
   if not groups:
     return []
-  h, w = mask.shape
-  inside = [g for g in groups if g.x0 > 0 and g.y0 > 0 and g.x1 < w and g.y1 < h]
-  if any(g.height >= 0.04 * max(h, w) for g in inside):
-    # In a photo, what touches the frame's edge is the desk, the sheet's edge or a shadow; a
-    # digit written on the sheet is inside it. (Only a crop has its digit touch the edge.)
-    groups = inside
   # The answer is built around a glyph on the lit sheet, if one is digit-sized: what lies off
   # it is likely the desk (though a shadow may hide a digit, which then joins the row).
   lit_groups = [g for g in groups

@@ -105,6 +105,8 @@ def _lines(mask8: np.ndarray, vertical: bool, extent: int,
   if not keep.any():
     return None
   lengths = np.hypot(dx, dy)[keep]
+  if keep.sum() < 3 and lengths.max() < _LONE_SPAN * (mask8.shape[0] if vertical else mask8.shape[1]):
+    return None  # Neither a ruling nor a margin (see _remove_rules_once): a digit's strokes.
   segments, sources = _refine(mask8, segments[keep], vertical)
   if sources.size == 0:
     return None
@@ -334,8 +336,9 @@ def _box_outline(part: np.ndarray) -> np.ndarray | None:
   return (outline > 0) & part
 
 
-def remove_frames(mask: np.ndarray) -> np.ndarray:
-  """``mask`` without frames and boxes around the digit (see the module docstring)."""
+def remove_frames(mask: np.ndarray, touching: bool = True) -> np.ndarray:
+  """``mask`` without frames and boxes around the digit (see the module docstring); with
+  ``touching``, boxes the digit touches too (else only boxes with a digit inside, cheaper)."""
   out = mask.copy()
   ys, xs = np.nonzero(out.any(axis=1))[0], np.nonzero(out.any(axis=0))[0]
   if ys.size == 0:
@@ -346,10 +349,13 @@ def remove_frames(mask: np.ndarray) -> np.ndarray:
     x, y, w, h, area = (int(v) for v in stats[i])
     if w < 20 or h < 20 or area > 0.35 * w * h:
       continue  # Small or solid: not a box.
+    inside = _holds_inside(stats, i)
+    if not (inside or touching):
+      continue
     part = labels[y:y + h, x:x + w] == i
     outline = _box_outline(part)
     # A box around something: a digit touching it (in the component) or inside it.
-    if outline is not None and ((part & ~outline).sum() > 0.05 * area or _holds_inside(stats, i)):
+    if outline is not None and (inside or (part & ~outline).sum() > 0.05 * area):
       out[y:y + h, x:x + w] &= ~outline
   return out
 

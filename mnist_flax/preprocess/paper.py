@@ -224,6 +224,48 @@ def _sheet(background: np.ndarray) -> np.ndarray | None:
   return cv2.erode(filled, cv2.getStructuringElement(cv2.MORPH_RECT, (rim, rim))) > 0
 
 
+# A picture is clean (a drawing, a scan, a screenshot) when its paper, Otsu's larger side, is
+# this even (standard deviation, and the spread between its 2nd and 98th percentiles) and the
+# ink stands this far from it: it is then read by a global threshold, ten times faster than
+# the photo path below, which it gives the same answers on such pictures.
+_CLEAN_STD = 0.03
+_CLEAN_SPREAD = 0.1
+_CLEAN_CONTRAST = 0.3
+_CLEAN_INK = 0.3  # At most this share of the picture is ink,
+_CLEAN_WIDEST = 0.2  # and no stroke is this wide (of the long side).
+
+
+def find_ink_clean(lum: np.ndarray) -> Page | None:
+  """find_ink for a clean picture (see _CLEAN_STD): None if the picture is not clean, or holds
+  no ink."""
+  factor = max(1, -(-max(lum.shape) // _POLARITY_SIDE))
+  small = lum[::factor, ::factor]
+  small8 = np.clip(small * 255 + 0.5, 0, 255).astype(np.uint8)
+  _, high = cv2.threshold(small8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+  high = high.astype(bool)
+  dark_ink = high.mean() >= 0.5
+  paper, ink = (small[high], small[~high]) if dark_ink else (small[~high], small[high])
+  if ink.size == 0 or paper.size == 0:
+    return None
+  lo, hi = np.percentile(paper, (2, 98))
+  level, ink_level = float(paper.mean()), float(np.median(ink))
+  contrast = abs(level - ink_level)
+  if (paper.std() > _CLEAN_STD or hi - lo > _CLEAN_SPREAD or contrast < _CLEAN_CONTRAST
+      or ink.size > _CLEAN_INK * small.size):
+    return None
+  # Ink is strokes: nothing as wide as a shadow or a desk survives an opening by a wide disc.
+  strokes = (~high if dark_ink else high).astype(np.uint8)
+  k = _odd(_CLEAN_WIDEST * max(small.shape))
+  if cv2.morphologyEx(strokes, cv2.MORPH_OPEN,
+                      cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))).any():
+    return None
+  values = (level - lum) / contrast if dark_ink else (lum - level) / contrast
+  mask = values > 0.35
+  if not mask.any():
+    return None
+  return Page(ink=np.clip(values, 0.0, 1.0).astype(np.float32, copy=False), mask=mask, lit=None)
+
+
 def find_ink(lum: np.ndarray) -> Page | None:
   """The ink map and mask of a luminance image; None if nothing stands out from the paper."""
   if min(lum.shape) < 3:
@@ -263,6 +305,8 @@ def find_plate(mask: np.ndarray) -> tuple[int, int, int, int] | None:
   _is_plate) of at least 1% of the picture; None if there is none."""
   # Opened first: thin lines touching the plate (a brick wall's mortar) come off it.
   solid = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+  if cv2.countNonZero(solid) < 0.01 * mask.size:
+    return None
   count, labels, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=8)
   for i in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:3]:
     x, y, w, h, area = (int(v) for v in stats[i])
