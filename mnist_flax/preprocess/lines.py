@@ -309,11 +309,18 @@ def _strip_border(mask: np.ndarray, top: int, left: int, bottom: int, right: int
   return True
 
 
+def _outer_points(part: np.ndarray) -> np.ndarray:
+  """The points of a region's outer contours: what its hull and minimum-area rectangle depend
+  on, a fraction of its pixels."""
+  contours, _ = cv2.findContours(part.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+  return np.concatenate(contours)
+
+
 def _box_outline(part: np.ndarray) -> np.ndarray | None:
   """Where a rectangle's outline (turned any way) runs through a component (its pixels, cut to
   its box), if the component holds one: the sides of its minimum-area rectangle, mostly drawn.
   A digit touching the box stays part of the component; only the outline is returned."""
-  points = cv2.findNonZero(part.astype(np.uint8))
+  points = _outer_points(part)
   (cx, cy), (rw, rh), angle = cv2.minAreaRect(points)
   if min(rw, rh) < 12:
     return None

@@ -196,7 +196,9 @@ def _lit_sheet(background: np.ndarray) -> np.ndarray | None:
   biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
   if stats[biggest, cv2.CC_STAT_AREA] < 0.15 * bright.size:
     return None
-  hull = cv2.convexHull(cv2.findNonZero((labels == biggest).astype(np.uint8)))
+  contours, _ = cv2.findContours((labels == biggest).astype(np.uint8), cv2.RETR_EXTERNAL,
+                                 cv2.CHAIN_APPROX_SIMPLE)
+  hull = cv2.convexHull(np.concatenate(contours))
   out = np.zeros_like(bright)
   cv2.fillConvexPoly(out, hull, 1)
   rim = _odd(0.01 * max(out.shape))
