@@ -20,6 +20,9 @@ infer_cold     ``python -m mnist_flax.infer --i test/3.jpg`` in fresh processes,
                seconds and peak memory
 infer_dir      ``infer`` over a folder of 1,000 images drawn by ``mnist_flax.samples``, one
                process: images/s end to end, and the preprocessing time per image alone
+read           photos, numbers, printed digits, non-digits and plain drawings, one folder each,
+               one ``infer`` process each: accuracy (or the share said unsure) and images/s
+               (``bench_read``)
 serve          ``python -m mnist_flax.serve`` over loopback: latency of one image, images/s
                with 8 clients, next to infer's cost for the same files (``bench_serve``)
 speedrun       ``python -m mnist_flax.main --config=configs/speedrun.py`` per seed: whole-process
@@ -68,7 +71,7 @@ import time
 import traceback
 from typing import Any, Callable, Iterable, Sequence
 
-from mnist_flax import bench_serve
+from mnist_flax import bench_read, bench_serve
 
 PROG = "mnist_flax.benchmark"
 SCHEMA = "mnist_flax/benchmark/v1"
@@ -78,7 +81,7 @@ SPEEDRUN_CONFIG = "configs/speedrun.py"
 STAND_IN_CONFIG = "configs/test.py"
 DEFAULT_PEER_SCRIPT = PROJECT_ROOT.parent / "shared" / "bench" / "torch_fast_mnist.py"
 SHIPPED_CHECKPOINT = PROJECT_ROOT / "checkpoints" / "final"
-SECTIONS = ("train", "eval", "predict", "infer_cold", "infer_dir", "serve", "speedrun", "peer",
+SECTIONS = ("train", "eval", "predict", "infer_cold", "infer_dir", "read", "serve", "speedrun", "peer",
             "memory")
 COLD_IMAGE = "test/3.jpg"
 QUICK_STAND_IN_STEPS = 6
@@ -818,6 +821,7 @@ class Benchmark:
     self.run_section("predict", self.predict_section)
     self.run_section("infer_cold", self.infer_cold_section)
     self.run_section("infer_dir", self.infer_dir_section)
+    self.run_section("read", lambda: bench_read.read_section(self))
     self.run_section("serve", lambda: bench_serve.serve_section(self))
     self.speedrun_and_peer()
     self.run_section("memory", self.memory_section)
@@ -892,6 +896,7 @@ def table(report: dict[str, Any]) -> str:
   rows.append(("preprocess ms/image", None if not pre else
                {k: pre[k] * 1000 for k in ("median", "min", "max")} | {"n": pre["n"]}, 2))
   rows.append(("infer dir accuracy", folder.get("accuracy"), 4))
+  rows += bench_read.table_rows(section("read"))
   rows += bench_serve.table_rows(section("serve"))
   speed, peer = section("speedrun"), section("peer")
   cold_speed = (speed.get("cold_compilation_cache") or {}) if speed else {}
