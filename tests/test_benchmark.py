@@ -20,8 +20,8 @@ import pytest
 from conftest import run_module
 from mnist_flax import benchmark
 
-SECTIONS = ("train", "eval", "predict", "infer_cold", "infer_dir", "serve", "speedrun", "peer",
-            "memory")
+SECTIONS = ("train", "eval", "predict", "infer_cold", "infer_dir", "read", "serve", "speedrun",
+            "peer", "memory")
 HEADLINES = ("train images/s [default]", "train compile s [default]",
              "train images/s [speedrun]", "eval images/s [default]",
              "predict latency ms [batch 1]", "predict images/s [batch 1024]",
