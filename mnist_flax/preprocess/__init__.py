@@ -65,7 +65,7 @@ def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
   dx = dy = 0
   page = paper.find_ink_clean(lum)
   if page is not None:  # A drawing, a scan, a screenshot: no rules, plates or shadows.
-    mask = lines.remove_frames(page.mask, touching=False)
+    mask, components = lines.remove_frames(page.mask, touching=False)
   else:
     page = paper.find_ink(lum)
     if page is None:
@@ -76,7 +76,7 @@ def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
       page = paper.find_ink(lum[dy:y1, dx:x1])
       if page is None:
         return []
-    mask = lines.remove_frames(lines.remove_rules(page.mask))
+    mask, components = lines.remove_frames(lines.remove_rules(page.mask))
   out: list[Digit] = []
 
   def add(glyph: digits.Glyph, split_of: int = -1, reading: int = 0) -> None:
@@ -86,7 +86,7 @@ def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
            min(image.size[1], round(y1 * scale)))
     out.append(Digit(normalise.to_field(page.ink, glyph), box, split_of, reading))
 
-  for glyph in digits.find(mask, single=single, lit=page.lit):
+  for glyph in digits.find(mask, single=single, lit=page.lit, components=components):
     whole = len(out)
     add(glyph)
     for r, pieces in enumerate(glyph.readings, 1):

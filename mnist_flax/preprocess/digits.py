@@ -166,10 +166,18 @@ def _cuttings(mask: np.ndarray) -> list[list[int]]:
   return out
 
 
-def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None) -> list[Glyph]:
-  """The digits in ``mask`` left to right ([] if none; at most one with ``single``)."""
-  count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-  if count < 2:
+def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
+         components: tuple[np.ndarray, np.ndarray] | None = None) -> list[Glyph]:
+  """The digits in ``mask`` left to right ([] if none; at most one with ``single``).
+
+  ``lit``: where the sheet most likely is (see paper.Page); ``components``: the mask's
+  8-connected components (labels, stats) where already known.
+  """
+  if components is None:
+    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+  else:
+    labels, stats = components
+  if len(stats) < 2:
     return []
   h, w = mask.shape
   x, y, cw, ch = (stats[:, i] for i in range(4))
@@ -191,7 +199,9 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None) 
   row = [main] if single else _row(groups, main)
   glyphs = []
   for g in row:
-    part = np.isin(labels[g.y0:g.y1, g.x0:g.x1], g.labels)
+    member = np.zeros(len(stats), bool)
+    member[g.labels] = True
+    part = member[labels[g.y0:g.y1, g.x0:g.x1]]
     whole = _trimmed(part, g.x0, g.y0)
     readings = []
     for cuts in ([] if single else _cuttings(part)):

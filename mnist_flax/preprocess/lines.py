@@ -2,7 +2,7 @@
 
     from mnist_flax.preprocess import lines
     mask = lines.remove_rules(mask)     # notebook rules, grid, margin line; crossing strokes kept
-    mask = lines.remove_frames(mask)    # a screenshot's border, a form's box, a plate's frame
+    mask, _ = lines.remove_frames(mask)    # a screenshot's border, a form's box, a plate's frame
 
 Rules are long, thin, straight and nearly horizontal or vertical (a photo tilts them by up to
 ~15 degrees): found by OpenCV's probabilistic Hough transform, they must span most of the ink's
@@ -343,15 +343,19 @@ def _box_outline(part: np.ndarray) -> np.ndarray | None:
   return (outline > 0) & part
 
 
-def remove_frames(mask: np.ndarray, touching: bool = True) -> np.ndarray:
+def remove_frames(mask: np.ndarray, touching: bool = True
+                  ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
   """``mask`` without frames and boxes around the digit (see the module docstring); with
-  ``touching``, boxes the digit touches too (else only boxes with a digit inside, cheaper)."""
+  ``touching``, boxes the digit touches too (else only boxes with a digit inside, cheaper).
+  Also returns the result's connected components (labels, stats) when they are known (nothing
+  was removed after they were found), for digits.find."""
   out = mask.copy()
   ys, xs = np.nonzero(out.any(axis=1))[0], np.nonzero(out.any(axis=0))[0]
   if ys.size == 0:
-    return out
+    return out, None
   _strip_border(out, int(ys[0]), int(xs[0]), int(ys[-1]) + 1, int(xs[-1]) + 1)
   count, labels, stats, _ = cv2.connectedComponentsWithStats(out.astype(np.uint8), connectivity=8)
+  known = True
   for i in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:4]:
     x, y, w, h, area = (int(v) for v in stats[i])
     if w < 20 or h < 20 or area > 0.35 * w * h:
@@ -364,7 +368,8 @@ def remove_frames(mask: np.ndarray, touching: bool = True) -> np.ndarray:
     # A box around something: a digit touching it (in the component) or inside it.
     if outline is not None and (inside or (part & ~outline).sum() > 0.05 * area):
       out[y:y + h, x:x + w] &= ~outline
-  return out
+      known = False
+  return out, ((labels, stats) if known else None)
 
 
 def _holds_inside(stats: np.ndarray, i: int) -> bool:
