@@ -343,6 +343,8 @@ class _Workers:
   def _work(self, w: int) -> None:  # In a worker process.
     import signal
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle.
+    import cv2
+    cv2.setNumThreads(1)  # One worker per core already: OpenCV's own threads would only queue.
     try:
       while os.getppid() == self._parent:
         i = self._claim()
