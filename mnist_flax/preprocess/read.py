@@ -23,7 +23,7 @@ import warnings
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from mnist_flax.errors import ImageError, InputNotFound, shown_path
 
@@ -33,6 +33,9 @@ _FORMAT_ALIASES = {"MPO": "JPEG"}
 # Checked on the header's size before decoding: 64 MP is a 9000x7000 photo; more is either a
 # mistake or a decompression bomb, and a digit never needs it.
 MAX_PIXELS = 64_000_000
+# Pillow refuses a PNG whose text or colour-profile chunk inflates past 1 MB; phones and editors
+# embed colour profiles of a few MB. Still bounded, so a zlib bomb in a chunk stays harmless.
+PngImagePlugin.MAX_TEXT_CHUNK = max(PngImagePlugin.MAX_TEXT_CHUNK, 16 << 20)
 
 
 def one_line(text: object) -> str:
@@ -96,17 +99,19 @@ class _BudgetedFile:
   runaway loop is stopped within one block. Everything else is the wrapped file's.
   """
 
-  def __init__(self, raw: BinaryIO, shown: str, seconds: float | None = None):
+  def __init__(self, raw: BinaryIO, shown: str, seconds: float | None = None,
+               crawl: bool = True):
     self._raw = raw
     self._shown = shown
     self._seconds = _READ_SECONDS if seconds is None else seconds  # Read now: tunable.
     self._deadline = time.monotonic() + self._seconds
     self._reads = 0
     self._bytes = 0
+    self._crawl = crawl  # Whether many tiny reads count as a crawl (see _CRAWL_READS).
 
   def _check(self) -> None:
     self._reads += 1
-    if self._reads > _CRAWL_READS and self._bytes < _CRAWL_BYTES * self._reads:
+    if self._crawl and self._reads > _CRAWL_READS and self._bytes < _CRAWL_BYTES * self._reads:
       raise ImageError(f"cannot read {self._shown}: damaged, no image data where the format "
                        f"expects it (stopped after {self._bytes:,} bytes)")
     if time.monotonic() > self._deadline:
@@ -223,7 +228,9 @@ def _open(path: str | os.PathLike, draft_side: int | None = None) -> Image.Image
   with f, warnings.catch_warnings():
     # Pillow warns above its own limit; ours is lower and raises instead.
     warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-    budgeted = _BudgetedFile(f, shown)
+    # A file read whole (at most _WHOLE_FILE_BYTES) is parsed from memory: however small its
+    # decoder's reads (a run-length BMP reads two bytes at a time), the time budget bounds it.
+    budgeted = _BudgetedFile(f, shown, crawl=not isinstance(f, io.BytesIO))
     try:
       image = Image.open(budgeted)  # type: ignore[arg-type]  # Duck-typed file.
     except ImageError:
