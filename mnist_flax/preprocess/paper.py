@@ -190,19 +190,12 @@ def _lit_sheet(background: np.ndarray) -> np.ndarray | None:
   lo, hi = (float(background[bright == v].mean()) if (bright == v).any() else 0.0 for v in (0, 1))
   if bright.mean() > 0.97 or lo > 0.75 * hi:  # No desk or shade that stands out.
     return None
-  count, labels, stats, _ = cv2.connectedComponentsWithStats(bright, connectivity=4)
-  if count < 2:
+  outline = _main_outline(bright)
+  if outline is None:
     return None
-  biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-  if stats[biggest, cv2.CC_STAT_AREA] < 0.15 * bright.size:
-    return None
-  contours, _ = cv2.findContours((labels == biggest).astype(np.uint8), cv2.RETR_EXTERNAL,
-                                 cv2.CHAIN_APPROX_SIMPLE)
-  hull = cv2.convexHull(np.concatenate(contours))
   out = np.zeros_like(bright)
-  cv2.fillConvexPoly(out, hull, 1)
-  rim = _odd(0.01 * max(out.shape))
-  return cv2.erode(out, cv2.getStructuringElement(cv2.MORPH_RECT, (rim, rim))) > 0
+  cv2.fillConvexPoly(out, cv2.convexHull(outline), 1)
+  return _without_rim(out)
 
 
 def _sheet(background: np.ndarray) -> np.ndarray | None:
@@ -211,19 +204,31 @@ def _sheet(background: np.ndarray) -> np.ndarray | None:
   paper = (background >= _SHEET_LEVEL * level).astype(np.uint8)
   if paper.mean() > 0.97:
     return None
-  count, labels, stats, _ = cv2.connectedComponentsWithStats(paper, connectivity=4)
-  if count < 2:
-    return None
-  biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-  if stats[biggest, cv2.CC_STAT_AREA] < 0.15 * paper.size:
+  outline = _main_outline(paper)
+  if outline is None:
     return None  # No sheet stands out (a dark photo): better keep everything.
-  sheet = (labels == biggest).astype(np.uint8)
   # Holes (ink blobs, a dark smudge) belong to the sheet; its rim (the edge's shading) does not.
-  contours, _ = cv2.findContours(sheet, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-  filled = np.zeros_like(sheet)
-  cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
-  rim = _odd(0.01 * max(sheet.shape))
-  return cv2.erode(filled, cv2.getStructuringElement(cv2.MORPH_RECT, (rim, rim))) > 0
+  filled = np.zeros_like(paper)
+  cv2.drawContours(filled, [outline], -1, 1, thickness=cv2.FILLED)
+  return _without_rim(filled)
+
+
+def _main_outline(mask: np.ndarray) -> np.ndarray | None:
+  """The outer contour of the largest 4-connected region of ``mask`` (uint8), if it covers at
+  least 15% of the picture (a sheet stands out); else None."""
+  largest = _largest(mask)
+  if largest is None or largest[1][4] < 0.15 * mask.size:
+    return None
+  part, (x, y, _, _, _) = largest
+  contours, _ = cv2.findContours(part.astype(np.uint8), cv2.RETR_EXTERNAL,
+                                 cv2.CHAIN_APPROX_SIMPLE)
+  return max(contours, key=cv2.contourArea) + np.array([x, y], np.int32)
+
+
+def _without_rim(region: np.ndarray) -> np.ndarray:
+  """A region (uint8) less its rim, 1% of the picture wide: the sheet's edge is shaded."""
+  rim = _odd(0.01 * max(region.shape))
+  return cv2.erode(region, cv2.getStructuringElement(cv2.MORPH_RECT, (rim, rim))) > 0
 
 
 # A picture is clean (a drawing, a scan, a screenshot, a photo of a plain card in even light)
