@@ -1,7 +1,7 @@
 """Read the digit in image files: ``python -m mnist_flax.infer --i PATH [PATH ...]``.
 
     $ python -m mnist_flax.infer --i test/3.jpg
-    The recognized result is 3 and the probability is 0.916.
+    The recognized result is 3 and the probability is 0.999.
 
 ``--i`` takes files and folders (every JPEG, PNG, GIF or BMP inside, sorted by name), so
 hundreds of images cost one process. With several images each line starts with the path.
@@ -57,6 +57,8 @@ DEFAULT_CHECKPOINT = pathlib.Path("checkpoints") / "final"
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 # Predict in fixed-size chunks so one compiled program serves any number of images.
 CHUNK = 256
+# A (calibrated) top probability below this is printed with "(unsure)".
+UNSURE_BELOW = 0.5
 
 
 class _Parser(argparse.ArgumentParser):
@@ -143,7 +145,8 @@ def _resolve_checkpoint(value: str | None) -> pathlib.Path:
 def _sentence(probs: Any, top_k: int) -> tuple[int, float, str]:
   order = sorted(range(10), key=lambda d: -float(probs[d]))
   digit, p = order[0], float(probs[order[0]])
-  text = f"The recognized result is {digit} and the probability is {p:.3f}."
+  unsure = " (unsure)" if p < UNSURE_BELOW else ""
+  text = f"The recognized result is {digit} and the probability is {p:.3f}{unsure}."
   if top_k > 1:
     text += " Next: " + ", ".join(f"{d} ({float(probs[d]):.3f})" for d in order[1:top_k]) + "."
   return digit, p, text
