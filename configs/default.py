@@ -63,4 +63,13 @@ def get_config() -> ml_collections.ConfigDict:
   config.data = ml_collections.ConfigDict()
   # A folder with the four MNIST IDX files; unset: $MNIST_DATA_DIR, then tensorflow-datasets.
   config.data.dir = config_dict.placeholder(str)
+  # Hold out the last N training images (e.g. 10000): never trained on, they fit the promoted
+  # model's temperature (honest probabilities, see mnist_flax/calibration.py) and are the
+  # split recipes are chosen on. 0: train on all 60k.
+  config.data.validation = 0
+
+  # The temperature for a run that holds out no validation split: one measured on a held-out
+  # replica of the same recipe (see configs/shipped.py). Unset: such a run is not calibrated.
+  config.calibration = ml_collections.ConfigDict()
+  config.calibration.temperature = config_dict.placeholder(float)
   return config

@@ -13,9 +13,20 @@ split (trained on the first 50k training images, scored on the last 10k; never o
   five CNNs, label smoothing 0.1, shifts of their own          99.57% (members 99.51-99.59%)
   three such CNNs, 10000 steps                                 99.60% (members 99.56-99.57%)
 
-About 23 minutes on a 2-core CPU (99.65% test); 2.7 MB of parameters. Label smoothing makes the reported
-probabilities modest (about 0.9 for a clear digit): read them as a ranking and a confidence
-signal, not as calibrated odds.
+About 23 minutes on a 2-core CPU (99.65% test); 2.7 MB of parameters. Label smoothing makes the
+raw probabilities modest (about 0.9 for a clear digit), so the model is calibrated: its answer
+is divided by a temperature before the softmax (mnist_flax/calibration.py). The recipe trains on
+all 60k training images and so holds out nothing to fit that on; the temperature below was
+fitted on the last 10k training images by a replica of this recipe that never saw them:
+
+    python -m mnist_flax.main --config=configs/shipped.py --config.data.validation=10000 \
+        --workdir=runs/shipped-val
+    python -m mnist_flax.calibrate --checkpoint checkpoints/final \
+        --from runs/shipped-val/checkpoints/final
+
+(ECE 0.092 -> 0.0013 and NLL 0.109 -> 0.015 on those 10k; on the test split, measured after:
+ECE 0.095 -> 0.0012, NLL 0.108 -> 0.011, every answer the same.) A run of this config stores
+it in its final checkpoint; a run with --config.data.validation fits its own instead.
 """
 
 import ml_collections
@@ -30,4 +41,5 @@ def get_config() -> ml_collections.ConfigDict:
   config.num_iterations = 10000
   config.checkpoint_every = 2000
   config.model.members = 5
+  config.calibration.temperature = 0.4707
   return config

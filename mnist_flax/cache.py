@@ -19,6 +19,8 @@ Two caches live under ``$MNIST_FLAX_CACHE_DIR`` (default ``$XDG_CACHE_HOME/mnist
   start-up time. Beside it, under the same key, ``predict`` for that checkpoint exported with
   ``jax.export`` (one file per batch size, and keyed by the source of ``mnist_flax/model.py``
   too, as the export holds the model's code), so the inference command does not import Flax.
+  The export bakes in the checkpoint's calibration temperature, and its file name carries it
+  too: a recalibrated checkpoint never answers through an export made for another temperature.
 
 Every entry carries the SHA-256 of its own content and is checked before use; one that is
 truncated, flipped, of another format or holding non-finite weights is deleted and rebuilt
@@ -169,11 +171,12 @@ def _read_export(entry: pathlib.Path) -> bytes | None:
 def load_predictor(path: str | os.PathLike, batch_size: int):
   """A function images (batch_size, 28, 28) -> probabilities, from a promoted checkpoint.
 
-  It is ``model.predict`` for the checkpoint's architecture. The first call for a checkpoint
-  and batch size exports it (``jax.export``: serialized StableHLO, taking the variables as
-  arguments) into the cache; later processes load that, so the inference command needs
-  neither Flax nor the model code at start-up, and with the compilation cache on the
-  executable comes from JAX's persistent cache. It is compiled before this returns, so the
+  It is ``model.predict`` for the checkpoint's architecture and calibration temperature. The
+  first call for a checkpoint, batch size and temperature exports it (``jax.export``:
+  serialized StableHLO, taking the variables as arguments, the temperature baked in) into the
+  cache; later processes load that, so the inference command needs neither Flax nor the
+  model code at start-up, and with the compilation cache on the executable comes from JAX's
+  persistent cache. It is compiled before this returns, so the
   first call is as fast as the others. (Storing XLA executables ourselves with
   ``jax.experimental.serialize_executable`` was tried and dropped: on XLA:CPU the loaded
   executables failed when called, "Function ... not found".)
@@ -183,8 +186,10 @@ def load_predictor(path: str | os.PathLike, batch_size: int):
   from jax import export
   path = pathlib.Path(path).absolute()
   model_config, variables, metadata, stem = _load_final(path)  # Checked once for both files.
+  from mnist_flax import calibration
+  temperature = calibration.temperature_of(metadata)
   entry = None if stem is None else stem.with_name(
-      f"{stem.name}-predict-{batch_size}-{_model_code_key()}.jaxexport")
+      f"{stem.name}-t{temperature.hex()}-predict-{batch_size}-{_model_code_key()}.jaxexport")
   exported, serialized = None, b""
   if entry is not None and (serialized := _read_export(entry) or b""):
     try:
@@ -195,7 +200,7 @@ def load_predictor(path: str | os.PathLike, batch_size: int):
     from mnist_flax import model  # Flax: only when the export is not cached.
     net = model.build(model_config)
     images = jax.ShapeDtypeStruct((batch_size, 28, 28), np.float32)
-    exported = export.export(jax.jit(lambda v, x: model.predict(net, v, x)))(
+    exported = export.export(jax.jit(lambda v, x: model.predict(net, v, x, temperature)))(
         jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), variables), images)
     serialized = bytes(exported.serialize())
     if entry is not None:

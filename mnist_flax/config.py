@@ -137,4 +137,12 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   if not 0.0 <= config.augment.scale < 0.5:
     raise errors.ConfigError(
         f"config.augment.scale must be in [0, 0.5), got {config.augment.scale!r}")
+  validation = config.data.validation
+  if isinstance(validation, bool) or not isinstance(validation, int) or not (
+      0 <= validation <= 50000):
+    raise errors.ConfigError(
+        f"config.data.validation must be an integer in [0, 50000], got {validation!r}")
+  temperature = config.calibration.temperature
+  if temperature is not None:
+    _positive_float(temperature, "calibration.temperature")
   return config

@@ -3,8 +3,10 @@
     python -m mnist_flax.evaluate [--checkpoint checkpoints/final] [--data_dir DIR] [--json]
                                   [--report DIR]
 
-Prints the test accuracy, the accuracy the checkpoint recorded when it was trained, and the
-accuracy per digit; ``--report DIR`` also writes pictures and tables there (confusion matrix,
+Prints the test accuracy, the accuracy the checkpoint recorded when it was trained, how
+honest its probabilities are (``ece``: expected calibration error over 15 equal-width
+confidence bins, and ``nll``, at the checkpoint's calibration temperature, and at
+temperature 1 for comparison; see ``mnist_flax.calibration``), and the accuracy per digit; ``--report DIR`` also writes pictures and tables there (confusion matrix,
 the mistakes, per-digit precision/recall/F1, training curves: see ``mnist_flax.report``).
 MNIST comes from ``--data_dir``, then ``$MNIST_DATA_DIR``, then a tensorflow-datasets
 download, as in training. Exit codes as in ``mnist_flax.errors``
@@ -44,7 +46,8 @@ def _parser() -> argparse.ArgumentParser:
   return p
 
 
-def predict_all(net: Any, variables: Any, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+def predict_all(net: Any, variables: Any, images: np.ndarray, batch_size: int = 1000,
+                temperature: float = 1.0) -> np.ndarray:
   """Probabilities for uint8 images (N, 28, 28), in fixed-size batches (one compilation)."""
   from mnist_flax import model
   out = []
@@ -52,15 +55,19 @@ def predict_all(net: Any, variables: Any, images: np.ndarray, batch_size: int = 
     chunk = images[start:start + batch_size]
     padded = np.zeros((batch_size, 28, 28), np.float32)
     padded[:len(chunk)] = chunk / np.float32(255)
-    out.append(np.asarray(model.predict(net, variables, padded))[:len(chunk)])
+    out.append(np.asarray(model.predict(net, variables, padded, temperature))[:len(chunk)])
   return np.concatenate(out)
 
 
 def measure(checkpoint_path: pathlib.Path, data_dir: str | None) -> dict[str, Any]:
-  from mnist_flax import checkpoint, data, model
+  from mnist_flax import calibration, checkpoint, data, model
   model_config, variables, metadata = checkpoint.load_final(checkpoint_path)
   mnist = data.load(data.resolve_dir(data_dir))
-  probs = predict_all(model.build(model_config), variables, mnist.test_images)
+  net = model.build(model_config)
+  temperature = calibration.temperature_of(metadata)
+  # What predict answers (at the checkpoint's temperature), and the model as trained (T = 1).
+  probs = predict_all(net, variables, mnist.test_images, temperature=temperature)
+  raw = probs if temperature == 1.0 else predict_all(net, variables, mnist.test_images)
   predicted = probs.argmax(-1)
   labels = mnist.test_labels.astype(np.int64)
   correct = predicted == labels
@@ -71,6 +78,13 @@ def measure(checkpoint_path: pathlib.Path, data_dir: str | None) -> dict[str, An
       "test_accuracy": float(correct.mean()),
       "recorded_test_accuracy": metadata.get("test_accuracy"),
       "test_examples": int(len(labels)),
+      "ece": round(calibration.ece(probs, labels), 6),
+      "nll": round(calibration.nll(probs, labels), 6),
+      "temperature": temperature,
+      "calibration_fitted_on": (metadata.get("calibration") or {}).get("fitted_on"),
+      "uncalibrated": {"accuracy": float((raw.argmax(-1) == labels).mean()),
+                       "ece": round(calibration.ece(raw, labels), 6),
+                       "nll": round(calibration.nll(raw, labels), 6)},
       "errors": int((~correct).sum()),
       "per_class_accuracy": {str(d): float(correct[labels == d].mean()) for d in range(10)},
       "confusion_matrix": confusion.tolist(),
@@ -81,7 +95,7 @@ def measure(checkpoint_path: pathlib.Path, data_dir: str | None) -> dict[str, An
 
 
 def run(args: argparse.Namespace) -> int:
-  from mnist_flax import infer
+  from mnist_flax import calibration, infer
   path = infer._resolve_checkpoint(args.checkpoint)
   result = measure(path, args.data_dir)
   public = {k: v for k, v in result.items() if not k.startswith("_")}
@@ -94,6 +108,11 @@ def run(args: argparse.Namespace) -> int:
   print(f"test accuracy {public['test_accuracy']:.4f} on {public['test_examples']} images "
         f"({public['errors']} wrong); recorded at training: "
         + (f"{recorded:.4f}" if isinstance(recorded, float) else "n/a"))
+  raw = public["uncalibrated"]
+  print(f"calibration: temperature {public['temperature']:g} ("
+        + (f"fitted on {public['calibration_fitted_on']}" if public["calibration_fitted_on"]
+           else "not calibrated") + f"); ECE {public['ece']:.4f} ({calibration.BINS} bins), "
+        f"NLL {public['nll']:.4f}; at temperature 1: ECE {raw['ece']:.4f}, NLL {raw['nll']:.4f}")
   print("per digit: " + "  ".join(f"{d}: {a:.4f}" for d, a in public["per_class_accuracy"].items()))
   if not public["data_matches_training"]:
     print("note: these MNIST files differ from the ones the model was trained on")

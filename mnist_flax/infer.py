@@ -1,7 +1,7 @@
 """Read the digit in image files: ``python -m mnist_flax.infer --i PATH [PATH ...]``.
 
     $ python -m mnist_flax.infer --i test/3.jpg
-    The recognized result is 3 and the probability is 0.916.
+    The recognized result is 3 and the probability is 0.999.
 
 ``--i`` takes files and folders (every JPEG, PNG, GIF or BMP inside, sorted by name), so
 hundreds of images cost one process. With several images each line starts with the path.
@@ -64,6 +64,8 @@ DEFAULT_CHECKPOINT = pathlib.Path("checkpoints") / "final"
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 # Predict in fixed-size chunks so one compiled program serves any number of images.
 CHUNK = 256
+# A (calibrated) top probability below this is printed with "(unsure)".
+UNSURE_BELOW = 0.5
 
 
 class _Parser(argparse.ArgumentParser):
@@ -172,8 +174,10 @@ def answer(path: str, probs: Any, boxes: Sequence[Sequence[int]], top_k: int = 1
 
 
 def sentence(result: dict[str, Any]) -> str:
-  """The one-line answer for an ``answer`` object."""
-  text = f"The recognized result is {result['number']} and the probability is {result['probability']:.3f}."
+  """The one-line answer for an ``answer`` object; "(unsure)" below UNSURE_BELOW."""
+  p = result["probability"]
+  unsure = " (unsure)" if p < UNSURE_BELOW else ""
+  text = f"The recognized result is {result['number']} and the probability is {p:.3f}{unsure}."
   runners = result.get("top_k", [])[1:]
   if runners:
     text += " Next: " + ", ".join(f"{d} ({p:.3f})" for d, p in runners) + "."

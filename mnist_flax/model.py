@@ -187,6 +187,18 @@ def build(model_config: Mapping[str, Any]) -> CNN | Ensemble:
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def predict(net: CNN, variables: Any, images: jax.Array) -> jax.Array:
-  """Class probabilities (B, 10) for images (B, 28, 28) in [0, 1], white ink on black."""
-  return jax.nn.softmax(net.apply(variables, images, train=False))
+def member_logits(net: CNN | Ensemble, variables: Any, images: jax.Array) -> jax.Array:
+  """Each member's logits (members, B, 10) for images (B, 28, 28); one CNN is one member."""
+  return net.apply(variables, images, train=False, method="member_logits")
+
+
+@functools.partial(jax.jit, static_argnums=0, static_argnames="temperature")
+def predict(net: CNN | Ensemble, variables: Any, images: jax.Array,
+            temperature: float = 1.0) -> jax.Array:
+  """Class probabilities (B, 10) for images (B, 28, 28) in [0, 1], white ink on black.
+
+  ``temperature`` is a checkpoint's calibration (``mnist_flax.calibration``): the network's
+  answer (an ensemble's log mean probability) is divided by it before the softmax, which
+  changes how sure the answer is, never which class it is.
+  """
+  return jax.nn.softmax(net.apply(variables, images, train=False) / temperature)

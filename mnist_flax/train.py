@@ -37,7 +37,8 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from mnist_flax import checkpoint, config as config_lib, data, distributed, errors, model
+from mnist_flax import calibration, checkpoint, config as config_lib, data, distributed, errors
+from mnist_flax import model
 from mnist_flax import run_log, workdir as workdir_lib
 
 # Distinct streams from the one seed, so adding a random choice never shifts another.
@@ -300,6 +301,23 @@ def _compat(config: ml_collections.ConfigDict) -> dict[str, Any]:
   return {name: plain[name] for name in COMPAT_FIELDS}
 
 
+def _calibration(config: ml_collections.ConfigDict, variables: Any, mnist: data.Mnist,
+                 num_train: int) -> dict[str, Any]:
+  """The promoted model's temperature: fitted on the held-out training images when the run
+  has them; else the one the config carries (measured on a held-out replica of its recipe);
+  else none (1.0, said so in the metadata)."""
+  if num_train < len(mnist.train_images):
+    net = model.build(config.model.to_dict())
+    logits = calibration.member_logits_all(net, variables, mnist.train_images[num_train:],
+                                           config.eval_batch_size)
+    return calibration.calibrate(
+        logits, mnist.train_labels[num_train:].astype(np.int64),
+        f"the last {len(mnist.train_images) - num_train} training images, held out from this run")
+  if config.calibration.temperature is not None:
+    return calibration.given(config.calibration.temperature, "config.calibration.temperature")
+  return calibration.given(1.0, None)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict,
                        workdir: str | os.PathLike) -> dict[str, Any]:
   """Trains for ``config.num_iterations`` steps in ``workdir``, resuming if it can.
@@ -331,8 +349,11 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sha
   replicated = distributed.replicated(mesh)
   shard = distributed.batch_sharding(mesh)
   mnist = data.load(data.resolve_dir(config.data.dir))
-  train_images = distributed.replicate(mnist.train_images, mesh)
-  train_labels = distributed.replicate(mnist.train_labels, mesh)
+  # The last config.data.validation training images are held out: never trained on, they
+  # calibrate the promoted model's probabilities.
+  num_train = mnist.train_images.shape[0] - config.data.validation
+  train_images = distributed.replicate(mnist.train_images[:num_train], mesh)
+  train_labels = distributed.replicate(mnist.train_labels[:num_train], mesh)
   test_images = distributed.replicate(mnist.test_images, mesh)
   test_labels = distributed.replicate(mnist.test_labels, mesh)
 
@@ -341,7 +362,10 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sha
   abstract = jax.eval_shape(init, jax.random.fold_in(root, _INIT))
   abstract = jax.tree.map(
       lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated), abstract)
-  run_meta = {"compat": _compat(config), "config": json.loads(config.to_json_best_effort()),
+  compat = _compat(config)
+  if config.data.validation:  # Absent otherwise, so runs from before it existed still resume.
+    compat["validation"] = config.data.validation
+  run_meta = {"compat": compat, "config": json.loads(config.to_json_best_effort()),
               "config_history": []}
   saver = checkpoint.StepSaver(workdir, log=log.note)
   manager = saver.manager
@@ -362,7 +386,6 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sha
     run_meta["config_history"] = history
   start = int(state.step)
 
-  num_train = mnist.train_images.shape[0]
   steps_per_epoch = num_train // config.batch_size
   data_key, step_key = jax.random.fold_in(root, _DATA), jax.random.fold_in(root, _STEP)
   schedule = make_schedule(config.optimizer, config.num_iterations)
@@ -437,6 +460,8 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sha
   }
   final = checkpoint.checkpoint_dir(workdir) / checkpoint.FINAL
   if steps_run or checkpoint.final_step(final) != metadata["step"]:
+    metadata["calibration"] = _calibration(config, variables, mnist, num_train)
+    log.note(calibration.describe(metadata["calibration"]))
     final = checkpoint.promote_final(workdir, variables, metadata)
   summary = {
       "step": int(state.step), **last_eval,

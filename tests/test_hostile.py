@@ -48,7 +48,7 @@ REAL_CHECKPOINT = Path(os.environ.get("TEST_CHECKPOINT") or ROOT / "checkpoints"
 SECONDS = 5.0
 RSS_MB = 1024
 ERROR = "mnist_flax.infer: error: "
-ANSWER = r"The recognized result is (\d) and the probability is ([01]\.\d{3})\."
+ANSWER = r"The recognized result is (\d) and the probability is ([01]\.\d{3})(?: \(unsure\))?\."
 
 
 # --- Running the command -------------------------------------------------------------------

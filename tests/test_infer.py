@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # The shipped model; TEST_CHECKPOINT points the accuracy checks at another trained one.
 REAL_CHECKPOINT = Path(os.environ.get("TEST_CHECKPOINT") or ROOT / "checkpoints" / "final")
 SAMPLES = ROOT / "test"
-ANSWER = r"The recognized result is (\d+) and the probability is ([01]\.\d{3})\."
+ANSWER = r"The recognized result is (\d+) and the probability is ([01]\.\d{3})(?: \(unsure\))?\."
 
 def infer(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
   env = dict(os.environ)
