@@ -277,6 +277,15 @@ def test_ruler_straight_seven_cropped_to_its_bar_keeps_it():
   assert np.count_nonzero(x[top:top + 3].max(axis=0) > 0.3) >= 8  # the bar is there
 
 
+@pytest.mark.parametrize("shape", [(1, 50), (50, 1), (2, 2)])
+def test_frames_in_masks_one_pixel_thin(shape):
+  """A line one pixel high (or wide) is no frame to strip, and no reason to fail."""
+  from mnist_flax.preprocess import lines
+  mask = np.ones(shape, bool)
+  out, _ = lines.remove_frames(mask)
+  assert out.shape == shape
+
+
 def test_specks_far_from_the_digit_are_ignored():
   dusty = _digit(size=(400, 400), centre=(0.4, 0.5), height=0.5)
   draw = ImageDraw.Draw(dusty)

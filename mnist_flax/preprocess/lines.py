@@ -245,7 +245,7 @@ def _edge_lines(coverage: np.ndarray, length: int) -> tuple[int | None, int | No
   included), or None. A line must be thin and have little ink just inside it, so that the bar of
   a tightly cropped 7 is not mistaken for a frame.
   """
-  band = max(2, int(0.15 * length))
+  band = min(length, max(2, int(0.15 * length)))
   thick = max(2, int(0.04 * length))
   found: list[int | None] = []
   for order in (np.arange(length), np.arange(length)[::-1]):
