@@ -175,10 +175,5 @@ def member_logits_all(net: Any, variables: Any, images: np.ndarray,
                       batch_size: int = 1000) -> np.ndarray:
   """Each member's logits (members, N, 10) for uint8 images (N, 28, 28), in fixed batches."""
   from mnist_flax import model
-  out = []
-  for start in range(0, len(images), batch_size):
-    chunk = images[start:start + batch_size]
-    padded = np.zeros((batch_size, 28, 28), np.float32)
-    padded[:len(chunk)] = chunk / np.float32(255)
-    out.append(np.asarray(model.member_logits(net, variables, padded))[:, :len(chunk)])
-  return np.concatenate(out, axis=1)
+  return model.over_uint8(lambda x: model.member_logits(net, variables, x), images, batch_size,
+                          axis=1)

@@ -50,13 +50,8 @@ def predict_all(net: Any, variables: Any, images: np.ndarray, batch_size: int = 
                 temperature: float = 1.0) -> np.ndarray:
   """Probabilities for uint8 images (N, 28, 28), in fixed-size batches (one compilation)."""
   from mnist_flax import model
-  out = []
-  for start in range(0, len(images), batch_size):
-    chunk = images[start:start + batch_size]
-    padded = np.zeros((batch_size, 28, 28), np.float32)
-    padded[:len(chunk)] = chunk / np.float32(255)
-    out.append(np.asarray(model.predict(net, variables, padded, temperature))[:len(chunk)])
-  return np.concatenate(out)
+  return model.over_uint8(lambda x: model.predict(net, variables, x, temperature), images,
+                          batch_size)
 
 
 def measure(checkpoint_path: pathlib.Path, data_dir: str | None) -> dict[str, Any]:
