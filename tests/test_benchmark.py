@@ -1,4 +1,5 @@
-"""Tests of ``python -m mnist_flax.benchmark``: the quick run's JSON, its table, the peer ratios.
+"""Tests of ``python -m mnist_flax.tools.benchmark``: the quick run's JSON, its table, the peer
+ratios.
 
 One ``--quick`` run with real MNIST and a fake peer (an executable the test writes that prints
 the peer's JSON line) serves most tests; a second run without MNIST checks that the sections
@@ -18,7 +19,7 @@ from typing import Any, Iterator
 import pytest
 
 from conftest import run_module
-from mnist_flax import benchmark
+from mnist_flax.tools import benchmark
 
 SECTIONS = ("train", "eval", "predict", "infer_cold", "infer_dir", "read", "serve", "speedrun",
             "peer", "memory")
@@ -58,7 +59,7 @@ def quick(mnist_dir: pathlib.Path,
   tmp = tmp_path_factory.mktemp("benchmark")
   python, script = _fake_peer(tmp)
   out = tmp / "bench.json"
-  result = run_module("mnist_flax.benchmark", "--quick", "--table", "--out", str(out),
+  result = run_module("mnist_flax.tools.benchmark", "--quick", "--table", "--out", str(out),
                       "--data-dir", str(mnist_dir), "--peer", str(python),
                       "--peer-script", str(script), "--cache-dir", str(tmp / "cache"))
   assert result.returncode == 0, result.stderr[-3000:]
@@ -152,7 +153,7 @@ def test_peer_runs_interleaved_and_ratios_are_jax_over_peer(
 def test_without_mnist_the_sections_needing_it_say_why(tmp_path: pathlib.Path) -> None:
   python, script = _fake_peer(tmp_path)
   # infer sections left out: with a shipped checkpoint they would run (correctly) and cost time.
-  result = run_module("mnist_flax.benchmark", "--quick", "--skip", "infer_cold,infer_dir",
+  result = run_module("mnist_flax.tools.benchmark", "--quick", "--skip", "infer_cold,infer_dir",
                       "--peer", str(python), "--peer-script", str(script),
                       env={"MNIST_DATA_DIR": ""})
   assert result.returncode == 0, result.stderr[-3000:]
@@ -185,6 +186,6 @@ def test_a_failing_section_is_recorded_and_nothing_run_exits_1(
 
 def test_bad_command_line_exits_2() -> None:
   for argv in (["--skip", "nonsense"], ["--config", "configs/missing.py"], ["--repeats", "0"]):
-    result = subprocess.run([sys.executable, "-m", "mnist_flax.benchmark", *argv],
+    result = subprocess.run([sys.executable, "-m", "mnist_flax.tools.benchmark", *argv],
                             cwd=benchmark.PROJECT_ROOT, capture_output=True, text=True)
     assert result.returncode == 2, (argv, result.stderr)

@@ -21,7 +21,7 @@ import pytest
 from playwright.sync_api import Page, expect, sync_playwright
 
 from conftest import ROOT
-from mnist_flax import bench_serve
+from mnist_flax.tools import bench_serve
 from test_serve import _number_photo
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")

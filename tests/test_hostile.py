@@ -38,7 +38,8 @@ import numpy as np
 import pytest
 from PIL import Image, features
 
-from mnist_flax import preprocess, samples
+from mnist_flax import preprocess
+from mnist_flax.tools import samples
 from mnist_flax.preprocess import read
 from mnist_flax.errors import ImageError
 

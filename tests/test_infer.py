@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_flax import samples
+from mnist_flax.tools import samples
 
 ROOT = Path(__file__).resolve().parent.parent
 # The shipped model; TEST_CHECKPOINT points the accuracy checks at another trained one.

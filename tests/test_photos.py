@@ -1,6 +1,6 @@
 """Reading phone photos and whole numbers, end to end (issue 13's cases).
 
-Every image is drawn by mnist_flax.sample_scenes (pen strokes photographed on paper, never
+Every image is drawn by mnist_flax.tools.sample_scenes (pen strokes photographed on paper, never
 MNIST) in pytest's tmp_path, and read by one ``infer --json`` process. Each case of
 ``sample_scenes.CASES`` is drawn in several variants (other hands, light, camera); a case
 passes when most of its variants are read right.
@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mnist_flax import sample_scenes
+from mnist_flax.tools import sample_scenes
 
 ROOT = Path(__file__).resolve().parent.parent
 VARIANTS = 3

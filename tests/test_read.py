@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from mnist_flax import preprocess, samples
+from mnist_flax import preprocess
+from mnist_flax.tools import samples
 
 
 def _rle8_bmp(path: Path, width: int = 4000, height: int = 3000) -> Path:

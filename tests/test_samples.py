@@ -1,10 +1,10 @@
 """The photo samples: phone photos of handwriting, numbers, printed digits and non-digits.
 
-``python -m mnist_flax.samples DIR --kind KIND`` and ``mnist_flax.sample_scenes.render`` draw
-them from pen strokes (never MNIST). These tests check behaviour: the same seed gives the same
-bytes, every name starts with the truth, the sizes are phone sizes, and each asked-for case is
-in the picture (ink where the box says, faint pencil, rulings at their spacing, a shadow edge
-across the digit, separate pieces, touching neighbours, a printed "1" with a base).
+``python -m mnist_flax.tools.samples DIR --kind KIND`` and
+``mnist_flax.tools.sample_scenes.render`` draw them from pen strokes (never MNIST). These tests
+check behaviour: the same seed gives the same bytes, every name starts with the truth, the
+sizes are phone sizes, and each asked-for case is in the picture (ink where the box says, faint
+pencil, rulings at their spacing, a shadow edge across the digit, separate pieces, touching neighbours, a printed "1" with a base).
 
 Run: pytest tests/test_samples.py -q
 """
@@ -21,7 +21,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from conftest import run_module
-from mnist_flax import sample_photos, sample_scenes, samples
+from mnist_flax.tools import sample_photos, sample_scenes, samples
 
 SMALL = (1280, 960)
 # A clean view: no roll or perspective, so rows and columns of the photo follow the paper.
@@ -67,8 +67,8 @@ def _truths(folder: Path) -> dict[str, dict]:
 
 
 def test_command_writes_photos_named_by_their_truth(tmp_path):
-  result = run_module("mnist_flax.samples", str(tmp_path), "--kind", "photos", "--count", "12",
-                      "--seed", "3")
+  result = run_module("mnist_flax.tools.samples", str(tmp_path), "--kind", "photos",
+                      "--count", "12", "--seed", "3")
   assert result.returncode == 0, result.stderr
   files = sorted(tmp_path.glob("*.jpg"))
   assert len(files) == 12 and "wrote 12 images" in result.stdout

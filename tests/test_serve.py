@@ -25,7 +25,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import ROOT, run_module
-from mnist_flax import bench_serve, serve
+from mnist_flax import serve
+from mnist_flax.tools import bench_serve
 from mnist_flax.serve_model import WarmModel
 from test_hostile import BAD, _available
 
@@ -85,7 +86,7 @@ def _number_photo(digits: tuple[int, ...]) -> bytes:
   import io
   import numpy as np
   from PIL import Image
-  from mnist_flax import samples
+  from mnist_flax.tools import samples
   photo = Image.new("L", (20 + 190 * len(digits), 220), 255)
   for i, digit in enumerate(digits):
     photo.paste(samples.draw_digit(digit, np.random.default_rng(digit), size=(180, 180))

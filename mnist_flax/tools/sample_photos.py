@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from mnist_flax import sample_marks
-from mnist_flax.sample_marks import Box, Marks
+from mnist_flax.tools import sample_marks
+from mnist_flax.tools.sample_marks import Box, Marks
 
 LIGHTS = ("even", "gradient", "shadow-soft", "shadow-hard-across", "shadow-hard-beside")
 BACKGROUNDS = ("wood", "dark", "colour", "stucco", "brick")

@@ -1,6 +1,6 @@
 """What is written or printed on a page, in millimetres, and its ink coverage on a raster.
 
-The photo renderer (``mnist_flax.sample_photos``) places these marks on a sheet and
+The photo renderer (``mnist_flax.tools.sample_photos``) places these marks on a sheet and
 photographs it. A mark is made of
 
 - strokes: pen movements, a polyline in sheet millimetres (x right, y down) with a pen
@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from mnist_flax import samples
+from mnist_flax.tools import samples
 
 Box = tuple[float, float, float, float]  # x0, y0, x1, y1
 

@@ -2,7 +2,7 @@
 
 ``render`` draws one photo; ``make_kind`` writes a folder of them, reproducibly from a seed
 (each file from its own stream: ``draw(kind, index, seed)`` redraws any one of them).
-The kinds (``python -m mnist_flax.samples DIR --kind KIND --count N --seed S``):
+The kinds (``python -m mnist_flax.tools.samples DIR --kind KIND --count N --seed S``):
 
 photos     one handwritten digit (0-9 in turn) on plain, ruled or squared paper (~75%), in a
            form's box (~12%) or on a house-number plate (~15%)
@@ -61,9 +61,9 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps
 
-from mnist_flax import sample_marks, sample_photos
-from mnist_flax.sample_marks import Box, Glyph, Marks
-from mnist_flax.sample_photos import LIGHTS, Layer, Ruling, Scene
+from mnist_flax.tools import sample_marks, sample_photos
+from mnist_flax.tools.sample_marks import Box, Glyph, Marks
+from mnist_flax.tools.sample_photos import LIGHTS, Layer, Ruling, Scene
 
 KINDS = ("photos", "numbers", "printed", "nondigits", "cases")
 SURFACES = ("plain", "ruled", "squared", "form", "plate")

@@ -1,6 +1,6 @@
-"""The ``serve`` section of ``python -m mnist_flax.benchmark``: the HTTP server over loopback.
+"""The ``serve`` section of ``python -m mnist_flax.tools.benchmark``: the HTTP server over loopback.
 
-    python -m mnist_flax.benchmark --only serve --table
+    python -m mnist_flax.tools.benchmark --only serve --table
 
 Starts ``python -m mnist_flax.serve`` on a free loopback port and measures, with plain
 ``http.client`` connections kept alive (the cheapest client, so the figures are the server's):
@@ -32,7 +32,8 @@ import time
 import uuid
 from typing import Any, Iterator, Sequence
 
-PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
+from mnist_flax.tools import PROJECT_ROOT
+
 SMALL_IMAGE = "test/3.jpg"
 CLIENTS = 8
 START_SECONDS = 180.0
@@ -161,7 +162,7 @@ def measure(host: str, port: int, sequential: int, concurrent: int) -> dict[str,
 
 def serve_section(bench: Any) -> dict[str, Any]:
   """The benchmark's section (``bench``: benchmark.Benchmark, for its plan and helpers)."""
-  from mnist_flax import benchmark
+  from mnist_flax.tools import benchmark
   ckpt_args, note = bench.checkpoint_args()
   quick = bench.plan.quick
   sequential, concurrent = (30, 80) if quick else (500, 2000)

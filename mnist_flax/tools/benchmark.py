@@ -1,10 +1,10 @@
-"""How fast mnist_flax trains and reads digits on this machine: ``python -m mnist_flax.benchmark``.
+"""How fast mnist_flax trains and reads digits on this machine: ``python -m mnist_flax.tools.benchmark``.
 
-    python -m mnist_flax.benchmark                       # JSON on stdout (one object)
-    python -m mnist_flax.benchmark --table               # a readable table instead
-    python -m mnist_flax.benchmark --table --out b.json  # the table, and the JSON in a file
-    python -m mnist_flax.benchmark --quick               # seconds-long smoke run (CI)
-    python -m mnist_flax.benchmark --peer /work/torchvenv/bin/python   # side by side with PyTorch
+    python -m mnist_flax.tools.benchmark                       # JSON on stdout (one object)
+    python -m mnist_flax.tools.benchmark --table               # a readable table instead
+    python -m mnist_flax.tools.benchmark --table --out b.json  # the table, and the JSON in a file
+    python -m mnist_flax.tools.benchmark --quick               # seconds-long smoke run (CI)
+    python -m mnist_flax.tools.benchmark --peer /work/torchvenv/bin/python   # side by side with PyTorch
 
 Sections (``--skip a,b`` leaves some out, ``--only a,b`` runs just those):
 
@@ -18,7 +18,7 @@ predict        ``model.predict``: latency at batch 1 (many calls after warm-up) 
                at batch 1024 (shipped checkpoint, else the ``--config`` model freshly initialised)
 infer_cold     ``python -m mnist_flax.infer --i test/3.jpg`` in fresh processes, 5 runs: wall
                seconds and peak memory
-infer_dir      ``infer`` over a folder of 1,000 images drawn by ``mnist_flax.samples``, one
+infer_dir      ``infer`` over a folder of 1,000 images drawn by ``mnist_flax.tools.samples``, one
                process: images/s end to end, and the preprocessing time per image alone
 read           photos, numbers, printed digits, non-digits and plain drawings, one folder each,
                one ``infer`` process each: accuracy (or the share said unsure) and images/s
@@ -71,11 +71,10 @@ import time
 import traceback
 from typing import Any, Callable, Iterable, Sequence
 
-from mnist_flax import bench_read, bench_serve
+from mnist_flax.tools import PROJECT_ROOT, bench_read, bench_serve
 
-PROG = "mnist_flax.benchmark"
+PROG = "mnist_flax.tools.benchmark"
 SCHEMA = "mnist_flax/benchmark/v1"
-PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = "configs/default.py"
 SPEEDRUN_CONFIG = "configs/speedrun.py"
 STAND_IN_CONFIG = "configs/test.py"
@@ -614,10 +613,10 @@ class Benchmark:
       shutil.rmtree(folder, ignore_errors=True)
       log(f"drawing {self.plan.image_count} images into {folder}")
       result = run_process(self.python_module(
-          "mnist_flax.samples", str(folder), "--count", str(self.plan.image_count), "--seed", "0"),
+          "mnist_flax.tools.samples", str(folder), "--count", str(self.plan.image_count), "--seed", "0"),
           timeout=1800)
       if result.returncode != 0:
-        raise RuntimeError(f"mnist_flax.samples exited {result.returncode}: {result.tail()}")
+        raise RuntimeError(f"mnist_flax.tools.samples exited {result.returncode}: {result.tail()}")
       done.write_text("")
     return folder
 
@@ -959,7 +958,7 @@ def table(report: dict[str, Any]) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(prog="python -m mnist_flax.benchmark",
+  p = argparse.ArgumentParser(prog="python -m mnist_flax.tools.benchmark",
                               description=__doc__.split("\n\n")[0],
                               formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--config", default=DEFAULT_CONFIG,

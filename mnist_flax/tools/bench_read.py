@@ -1,10 +1,10 @@
-"""The ``read`` section of ``python -m mnist_flax.benchmark``: accuracy and speed on photos.
+"""The ``read`` section of ``python -m mnist_flax.tools.benchmark``: accuracy and speed on photos.
 
-    python -m mnist_flax.benchmark --only read --table
+    python -m mnist_flax.tools.benchmark --only read --table
 
-For each kind of picture ``mnist_flax.sample_scenes`` draws (phone photos of one handwritten
+For each kind of picture ``mnist_flax.tools.sample_scenes`` draws (phone photos of one handwritten
 digit, whole numbers, printed digits, non-digits) and for the plain drawings of
-``mnist_flax.samples``, one folder (drawn once from seed 1 and kept in the benchmark's cache),
+``mnist_flax.tools.samples``, one folder (drawn once from seed 1 and kept in the benchmark's cache),
 read by one ``infer --i FOLDER --json`` process:
 
 * accuracy: the share of pictures whose ``number`` is the one the file name starts with
@@ -27,7 +27,7 @@ import tempfile
 import time
 from typing import Any
 
-# (kind, pictures in the full run, in --quick). "plain" is mnist_flax.samples' own drawings.
+# (kind, pictures in the full run, in --quick). "plain" is mnist_flax.tools.samples' own drawings.
 KINDS = (("photos", 120, 8), ("numbers", 60, 6), ("printed", 40, 4), ("nondigits", 30, 3),
          ("plain", 200, 10))
 _TRUTH = re.compile(r"^(\d+|x)_")
@@ -41,10 +41,10 @@ def _folder(bench: Any, kind: str, count: int) -> pathlib.Path:
   if not (folder / ".complete").exists():
     shutil.rmtree(folder, ignore_errors=True)
     if kind == "plain":
-      from mnist_flax import samples
+      from mnist_flax.tools import samples
       samples.make_samples(folder, count=count, seed=1)
     else:
-      from mnist_flax import sample_scenes
+      from mnist_flax.tools import sample_scenes
       sample_scenes.make_kind(kind, folder, count=count, seed=1)
     (folder / ".complete").write_text("")
   return folder
@@ -63,7 +63,7 @@ def _cpu_per_image(files: list[pathlib.Path]) -> float:
 
 
 def read_section(bench: Any) -> dict[str, Any]:
-  from mnist_flax.benchmark import run_process, stats
+  from mnist_flax.tools.benchmark import run_process, stats
   ckpt_args, note = bench.checkpoint_args()
   out: dict[str, Any] = {**note, "kinds": {}}
   for kind, full, quick in KINDS:

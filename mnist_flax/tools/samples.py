@@ -6,13 +6,13 @@ random slant, rotation, size, position and stroke width, then renders the stroke
 a supersampled resolution so the edges are anti-aliased. Nothing is cut from MNIST.
 
     import numpy as np
-    from mnist_flax import samples
+    from mnist_flax.tools import samples
     image = samples.draw_digit(3, np.random.default_rng(0), size=(280, 280))
 
-    python -m mnist_flax.samples test                          # the committed sample set
-                                                               # (with sample_scenes.COMMITTED)
-    python -m mnist_flax.samples /tmp/bench --count 1000 --seed 0   # a benchmark folder
-    python -m mnist_flax.samples /tmp/photos --kind photos --count 200 --seed 0
+    python -m mnist_flax.tools.samples test                      # the committed sample set
+                                                                 # (with sample_scenes.COMMITTED)
+    python -m mnist_flax.tools.samples /tmp/bench --count 1000 --seed 0   # a benchmark folder
+    python -m mnist_flax.tools.samples /tmp/photos --kind photos --count 200 --seed 0
 
 Kinds (``--kind``, default plain):
 
@@ -485,7 +485,7 @@ def make_samples(out_dir: str | Path, *, count: int | None = None,
 
 def main(argv: Sequence[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
-      prog="python -m mnist_flax.samples",
+      prog="python -m mnist_flax.tools.samples",
       description="Draw handwritten-looking digit images (no dataset needed).")
   parser.add_argument("out_dir", help="folder to write into (created if missing)")
   parser.add_argument("--kind", choices=KINDS, default="plain",
@@ -501,10 +501,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.kind == "plain":
       paths = make_samples(args.out_dir, count=args.count, seed=args.seed)
       if args.count is None:  # The committed set has phone photos of issue 13's cases too.
-        from mnist_flax import sample_scenes
+        from mnist_flax.tools import sample_scenes
         paths += sample_scenes.write_committed(args.out_dir)
     else:
-      from mnist_flax import sample_scenes  # OpenCV is only needed for the photo kinds.
+      from mnist_flax.tools import sample_scenes  # OpenCV is only needed for the photo kinds.
       default = len(sample_scenes.CASES) if args.kind == "cases" else 100
       paths = sample_scenes.make_kind(args.kind, args.out_dir,
                                       count=default if args.count is None else args.count,
