@@ -9,6 +9,9 @@ The pieces are small pure functions in the style of the Flax examples:
 * ``train_step(state, batch, rng) -> (state, metrics)``: one jitted update, state donated.
 * ``eval_step(state, batch) -> sums``: jitted loss and accuracy sums over a masked batch.
 * ``draw_batch``: jitted gather of a batch from the dataset kept in device memory.
+* ``setup(config) -> Setup``: the device data, keys, initial state and ``Setup.step(state, n)``
+  (update ``n`` with its batch and randomness); the loop here and the benchmark both train
+  through it. Augmentation is ``mnist_flax.augment``, Ctrl-C handling ``mnist_flax.stop``.
 
 Every random choice is derived from ``(config.seed, step)`` with ``jax.random.fold_in``: data
 order comes from a per-epoch permutation, augmentation and dropout from the step number. A run
@@ -18,6 +21,7 @@ ends with bit-identical parameters (same config, same machine).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -25,9 +29,8 @@ import os
 import pathlib
 import platform
 import signal
-import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
 import flax
 import jax
@@ -37,9 +40,9 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from mnist_flax import calibration, checkpoint, config as config_lib, data, distributed, errors
-from mnist_flax import model
-from mnist_flax import run_log, workdir as workdir_lib
+from mnist_flax import augment, calibration, checkpoint, config as config_lib, data, distributed
+from mnist_flax import errors, model, optimizer, run_log, stop as stop_lib
+from mnist_flax import workdir as workdir_lib
 
 # Distinct streams from the one seed, so adding a random choice never shifts another.
 _INIT, _DATA, _STEP = 0, 1, 2
@@ -51,32 +54,6 @@ class TrainState(train_state.TrainState):
   batch_stats: Any = flax.struct.field(default_factory=dict)
 
 
-def make_schedule(opt: ml_collections.ConfigDict, num_iterations: int) -> optax.Schedule:
-  if opt.schedule == "constant":
-    return optax.constant_schedule(opt.learning_rate)
-  warmup = int(opt.warmup_fraction * num_iterations)
-  if opt.schedule == "cosine":
-    return optax.warmup_cosine_decay_schedule(
-        0.0, opt.learning_rate, max(warmup, 1), num_iterations, end_value=0.0)
-  # One-cycle: linear warm-up from lr/25, then cosine annealing to ~0 (as in PyTorch's OneCycleLR).
-  return optax.cosine_onecycle_schedule(
-      num_iterations, opt.learning_rate, pct_start=max(opt.warmup_fraction, 1e-3),
-      div_factor=25.0, final_div_factor=1e4)
-
-
-def make_optimizer(opt: ml_collections.ConfigDict,
-                   num_iterations: int) -> optax.GradientTransformation:
-  lr = make_schedule(opt, num_iterations)
-  if opt.name == "adam":
-    return optax.adam(lr, b1=opt.b1, b2=opt.b2)
-  if opt.name == "adamw":
-    return optax.adamw(lr, b1=opt.b1, b2=opt.b2, weight_decay=opt.weight_decay)
-  if opt.name == "lion":
-    return optax.lion(lr, b1=opt.b1, b2=opt.b2, weight_decay=opt.weight_decay)
-  return optax.chain(optax.add_decayed_weights(opt.weight_decay),
-                     optax.sgd(lr, momentum=opt.b1, nesterov=True))
-
-
 def create_train_state(rng: jax.Array, config: ml_collections.ConfigDict) -> TrainState:
   """A fresh train state: pure, so it can be jitted with any output sharding."""
   net = model.build(config.model.to_dict())
@@ -84,7 +61,7 @@ def create_train_state(rng: jax.Array, config: ml_collections.ConfigDict) -> Tra
   return TrainState.create(
       apply_fn=net.apply, params=variables["params"],
       batch_stats=variables.get("batch_stats", {}),
-      tx=make_optimizer(config.optimizer, config.num_iterations))
+      tx=optimizer.make_optimizer(config.optimizer, config.num_iterations))
 
 
 def variables_of(state: TrainState) -> dict[str, Any]:
@@ -93,43 +70,6 @@ def variables_of(state: TrainState) -> dict[str, Any]:
   if state.batch_stats:
     variables["batch_stats"] = state.batch_stats
   return variables
-
-
-def augment(images: jax.Array, rng: jax.Array, translate: int, rotate: float = 0.0,
-            scale: float = 0.0) -> jax.Array:
-  """Random shifts of up to ``translate`` pixels, and optionally small rotations and zooms.
-
-  With ``rotate`` (degrees) and ``scale`` (fraction) at 0, shifts are whole pixels, zero-filled
-  (the background), and exact. Otherwise each image gets a random affine map (rotation in
-  [-rotate, rotate] degrees, zoom in [1 - scale, 1 + scale], shift in [-translate, translate]
-  pixels) about its centre, sampled bilinearly: what handwriting varies by.
-  """
-  if not (translate or rotate or scale):
-    return images
-  b, h, w = images.shape
-  if not (rotate or scale):
-    padded = jnp.pad(images, ((0, 0), (translate, translate), (translate, translate)))
-    offsets = jax.random.randint(rng, (b, 2), 0, 2 * translate + 1)
-    crop = lambda image, offset: jax.lax.dynamic_slice(image, (offset[0], offset[1]), (h, w))
-    return jax.vmap(crop)(padded, offsets)
-  k_angle, k_zoom, k_shift = jax.random.split(rng, 3)
-  angle = jnp.deg2rad(jax.random.uniform(k_angle, (b,), minval=-rotate, maxval=rotate))
-  zoom = jax.random.uniform(k_zoom, (b,), minval=1.0 - scale, maxval=1.0 + scale)
-  shift = jax.random.uniform(k_shift, (b, 2), minval=-translate, maxval=translate)
-  rows, cols = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32),
-                            indexing="ij")
-  cy, cx = (h - 1) / 2, (w - 1) / 2
-
-  def warp(image, angle, zoom, shift):
-    # Output pixel -> source pixel: the inverse of rotate-zoom-shift about the centre.
-    y, x = rows - cy - shift[0], cols - cx - shift[1]
-    cos, sin = jnp.cos(angle) / zoom, jnp.sin(angle) / zoom
-    src_y, src_x = cos * y - sin * x + cy, sin * y + cos * x + cx
-    out = jax.scipy.ndimage.map_coordinates(image.astype(jnp.float32), [src_y, src_x],
-                                            order=1, mode="constant", cval=0.0)
-    return jnp.clip(jnp.round(out), 0, 255).astype(images.dtype)
-
-  return jax.vmap(warp)(images, angle, zoom, shift)
 
 
 def _cross_entropy(logits: jax.Array, labels: jax.Array, smoothing: float) -> jax.Array:
@@ -157,10 +97,10 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, *
   """
   aug_rng, dropout_rng = jax.random.split(rng)
   if members == 1:
-    images = augment(batch["image"], aug_rng, translate, rotate, scale)
+    images = augment.augment(batch["image"], aug_rng, translate, rotate, scale)
   else:
-    images = jnp.stack([augment(batch["image"], jax.random.fold_in(aug_rng, k), translate,
-                                rotate, scale) for k in range(members)])
+    images = jnp.stack([augment.augment(batch["image"], jax.random.fold_in(aug_rng, k),
+                                        translate, rotate, scale) for k in range(members)])
   images = images.astype(jnp.float32) / 255.0
 
   def loss_fn(params):
@@ -226,49 +166,75 @@ def evaluate(state: TrainState, images: jax.Array, labels: jax.Array, batch_size
           "test_accuracy": float(totals["correct"]) / count}
 
 
-class _StopRequest:
-  """First SIGINT/SIGTERM: finish the step, save, exit. A second SIGINT: exit at once."""
+@dataclasses.dataclass
+class Setup:
+  """What a run trains from, built once by ``setup``: the loop and the benchmark share it.
 
-  def __init__(self) -> None:
-    self.signum: int | None = None
-    self._previous: dict[int, Any] = {}
+  ``init()`` makes the fresh state (``abstract`` is its shape, to restore a checkpoint onto);
+  ``step(state, n)`` makes update ``n`` (0-based) with the batch and randomness that step ``n``
+  of every run with this config uses, so a resumed run retraces an uninterrupted one.
+  """
 
-  def _handle(self, signum: int, frame: Any) -> None:
-    del frame
-    if self.signum is not None and signum == signal.SIGINT:
-      print("\nsecond interrupt: exiting now without saving", file=sys.stderr, flush=True)
-      os._exit(128 + signum)
-    self.signum = signum
-    print(f"\n{signal.Signals(signum).name} received: finishing this step and saving a "
-          "checkpoint (press Ctrl-C again to exit at once)", file=sys.stderr, flush=True)
+  config: ml_collections.ConfigDict
+  mesh: jax.sharding.Mesh
+  shard: jax.sharding.Sharding  # batches: split over the mesh's data axis
+  mnist: data.Mnist
+  num_train: int  # the first num_train training images; the rest are held out
+  train_images: jax.Array
+  train_labels: jax.Array
+  test_images: jax.Array
+  test_labels: jax.Array
+  init: Callable[[], TrainState]
+  abstract: Any
+  data_key: jax.Array
+  step_key: jax.Array
+  step_kwargs: dict[str, Any]  # train_step's static options (step_options), read once
+  _order: tuple[int, jax.Array | None] = (-1, None)  # the permutation of the epoch in use
 
-  def __enter__(self) -> "_StopRequest":
-    import threading
-    if threading.current_thread() is threading.main_thread():
-      for s in (signal.SIGINT, signal.SIGTERM):
-        self._previous[s] = signal.signal(s, self._handle)
-    return self
+  @property
+  def steps_per_epoch(self) -> int:
+    return self.num_train // self.config.batch_size
 
-  def __exit__(self, *exc: Any) -> None:
-    for s, handler in self._previous.items():
-      signal.signal(s, handler)
+  def step(self, state: TrainState, step: int) -> tuple[TrainState, dict[str, jax.Array]]:
+    """Update ``step``: no sync with the host, so dispatch overlaps the computation."""
+    epoch, within = divmod(step, self.steps_per_epoch)
+    if epoch != self._order[0]:
+      self._order = (epoch, epoch_permutation(self.data_key, self.num_train, epoch))
+    bs = self.config.batch_size
+    batch = draw_batch(self.train_images, self.train_labels, self._order[1], within * bs,
+                       batch_size=bs, sharding=self.shard)
+    return train_step(state, batch, jax.random.fold_in(self.step_key, step), **self.step_kwargs)
 
-  def requested(self, sync_point: bool) -> bool:
-    """Whether any process was asked to stop.
+  def evaluate(self, state: TrainState) -> dict[str, float]:
+    return evaluate(state, self.test_images, self.test_labels, self.config.eval_batch_size,
+                    self.shard)
 
-    Single-process: checked after every step. Multi-process: only at ``sync_point`` steps (the
-    log and checkpoint steps), where all processes agree through one small all-gather, since
-    a signal may reach only some of them and all must save the same step together.
-    """
-    if jax.process_count() == 1:
-      return self.signum is not None
-    if not sync_point:
-      return False
-    from jax.experimental import multihost_utils
-    flags = multihost_utils.process_allgather(np.int32(self.signum or 0))
-    if self.signum is None and np.any(flags):
-      self.signum = int(np.max(flags))
-    return self.signum is not None
+
+def setup(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = None,
+          mnist: data.Mnist | None = None, test_images: int | None = None) -> Setup:
+  """The data on device, keys and initial state of a run of ``config`` (``mnist``: loaded
+  from ``config.data.dir`` when not given; ``test_images``: evaluate on that many only)."""
+  mesh = mesh or distributed.make_mesh()
+  replicated = distributed.replicated(mesh)
+  mnist = mnist or data.load(data.resolve_dir(config.data.dir))
+  # The last config.data.validation training images are held out: never trained on, they
+  # calibrate the promoted model's probabilities.
+  num_train = mnist.train_images.shape[0] - config.data.validation
+  root = jax.random.key(config.seed)
+  init = jax.jit(lambda rng: create_train_state(rng, config), out_shardings=replicated)
+  abstract = jax.eval_shape(init, jax.random.fold_in(root, _INIT))
+  abstract = jax.tree.map(
+      lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated), abstract)
+  put = lambda x: distributed.replicate(x, mesh)
+  return Setup(
+      config=config, mesh=mesh, shard=distributed.batch_sharding(mesh), mnist=mnist,
+      num_train=num_train, train_images=put(mnist.train_images[:num_train]),
+      train_labels=put(mnist.train_labels[:num_train]),
+      test_images=put(mnist.test_images[:test_images]),
+      test_labels=put(mnist.test_labels[:test_images]),
+      init=lambda: init(jax.random.fold_in(root, _INIT)), abstract=abstract,
+      data_key=jax.random.fold_in(root, _DATA), step_key=jax.random.fold_in(root, _STEP),
+      step_kwargs=step_options(config))
 
 
 def _versions() -> dict[str, str]:
@@ -334,7 +300,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           f"config.{name}={config[name]} does not divide over {num_devices} devices; use a "
           f"multiple of {num_devices}")
   workdir = pathlib.Path(workdir).absolute()
-  with workdir_lib.claim(workdir), _StopRequest() as stop:
+  with workdir_lib.claim(workdir), stop_lib.StopRequest() as stop:
     log = run_log.RunLog(workdir, total_steps=config.num_iterations,
                          config=json.loads(config.to_json_best_effort()),
                          enabled=distributed.is_primary())
@@ -344,68 +310,50 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       log.close()
 
 
-def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sharding.Mesh,
-         stop: _StopRequest, log: run_log.RunLog) -> dict[str, Any]:
-  replicated = distributed.replicated(mesh)
-  shard = distributed.batch_sharding(mesh)
-  mnist = data.load(data.resolve_dir(config.data.dir))
-  # The last config.data.validation training images are held out: never trained on, they
-  # calibrate the promoted model's probabilities.
-  num_train = mnist.train_images.shape[0] - config.data.validation
-  train_images = distributed.replicate(mnist.train_images[:num_train], mesh)
-  train_labels = distributed.replicate(mnist.train_labels[:num_train], mesh)
-  test_images = distributed.replicate(mnist.test_images, mesh)
-  test_labels = distributed.replicate(mnist.test_labels, mesh)
-
-  root = jax.random.key(config.seed)
-  init = jax.jit(lambda rng: create_train_state(rng, config), out_shardings=replicated)
-  abstract = jax.eval_shape(init, jax.random.fold_in(root, _INIT))
-  abstract = jax.tree.map(
-      lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated), abstract)
+def _restore(s: Setup, saver: checkpoint.StepSaver, workdir: pathlib.Path,
+             log: run_log.RunLog) -> tuple[TrainState, dict[str, Any]]:
+  """The latest intact step checkpoint's state (else a fresh one) and the run's metadata."""
+  config = s.config
   compat = _compat(config)
   if config.data.validation:  # Absent otherwise, so runs from before it existed still resume.
     compat["validation"] = config.data.validation
   run_meta = {"compat": compat, "config": json.loads(config.to_json_best_effort()),
               "config_history": []}
-  saver = checkpoint.StepSaver(workdir, log=log.note)
-  manager = saver.manager
-  restored = checkpoint.restore_latest(manager, abstract, run_meta, log=log.note)
+  restored = checkpoint.restore_latest(saver.manager, s.abstract, run_meta, log=log.note)
   if restored is None:
-    state = init(jax.random.fold_in(root, _INIT))
-    log.note(f"starting a new run in {workdir} on {mesh.size} device(s), "
-        f"{jax.process_count()} process(es)")
-  else:
-    state, saved_meta = restored
-    log.note(f"resuming from checkpoint at step {int(state.step)} in {checkpoint.checkpoint_dir(workdir)}")
-    history = list(saved_meta.get("config_history") or [])
-    changed = checkpoint.config_changes(saved_meta.get("config") or {}, run_meta["config"])
-    if changed:
-      history.append({"step": int(state.step), "changed": changed})
-      log.note("note: the config differs from the checkpoint's (" + "; ".join(changed)
-               + "); carrying on, recorded in the final checkpoint's config_history")
-    run_meta["config_history"] = history
-  start = int(state.step)
+    log.note(f"starting a new run in {workdir} on {s.mesh.size} device(s), "
+             f"{jax.process_count()} process(es)")
+    return s.init(), run_meta
+  state, saved_meta = restored
+  log.note(f"resuming from checkpoint at step {int(state.step)} in "
+           f"{checkpoint.checkpoint_dir(workdir)}")
+  history = list(saved_meta.get("config_history") or [])
+  changed = checkpoint.config_changes(saved_meta.get("config") or {}, run_meta["config"])
+  if changed:
+    history.append({"step": int(state.step), "changed": changed})
+    log.note("note: the config differs from the checkpoint's (" + "; ".join(changed)
+             + "); carrying on, recorded in the final checkpoint's config_history")
+  run_meta["config_history"] = history
+  return state, run_meta
 
-  steps_per_epoch = num_train // config.batch_size
-  data_key, step_key = jax.random.fold_in(root, _DATA), jax.random.fold_in(root, _STEP)
-  schedule = make_schedule(config.optimizer, config.num_iterations)
-  step_kwargs = step_options(config)
-  evaluate_now = lambda s: evaluate(s, test_images, test_labels, config.eval_batch_size, shard)
+
+def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sharding.Mesh,
+         stop: stop_lib.StopRequest, log: run_log.RunLog) -> dict[str, Any]:
+  s = setup(config, mesh)
+  saver = checkpoint.StepSaver(workdir, log=log.note)
+  state, run_meta = _restore(s, saver, workdir, log)
+  start = int(state.step)
+  schedule = optimizer.make_schedule(config.optimizer, config.num_iterations)
 
   train_seconds, eval_seconds, images_seen = 0.0, 0.0, 0
   window_start, window_steps, rates = time.perf_counter(), 0, []
-  order, order_epoch, metrics = None, -1, None
+  metrics = None
   last_eval: dict[str, float] | None = None
   loop_start = time.perf_counter()
   step = start
   log.start(start)
   while step < config.num_iterations:
-    epoch, within = divmod(step, steps_per_epoch)
-    if epoch != order_epoch:
-      order, order_epoch = epoch_permutation(data_key, num_train, epoch), epoch
-    batch = draw_batch(train_images, train_labels, order, within * config.batch_size,
-                       batch_size=config.batch_size, sharding=shard)
-    state, metrics = train_step(state, batch, jax.random.fold_in(step_key, step), **step_kwargs)
+    state, metrics = s.step(state, step)
     step += 1
     log.step(step)
     window_steps += 1
@@ -424,7 +372,7 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sha
                          "learning_rate": float(schedule(step - 1)), "images_per_second": rate})
     if at_checkpoint:
       t0 = time.perf_counter()
-      last_eval = evaluate_now(state)
+      last_eval = s.evaluate(state)
       if not math.isfinite(last_eval["test_loss"]):  # Weights broke in the last few steps.
         _diverged(step, f"test loss {last_eval['test_loss']}", saver, workdir)
       saver.save(step, state, dict(run_meta, step=step, **last_eval))
@@ -447,20 +395,19 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sha
   saver.close()
 
   if last_eval is None:
-    if start >= config.num_iterations:
-      log.note(f"run already complete at step {start}; re-reporting")
-    last_eval = evaluate_now(state)
+    log.note(f"run already complete at step {start}; re-reporting")
+    last_eval = s.evaluate(state)
   steps_run = step - start
-  variables = jax.device_get(variables_of(state))
   metadata = {
       "step": int(state.step), "model": config.model.to_dict(), **last_eval,
       "config": run_meta["config"], "config_history": run_meta["config_history"],
-      "data_sha256": mnist.sha256, "versions": _versions(),
+      "data_sha256": s.mnist.sha256, "versions": _versions(),
       "num_devices": mesh.size, "num_processes": jax.process_count(),
   }
   final = checkpoint.checkpoint_dir(workdir) / checkpoint.FINAL
   if steps_run or checkpoint.final_step(final) != metadata["step"]:
-    metadata["calibration"] = _calibration(config, variables, mnist, num_train)
+    variables = jax.device_get(variables_of(state))
+    metadata["calibration"] = _calibration(config, variables, s.mnist, s.num_train)
     log.note(calibration.describe(metadata["calibration"]))
     final = checkpoint.promote_final(workdir, variables, metadata)
   summary = {
@@ -477,5 +424,5 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sha
     except OSError as e:
       raise errors.write_failure(e, workdir / "summary.json") from None
   log.note(f"final test_accuracy {last_eval['test_accuracy']:.4f} (test_loss "
-      f"{last_eval['test_loss']:.4f}) at step {int(state.step)}; model promoted to {final}")
+           f"{last_eval['test_loss']:.4f}) at step {int(state.step)}; model promoted to {final}")
   return summary
