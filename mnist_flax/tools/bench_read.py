@@ -63,7 +63,7 @@ def _cpu_per_image(files: list[pathlib.Path]) -> float:
 
 
 def read_section(bench: Any) -> dict[str, Any]:
-  from mnist_flax.tools.benchmark import run_process, stats
+  from mnist_flax.tools.bench_common import run_process, stats
   ckpt_args, note = bench.checkpoint_args()
   out: dict[str, Any] = {**note, "kinds": {}}
   for kind, full, quick in KINDS:
