@@ -4,8 +4,14 @@
 
 Checkpoints go to ``<workdir>/checkpoints/`` (the default workdir is the project root, so the
 promoted model lands in ``checkpoints/final``). Running the same command again resumes from
-the latest step checkpoint. Multi-process runs take ``--coordinator_address``,
-``--num_processes`` and ``--process_id`` (see ``launch/``). Exit codes: ``mnist_flax.errors``.
+the latest step checkpoint; a run already complete only re-reports, leaving ``final`` as it is
+(it promotes only when there is no intact ``final``: a run killed before its promotion).
+
+The shipped model back after training in the project root, and the files training added there
+removed, in one command (it says what it removed): ``python -m mnist_flax.tools.reset``.
+
+Multi-process runs take ``--coordinator_address``, ``--num_processes`` and ``--process_id``
+(see ``launch/``). Exit codes: ``mnist_flax.errors``.
 """
 
 from __future__ import annotations
@@ -83,7 +89,12 @@ def main(argv: list[str] | None = None) -> int:
     from mnist_flax import cache
     cache.enable_compilation_cache()
     from mnist_flax import train
-    train.train_and_evaluate(config, _WORKDIR.value)
+    summary = train.train_and_evaluate(config, _WORKDIR.value)
+    shipped = PROJECT_ROOT / "checkpoints" / "final"
+    if summary.get("promoted") and distributed.is_primary() and \
+        pathlib.Path(summary["final_checkpoint"]).resolve() == shipped.resolve():
+      print("this run's model replaced the shipped one; `python -m mnist_flax.tools.reset` "
+            "puts the shipped model back and removes the files training added", flush=True)
   except errors.MnistFlaxError as e:
     return errors.report(e, PROG)
   except Exception as e:

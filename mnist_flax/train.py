@@ -27,7 +27,6 @@ import json
 import math
 import os
 import pathlib
-import platform
 import signal
 import time
 from typing import Any, Callable
@@ -40,8 +39,8 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from mnist_flax import augment, calibration, checkpoint, config as config_lib, data, distributed
-from mnist_flax import errors, model, optimizer, run_log, stop as stop_lib
+from mnist_flax import augment, checkpoint, config as config_lib, data, distributed, errors
+from mnist_flax import model, optimizer, promotion, run_log, stop as stop_lib
 from mnist_flax import workdir as workdir_lib
 
 # Distinct streams from the one seed, so adding a random choice never shifts another.
@@ -237,14 +236,6 @@ def setup(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = No
       step_kwargs=step_options(config))
 
 
-def _versions() -> dict[str, str]:
-  import orbax.checkpoint as ocp
-  return {"python": platform.python_version(), "jax": jax.__version__,
-          "jaxlib": jax.lib.__version__ if hasattr(jax.lib, "__version__") else jax.__version__,
-          "flax": flax.__version__, "optax": optax.__version__,
-          "orbax-checkpoint": getattr(ocp, "__version__", "?"), "numpy": np.__version__}
-
-
 def _diverged(step: int, what: str, saver: checkpoint.StepSaver, workdir: pathlib.Path) -> None:
   """Stops a run whose numbers went non-finite, keeping every checkpoint saved so far."""
   saver.finish()
@@ -265,23 +256,6 @@ COMPAT_FIELDS = ("model", "optimizer", "seed", "batch_size")
 def _compat(config: ml_collections.ConfigDict) -> dict[str, Any]:
   plain = json.loads(config.to_json_best_effort())
   return {name: plain[name] for name in COMPAT_FIELDS}
-
-
-def _calibration(config: ml_collections.ConfigDict, variables: Any, mnist: data.Mnist,
-                 num_train: int) -> dict[str, Any]:
-  """The promoted model's temperature: fitted on the held-out training images when the run
-  has them; else the one the config carries (measured on a held-out replica of its recipe);
-  else none (1.0, said so in the metadata)."""
-  if num_train < len(mnist.train_images):
-    net = model.build(config.model.to_dict())
-    logits = calibration.member_logits_all(net, variables, mnist.train_images[num_train:],
-                                           config.eval_batch_size)
-    return calibration.calibrate(
-        logits, mnist.train_labels[num_train:].astype(np.int64),
-        f"the last {len(mnist.train_images) - num_train} training images, held out from this run")
-  if config.calibration.temperature is not None:
-    return calibration.given(config.calibration.temperature, "config.calibration.temperature")
-  return calibration.given(1.0, None)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,
@@ -398,24 +372,22 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sha
     log.note(f"run already complete at step {start}; re-reporting")
     last_eval = s.evaluate(state)
   steps_run = step - start
-  metadata = {
-      "step": int(state.step), "model": config.model.to_dict(), **last_eval,
-      "config": run_meta["config"], "config_history": run_meta["config_history"],
-      "data_sha256": s.mnist.sha256, "versions": _versions(),
-      "num_devices": mesh.size, "num_processes": jax.process_count(),
-  }
   final = checkpoint.checkpoint_dir(workdir) / checkpoint.FINAL
-  if steps_run or checkpoint.final_step(final) != metadata["step"]:
-    variables = jax.device_get(variables_of(state))
-    metadata["calibration"] = _calibration(config, variables, s.mnist, s.num_train)
-    log.note(calibration.describe(metadata["calibration"]))
-    final = checkpoint.promote_final(workdir, variables, metadata)
+  # A re-report never writes final: it may hold a model put back since (the shipped one, by
+  # `git checkout checkpoints/final`). Only a run whose promotion never happened (killed
+  # between its last checkpoint and the promotion: no intact final) promotes on re-report.
+  held = None if steps_run else checkpoint.final_step(final)
+  promoted = held is None
+  if promoted:
+    final = promotion.promote(workdir, config, jax.device_get(variables_of(state)),
+                              step=int(state.step), evaluation=last_eval, run_meta=run_meta,
+                              mnist=s.mnist, num_train=s.num_train, log=log.note)
   summary = {
       "step": int(state.step), **last_eval,
       "train_seconds": round(train_seconds, 3),
       "images_per_second": round(images_seen / train_seconds, 1) if steps_run else None,
       "steady_images_per_second": round(float(np.median(rates)), 1) if rates else None,
-      "steps_this_run": steps_run, "final_checkpoint": str(final),
+      "steps_this_run": steps_run, "final_checkpoint": str(final), "promoted": promoted,
       "num_devices": mesh.size, "num_processes": jax.process_count(),
   }
   if distributed.is_primary():
@@ -423,6 +395,9 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sha
       (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     except OSError as e:
       raise errors.write_failure(e, workdir / "summary.json") from None
+  where = (f"model promoted to {final}" if promoted else
+           f"not promoted (a re-report never writes final): {final}, a step-{held} model, is "
+           "left as it is")
   log.note(f"final test_accuracy {last_eval['test_accuracy']:.4f} (test_loss "
-           f"{last_eval['test_loss']:.4f}) at step {int(state.step)}; model promoted to {final}")
+           f"{last_eval['test_loss']:.4f}) at step {int(state.step)}; {where}")
   return summary

@@ -95,6 +95,36 @@ def test_resume_continues_from_the_latest_step(trained, tmp_path, mnist_dir):
   assert "already complete at step 400" in again.stdout
 
 
+def test_rereport_leaves_a_final_put_back_and_promotes_only_a_missing_one(
+    trained, tmp_path, mnist_dir, random_checkpoint):
+  from mnist_flax import checkpoint
+  _, workdir, _ = trained
+  copy = tmp_path / "work"
+  shutil.copytree(workdir, copy)
+  final = copy / "checkpoints" / "final"
+  # Another model put back over the run's, as `git checkout checkpoints/final` puts the
+  # shipped one back after training in the project root.
+  shutil.rmtree(final)
+  shutil.copytree(random_checkpoint, final)
+  files = lambda: {p.relative_to(final): p.read_bytes() for p in final.rglob("*") if p.is_file()}
+  before = files()
+  env = {"MNIST_DATA_DIR": str(mnist_dir)}
+  again = run_module("mnist_flax.main", "--config=configs/test.py", f"--workdir={copy}", env=env)
+  assert again.returncode == 0, again.stderr
+  assert "run already complete at step 300; re-reporting" in again.stdout
+  assert "promoted to" not in again.stdout
+  assert f"not promoted (a re-report never writes final): {final}, a step-0 model" in again.stdout
+  assert files() == before
+  assert json.loads((copy / "summary.json").read_text())["promoted"] is False
+  # A run killed after its last checkpoint but before its promotion: the re-report promotes.
+  shutil.rmtree(final)
+  third = run_module("mnist_flax.main", "--config=configs/test.py", f"--workdir={copy}", env=env)
+  assert third.returncode == 0, third.stderr
+  assert f"model promoted to {final}" in third.stdout
+  assert checkpoint.final_step(final) == 300
+  assert json.loads((copy / "summary.json").read_text())["promoted"] is True
+
+
 def test_resume_refuses_a_different_model(trained, tmp_path, mnist_dir):
   _, workdir, _ = trained
   copy = tmp_path / "work"
