@@ -10,11 +10,17 @@
 
 What it shows:
 
-* stdout is a terminal: one tqdm progress bar (step/total, loss, accuracy, test accuracy,
-  images/s, time left) that starts at the resumed step; the log lines, evaluations and
+* stdout is a terminal: one tqdm progress bar (step/total, time elapsed<left, loss, accuracy,
+  test accuracy, images/s) that starts at the resumed step; the log lines, evaluations and
   checkpoint saves are printed above it with ``tqdm.write`` so they never break it, and the
-  bar says "evaluating" while the run pauses to evaluate and save.
-* otherwise (CI, a file, a cluster log): the same plain lines at the log interval, no bar.
+  bar says "eval" while the run pauses to evaluate and save. The bar is fitted to the
+  terminal's width (``shutil.get_terminal_size``, so ``COLUMNS`` counts), re-read at every log
+  line: on 80 columns every field shows; on a narrower one the bar keeps a few cells and the
+  fields go in the order images/s, accuracy, loss (test accuracy goes last).
+* otherwise (CI, a file, a cluster log): the same plain lines at the log interval, no bar, each
+  train line ending with the time elapsed in this process, the time left and their sum, the
+  whole run's expected time (``elapsed 0:52  left 1:04  total 1:56``); "left" is this
+  process's average pace (evaluations included) over the steps still to run.
 
 What it writes, in ``workdir``:
 
@@ -48,6 +54,7 @@ import json
 import math
 import os
 import pathlib
+import shutil
 import struct
 import sys
 import time
@@ -63,6 +70,14 @@ _TRAIN_TAGS = {"loss": "train/loss", "accuracy": "train/accuracy",
 _EVAL_TAGS = {"test_loss": "test/loss", "test_accuracy": "test/accuracy"}
 # TFRecord framing of event files: uint64 length, uint32 CRC of it, data, uint32 CRC of data.
 _RECORD_HEADER = struct.Struct("<QI")
+# The bar: no percentage and no step/s (n/total and images/s say as much), so that on 80
+# columns every field fits next to a bar of a few cells.
+_BAR_FORMAT = "{desc}|{bar}| {n_fmt}/{total_fmt} {elapsed}<{remaining}{postfix}"
+_MIN_BAR = 3
+_FALLBACK_SIZE = (100, 24)  # a terminal that reports no size (a bare pty, `docker run -t`)
+# The bar's fields in the order shown, and in the order they go when the terminal is narrow.
+_SHOWN = ("loss", "accuracy", "test", "rate")
+_DROPPED_FIRST = ("rate", "accuracy", "loss", "test")
 _FILE_COUNTER = itertools.count()
 
 
@@ -168,6 +183,9 @@ class RunLog:
     self._writer: Any = None  # tensorboardX.SummaryWriter once started
     self._metrics: IO[str] | None = None
     self._last_step = 0
+    self._first_step = 0
+    self._clock = time.monotonic  # Elapsed and left in the log lines (a test sets its own).
+    self._start_time = self._clock()
     self._postfix: dict[str, str] = {}
     self._session_end: Any = None  # the HParams "session ended" summary, written when done
     # The steps where train.py pauses to evaluate and save: the bar says so while it waits.
@@ -188,22 +206,40 @@ class RunLog:
 
   def _open_bar(self, first_step: int) -> None:
     import tqdm
-    try:
-      columns, lines = os.get_terminal_size(self._stream.fileno())
-    except (AttributeError, OSError, ValueError):
-      columns, lines = 0, 0
-    # A terminal that reports no size (a bare pty, `docker run -t`) makes tqdm draw nothing at
-    # all: give it a fixed size there; follow the window's size everywhere else.
-    size = {"dynamic_ncols": True} if columns > 0 and lines > 0 else {"ncols": 100, "nrows": 24}
+    # A fixed width, re-read at each log line (_refresh_postfix): tqdm's own dynamic width
+    # reads the terminal only, which a bare pty reports as 0x0 (tqdm then draws nothing), and
+    # ignores COLUMNS; shutil.get_terminal_size reads both, with a fallback.
+    columns, rows = shutil.get_terminal_size(_FALLBACK_SIZE)
     self._bar = tqdm.tqdm(
         total=self.total_steps, initial=first_step, desc="train", unit="step",
-        file=self._stream, mininterval=0.2, smoothing=0.1, **size,
-        bar_format="{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} "
-                   "[{elapsed}<{remaining}, {rate_fmt}{postfix}]")
+        file=self._stream, mininterval=0.2, smoothing=0.1, ncols=columns, nrows=rows,
+        bar_format=_BAR_FORMAT)
+
+  def _fitted_postfix(self, columns: int) -> str:
+    """The fields that fit on ``columns`` beside the rest of the bar, in order of priority."""
+    import tqdm
+    bar = self._bar
+    info = bar.format_dict
+    rate = info["rate"]
+    left = (bar.total - bar.n) / rate if rate else 0.0
+    # A time string that grows before the next refit (59:59 -> 1:00:00) narrows the bar.
+    rest = (len(f"{bar.desc}|| {bar.total}/{bar.total} <")
+            + len(tqdm.tqdm.format_interval(info["elapsed"]))
+            + len(tqdm.tqdm.format_interval(left)))
+    room = columns - rest - _MIN_BAR - len(", ")
+    fields = [key for key in _SHOWN if key in self._postfix]
+    for key in _DROPPED_FIRST:
+      if len(" ".join(self._postfix[k] for k in fields)) <= room:
+        break
+      if key in fields:
+        fields.remove(key)
+    return " ".join(self._postfix[k] for k in fields)
 
   def _refresh_postfix(self) -> None:
     if self._bar is not None:
-      self._bar.set_postfix_str("  ".join(self._postfix.values()), refresh=True)
+      columns, rows = shutil.get_terminal_size(_FALLBACK_SIZE)
+      self._bar.ncols, self._bar.nrows = columns, rows
+      self._bar.set_postfix_str(self._fitted_postfix(columns), refresh=True)
 
   # ---- what is written -----------------------------------------------------------------------
 
@@ -249,7 +285,8 @@ class RunLog:
 
   def start(self, first_step: int) -> None:
     """Called once, after restoring: ``first_step`` is the step training continues from."""
-    self._last_step = first_step
+    self._last_step = self._first_step = first_step
+    self._start_time = self._clock()
     if not self.enabled:
       return
     self._open_files(first_step)
@@ -265,18 +302,19 @@ class RunLog:
     bar.update(step - last)
     if self._checkpoint_every and (step % self._checkpoint_every == 0
                                    or step == self.total_steps):
-      bar.set_description_str("evaluating", refresh=True)
+      bar.set_description_str("eval", refresh=True)
 
   def train(self, step: int, metrics: Mapping[str, float]) -> None:
     if not self.enabled:
       return
-    self._print(f"step {step}/{self.total_steps}  loss {metrics['loss']:.4f}  "
-                f"train_accuracy {metrics['accuracy']:.4f}  lr {metrics['learning_rate']:.2e}  "
-                f"{metrics['images_per_second']:,.0f} images/s")
+    line = (f"step {step}/{self.total_steps}  loss {metrics['loss']:.4f}  "
+            f"train_accuracy {metrics['accuracy']:.4f}  lr {metrics['learning_rate']:.2e}  "
+            f"{metrics['images_per_second']:,.0f} images/s")
+    self._print(line if self._bar is not None else f"{line}  {self._times(step)}")
     self._record(step, "train", metrics)
     self._postfix["loss"] = f"loss {metrics['loss']:.4f}"
     self._postfix["accuracy"] = f"acc {metrics['accuracy']:.3f}"
-    self._postfix["rate"] = f"{metrics['images_per_second']:,.0f} img/s"
+    self._postfix["rate"] = f"{metrics['images_per_second']:.0f} img/s"
     self._refresh_postfix()
 
   def evaluation(self, step: int, metrics: Mapping[str, float]) -> None:
@@ -291,6 +329,15 @@ class RunLog:
     if self._bar is not None:
       self._bar.set_description_str("train", refresh=False)
     self._refresh_postfix()
+
+  def _times(self, step: int) -> str:
+    """``elapsed E  left L  total T`` for a log line: what the bar shows, for a file."""
+    import tqdm
+    elapsed = self._clock() - self._start_time
+    done = step - self._first_step
+    left = elapsed / done * (self.total_steps - step) if done > 0 else 0.0
+    clock = tqdm.tqdm.format_interval
+    return f"elapsed {clock(elapsed)}  left {clock(left)}  total {clock(elapsed + left)}"
 
   def note(self, text: str) -> None:
     self._print(text)

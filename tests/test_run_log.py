@@ -71,8 +71,22 @@ def test_plain_lines_off_a_terminal(tmp_path, capsys):
   assert "step 10/60  loss 0.1000  train_accuracy 0.5500" in out
   assert "12,345 images/s" in out
   assert "step 20: test_accuracy 0.8200" in out and "checkpoint saved at step 60" in out
-  assert "\r" not in out and "step/s" not in out  # no bar in a file or a CI log
+  assert "\r" not in out and "|" not in out  # no bar in a file or a CI log
   assert len(out.splitlines()) == 6 + 3 + 3
+
+
+def test_log_lines_off_a_terminal_say_elapsed_left_and_total(tmp_path, capsys):
+  clock = iter(range(0, 10**6, 2))  # Every reading of the clock is 2 s after the last.
+  log = run_log.RunLog(tmp_path, total_steps=60, config=CONFIG)
+  log._clock = lambda: float(next(clock))
+  log.start(20)  # A resumed run: 40 steps to go, timed from here.
+  metrics = {"loss": 0.5, "accuracy": 0.9, "learning_rate": 1e-3, "images_per_second": 100.0}
+  log.train(30, metrics)  # 2 s for 10 steps: 30 left, 6 s.
+  log.train(60, metrics)  # 4 s for 40 steps: done.
+  log.close()
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[0].endswith("100 images/s  elapsed 00:02  left 00:06  total 00:08"), lines
+  assert lines[1].endswith("100 images/s  elapsed 00:04  left 00:00  total 00:04"), lines
 
 
 def test_event_files_hold_tags_steps_and_hparams(tmp_path):
@@ -160,14 +174,50 @@ def test_bar_on_a_terminal_keeps_the_log_lines(tmp_path):
   stream = FakeTerminal()
   drive(tmp_path, 20, 60, stream=stream)
   out = stream.getvalue()
-  assert "\r" in out and "step/s" in out
-  assert re.search(r"20/60 \[", out), "the bar starts at the resumed step"
-  assert "60/60" in out and "done" in out and "test 0.8600" in out
-  assert "evaluating" in out
+  assert "\r" in out and "img/s" in out
+  assert re.search(r"\| 20/60 ", out), "the bar starts at the resumed step"
+  assert "60/60" in out and "done|" in out and "test 0.8600" in out
+  assert "eval|" in out
   # Each log line is whole on its own line, not spliced into the bar.
   lines = [part for line in out.split("\n") for part in line.split("\r")]
   assert "step 30/60  loss 0.0333  train_accuracy 0.6500  lr 1.00e-03  12,345 images/s" in lines
   assert "checkpoint saved at step 40" in lines
+
+
+def _last_bar(columns: int, monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path,
+              total: int = 5000) -> str:
+  """The bar as last drawn on a terminal ``columns`` wide, mid-run with every field known."""
+  monkeypatch.setenv("COLUMNS", str(columns))
+  stream = FakeTerminal()
+  log = run_log.RunLog(tmp_path, total_steps=total, config=CONFIG)
+  log._stream = stream
+  log.start(0)
+  for step in range(1, total // 2 + 1):
+    log.step(step)
+  log.evaluation(step, {"test_loss": 0.03, "test_accuracy": 0.9912})
+  log.train(step, {"loss": 0.0456, "accuracy": 0.984, "learning_rate": 1e-3,
+                   "images_per_second": 15532.0})
+  bar = [f for f in re.split(r"[\r\n]", stream.getvalue()) if f.startswith("train|")][-1]
+  log.close()
+  return bar
+
+
+def test_bar_fits_80_columns_with_every_field(tmp_path, monkeypatch):
+  bar = _last_bar(80, monkeypatch, tmp_path)
+  assert len(bar) <= 80, bar
+  assert re.fullmatch(r"train\|[^|]{3,}\| 2500/5000 \d\d:\d\d<\d\d:\d\d, loss 0.0456 "
+                      r"acc 0.984 test 0.9912 15532 img/s", bar), bar
+
+
+def test_bar_on_a_narrow_terminal_keeps_the_test_accuracy_longest(tmp_path, monkeypatch):
+  seen = {}
+  for columns in (70, 60, 45):
+    bar = _last_bar(columns, monkeypatch, tmp_path / str(columns))
+    assert len(bar) <= columns and re.search(r"train\|[^|]{3,}\| 2500/5000 ", bar), bar
+    seen[columns] = bar
+  assert "img/s" not in seen[70] and "acc 0.984 test 0.9912" in seen[70]
+  assert "acc" not in seen[60] and "loss 0.0456 test 0.9912" in seen[60]
+  assert seen[45].endswith(", test 0.9912")
 
 
 @pytest.mark.parametrize("terminal", [False, True])
@@ -219,7 +269,7 @@ def test_real_run_then_resume_on_a_terminal(tmp_path, mnist_dir):
   code, out = _run_on_a_pty(["-m", "mnist_flax.main", *flags, "--config.num_iterations=60"], env)
   assert code == 0, out
   assert "resuming from checkpoint at step 20" in out
-  assert re.search(r"20/60 \[", out) and "60/60" in out and "step/s" in out and "\r" in out
+  assert re.search(r"\| 20/60 ", out) and "60/60" in out and "img/s" in out and "\r" in out
   assert "step 30/60" in out and "final test_accuracy" in out
   rows = records(workdir)
   keys = [(r["kind"], r["step"]) for r in rows]
