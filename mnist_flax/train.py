@@ -247,6 +247,15 @@ def _diverged(step: int, what: str, saver: checkpoint.StepSaver, workdir: pathli
                              "config.optimizer.learning_rate and start a new --workdir")
 
 
+def _kept(final: pathlib.Path) -> str:
+  """What a re-report says of the ``final`` it leaves alone."""
+  held = checkpoint.final_step(final)
+  what = (f"a step-{held} model" if held is not None else
+          "which fails its checks (python -m mnist_flax.tools.reset restores the shipped one)")
+  return (f"not promoted (a re-report never replaces final): {final}, {what}, is left as it "
+          "is; delete it and run again to promote this run's model")
+
+
 # What a resumed run must share with the checkpoint: they fix what the saved steps mean (the
 # parameters' shapes, the optimizer state, the data order). Other fields may change on resume
 # (e.g. num_iterations, to train longer); the change is said and recorded in final's metadata.
@@ -373,11 +382,11 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sha
     last_eval = s.evaluate(state)
   steps_run = step - start
   final = checkpoint.checkpoint_dir(workdir) / checkpoint.FINAL
-  # A re-report never writes final: it may hold a model put back since (the shipped one, by
-  # `git checkout checkpoints/final`). Only a run whose promotion never happened (killed
-  # between its last checkpoint and the promotion: no intact final) promotes on re-report.
-  held = None if steps_run else checkpoint.final_step(final)
-  promoted = held is None
+  # A re-report never replaces final, intact or not: it may hold a model put back since (the
+  # shipped one, by `git checkout checkpoints/final`, which also leaves the run's extra files
+  # in it). Only a run whose promotion never happened (killed between its last checkpoint and
+  # the promotion, in a workdir without a final) promotes on re-report.
+  promoted = bool(steps_run) or not os.path.lexists(final)
   if promoted:
     final = promotion.promote(workdir, config, jax.device_get(variables_of(state)),
                               step=int(state.step), evaluation=last_eval, run_meta=run_meta,
@@ -395,9 +404,7 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sha
       (workdir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     except OSError as e:
       raise errors.write_failure(e, workdir / "summary.json") from None
-  where = (f"model promoted to {final}" if promoted else
-           f"not promoted (a re-report never writes final): {final}, a step-{held} model, is "
-           "left as it is")
+  where = f"model promoted to {final}" if promoted else _kept(final)
   log.note(f"final test_accuracy {last_eval['test_accuracy']:.4f} (test_loss "
            f"{last_eval['test_loss']:.4f}) at step {int(state.step)}; {where}")
   return summary

@@ -93,6 +93,7 @@ def test_resume_continues_from_the_latest_step(trained, tmp_path, mnist_dir):
                      "--config.num_iterations=400", env={"MNIST_DATA_DIR": str(mnist_dir)})
   assert again.returncode == 0, again.stderr
   assert "already complete at step 400" in again.stdout
+  assert "a step-400 model, is left as it is" in again.stdout and "promoted to" not in again.stdout
 
 
 def test_rereport_leaves_a_final_put_back_and_promotes_only_a_missing_one(
@@ -103,9 +104,11 @@ def test_rereport_leaves_a_final_put_back_and_promotes_only_a_missing_one(
   shutil.copytree(workdir, copy)
   final = copy / "checkpoints" / "final"
   # Another model put back over the run's, as `git checkout checkpoints/final` puts the
-  # shipped one back after training in the project root.
+  # shipped one back after training in the project root: with a file of the run's model left
+  # in it (git restores tracked files only), so it fails its checks.
   shutil.rmtree(final)
   shutil.copytree(random_checkpoint, final)
+  (final / "variables" / "d" / "left_by_the_run").write_bytes(b"run")
   files = lambda: {p.relative_to(final): p.read_bytes() for p in final.rglob("*") if p.is_file()}
   before = files()
   env = {"MNIST_DATA_DIR": str(mnist_dir)}
@@ -113,7 +116,8 @@ def test_rereport_leaves_a_final_put_back_and_promotes_only_a_missing_one(
   assert again.returncode == 0, again.stderr
   assert "run already complete at step 300; re-reporting" in again.stdout
   assert "promoted to" not in again.stdout
-  assert f"not promoted (a re-report never writes final): {final}, a step-0 model" in again.stdout
+  assert (f"not promoted (a re-report never replaces final): {final}, which fails its checks"
+          in again.stdout)
   assert files() == before
   assert json.loads((copy / "summary.json").read_text())["promoted"] is False
   # A run killed after its last checkpoint but before its promotion: the re-report promotes.
