@@ -21,18 +21,21 @@ import shutil
 import statistics
 import tempfile
 import time
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from mnist_flax.tools import bench_train
 from mnist_flax.tools.bench_common import (
     NO_MNIST, SHIPPED_CHECKPOINT, STAND_IN_CONFIG, Skipped, log, resolve_config, run_process,
     stats)
 
+if TYPE_CHECKING:
+  from mnist_flax.tools.benchmark import Benchmark
+
 COLD_IMAGE = "test/3.jpg"
 QUICK_STAND_IN_STEPS = 6
 
 
-def predict_section(bench: Any) -> dict[str, Any]:
+def predict_section(bench: Benchmark) -> dict[str, Any]:
   import jax
   import numpy as np
   from mnist_flax import checkpoint, config as config_lib, model
@@ -75,7 +78,7 @@ def predict_section(bench: Any) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- the model read
 
 
-def find_or_train_checkpoint(bench: Any) -> tuple[list[str], dict[str, Any]]:
+def find_or_train_checkpoint(bench: Benchmark) -> tuple[list[str], dict[str, Any]]:
   """``--checkpoint`` arguments for infer and a note on the model used."""
   if SHIPPED_CHECKPOINT.is_dir():
     return [], {"checkpoint": str(SHIPPED_CHECKPOINT), "stand_in": False}
@@ -102,7 +105,7 @@ def find_or_train_checkpoint(bench: Any) -> tuple[list[str], dict[str, Any]]:
       "stand_in_wall_seconds": round(result.wall_seconds, 3)}
 
 
-def _quick_stand_in(bench: Any, workdir: pathlib.Path) -> tuple[list[str], dict[str, Any]]:
+def _quick_stand_in(bench: Benchmark, workdir: pathlib.Path) -> tuple[list[str], dict[str, Any]]:
   """``--quick``: a few configs/test.py steps in this process, promoted as train.py does.
 
   A ``main`` subprocess would cost more than all the other quick sections together.
@@ -129,7 +132,7 @@ def _quick_stand_in(bench: Any, workdir: pathlib.Path) -> tuple[list[str], dict[
 # ----------------------------------------------------------------------------- infer processes
 
 
-def infer_cold_section(bench: Any) -> dict[str, Any]:
+def infer_cold_section(bench: Benchmark) -> dict[str, Any]:
   ckpt_args, note = bench.checkpoint_args()
   argv = bench.python_module("mnist_flax.infer", "--i", COLD_IMAGE, *ckpt_args)
   runs = []
@@ -144,7 +147,7 @@ def infer_cold_section(bench: Any) -> dict[str, Any]:
           "peak_rss_mb": stats((r.peak_rss_mb for r in runs if r.peak_rss_mb is not None), 1)}
 
 
-def sample_dir(bench: Any) -> pathlib.Path:
+def sample_dir(bench: Benchmark) -> pathlib.Path:
   """The generated images, drawn once and kept for later benchmarks (same seed, same files)."""
   root = pathlib.Path(bench.args.cache_dir) if bench.args.cache_dir else (
       pathlib.Path(tempfile.gettempdir()) / "mnist_flax_bench_cache")
@@ -163,7 +166,7 @@ def sample_dir(bench: Any) -> pathlib.Path:
   return folder
 
 
-def infer_dir_section(bench: Any) -> dict[str, Any]:
+def infer_dir_section(bench: Benchmark) -> dict[str, Any]:
   ckpt_args, note = bench.checkpoint_args()
   folder = sample_dir(bench)
   files = sorted(p for p in folder.iterdir() if not p.name.startswith("."))

@@ -25,22 +25,26 @@ import os
 import pathlib
 import shutil
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mnist_flax.tools.bench_common import (
     NO_MNIST, SPEEDRUN_CONFIG, all_or_error, config_label, guarded, last_json_line, log,
     median_of, ratio, resolve_config, run_process, stats)
+
+if TYPE_CHECKING:
+  from mnist_flax import train
+  from mnist_flax.tools.benchmark import Benchmark
 
 
 @dataclasses.dataclass
 class Trainer:
   """A config's run in this process: ``train.setup``'s data and keys, the state, the step."""
 
-  setup: Any  # train.Setup
-  state: Any  # train.TrainState
+  setup: train.Setup
+  state: train.TrainState
   step: int = 0
 
-  def steps(self, n: int) -> Any:
+  def steps(self, n: int) -> dict[str, Any]:
     """Makes ``n`` updates as the training loop does, then waits once; returns the metrics."""
     import jax
     metrics = None
@@ -54,7 +58,7 @@ class Trainer:
     return self.setup.evaluate(self.state)
 
 
-def trainer(bench: Any, config_path: str) -> Trainer:
+def trainer(bench: Benchmark, config_path: str) -> Trainer:
   """A fresh run of a config (cached on ``bench`` until ``release``)."""
   if config_path not in bench.trainers:
     from mnist_flax import config as config_lib, train
@@ -65,7 +69,7 @@ def trainer(bench: Any, config_path: str) -> Trainer:
   return bench.trainers[config_path]
 
 
-def release(bench: Any) -> None:
+def release(bench: Benchmark) -> None:
   """Frees the in-process states and data before the subprocess sections."""
   bench.trainers.clear()
   bench.release_mnist()
@@ -75,7 +79,7 @@ def release(bench: Any) -> None:
 # ----------------------------------------------------------------------------- in-process
 
 
-def train_section(bench: Any) -> dict[str, Any]:
+def train_section(bench: Benchmark) -> dict[str, Any]:
   bench.need_mnist()
   out: dict[str, Any] = {"steps_per_repeat": bench.plan.steps, "repeats": bench.plan.repeats,
                          "configs": {}}
@@ -84,7 +88,7 @@ def train_section(bench: Any) -> dict[str, Any]:
   return all_or_error(out)
 
 
-def _train_one(bench: Any, path: str) -> dict[str, Any]:
+def _train_one(bench: Benchmark, path: str) -> dict[str, Any]:
   t = trainer(bench, path)
   config = t.setup.config
   bs = config.batch_size
@@ -108,7 +112,7 @@ def _train_one(bench: Any, path: str) -> dict[str, Any]:
   }
 
 
-def eval_section(bench: Any) -> dict[str, Any]:
+def eval_section(bench: Benchmark) -> dict[str, Any]:
   bench.need_mnist()
   out: dict[str, Any] = {"repeats": bench.plan.repeats, "configs": {}}
   for path in bench.configs:
@@ -116,7 +120,7 @@ def eval_section(bench: Any) -> dict[str, Any]:
   return all_or_error(out)
 
 
-def _eval_one(bench: Any, path: str) -> dict[str, Any]:
+def _eval_one(bench: Benchmark, path: str) -> dict[str, Any]:
   t = trainer(bench, path)
   n = t.setup.test_images.shape[0]
   start = time.perf_counter()
@@ -134,7 +138,7 @@ def _eval_one(bench: Any, path: str) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- subprocesses
 
 
-def _wanted(bench: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+def _wanted(bench: Benchmark) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
   """(speedrun entry, peer entry): None for a side to run, else why it does not."""
   skipped = {"status": "skipped", "reason": "--skip"}
   jax_entry = skipped if "speedrun" in bench.args.skip else None
@@ -149,7 +153,7 @@ def _wanted(bench: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
   return jax_entry, peer_entry
 
 
-def speedrun_and_peer(bench: Any) -> None:
+def speedrun_and_peer(bench: Benchmark) -> None:
   """The speedrun seeds, each followed by the peer's run of the same seed when asked for."""
   jax_entry, peer_entry = _wanted(bench)
   want_jax, want_peer = jax_entry is None, peer_entry is None
@@ -190,7 +194,7 @@ def speedrun_and_peer(bench: Any) -> None:
   bench.results["peer"] = peer_entry
 
 
-def _speedrun_once(bench: Any, seed: int, cold: bool = False) -> dict[str, Any]:
+def _speedrun_once(bench: Benchmark, seed: int, cold: bool = False) -> dict[str, Any]:
   """One whole speedrun process; ``cold`` gives it an empty compilation cache of its own."""
   workdir = bench.tmp / f"speedrun-{seed}{'-cold' if cold else ''}"
   env = None
@@ -215,7 +219,7 @@ def _speedrun_once(bench: Any, seed: int, cold: bool = False) -> dict[str, Any]:
     shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _peer_once(bench: Any, script: pathlib.Path, seed: int) -> dict[str, Any]:
+def _peer_once(bench: Benchmark, script: pathlib.Path, seed: int) -> dict[str, Any]:
   try:
     result = run_process([bench.args.peer, str(script), str(bench.data_dir), "1", str(seed)],
                          timeout=3600)
