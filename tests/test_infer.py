@@ -179,11 +179,11 @@ def test_a_call_in_process_leaves_the_collector_as_it_was(tmp_path: Path,
 
 _INFER_WITH = """
 import os, sys
-from mnist_flax import infer
+from mnist_flax import infer, reader_pool
 if sys.argv[1] == "workers":
-  infer._cpu_times = lambda: None  # As if the cores were idle: workers whatever the load.
+  reader_pool.cpu_times = lambda: None  # As if the cores were idle: workers whatever the load.
 else:
-  infer.POOL_MIN_FILES = 10**9  # Never: every file read in this process.
+  reader_pool.POOL_MIN_FILES = 10**9  # Never: every file read in this process.
 code = infer.main(sys.argv[2:])
 sys.stdout.flush(); sys.stderr.flush()
 os._exit(code)
@@ -201,9 +201,9 @@ def _infer_with(how: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_many_files_in_workers_keep_order_and_per_file_errors(tmp_path: Path,
                                                               random_checkpoint: Path):
-  """From infer.POOL_MIN_FILES files on (and idle cores), worker processes read them: the same
-  answers in the same order as reading them in one process, one line per bad file, the first
-  failure's exit code."""
+  """From reader_pool.POOL_MIN_FILES files on (and idle cores), worker processes read them:
+  the same answers in the same order as reading them in one process, one line per bad file,
+  the first failure's exit code."""
   folder = tmp_path / "many"
   folder.mkdir()
   names = []
@@ -232,7 +232,7 @@ def test_many_files_in_workers_keep_order_and_per_file_errors(tmp_path: Path,
 
 _CRASH_HANG = """
 import os, signal, sys, time
-from mnist_flax import infer, preprocess
+from mnist_flax import preprocess, reader_pool
 real = preprocess.read_digits
 def fake(path, single=False):
   if path.endswith("crash.png"):
@@ -241,9 +241,9 @@ def fake(path, single=False):
     time.sleep(3600)
   return real(path, single)
 preprocess.read_digits = fake
-infer.FILE_SECONDS = 2.0
+reader_pool.FILE_SECONDS = 2.0
 paths = sys.argv[1:]
-workers = infer._Workers(preprocess, paths, 2)
+workers = reader_pool.Workers(preprocess, paths, 2)
 try:
   read = workers.results(help_here=False)
 finally:
@@ -279,13 +279,13 @@ def test_workers_start_only_when_other_work_leaves_cores_idle(monkeypatch, other
                                                              workers):
   """This process's own busy core (it is importing the image libraries while the sample is
   taken) is not load; other processes' work is."""
-  from mnist_flax import infer as infer_lib
-  monkeypatch.setattr(infer_lib.os, "cpu_count", lambda: 2)
-  monkeypatch.setattr(infer_lib.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+  from mnist_flax import reader_pool
+  monkeypatch.setattr(reader_pool.os, "cpu_count", lambda: 2)
+  monkeypatch.setattr(reader_pool.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
   monkeypatch.delitem(sys.modules, "jax", raising=False)  # As in the command, before JAX.
   ticks = 100  # Per core over the sample; this process is busy on one core throughout.
   own = ticks
   idle = 2 * ticks - own - others_busy * ticks
   after = (idle, 2 * ticks, own)
-  monkeypatch.setattr(infer_lib, "_cpu_times", lambda: after)
-  assert infer_lib._worker_count(1000, (0.0, (0, 0, 0.0))) == workers
+  monkeypatch.setattr(reader_pool, "cpu_times", lambda: after)
+  assert reader_pool.worker_count(1000, (0.0, (0, 0, 0.0))) == workers
