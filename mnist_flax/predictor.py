@@ -8,7 +8,9 @@
 
 ``infer``, ``evaluate``, ``calibrate`` and ``serve`` all find, load and run a promoted
 checkpoint through here, so they accept the same ``--checkpoint`` values and refuse the same
-ones in the same words (exit 3, ``CheckpointError``).
+ones in the same words (exit 3, ``CheckpointError``): a promoted ``final``, a training workdir
+or its ``checkpoints/`` folder (meaning that run's ``final``); a step checkpoint is named as
+such, with the path to use instead.
 
 ``load_final`` checks every file of the checkpoint against its checksum manifest on every call
 and serves the variables from ``mnist_flax.cache`` when it holds them (Orbax is imported only
@@ -30,17 +32,52 @@ from mnist_flax.workdir import CHECKPOINTS
 
 DEFAULT_CHECKPOINT = pathlib.Path(CHECKPOINTS) / integrity.FINAL
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
+# Orbax writes this into every checkpoint folder it commits, a step's as a final's.
+_ORBAX_MARK = "_CHECKPOINT_METADATA"
+# What a step checkpoint holds beside its run metadata, and a final does not (see checkpoint).
+_STEP_STATE = "state"
 
 
 def resolve_checkpoint(value: str | None) -> pathlib.Path:
-  """The promoted checkpoint a ``--checkpoint`` value names: None is ``checkpoints/final`` in
-  the working directory, else the shipped one; anything else is returned as given, for
-  ``load_final`` to check."""
-  if value is not None:
-    return pathlib.Path(value)
-  if DEFAULT_CHECKPOINT.exists():
-    return DEFAULT_CHECKPOINT
-  return PROJECT_ROOT / DEFAULT_CHECKPOINT  # The shipped model, from any working directory.
+  """The promoted checkpoint a ``--checkpoint`` value names.
+
+  None is ``checkpoints/final`` in the working directory, else the shipped one. A training
+  workdir, or its ``checkpoints/`` folder, means that run's ``final``. A step checkpoint
+  (``checkpoints/5000``: a whole train state, which inference cannot use) is a CheckpointError
+  naming the ``final`` to use. Anything else is returned as given, for ``load_final`` to check.
+  """
+  if value is None:
+    if DEFAULT_CHECKPOINT.exists():
+      return DEFAULT_CHECKPOINT
+    return PROJECT_ROOT / DEFAULT_CHECKPOINT  # The shipped model, from any working directory.
+  path = pathlib.Path(value)
+  if not path.is_dir() or _is_checkpoint(path):
+    if (path / _STEP_STATE).is_dir():
+      raise _step_checkpoint(path)
+    return path
+  if (path / CHECKPOINTS).is_dir():
+    return path / CHECKPOINTS / integrity.FINAL
+  if path.name == CHECKPOINTS or any(
+      os.path.lexists(path / name) for name in (integrity.FINAL, integrity.NEW, integrity.OLD)):
+    return path / integrity.FINAL
+  return path
+
+
+def _is_checkpoint(folder: pathlib.Path) -> bool:
+  return os.path.lexists(folder / integrity.MANIFEST) or os.path.lexists(folder / _ORBAX_MARK)
+
+
+def _step_checkpoint(path: pathlib.Path) -> errors.CheckpointError:
+  """The one-line refusal of a step checkpoint, saying which path to use instead."""
+  step = path.name.split(".")[0]
+  what = f"{errors.shown_path(path)} is a training step checkpoint" + (
+      f" (step {step})" if step.isdigit() else "") + ", not a promoted model"
+  final = path.parent / integrity.FINAL
+  if integrity.readable_final(final).is_dir():
+    return errors.CheckpointError(f"{what}: use --checkpoint {errors.shown_path(final)}")
+  return errors.CheckpointError(
+      f"{what}, and its run has promoted none yet ({errors.shown_path(final)} is missing): run "
+      "its training command again to finish it (it resumes from its latest step)")
 
 
 def load_final(path: str | os.PathLike) -> tuple[dict[str, Any], Any, dict[str, Any]]:
