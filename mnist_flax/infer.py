@@ -88,11 +88,7 @@ def _parser() -> argparse.ArgumentParser:
   return p
 
 
-# Leading bytes of the four supported formats: how folder contents are told apart by content.
-_MAGIC = (b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM")
-
-
-def _looks_like_image(path: str) -> bool:
+def _looks_like_image(path: str, magic: tuple[bytes, ...]) -> bool:
   """Whether a folder entry is one of the supported formats, judged by its first bytes.
 
   Only regular files: O_NONBLOCK and fstat so that a FIFO or device met in a folder (even one
@@ -105,7 +101,7 @@ def _looks_like_image(path: str) -> bool:
   try:
     if not stat.S_ISREG(os.fstat(fd).st_mode):
       return False
-    return os.read(fd, 8).startswith(_MAGIC)
+    return os.read(fd, 8).startswith(magic)
   except OSError:
     return True
   finally:
@@ -114,6 +110,8 @@ def _looks_like_image(path: str) -> bool:
 
 def expand_inputs(inputs: Sequence[str]) -> list[tuple[str, errors.MnistFlaxError | None]]:
   """Files as given; folders replaced by the supported images they hold, sorted by name."""
+  from mnist_flax.preprocess.read import MAGIC
+  magic = tuple(MAGIC)
   out: list[tuple[str, errors.MnistFlaxError | None]] = []
   for path in inputs:
     if os.path.isdir(path):
@@ -124,7 +122,7 @@ def expand_inputs(inputs: Sequence[str]) -> list[tuple[str, errors.MnistFlaxErro
         continue
       found = [child for child in (os.path.join(path, name) for name in names
                                    if not name.startswith("."))
-               if os.path.isfile(child) and _looks_like_image(child)]
+               if os.path.isfile(child) and _looks_like_image(child, magic)]
       if not found:  # Said, not silently skipped: the user expected answers from it.
         out.append((path, errors.InputNotFound(
             f"{_display(path)}: folder holds no JPEG, PNG, GIF or BMP image")))
