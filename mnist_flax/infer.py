@@ -74,10 +74,15 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
   p = _Parser(prog="python -m mnist_flax.infer", description=__doc__.split("\n\n")[0],
               formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--i", "--input", dest="inputs", nargs="+", required=True, metavar="PATH",
-                 help="image files and/or folders of images")
+  # One list for both forms; parsed intermixed (see run), so paths may follow any flag.
+  p.add_argument("inputs", nargs="*", action="extend", metavar="PATH",
+                 help="image files and/or folders of images (subfolders are not entered: "
+                      "give them as paths too)")
+  p.add_argument("-i", "--i", "--input", dest="inputs", nargs="+", action="extend",
+                 metavar="PATH", help="the same, as a flag (these come first)")
   p.add_argument("--checkpoint", default=None, metavar="DIR",
-                 help="promoted checkpoint to use (default: checkpoints/final)")
+                 help="promoted checkpoint to use, or a training workdir whose final to use "
+                      "(default: checkpoints/final)")
   p.add_argument("--json", action="store_true", help="one JSON object per image")
   p.add_argument("--top-k", type=int, default=1, metavar="N",
                  help="also report the N-1 next most likely digits (1-10)")
@@ -211,6 +216,9 @@ def _load_predictor(args: argparse.Namespace, size: int) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+  if not args.inputs:
+    raise errors.ConfigError("no image given: name image files or folders, e.g. "
+                             "python -m mnist_flax.infer test/3.jpg (see --help)")
   if not 1 <= args.top_k <= 10:
     raise errors.ConfigError("--top-k must be between 1 and 10")
   out_dir = None if args.save_preprocessed is None else _output_folder(args.save_preprocessed)
@@ -316,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   errors.quiet_background_threads()
   collecting = gc.isenabled()
   try:
-    return run(_parser().parse_args(argv))
+    return run(_parser().parse_intermixed_args(argv))
   except errors.MnistFlaxError as e:
     return errors.report(e, PROG)
   except KeyboardInterrupt:

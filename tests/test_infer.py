@@ -156,6 +156,31 @@ def test_missing_input_among_existing_ones(tmp_path: Path, random_checkpoint: Pa
   assert len(result.stderr.splitlines()) == 1 and "nope.png" in result.stderr
 
 
+def test_paths_need_no_flag(tmp_path: Path, random_checkpoint: Path):
+  """``infer 3.png`` (a path as it is), ``-i`` and ``--i`` all read the same; paths may follow
+  any flag, and those after --i come first."""
+  _digit(tmp_path, "3.png", 3)
+  _digit(tmp_path, "7.png", 7)
+  ckpt = ("--checkpoint", str(random_checkpoint))
+  runs = [infer(*args, *ckpt, cwd=tmp_path) for args in
+          (["3.png"], ["-i", "3.png"], ["--i", "3.png"], ["--input", "3.png"])]
+  assert all(r.returncode == 0 and r.stderr == "" for r in runs), runs
+  assert re.fullmatch(ANSWER + "\n", runs[0].stdout) and {r.stdout for r in runs} == {
+      runs[0].stdout}
+  mixed = infer("--json", "7.png", *ckpt, "3.png", cwd=tmp_path)
+  assert [json.loads(line)["path"] for line in mixed.stdout.splitlines()] == ["7.png", "3.png"]
+  flag_first = infer("3.png", "--i", "7.png", *ckpt, cwd=tmp_path)
+  assert [line.split(": ", 1)[0] for line in flag_first.stdout.splitlines()] == [
+      "7.png", "3.png"]
+
+
+def test_no_path_is_a_one_line_usage_error(tmp_path: Path):
+  result = infer("--json", cwd=tmp_path)
+  assert result.returncode == 2 and result.stdout == ""
+  assert result.stderr.startswith("mnist_flax.infer: error: no image given") and len(
+      result.stderr.splitlines()) == 1
+
+
 def test_a_call_in_process_leaves_the_collector_as_it_was(tmp_path: Path,
                                                           random_checkpoint: Path, capsys):
   """infer pauses Python's cyclic collector while JAX loads (a cold-start cost); a program that
