@@ -1,13 +1,17 @@
-"""Read the digit in image files: ``python -m mnist_flax.infer --i PATH [PATH ...]``.
+"""Read the digit in image files: ``python -m mnist_flax.infer PATH [PATH ...]``.
 
-    $ python -m mnist_flax.infer --i test/3.jpg
+    $ python -m mnist_flax.infer test/3.jpg
     The recognized result is 3 and the probability is 0.999.
 
-``--i`` takes files and folders (every JPEG, PNG, GIF or BMP inside, sorted by name), so
-hundreds of images cost one process. With several images each line starts with the path.
+Paths are files and folders (every JPEG, PNG, GIF or BMP inside, sorted by name; subfolders
+are not entered, and each folder that has some says so in one line on stderr), so hundreds of
+images cost one process. They are given as they are, or after ``--i`` (also ``-i``,
+``--input``); those after ``--i`` come first. With several images, or any folder, each line
+starts with the file's path. An image with nothing to read answers "No digit found." (after
+its path when lines carry one; in ``--json``, as its object's ``error``), exit code 5.
 From 32 files on, when the machine has idle cores, forked worker processes (one per core) read
-the files while this one loads the model; a worker that crashes or stalls on a file costs that
-file only (reported as unreadable, exit code 4).
+the files while this one loads the model (``mnist_flax.reader_pool``); a worker that crashes or
+stalls on a file costs that file only (reported as unreadable, exit code 4).
 An image that holds several digits side by side ("42", "2026", a date) is read as the whole
 number, left to right, with the product of its digits' probabilities; ``--single`` reads one
 digit per image (the largest). ``--json`` prints one JSON object per image instead: ``path``,
@@ -16,8 +20,9 @@ digit per image (the largest). ``--json`` prints one JSON object per image inste
 digit also ``digit``, the ten ``probabilities`` and ``top_k``. ``--top-k N`` adds the runners-up
 of a single digit. ``--save-preprocessed DIR`` writes the 28x28 image the model saw for each
 digit.
-``--checkpoint DIR`` (default ``checkpoints/final``) names the promoted model; its architecture
-comes from the checkpoint itself.
+``--checkpoint DIR`` (default ``checkpoints/final``) names the promoted model, or a training
+workdir (or its ``checkpoints/`` folder) whose ``final`` to use; its architecture comes from
+the checkpoint itself (see ``mnist_flax.predictor``).
 
 Exit codes (see ``mnist_flax.errors``); with several inputs, the code of the first one that
 failed, the others still answered:
@@ -26,15 +31,16 @@ failed, the others still answered:
 0    every image read
 1    a path that does not exist (or a broken symbolic link), or a folder holding no
      JPEG, PNG, GIF or BMP image
-2    bad command line: unknown flag, ``--top-k`` outside 1-10, a ``--save-preprocessed``
-     folder that cannot be created or written
-3    checkpoint missing, damaged or incompatible (the message says how to train one)
+2    bad command line: no path, unknown flag, ``--top-k`` outside 1-10, a
+     ``--save-preprocessed`` folder that cannot be created or written
+3    checkpoint missing, damaged or incompatible (the message says how to train one), or a
+     training step checkpoint (the message names the ``final`` to use)
 4    not a readable JPEG/PNG/GIF/BMP: another format (TIFF, WEBP, HEIC, ...), empty,
      truncated, corrupt, too large (over 64 megapixels or 1 GiB), a pipe or device, a
      symbolic link loop, no read permission, or a file that takes more than a few seconds
      to decode
 5    no digit found (blank, flat or noise-only image): printed on stdout in place of the
-     answer ("No digit found."), as it is a result rather than a failure
+     answer ("No digit found."), as it is a result rather than a failure; nothing on stderr
 70   internal error (a bug; the one line says what broke)
 141  stdout closed early (e.g. piped into ``head``): stops quietly
 ===  =============================================================================
@@ -54,7 +60,7 @@ import pathlib
 import stat
 import sys
 import time
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 from mnist_flax import errors, predictor, reader_pool
 from mnist_flax.reader_pool import display as _display
@@ -64,6 +70,11 @@ PROG = "mnist_flax.infer"
 CHUNK = 256
 # A (calibrated) top probability below this is printed with "(unsure)".
 UNSURE_BELOW = 0.5
+# The answer for an image with nothing to read: the sentence, the line after a path and the
+# "error" of its --json object (and the HTTP API's) all say it in these words.
+NO_DIGIT = "No digit found."
+# Subfolders named in a folder's "not entered" note; more are counted.
+_SUBFOLDERS_NAMED = 3
 
 
 class _Parser(argparse.ArgumentParser):
@@ -113,21 +124,34 @@ def _looks_like_image(path: str, magic: tuple[bytes, ...]) -> bool:
     os.close(fd)
 
 
-def expand_inputs(inputs: Sequence[str]) -> list[tuple[str, errors.MnistFlaxError | None]]:
+class Inputs(NamedTuple):
+  """The command line's paths, expanded (``expand_inputs``)."""
+
+  items: list[tuple[str, errors.MnistFlaxError | None]]  # Each file, or the error in its place.
+  from_folder: bool  # A folder was given: every answer is named by its file.
+  notes: list[str]  # One line per folder whose subfolders were not entered.
+
+
+def expand_inputs(inputs: Sequence[str]) -> Inputs:
   """Files as given; folders replaced by the supported images they hold, sorted by name."""
   from mnist_flax.preprocess.read import MAGIC
   magic = tuple(MAGIC)
   out: list[tuple[str, errors.MnistFlaxError | None]] = []
+  from_folder, notes = False, []
   for path in inputs:
     if os.path.isdir(path):
+      from_folder = True
       try:
         names = sorted(os.listdir(path))
       except OSError as e:
         out.append((path, errors.ImageError(f"{_display(path)}: cannot list folder ({e.strerror})")))
         continue
-      found = [child for child in (os.path.join(path, name) for name in names
-                                   if not name.startswith("."))
+      children = [(name, os.path.join(path, name)) for name in names if not name.startswith(".")]
+      found = [child for _, child in children
                if os.path.isfile(child) and _looks_like_image(child, magic)]
+      subfolders = [name for name, child in children if os.path.isdir(child)]
+      if subfolders:  # Said, so that images one level down are not silently missed.
+        notes.append(_subfolders_note(path, subfolders))
       if not found:  # Said, not silently skipped: the user expected answers from it.
         out.append((path, errors.InputNotFound(
             f"{_display(path)}: folder holds no JPEG, PNG, GIF or BMP image")))
@@ -136,7 +160,16 @@ def expand_inputs(inputs: Sequence[str]) -> list[tuple[str, errors.MnistFlaxErro
       out.append((path, errors.InputNotFound(f"{_display(path)}: no such file")))
     else:
       out.append((path, None))
-  return out
+  return Inputs(out, from_folder, notes)
+
+
+def _subfolders_note(folder: str, names: Sequence[str]) -> str:
+  shown = ", ".join(_display(name) for name in names[:_SUBFOLDERS_NAMED])
+  if len(names) > _SUBFOLDERS_NAMED:
+    shown += f" and {len(names) - _SUBFOLDERS_NAMED} more"
+  count = f"{len(names)} subfolder" + ("s" if len(names) > 1 else "")
+  how = "it as a path to read its" if len(names) == 1 else "them as paths to read their"
+  return f"{_display(folder)}: {count} not entered ({shown}); give {how} images"
 
 
 def answer(path: str, probs: Any, boxes: Sequence[Sequence[int]], top_k: int = 1) -> dict[str, Any]:
@@ -183,7 +216,8 @@ def image_answer(preprocess: Any, shown: str, found: Sequence[Any], probs: Any,
 
 def json_failure(shown: str, error: errors.MnistFlaxError) -> dict[str, Any]:
   """The object ``--json`` prints for an image not read (no digit found, refused)."""
-  return {"path": shown, "digit": None, "error": str(error), "exit_code": error.exit_code}
+  said = NO_DIGIT if isinstance(error, errors.NoDigitFound) else str(error)
+  return {"path": shown, "digit": None, "error": said, "exit_code": error.exit_code}
 
 
 def _output_folder(value: str) -> pathlib.Path:
@@ -223,7 +257,9 @@ def run(args: argparse.Namespace) -> int:
     raise errors.ConfigError("--top-k must be between 1 and 10")
   out_dir = None if args.save_preprocessed is None else _output_folder(args.save_preprocessed)
   since = time.monotonic(), reader_pool.cpu_times()  # Idle time while the folders are listed.
-  items = expand_inputs(args.inputs)
+  items, from_folder, notes = expand_inputs(args.inputs)
+  for note in notes:
+    print(f"{PROG}: note: {note}", file=sys.stderr, flush=True)
   if not items:
     raise errors.InputNotFound("no JPEG, PNG, GIF or BMP images found in the given folders")
   from mnist_flax import preprocess
@@ -272,7 +308,7 @@ def run(args: argparse.Namespace) -> int:
       size = CHUNK
     probabilities = predictor.in_batches(predict, stacked, size)
 
-  several = len(results) > 1
+  named = from_folder or len(results) > 1  # Lines start with the file's path.
   exit_code = 0
   read = 0  # Images read so far: the number in --save-preprocessed names.
   for path, error, digits in results:
@@ -282,8 +318,8 @@ def run(args: argparse.Namespace) -> int:
       if args.json:
         print(json.dumps(json_failure(shown, error)), flush=True)
       elif isinstance(error, errors.NoDigitFound):
-        print(f"{shown}: no digit found" if several else "No digit found.", flush=True)
-      if not isinstance(error, errors.NoDigitFound) or args.json:
+        print(f"{shown}: {NO_DIGIT}" if named else NO_DIGIT, flush=True)
+      if not isinstance(error, errors.NoDigitFound):  # An answer, not a failure: stdout only.
         print(f"{PROG}: error: {' '.join(str(error).split())}", file=sys.stderr, flush=True)
       continue
     first, found = digits
@@ -308,7 +344,7 @@ def run(args: argparse.Namespace) -> int:
       print(json.dumps(result), flush=True)
     else:
       text = sentence(result)
-      print(f"{shown}: {text}" if several else text, flush=True)
+      print(f"{shown}: {text}" if named else text, flush=True)
   return exit_code
 
 

@@ -117,11 +117,13 @@ def test_folders_are_expanded_sorted_by_name(tmp_path: Path, random_checkpoint: 
     _digit(folder, name, digit, {"gif": "GIF", "bmp": "BMP", "jpg": "JPEG"}.get(name[-3:]))
   (folder / "readme.txt").write_text("not an image")
   (folder / ".hidden.png").write_bytes(b"")
-  _digit(folder, "sub/c.png", 5)  # Sub-folders are not entered.
+  _digit(folder, "sub/c.png", 5)  # Sub-folders are not entered, and that is said.
   _digit(tmp_path, "first.png", 6)
   result = infer("--i", "first.png", "scans", "--checkpoint", str(random_checkpoint),
                  cwd=tmp_path)
-  assert result.returncode == 0 and result.stderr == ""
+  assert result.returncode == 0
+  assert result.stderr == ("mnist_flax.infer: note: scans: 1 subfolder not entered (sub); give "
+                           "it as a path to read its images\n")
   paths = [line.split(": ", 1)[0] for line in result.stdout.splitlines()]
   assert paths == ["first.png", "scans/10.gif", "scans/2.bmp", "scans/a.jpg", "scans/b.png"]
 
@@ -179,6 +181,41 @@ def test_no_path_is_a_one_line_usage_error(tmp_path: Path):
   assert result.returncode == 2 and result.stdout == ""
   assert result.stderr.startswith("mnist_flax.infer: error: no image given") and len(
       result.stderr.splitlines()) == 1
+
+
+def test_no_digit_is_said_one_way_everywhere(tmp_path: Path, random_checkpoint: Path):
+  """A blank picture answers "No digit found." alone, after its path among several or in a
+  folder, and as its --json object's error; exit 5, and never a line on stderr."""
+  from mnist_flax import infer as infer_lib
+  (tmp_path / "scans").mkdir()
+  Image.new("L", (200, 200), 255).save(tmp_path / "scans" / "blank.png")
+  _digit(tmp_path, "3.png", 3)
+  ckpt = ("--checkpoint", str(random_checkpoint))
+  said = infer_lib.NO_DIGIT
+  alone = infer("scans/blank.png", *ckpt, cwd=tmp_path)
+  assert (alone.returncode, alone.stdout, alone.stderr) == (5, f"{said}\n", "")
+  folder = infer("scans", *ckpt, cwd=tmp_path)  # One file, from a folder: named.
+  assert (folder.returncode, folder.stdout, folder.stderr) == (
+      5, f"scans/blank.png: {said}\n", "")
+  several = infer("3.png", "scans/blank.png", *ckpt, cwd=tmp_path)
+  assert several.returncode == 5 and several.stderr == ""
+  assert several.stdout.splitlines()[1] == f"scans/blank.png: {said}"
+  as_json = infer("--json", "scans/blank.png", *ckpt, cwd=tmp_path)
+  assert as_json.returncode == 5 and as_json.stderr == ""
+  assert json.loads(as_json.stdout) == {"path": "scans/blank.png", "digit": None, "error": said,
+                                        "exit_code": 5}
+
+
+def test_a_folder_of_one_image_names_it(tmp_path: Path, random_checkpoint: Path):
+  _digit(tmp_path / "one", "3.png", 3)
+  for sub in ("a", "b", "c", "d"):
+    (tmp_path / "one" / sub).mkdir()
+  (tmp_path / "one" / ".git").mkdir()  # Hidden, as hidden files are: not mentioned.
+  result = infer("one", "--checkpoint", str(random_checkpoint), cwd=tmp_path)
+  assert result.returncode == 0
+  assert re.fullmatch(f"one/3.png: {ANSWER}\n", result.stdout), result.stdout
+  assert result.stderr == ("mnist_flax.infer: note: one: 4 subfolders not entered (a, b, c and "
+                           "1 more); give them as paths to read their images\n")
 
 
 def test_a_call_in_process_leaves_the_collector_as_it_was(tmp_path: Path,
@@ -245,7 +282,7 @@ def test_many_files_in_workers_keep_order_and_per_file_errors(tmp_path: Path,
   shown = [line.split(": ", 1)[0] for line in lines]
   expected = sorted(names + ["17_blank.png"])
   assert shown == [f"many/{name}" for name in expected]  # In order, "no digit" included.
-  assert lines[shown.index("many/17_blank.png")] == "many/17_blank.png: no digit found"
+  assert lines[shown.index("many/17_blank.png")] == "many/17_blank.png: No digit found."
   errors = result.stderr.splitlines()
   assert len(errors) == 2 and "05_bad.png" in errors[0] and "30_truncated.jpg" in errors[1]
   assert all(e.startswith("mnist_flax.infer: error: ") for e in errors)
