@@ -17,7 +17,8 @@ and serves the variables from ``mnist_flax.cache`` when it holds them (Orbax is 
 to fill it). ``load_predict`` is ``model.predict`` at the checkpoint's calibration temperature,
 exported with ``jax.export`` into the same cache, so a later process needs neither Flax nor the
 model code; its output is checked finite (non-finite probabilities are a CheckpointError,
-never an answer). This module imports only the standard library until it is called.
+never an answer). Importing this module costs nothing beyond the standard library (JAX,
+Orbax and Flax are imported by the calls that need them), so commands import it at start.
 """
 
 from __future__ import annotations
