@@ -85,7 +85,7 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
   p = _Parser(prog="python -m mnist_flax.infer", description=__doc__.split("\n\n")[0],
               formatter_class=argparse.RawDescriptionHelpFormatter)
-  # One list for both forms; parsed intermixed (see run), so paths may follow any flag.
+  # One list for both forms, parsed intermixed (main), so paths may also follow any flag.
   p.add_argument("inputs", nargs="*", action="extend", metavar="PATH",
                  help="image files and/or folders of images (subfolders are not entered: "
                       "give them as paths too)")
