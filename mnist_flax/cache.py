@@ -2,7 +2,13 @@
 
     from mnist_flax import cache
     cache.enable_compilation_cache()                  # before the first jit compile
-    model_config, variables, metadata = cache.load_final("checkpoints/final")
+    entry = cache.read_final(digest)                  # None: not cached (or caching is off)
+    cache.store_final(digest, model_config, variables, metadata)
+    data = cache.read_export(digest, temperature, batch_size)   # / cache.store_export(...)
+
+``digest`` is the SHA-256 of a checkpoint's checksum manifest (``mnist_flax.integrity``);
+``mnist_flax.predictor`` checks the checkpoint's files against it, then asks here. This
+module only stores and checks entries: loading and exporting are the predictor's.
 
 Two caches live under ``$MNIST_FLAX_CACHE_DIR`` (default ``$XDG_CACHE_HOME/mnist_flax`` or
 ``~/.cache/mnist_flax``; set it to ``off`` to disable both):
@@ -24,8 +30,7 @@ Two caches live under ``$MNIST_FLAX_CACHE_DIR`` (default ``$XDG_CACHE_HOME/mnist
 
 Every entry carries the SHA-256 of its own content and is checked before use; one that is
 truncated, flipped, of another format or holding non-finite weights is deleted and rebuilt
-from the checkpoint, silently. Probabilities that come out non-finite are refused (exit 3),
-never printed.
+from the checkpoint, silently.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ import io
 import json
 import os
 import pathlib
-from typing import Any, Iterator
+from typing import Any
 
 ENV_VAR = "MNIST_FLAX_CACHE_DIR"
 _FORMAT = 2
@@ -98,30 +103,25 @@ def _arrays_digest(arrays: dict[str, Any]) -> str:
   return h.hexdigest()
 
 
-def load_final(path: str | os.PathLike) -> tuple[dict[str, Any], Any, dict[str, Any]]:
-  """``checkpoint.load_final``, served from the cache when the checkpoint is unchanged."""
-  return _load_final(pathlib.Path(path).absolute())[:3]
-
-
-def _load_final(path: pathlib.Path) -> tuple[dict[str, Any], Any, dict[str, Any],
-                                             pathlib.Path | None]:
-  """(model config, variables, metadata, the cache stem of the checkpoint or None)."""
-  from mnist_flax import integrity
+def _stem(digest: str) -> pathlib.Path | None:
+  """Where the entries of a checkpoint whose manifest hashes to ``digest`` live (None: off)."""
   root = cache_dir()
-  if root is None:
-    from mnist_flax import checkpoint
-    return (*checkpoint.load_final(path), None)
-  _, digest = integrity.checked_final(path)  # Exit 3 here for a damaged one, cached or not.
-  stem = root / "final" / fingerprint(digest)
-  entry = stem.with_name(f"{stem.name}.npz")
-  cached = _read_entry(entry)
-  if cached is not None:
-    return (*cached, stem)
-  from mnist_flax import checkpoint
-  model_config, variables, metadata, digest = checkpoint.load_verified(path)
-  stem = root / "final" / fingerprint(digest)  # What Orbax read, should it have changed.
-  _store(stem.with_name(f"{stem.name}.npz"), model_config, variables, metadata)
-  return model_config, variables, metadata, stem
+  return None if root is None else root / "final" / fingerprint(digest)
+
+
+def read_final(digest: str) -> tuple[dict[str, Any], Any, dict[str, Any]] | None:
+  """The cached ``(model_config, variables, metadata)`` of the checkpoint whose manifest
+  hashes to ``digest`` (its files checked against it by the caller), or None."""
+  stem = _stem(digest)
+  return None if stem is None else _read_entry(stem.with_name(f"{stem.name}.npz"))
+
+
+def store_final(digest: str, model_config: dict[str, Any], variables: Any,
+                metadata: dict[str, Any]) -> None:
+  """Caches a checkpoint just restored and checked, under its manifest's ``digest``."""
+  stem = _stem(digest)
+  if stem is not None:
+    _store(stem.with_name(f"{stem.name}.npz"), model_config, variables, metadata)
 
 
 def _read_entry(entry: pathlib.Path) -> tuple[dict[str, Any], Any, dict[str, Any]] | None:
@@ -154,98 +154,35 @@ def _store(entry: pathlib.Path, model_config: dict[str, Any], variables: Any,
   _write_atomic(entry, buffer.getvalue())
 
 
-def _read_export(entry: pathlib.Path) -> bytes | None:
-  """An exported predict's bytes if the entry is whole (its trailing hash matches)."""
+def _export_entry(digest: str, temperature: float, batch_size: int) -> pathlib.Path | None:
+  stem = _stem(digest)
+  return None if stem is None else stem.with_name(
+      f"{stem.name}-t{temperature.hex()}-predict-{batch_size}-{_model_code_key()}.jaxexport")
+
+
+def read_export(digest: str, temperature: float, batch_size: int) -> bytes | None:
+  """The serialized export of ``predict`` for this checkpoint, temperature and batch size, if
+  cached and whole (its trailing hash matches); a torn entry is deleted."""
+  entry = _export_entry(digest, temperature, batch_size)
+  if entry is None:
+    return None
   try:
     data = entry.read_bytes()
   except OSError:
     return None
-  body, sep, digest = data.rpartition(_TRAILER)
-  if sep and digest == hashlib.sha256(body).hexdigest().encode():
+  body, sep, checksum = data.rpartition(_TRAILER)
+  if sep and checksum == hashlib.sha256(body).hexdigest().encode():
     return body
   with contextlib.suppress(OSError):
     entry.unlink()
   return None
 
 
-def load_predictor(path: str | os.PathLike, batch_size: int):
-  """A function images (batch_size, 28, 28) -> probabilities, from a promoted checkpoint.
-
-  It is ``model.predict`` for the checkpoint's architecture and calibration temperature. The
-  first call for a checkpoint, batch size and temperature exports it (``jax.export``:
-  serialized StableHLO, taking the variables as arguments, the temperature baked in) into the
-  cache; later processes load that, so the inference command needs neither Flax nor the
-  model code at start-up, and with the compilation cache on the executable comes from JAX's
-  persistent cache. It is compiled before this returns, so the
-  first call is as fast as the others. (Storing XLA executables ourselves with
-  ``jax.experimental.serialize_executable`` was tried and dropped: on XLA:CPU the loaded
-  executables failed when called, "Function ... not found".)
-  """
-  import jax
-  import numpy as np
-  from jax import export
-  path = pathlib.Path(path).absolute()
-  model_config, variables, metadata, stem = _load_final(path)  # Checked once for both files.
-  from mnist_flax import calibration
-  temperature = calibration.temperature_of(metadata)
-  entry = None if stem is None else stem.with_name(
-      f"{stem.name}-t{temperature.hex()}-predict-{batch_size}-{_model_code_key()}.jaxexport")
-  exported, serialized = None, b""
-  if entry is not None and (serialized := _read_export(entry) or b""):
-    try:
-      exported = export.deserialize(bytearray(serialized))
-    except Exception:  # Whole but unusable (written by another jax): redone below.
-      exported = None
-  if exported is None:
-    from mnist_flax import model  # Flax: only when the export is not cached.
-    net = model.build(model_config)
-    images = jax.ShapeDtypeStruct((batch_size, 28, 28), np.float32)
-    exported = export.export(jax.jit(lambda v, x: model.predict(net, v, x, temperature)))(
-        jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), variables), images)
-    serialized = bytes(exported.serialize())
-    if entry is not None:
-      _write_atomic(entry, serialized + _TRAILER + hashlib.sha256(serialized).hexdigest().encode())
-  variables = jax.device_put(variables)
-  args, kwargs = exported.in_tree.unflatten(
-      [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in exported.in_avals])
-  with _no_lapack_setup(b"lapack" not in serialized):
-    # Compiled now (from the persistent cache when it has it), not at the first call.
-    compiled = jax.jit(exported.call).lower(*args, **kwargs).compile()
-
-  def predict(x: Any) -> Any:
-    probabilities = compiled(variables, np.asarray(x, np.float32))
-    if not np.isfinite(np.asarray(probabilities)).all():
-      from mnist_flax import errors
-      raise errors.CheckpointError(f"{errors.shown_path(path)} gives non-finite "
-                                   "probabilities; its weights are unusable")
-    return probabilities
-
-  return predict, metadata
-
-
-@contextlib.contextmanager
-def _no_lapack_setup(safe: bool) -> Iterator[None]:
-  """Lets an exported call lower without setting up LAPACK first, when ``safe``.
-
-  jax.export lowers every call of an exported function for the CPU by first initialising
-  LAPACK, which imports SciPy's BLAS bindings: 0.25 s, a quarter of a cold inference command,
-  even for a module that never calls LAPACK, as ``predict`` never does. ``safe`` says the
-  serialized module names no LAPACK routine. The hook is JAX-internal: where it is missing
-  (another JAX version), lowering goes the usual way, only slower; a test watches for that.
-  """
-  try:
-    from jax._src.export import _export
-    hook = _export._ensure_backends_initialized
-  except (ImportError, AttributeError):
-    safe = False
-  if not safe:
-    yield
-    return
-  _export._ensure_backends_initialized = lambda platforms: None
-  try:
-    yield
-  finally:
-    _export._ensure_backends_initialized = hook
+def store_export(digest: str, temperature: float, batch_size: int, serialized: bytes) -> None:
+  """Caches a serialized export of ``predict``, with the hash that ``read_export`` checks."""
+  entry = _export_entry(digest, temperature, batch_size)
+  if entry is not None:
+    _write_atomic(entry, serialized + _TRAILER + hashlib.sha256(serialized).hexdigest().encode())
 
 
 def _model_code_key() -> str:

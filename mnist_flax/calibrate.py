@@ -115,14 +115,14 @@ def fit_on_held_out(path: pathlib.Path, metadata: Mapping[str, Any], model_confi
 
 
 def run(args: argparse.Namespace) -> int:
-  from mnist_flax import calibration, checkpoint, infer, workdir as workdir_lib
-  path = infer._resolve_checkpoint(args.checkpoint).absolute()
+  from mnist_flax import calibration, checkpoint, predictor, workdir as workdir_lib
+  path = predictor.resolve_checkpoint(args.checkpoint).absolute()
   if path.name != checkpoint.FINAL or path.parent.name != "checkpoints":
     raise errors.ConfigError(f"{path} is not a promoted checkpoint (<workdir>/checkpoints/final),"
                              " which this command rewrites in place")
   workdir = path.parent.parent
   with workdir_lib.claim(workdir):
-    model_config, variables, metadata = checkpoint.load_final(path)
+    model_config, variables, metadata = predictor.load_final(path)
     if args.temperature is not None:
       if not (math.isfinite(args.temperature) and args.temperature > 0):
         raise errors.ConfigError(f"--temperature must be a finite positive number, got "
@@ -130,8 +130,8 @@ def run(args: argparse.Namespace) -> int:
       calib = calibration.given(args.temperature, None if args.temperature == 1.0
                                 else "--temperature, given on the command line")
     elif args.replica is not None:
-      replica = pathlib.Path(args.replica).absolute()
-      r_model, r_variables, r_metadata = checkpoint.load_final(replica)
+      replica = predictor.resolve_checkpoint(args.replica).absolute()
+      r_model, r_variables, r_metadata = predictor.load_final(replica)
       differences = _recipe_differences(_recipe(metadata), _recipe(r_metadata))
       if differences:
         raise errors.ConfigError(f"{replica} is not a replica of {path}'s recipe ("

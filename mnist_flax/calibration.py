@@ -174,6 +174,6 @@ def temperature_of(metadata: Mapping[str, Any]) -> float:
 def member_logits_all(net: Any, variables: Any, images: np.ndarray,
                       batch_size: int = 1000) -> np.ndarray:
   """Each member's logits (members, N, 10) for uint8 images (N, 28, 28), in fixed batches."""
-  from mnist_flax import model
-  return model.over_uint8(lambda x: model.member_logits(net, variables, x), images, batch_size,
-                          axis=1)
+  from mnist_flax import model, predictor
+  return predictor.in_batches(lambda x: model.member_logits(net, variables, x), images,
+                              batch_size, axis=1)

@@ -12,7 +12,10 @@ Layout under ``<workdir>/checkpoints/``::
     saver.close()                       # waits for the last save to commit
     checkpoint.promote_final(workdir, variables, metadata)
     checkpoint.update_final(workdir, temperature=1.3)   # re-promote with more metadata
-    model_config, variables, metadata = checkpoint.load_final("checkpoints/final")
+    model_config, variables, metadata, digest = checkpoint.load_verified("checkpoints/final")
+
+Inference loads ``final`` through ``mnist_flax.predictor.load_final`` (checked, and cached);
+``load_verified`` is the Orbax read underneath it.
 
 Every checkpoint carries a checksum manifest of all its files (``mnist_flax.integrity``),
 written once Orbax has committed it and verified before anything of it is restored: a step
@@ -298,7 +301,7 @@ def update_final(workdir: str | os.PathLike, **fields: Any) -> pathlib.Path:
   """Re-promotes ``<workdir>/checkpoints/final`` with ``fields`` added to its metadata (e.g. a
   calibration ``temperature``): the same variables, checked on the way in, written and sealed
   by ``promote_final`` like any promotion."""
-  _, variables, metadata = load_final(checkpoint_dir(workdir) / FINAL)
+  _, variables, metadata, _ = load_verified(checkpoint_dir(workdir) / FINAL)
   return promote_final(workdir, variables, {**metadata, **fields})
 
 
@@ -320,19 +323,13 @@ def final_step(path: pathlib.Path) -> int | None:
     return None
 
 
-def load_final(path: str | os.PathLike) -> tuple[dict[str, Any], Any, dict[str, Any]]:
-  """Restores a promoted checkpoint onto the default device, whatever devices wrote it.
-
-  Returns ``(model_config, variables, metadata)``; raises ``CheckpointError`` (exit 3) for a
-  missing, partial, damaged or foreign checkpoint, never returning unusable weights.
-  """
-  return load_verified(path)[:3]
-
-
 def load_verified(path: str | os.PathLike, attempts: int = 3
                   ) -> tuple[dict[str, Any], Any, dict[str, Any], str]:
-  """``load_final`` plus the digest of the exact files the variables came from. Writes
-  nothing; a promotion that swaps ``final`` meanwhile only makes it read again."""
+  """Restores a promoted checkpoint onto the default device, whatever devices wrote it:
+  ``(model_config, variables, metadata, digest)``, the digest being that of the exact files
+  the variables came from (its manifest's). Raises ``CheckpointError`` (exit 3) for a missing,
+  partial, damaged or foreign checkpoint, never returning unusable weights. Writes nothing; a
+  promotion that swaps ``final`` meanwhile only makes it read again."""
   for _ in range(attempts):
     folder, digest = integrity.checked_final(path)
     result = _restore_final(folder)

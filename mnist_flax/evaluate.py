@@ -26,6 +26,7 @@ import numpy as np
 from mnist_flax import errors
 
 PROG = "mnist_flax.evaluate"
+_BATCH = 1000  # Test images per predict call: one compilation for the 10,000.
 
 
 class _Parser(argparse.ArgumentParser):
@@ -46,23 +47,18 @@ def _parser() -> argparse.ArgumentParser:
   return p
 
 
-def predict_all(net: Any, variables: Any, images: np.ndarray, batch_size: int = 1000,
-                temperature: float = 1.0) -> np.ndarray:
-  """Probabilities for uint8 images (N, 28, 28), in fixed-size batches (one compilation)."""
-  from mnist_flax import model
-  return model.over_uint8(lambda x: model.predict(net, variables, x, temperature), images,
-                          batch_size)
-
-
 def measure(checkpoint_path: pathlib.Path, data_dir: str | None) -> dict[str, Any]:
-  from mnist_flax import calibration, checkpoint, data, model
-  model_config, variables, metadata = checkpoint.load_final(checkpoint_path)
+  from mnist_flax import calibration, data, model, predictor
+  model_config, variables, metadata = predictor.load_final(checkpoint_path)
   mnist = data.load(data.resolve_dir(data_dir))
   net = model.build(model_config)
   temperature = calibration.temperature_of(metadata)
+  def at(t: float) -> np.ndarray:
+    return predictor.in_batches(lambda x: model.predict(net, variables, x, t),
+                                mnist.test_images, _BATCH)
   # What predict answers (at the checkpoint's temperature), and the model as trained (T = 1).
-  probs = predict_all(net, variables, mnist.test_images, temperature=temperature)
-  raw = probs if temperature == 1.0 else predict_all(net, variables, mnist.test_images)
+  probs = at(temperature)
+  raw = probs if temperature == 1.0 else at(1.0)
   predicted = probs.argmax(-1)
   labels = mnist.test_labels.astype(np.int64)
   correct = predicted == labels
@@ -90,8 +86,8 @@ def measure(checkpoint_path: pathlib.Path, data_dir: str | None) -> dict[str, An
 
 
 def run(args: argparse.Namespace) -> int:
-  from mnist_flax import calibration, infer
-  path = infer._resolve_checkpoint(args.checkpoint)
+  from mnist_flax import calibration, predictor
+  path = predictor.resolve_checkpoint(args.checkpoint)
   result = measure(path, args.data_dir)
   public = {k: v for k, v in result.items() if not k.startswith("_")}
   written = _write_report(args.report, result, path) if args.report else None

@@ -27,12 +27,11 @@ Why it is shaped the way it is (measured on a 2-core CPU with XLA:CPU, see READM
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 # Mean and standard deviation of MNIST training pixels (of 1.0).
 PIXEL_MEAN = 0.1307
@@ -203,17 +202,3 @@ def predict(net: CNN | Ensemble, variables: Any, images: jax.Array,
   changes how sure the answer is, never which class it is.
   """
   return jax.nn.softmax(net.apply(variables, images, train=False) / temperature)
-
-
-def over_uint8(fn: Callable[[np.ndarray], Any], images: np.ndarray, batch_size: int = 1000,
-               axis: int = 0) -> np.ndarray:
-  """``fn`` (a jitted call on float images (batch_size, 28, 28) in [0, 1]) over uint8 images
-  (N, 28, 28), in batches of one fixed size (one compilation), the last one padded; the
-  results joined along ``axis`` (the images' axis of ``fn``'s output)."""
-  out = []
-  for start in range(0, len(images), batch_size):
-    chunk = images[start:start + batch_size]
-    padded = np.zeros((batch_size, *images.shape[1:]), np.float32)
-    padded[:len(chunk)] = chunk / np.float32(255)
-    out.append(np.take(np.asarray(fn(padded)), np.arange(len(chunk)), axis=axis))
-  return np.concatenate(out, axis=axis)

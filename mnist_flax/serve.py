@@ -45,7 +45,7 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
-from mnist_flax import errors, infer
+from mnist_flax import errors, infer, predictor
 from mnist_flax.serve_model import Batcher, WarmModel, png_data_url, upload_name
 
 PROG = "mnist_flax.serve"
@@ -268,7 +268,7 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def run(args: argparse.Namespace) -> int:
   sock = _listen(args.host, args.port)
-  model = WarmModel.load(infer._resolve_checkpoint(args.checkpoint))
+  model = WarmModel.load(predictor.resolve_checkpoint(args.checkpoint))
   import uvicorn
   app = create_app(model)
   host, port = sock.getsockname()[:2]

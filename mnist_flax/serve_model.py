@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from mnist_flax import errors, infer
+from mnist_flax import errors, predictor, reader_pool
 from mnist_flax.constants import IMAGE_SIZE, NUM_CLASSES
 
 # Compiled batch sizes: a batch is padded up to the next one (larger batches go in chunks of
@@ -79,11 +79,9 @@ class WarmModel:
   @classmethod
   def load(cls, checkpoint: str | os.PathLike) -> "WarmModel":
     """Loads and compiles; CheckpointError (exit 3) when the checkpoint is not usable."""
-    from mnist_flax import cache
-    cache.enable_compilation_cache()
     path = pathlib.Path(checkpoint)
-    _, variables, metadata = cache.load_final(path)
-    predictors = {size: cache.load_predictor(path, size)[0] for size in BATCH_SIZES}
+    _, variables, metadata = predictor.load_final(path)
+    predictors = {size: predictor.load_predict(path, size)[0] for size in BATCH_SIZES}
     model = cls(predictors, metadata, _fingerprint(variables), path.absolute().name)
     model.predict(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.float32))  # Kernels set up now.
     return model
@@ -111,7 +109,7 @@ class WarmModel:
     try:
       with os.fdopen(fd, "wb") as f:
         shutil.copyfileobj(source, f, 1 << 20)
-      found, error = infer._read_one(self.preprocess, tmp, single)
+      found, error = reader_pool.read_one(self.preprocess, tmp, single)
     except OSError as e:  # The server's own temporary folder: full, or removed.
       found, error = None, errors.ImageError(f"cannot read {shown}: the server could not "
                                              f"store the upload ({e.strerror or e})")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_module
-from mnist_flax import cache, checkpoint, config as config_lib, errors, model
+from mnist_flax import cache, checkpoint, config as config_lib, errors, model, predictor
 
 
 def _promote(workdir, seed: int):
@@ -32,12 +32,12 @@ def test_cached_load_is_identical_and_follows_a_new_promotion(tmp_path, monkeypa
   monkeypatch.setenv(cache.ENV_VAR, str(tmp_path / "cache"))
   final = tmp_path / "work/checkpoints/final"
   first = _promote(tmp_path / "work", 1)
-  _, a, meta_a = cache.load_final(final)
+  _, a, meta_a = predictor.load_final(final)
   assert len(list((tmp_path / "cache/final").glob("*.npz"))) == 1
-  _, b, meta_b = cache.load_final(final)  # Served from the cache.
+  _, b, meta_b = predictor.load_final(final)  # Served from the cache.
   assert _same(a, first) and _same(b, first) and meta_a == meta_b
   second = _promote(tmp_path / "work", 2)
-  _, c, meta_c = cache.load_final(final)
+  _, c, meta_c = predictor.load_final(final)
   assert _same(c, second) and meta_c["step"] == 2
 
 
@@ -45,12 +45,12 @@ def test_damage_after_caching_is_still_refused(tmp_path, monkeypatch):
   monkeypatch.setenv(cache.ENV_VAR, str(tmp_path / "cache"))
   final = tmp_path / "work/checkpoints/final"
   _promote(tmp_path / "work", 1)
-  cache.load_final(final)
+  predictor.load_final(final)
   for f in final.rglob("*"):
     if f.is_file() and f.parent.name == "d":
       f.write_bytes(f.read_bytes()[:5])
   with pytest.raises(errors.CheckpointError):
-    cache.load_final(final)
+    predictor.load_final(final)
   env = {cache.ENV_VAR: str(tmp_path / "cache")}
   result = run_module("mnist_flax.infer", "--i", str(ROOT / "test/3.jpg"), "--checkpoint",
                       str(final), env=env, timeout=120)
@@ -70,7 +70,7 @@ def test_predictor_matches_the_jitted_predict(tmp_path, monkeypatch):
   config = config_lib.load_config_file(ROOT / "configs/test.py")
   expected = np.asarray(model.predict(model.build(config.model.to_dict()), variables, images))
   for _ in range(2):  # From Orbax, then from the variables cache.
-    predict, metadata = cache.load_predictor(final, 4)
+    predict, metadata = predictor.load_predict(final, 4)
     np.testing.assert_array_equal(np.asarray(predict(images)), expected)
     assert metadata["step"] == 3
 
@@ -80,10 +80,10 @@ def test_exported_predict_is_cached_and_a_damaged_one_is_redone(tmp_path, monkey
   _promote(tmp_path / "work", 4)
   final = tmp_path / "work/checkpoints/final"
   images = np.asarray(jax.random.uniform(jax.random.key(1), (2, 28, 28)))
-  expected = np.asarray(cache.load_predictor(final, 2)[0](images))
+  expected = np.asarray(predictor.load_predict(final, 2)[0](images))
   (exported,) = (tmp_path / "cache/final").glob("*-predict-2-*.jaxexport")
   exported.write_bytes(exported.read_bytes()[:100])  # Torn or from another jax version.
-  np.testing.assert_array_equal(np.asarray(cache.load_predictor(final, 2)[0](images)), expected)
+  np.testing.assert_array_equal(np.asarray(predictor.load_predict(final, 2)[0](images)), expected)
   assert exported.stat().st_size > 100  # Written again, whole.
   result = run_module("mnist_flax.infer", "--i", str(ROOT / "test/3.jpg"), "--checkpoint",
                       str(final), env={cache.ENV_VAR: str(tmp_path / "cache")}, timeout=120)
@@ -91,15 +91,15 @@ def test_exported_predict_is_cached_and_a_damaged_one_is_redone(tmp_path, monkey
   assert list((tmp_path / "cache/final").glob("*-predict-1-*.jaxexport"))
   # Other model code (an edited model.py) is never served the old export.
   monkeypatch.setattr(cache, "_model_code_key", lambda: "edited")
-  np.testing.assert_array_equal(np.asarray(cache.load_predictor(final, 2)[0](images)), expected)
+  np.testing.assert_array_equal(np.asarray(predictor.load_predict(final, 2)[0](images)), expected)
   assert list((tmp_path / "cache/final").glob("*-predict-2-edited.jaxexport"))
 
 
 _PREDICT_IN_A_FRESH_PROCESS = """
 import sys
 import numpy as np
-from mnist_flax import cache
-predict, _ = cache.load_predictor(sys.argv[1], 2)
+from mnist_flax import predictor
+predict, _ = predictor.load_predict(sys.argv[1], 2)
 probs = np.asarray(predict(np.load(sys.argv[2])))
 np.save(sys.argv[3], probs)
 print("scipy" in sys.modules)
@@ -108,12 +108,12 @@ print("scipy" in sys.modules)
 
 def test_a_cached_predictor_starts_without_scipy(tmp_path, monkeypatch):
   # jax.export sets LAPACK up (importing SciPy, a quarter of a cold inference) unless
-  # cache._no_lapack_setup stops it; a JAX release that moves the hook shows up here.
+  # predictor._no_lapack_setup stops it; a JAX release that moves the hook shows up here.
   monkeypatch.setenv(cache.ENV_VAR, str(tmp_path / "cache"))
   _promote(tmp_path / "work", 5)
   final = tmp_path / "work/checkpoints/final"
   images = np.asarray(jax.random.uniform(jax.random.key(2), (2, 28, 28)))
-  expected = np.asarray(cache.load_predictor(final, 2)[0](images))  # Fills the cache.
+  expected = np.asarray(predictor.load_predict(final, 2)[0](images))  # Fills the cache.
   np.save(tmp_path / "images.npy", images)
   result = subprocess.run(
       [sys.executable, "-c", _PREDICT_IN_A_FRESH_PROCESS, str(final), str(tmp_path / "images.npy"),
@@ -134,7 +134,7 @@ def test_cache_same_size_damage_with_the_old_mtime_is_refused_cached_or_not(tmp_
   monkeypatch.setenv(cache.ENV_VAR, str(tmp_path / "cache"))
   final = tmp_path / "work/checkpoints/final"
   _promote(tmp_path / "work", 1)
-  cache.load_final(final)  # Cached under the checkpoint's content.
+  predictor.load_final(final)  # Cached under the checkpoint's content.
   data = _largest_data_file(final)
   st = data.stat()
   damaged = bytearray(data.read_bytes())
@@ -143,7 +143,7 @@ def test_cache_same_size_damage_with_the_old_mtime_is_refused_cached_or_not(tmp_
     f.write(damaged)
   os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns))  # ...and the old modification time.
   with pytest.raises(errors.CheckpointError, match="does not match its checksum"):
-    cache.load_final(final)
+    predictor.load_final(final)
   for cache_value in (str(tmp_path / "cache"), "off"):
     result = run_module("mnist_flax.infer", "--i", str(ROOT / "test/3.jpg"), "--checkpoint",
                         str(final), env={cache.ENV_VAR: cache_value}, timeout=120)
@@ -183,11 +183,11 @@ def test_cache_entry_with_non_finite_weights_is_never_served(tmp_path, monkeypat
   monkeypatch.setenv(cache.ENV_VAR, str(tmp_path / "cache"))
   _promote(tmp_path / "work", 7)
   final = tmp_path / "work/checkpoints/final"
-  model_config, variables, metadata = cache.load_final(final)
+  model_config, variables, metadata = predictor.load_final(final)
   (entry,) = (tmp_path / "cache/final").glob("*.npz")
   poisoned = jax.tree.map(lambda a: np.full_like(a, np.nan), variables)
   cache._store(entry, model_config, poisoned, metadata)  # Self-consistent, but NaN.
-  _, served, _ = cache.load_final(final)
+  _, served, _ = predictor.load_final(final)
   assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(served))
 
 
@@ -195,6 +195,6 @@ def test_cache_non_finite_probabilities_are_refused_not_printed(tmp_path, monkey
   monkeypatch.setenv(cache.ENV_VAR, str(tmp_path / "cache"))
   _promote(tmp_path / "work", 8)
   final = tmp_path / "work/checkpoints/final"
-  predict, _ = cache.load_predictor(final, 1)
+  predict, _ = predictor.load_predict(final, 1)
   with pytest.raises(errors.CheckpointError, match="non-finite"):
     predict(np.full((1, 28, 28), np.nan, np.float32))

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, run_module
-from mnist_flax import cache, calibration, checkpoint, config as config_lib, errors, model
+from mnist_flax import cache, calibration, checkpoint, config as config_lib, errors, model, predictor
 
 
 def test_ece_on_a_hand_checkable_case():
@@ -118,7 +118,7 @@ def test_the_stored_temperature_reaches_the_cached_export_and_infer(tmp_path, mo
   final = _promote(tmp_path / "work", None)  # An older checkpoint: no calibration, T = 1.
   images = np.asarray(jax.random.uniform(jax.random.key(2), (2, 28, 28)))
   model_config, net, variables = _test_model(members=1)
-  plain = np.asarray(cache.load_predictor(final, 2)[0](images))
+  plain = np.asarray(predictor.load_predict(final, 2)[0](images))
   np.testing.assert_allclose(plain, model.predict(net, variables, images), rtol=1e-6)
 
   def answer() -> tuple[float, str]:
@@ -135,8 +135,8 @@ def test_the_stored_temperature_reaches_the_cached_export_and_infer(tmp_path, mo
   result = run_module("mnist_flax.calibrate", "--checkpoint", str(final), "--temperature",
                       "0.02", env=env, timeout=120)
   assert result.returncode == 0, result.stderr
-  assert checkpoint.load_final(final)[2]["calibration"]["temperature"] == 0.02
-  sharp = np.asarray(cache.load_predictor(final, 2)[0](images))
+  assert predictor.load_final(final)[2]["calibration"]["temperature"] == 0.02
+  sharp = np.asarray(predictor.load_predict(final, 2)[0](images))
   np.testing.assert_allclose(sharp, model.predict(net, variables, images, temperature=0.02),
                              rtol=1e-5, atol=1e-7)
   assert not np.allclose(sharp, plain)
@@ -152,7 +152,7 @@ def test_calibrate_refuses_a_checkpoint_without_a_held_out_split(tmp_path, mnist
                       env={"MNIST_DATA_DIR": str(mnist_dir)}, timeout=120)
   assert result.returncode == 2 and "holds out no validation split" in result.stderr
   assert "Traceback" not in result.stderr
-  assert "calibration" not in checkpoint.load_final(final)[2]  # Untouched.
+  assert "calibration" not in predictor.load_final(final)[2]  # Untouched.
 
 
 def test_calibrate_refuses_a_replica_of_another_recipe_or_without_a_held_out_split(tmp_path):
@@ -174,7 +174,7 @@ def test_calibrate_refuses_a_replica_of_another_recipe_or_without_a_held_out_spl
   result = run_module("mnist_flax.calibrate", "--checkpoint", str(final), "--from", "x",
                       "--temperature", "0.5", timeout=120)
   assert result.returncode == 2 and "not allowed with" in result.stderr
-  assert "calibration" not in checkpoint.load_final(final)[2]  # Untouched throughout.
+  assert "calibration" not in predictor.load_final(final)[2]  # Untouched throughout.
 
 
 def test_a_run_with_a_validation_split_is_calibrated_on_it_and_calibrate_refits(tmp_path,
@@ -185,7 +185,7 @@ def test_a_run_with_a_validation_split_is_calibrated_on_it_and_calibrate_refits(
                       "--config.data.validation=5000", env={"MNIST_DATA_DIR": str(mnist_dir)})
   assert result.returncode == 0, result.stderr[-2000:]
   final = workdir / "checkpoints/final"
-  calib = checkpoint.load_final(final)[2]["calibration"]
+  calib = predictor.load_final(final)[2]["calibration"]
   assert calib["fitted_on"].startswith("the last 5000 training images, held out")
   assert calib["validation_examples"] == 5000
   assert calib["after"]["nll"] < calib["before"]["nll"] and calib["temperature"] < 1
@@ -197,12 +197,12 @@ def test_a_run_with_a_validation_split_is_calibrated_on_it_and_calibrate_refits(
   assert out["temperature"] == calib["temperature"]
   assert out["ece"] < out["uncalibrated"]["ece"] and out["nll"] < out["uncalibrated"]["nll"]
   # calibrate refits the same temperature in place, from the same held-out images.
-  checkpoint.promote_final(workdir, checkpoint.load_final(final)[1],
-                           dict(checkpoint.load_final(final)[2], calibration=None))
+  checkpoint.promote_final(workdir, predictor.load_final(final)[1],
+                           dict(predictor.load_final(final)[2], calibration=None))
   result = run_module("mnist_flax.calibrate", "--checkpoint", str(final), "--json",
                       env={"MNIST_DATA_DIR": str(mnist_dir)})
   assert result.returncode == 0, result.stderr
-  assert checkpoint.load_final(final)[2]["calibration"]["temperature"] == calib["temperature"]
+  assert predictor.load_final(final)[2]["calibration"]["temperature"] == calib["temperature"]
 
 
 def test_evaluate_reports_the_shipped_models_ece(mnist_dir):

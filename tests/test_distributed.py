@@ -37,8 +37,8 @@ def relative_distance(a, b) -> float:
 
 
 def final_params(workdir: pathlib.Path) -> dict:
-  from mnist_flax import checkpoint
-  _, variables, metadata = checkpoint.load_final(workdir / "checkpoints/final")
+  from mnist_flax import predictor
+  _, variables, metadata = predictor.load_final(workdir / "checkpoints/final")
   return jax.tree.map(np.asarray, variables), metadata
 
 

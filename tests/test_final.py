@@ -40,7 +40,7 @@ def _same(a, b) -> bool:
 
 def test_round_trip_is_bit_identical(tmp_path):
   variables = _promote(tmp_path, 1)
-  model_config, restored, metadata = checkpoint.load_final(tmp_path / "checkpoints/final")
+  model_config, restored, metadata, _ = checkpoint.load_verified(tmp_path / "checkpoints/final")
   assert _same(variables, restored) and metadata["step"] == 1
   assert tuple(model_config["features"]) == (16, 32)
 
@@ -67,12 +67,12 @@ def test_a_crash_at_any_point_of_promotion_leaves_old_or_new_whole(tmp_path, mon
     checkpoint.promote_final(tmp_path, new, {"model": new_model_config, "step": 2})
     raise SystemExit("promotion finished before the simulated crash")
   monkeypatch.undo()
-  _, restored, metadata = checkpoint.load_final(tmp_path / "checkpoints/final")
+  _, restored, metadata, _ = checkpoint.load_verified(tmp_path / "checkpoints/final")
   assert (metadata["step"] == 1 and _same(restored, old)) or (
       metadata["step"] == 2 and _same(restored, new))
   # The next promotion recovers and succeeds.
   _promote(tmp_path, 3)
-  assert checkpoint.load_final(tmp_path / "checkpoints/final")[2]["step"] == 3
+  assert checkpoint.load_verified(tmp_path / "checkpoints/final")[2]["step"] == 3
   assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["final"]
 
 
@@ -123,7 +123,7 @@ def test_bad_final_is_refused_with_exit_3(tmp_path, damage):
   final = tmp_path / "checkpoints/final"
   damage(final)
   with pytest.raises(errors.CheckpointError):
-    checkpoint.load_final(final)
+    checkpoint.load_verified(final)
   image = ROOT / "test" / "3.jpg"
   result = run_module("mnist_flax.infer", "--i", str(image), "--checkpoint", str(final),
                       timeout=120)
@@ -190,7 +190,7 @@ def _listing(folder: pathlib.Path) -> list[tuple[str, int]]:
 def test_promote_killed_at_any_point_reads_whole_writes_nothing_and_recovers(tmp_path, point):
   import subprocess
   import sys
-  from mnist_flax import cache, integrity
+  from mnist_flax import cache, integrity, predictor
   result = subprocess.run([sys.executable, "-c", _KILL_DURING_PROMOTION, str(tmp_path), point,
                            str(ROOT / "configs/test.py")], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
@@ -200,12 +200,12 @@ def test_promote_killed_at_any_point_reads_whole_writes_nothing_and_recovers(tmp
   old, new = _variables(1)[1], _variables(2)[1]
   before = _listing(ckpt)
   # Readers (Orbax path and cache path) get the old or the new model, whole, and write nothing.
-  _, restored, metadata = checkpoint.load_final(final)
+  _, restored, metadata, _ = checkpoint.load_verified(final)
   assert (metadata["step"], _same(restored, old if metadata["step"] == 1 else new)) in (
       (1, True), (2, True))
   os.environ[cache.ENV_VAR] = str(tmp_path / "cache")
   try:
-    assert cache.load_final(final)[2]["step"] == metadata["step"]
+    assert predictor.load_final(final)[2]["step"] == metadata["step"]
   finally:
     del os.environ[cache.ENV_VAR]
   assert _listing(ckpt) == before
@@ -213,12 +213,12 @@ def test_promote_killed_at_any_point_reads_whole_writes_nothing_and_recovers(tmp
   shutil.copytree(ckpt, tmp_path / "next" / "checkpoints", symlinks=True)
   _promote(tmp_path / "next", 3)
   assert sorted(p.name for p in (tmp_path / "next/checkpoints").iterdir()) == ["final"]
-  assert checkpoint.load_final(tmp_path / "next/checkpoints/final")[2]["step"] == 3
+  assert checkpoint.load_verified(tmp_path / "next/checkpoints/final")[2]["step"] == 3
   # ...and a writer's recovery alone converges: only final, the same model a reader saw, and a fixed point.
   checkpoint.recover_final(ckpt)
   assert sorted(p.name for p in ckpt.iterdir()) == ["final"]
   integrity.verify(final)
-  assert checkpoint.load_final(final)[2]["step"] == metadata["step"]
+  assert checkpoint.load_verified(final)[2]["step"] == metadata["step"]
   checkpoint.recover_final(ckpt)
   assert sorted(p.name for p in ckpt.iterdir()) == ["final"]
 
@@ -233,7 +233,7 @@ def test_promote_reader_during_the_swap_reads_the_new_one_and_leaves_the_swap_al
   integrity.seal(ckpt / integrity.NEW)
   os.rename(ckpt / "final", ckpt / integrity.OLD)  # The trainer is between its two renames.
   before = _listing(ckpt)
-  assert checkpoint.load_final(ckpt / "final")[2]["step"] == 2
+  assert checkpoint.load_verified(ckpt / "final")[2]["step"] == 2
   result = run_module("mnist_flax.infer", "--i", str(ROOT / "test/3.jpg"), "--checkpoint",
                       str(ckpt / "final"), timeout=120)
   assert result.returncode == 0, result.stderr

@@ -117,11 +117,13 @@ def test_folders_are_expanded_sorted_by_name(tmp_path: Path, random_checkpoint: 
     _digit(folder, name, digit, {"gif": "GIF", "bmp": "BMP", "jpg": "JPEG"}.get(name[-3:]))
   (folder / "readme.txt").write_text("not an image")
   (folder / ".hidden.png").write_bytes(b"")
-  _digit(folder, "sub/c.png", 5)  # Sub-folders are not entered.
+  _digit(folder, "sub/c.png", 5)  # Sub-folders are not entered, and that is said.
   _digit(tmp_path, "first.png", 6)
   result = infer("--i", "first.png", "scans", "--checkpoint", str(random_checkpoint),
                  cwd=tmp_path)
-  assert result.returncode == 0 and result.stderr == ""
+  assert result.returncode == 0
+  assert result.stderr == ("mnist_flax.infer: note: scans: 1 subfolder not entered (sub); give "
+                           "it as a path to read its images\n")
   paths = [line.split(": ", 1)[0] for line in result.stdout.splitlines()]
   assert paths == ["first.png", "scans/10.gif", "scans/2.bmp", "scans/a.jpg", "scans/b.png"]
 
@@ -156,6 +158,66 @@ def test_missing_input_among_existing_ones(tmp_path: Path, random_checkpoint: Pa
   assert len(result.stderr.splitlines()) == 1 and "nope.png" in result.stderr
 
 
+def test_paths_need_no_flag(tmp_path: Path, random_checkpoint: Path):
+  """``infer 3.png`` (a path as it is), ``-i`` and ``--i`` all read the same; paths may follow
+  any flag, and those after --i come first."""
+  _digit(tmp_path, "3.png", 3)
+  _digit(tmp_path, "7.png", 7)
+  ckpt = ("--checkpoint", str(random_checkpoint))
+  runs = [infer(*args, *ckpt, cwd=tmp_path) for args in
+          (["3.png"], ["-i", "3.png"], ["--i", "3.png"], ["--input", "3.png"])]
+  assert all(r.returncode == 0 and r.stderr == "" for r in runs), runs
+  assert re.fullmatch(ANSWER + "\n", runs[0].stdout) and {r.stdout for r in runs} == {
+      runs[0].stdout}
+  mixed = infer("--json", "7.png", *ckpt, "3.png", cwd=tmp_path)
+  assert [json.loads(line)["path"] for line in mixed.stdout.splitlines()] == ["7.png", "3.png"]
+  flag_first = infer("3.png", "--i", "7.png", *ckpt, cwd=tmp_path)
+  assert [line.split(": ", 1)[0] for line in flag_first.stdout.splitlines()] == [
+      "7.png", "3.png"]
+
+
+def test_no_path_is_a_one_line_usage_error(tmp_path: Path):
+  result = infer("--json", cwd=tmp_path)
+  assert result.returncode == 2 and result.stdout == ""
+  assert result.stderr.startswith("mnist_flax.infer: error: no image given") and len(
+      result.stderr.splitlines()) == 1
+
+
+def test_no_digit_is_said_one_way_everywhere(tmp_path: Path, random_checkpoint: Path):
+  """A blank picture answers "No digit found." alone, after its path among several or in a
+  folder, and as its --json object's error; exit 5, and never a line on stderr."""
+  from mnist_flax import infer as infer_lib
+  (tmp_path / "scans").mkdir()
+  Image.new("L", (200, 200), 255).save(tmp_path / "scans" / "blank.png")
+  _digit(tmp_path, "3.png", 3)
+  ckpt = ("--checkpoint", str(random_checkpoint))
+  said = infer_lib.NO_DIGIT
+  alone = infer("scans/blank.png", *ckpt, cwd=tmp_path)
+  assert (alone.returncode, alone.stdout, alone.stderr) == (5, f"{said}\n", "")
+  folder = infer("scans", *ckpt, cwd=tmp_path)  # One file, from a folder: named.
+  assert (folder.returncode, folder.stdout, folder.stderr) == (
+      5, f"scans/blank.png: {said}\n", "")
+  several = infer("3.png", "scans/blank.png", *ckpt, cwd=tmp_path)
+  assert several.returncode == 5 and several.stderr == ""
+  assert several.stdout.splitlines()[1] == f"scans/blank.png: {said}"
+  as_json = infer("--json", "scans/blank.png", *ckpt, cwd=tmp_path)
+  assert as_json.returncode == 5 and as_json.stderr == ""
+  assert json.loads(as_json.stdout) == {"path": "scans/blank.png", "digit": None, "error": said,
+                                        "exit_code": 5}
+
+
+def test_a_folder_of_one_image_names_it(tmp_path: Path, random_checkpoint: Path):
+  _digit(tmp_path / "one", "3.png", 3)
+  for sub in ("a", "b", "c", "d"):
+    (tmp_path / "one" / sub).mkdir()
+  (tmp_path / "one" / ".git").mkdir()  # Hidden, as hidden files are: not mentioned.
+  result = infer("one", "--checkpoint", str(random_checkpoint), cwd=tmp_path)
+  assert result.returncode == 0
+  assert re.fullmatch(f"one/3.png: {ANSWER}\n", result.stdout), result.stdout
+  assert result.stderr == ("mnist_flax.infer: note: one: 4 subfolders not entered (a, b, c and "
+                           "1 more); give them as paths to read their images\n")
+
+
 def test_a_call_in_process_leaves_the_collector_as_it_was(tmp_path: Path,
                                                           random_checkpoint: Path, capsys):
   """infer pauses Python's cyclic collector while JAX loads (a cold-start cost); a program that
@@ -179,11 +241,11 @@ def test_a_call_in_process_leaves_the_collector_as_it_was(tmp_path: Path,
 
 _INFER_WITH = """
 import os, sys
-from mnist_flax import infer
+from mnist_flax import infer, reader_pool
 if sys.argv[1] == "workers":
-  infer._cpu_times = lambda: None  # As if the cores were idle: workers whatever the load.
+  reader_pool.cpu_times = lambda: None  # As if the cores were idle: workers whatever the load.
 else:
-  infer.POOL_MIN_FILES = 10**9  # Never: every file read in this process.
+  reader_pool.POOL_MIN_FILES = 10**9  # Never: every file read in this process.
 code = infer.main(sys.argv[2:])
 sys.stdout.flush(); sys.stderr.flush()
 os._exit(code)
@@ -201,9 +263,9 @@ def _infer_with(how: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 def test_many_files_in_workers_keep_order_and_per_file_errors(tmp_path: Path,
                                                               random_checkpoint: Path):
-  """From infer.POOL_MIN_FILES files on (and idle cores), worker processes read them: the same
-  answers in the same order as reading them in one process, one line per bad file, the first
-  failure's exit code."""
+  """From reader_pool.POOL_MIN_FILES files on (and idle cores), worker processes read them:
+  the same answers in the same order as reading them in one process, one line per bad file,
+  the first failure's exit code."""
   folder = tmp_path / "many"
   folder.mkdir()
   names = []
@@ -220,7 +282,7 @@ def test_many_files_in_workers_keep_order_and_per_file_errors(tmp_path: Path,
   shown = [line.split(": ", 1)[0] for line in lines]
   expected = sorted(names + ["17_blank.png"])
   assert shown == [f"many/{name}" for name in expected]  # In order, "no digit" included.
-  assert lines[shown.index("many/17_blank.png")] == "many/17_blank.png: no digit found"
+  assert lines[shown.index("many/17_blank.png")] == "many/17_blank.png: No digit found."
   errors = result.stderr.splitlines()
   assert len(errors) == 2 and "05_bad.png" in errors[0] and "30_truncated.jpg" in errors[1]
   assert all(e.startswith("mnist_flax.infer: error: ") for e in errors)
@@ -232,7 +294,7 @@ def test_many_files_in_workers_keep_order_and_per_file_errors(tmp_path: Path,
 
 _CRASH_HANG = """
 import os, signal, sys, time
-from mnist_flax import infer, preprocess
+from mnist_flax import preprocess, reader_pool
 real = preprocess.read_digits
 def fake(path, single=False):
   if path.endswith("crash.png"):
@@ -241,9 +303,9 @@ def fake(path, single=False):
     time.sleep(3600)
   return real(path, single)
 preprocess.read_digits = fake
-infer.FILE_SECONDS = 2.0
+reader_pool.FILE_SECONDS = 2.0
 paths = sys.argv[1:]
-workers = infer._Workers(preprocess, paths, 2)
+workers = reader_pool.Workers(preprocess, paths, 2)
 try:
   read = workers.results(help_here=False)
 finally:
@@ -279,13 +341,13 @@ def test_workers_start_only_when_other_work_leaves_cores_idle(monkeypatch, other
                                                              workers):
   """This process's own busy core (it is importing the image libraries while the sample is
   taken) is not load; other processes' work is."""
-  from mnist_flax import infer as infer_lib
-  monkeypatch.setattr(infer_lib.os, "cpu_count", lambda: 2)
-  monkeypatch.setattr(infer_lib.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+  from mnist_flax import reader_pool
+  monkeypatch.setattr(reader_pool.os, "cpu_count", lambda: 2)
+  monkeypatch.setattr(reader_pool.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
   monkeypatch.delitem(sys.modules, "jax", raising=False)  # As in the command, before JAX.
   ticks = 100  # Per core over the sample; this process is busy on one core throughout.
   own = ticks
   idle = 2 * ticks - own - others_busy * ticks
   after = (idle, 2 * ticks, own)
-  monkeypatch.setattr(infer_lib, "_cpu_times", lambda: after)
-  assert infer_lib._worker_count(1000, (0.0, (0, 0, 0.0))) == workers
+  monkeypatch.setattr(reader_pool, "cpu_times", lambda: after)
+  assert reader_pool.worker_count(1000, (0.0, (0, 0, 0.0))) == workers

@@ -102,11 +102,11 @@ def test_integrity_single_bit_flips_in_every_file_of_final_are_all_refused(tmp_p
       final = work / "checkpoints" / "final"
       _flip(final / rel, rng)
       with pytest.raises(errors.CheckpointError):
-        checkpoint.load_final(final)
+        checkpoint.load_verified(final)
       flips += 1
       shutil.rmtree(work)
   assert flips >= 3 * 10
-  checkpoint.load_final(pristine)  # The untouched one still loads.
+  checkpoint.load_verified(pristine)  # The untouched one still loads.
 
 
 def test_integrity_single_bit_flips_in_every_file_of_a_step_are_set_aside(tmp_path):
@@ -188,7 +188,7 @@ def test_integrity_crafted_checkpoint_folders_are_refused_quickly(tmp_path, how)
   final, secret = _crafted(tmp_path, how)
   t0 = time.monotonic()
   with pytest.raises(errors.CheckpointError):
-    checkpoint.load_final(final)
+    checkpoint.load_verified(final)
   assert time.monotonic() - t0 < 5
   result = run_module("mnist_flax.infer", "--i", str(ROOT / "test/3.jpg"), "--checkpoint",
                       str(final), timeout=60)
@@ -233,16 +233,16 @@ def test_integrity_of_a_resumed_run_config_and_metrics(tmp_path, mnist_dir):
   longer = run_module("mnist_flax.main", *args, "--config.num_iterations=20", env=env)
   assert longer.returncode == 0, longer.stderr
   assert "num_iterations: 10 -> 20" in longer.stdout + longer.stderr
-  metadata = checkpoint.load_final(tmp_path / "checkpoints/final")[2]
+  metadata = checkpoint.load_verified(tmp_path / "checkpoints/final")[2]
   assert metadata["config"]["num_iterations"] == 20
   assert metadata["config_history"] == [{"step": 10, "changed": ["num_iterations: 10 -> 20"]}]
 
 
 def test_integrity_update_final_re_promotes_sealed_with_the_new_metadata(tmp_path):
   final = _promote(tmp_path, 4)
-  before = checkpoint.load_final(final)
+  before = checkpoint.load_verified(final)
   checkpoint.update_final(tmp_path, temperature=1.25)
-  after = checkpoint.load_final(final)
+  after = checkpoint.load_verified(final)
   integrity.verify(final)
   assert after[2]["temperature"] == 1.25 and after[2]["step"] == 4
   assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before[1]),

@@ -30,8 +30,8 @@ ARGS = ["--config=configs/test.py", "--config.num_iterations=60",
 
 def digest(workdir: pathlib.Path) -> str:
   """sha256 over every variable of the promoted model, in tree order."""
-  from mnist_flax import checkpoint
-  _, variables, _ = checkpoint.load_final(workdir / "checkpoints/final")
+  from mnist_flax import predictor
+  _, variables, _ = predictor.load_final(workdir / "checkpoints/final")
   h = hashlib.sha256()
   for leaf in jax.tree.leaves(variables):
     h.update(np.asarray(leaf).tobytes())

@@ -63,9 +63,9 @@ def test_tensorflow_is_never_imported(trained):
 
 
 def test_final_restores_and_reproduces_its_recorded_accuracy(trained, mnist_dir):
-  from mnist_flax import checkpoint, data, model
+  from mnist_flax import data, model, predictor
   _, workdir, _ = trained
-  model_config, variables, metadata = checkpoint.load_final(workdir / "checkpoints/final")
+  model_config, variables, metadata = predictor.load_final(workdir / "checkpoints/final")
   mnist = data.load(mnist_dir)
   assert metadata["data_sha256"] == mnist.sha256
   assert metadata["step"] == 300 and "jax" in metadata["versions"]
@@ -149,8 +149,8 @@ def test_missing_data_dir_is_a_clear_error(tmp_path):
 
 LOAD_FINAL = '''
 import hashlib, sys, jax, numpy as np
-from mnist_flax import checkpoint
-_, variables, meta = checkpoint.load_final(sys.argv[1])
+from mnist_flax import predictor
+_, variables, meta = predictor.load_final(sys.argv[1])
 digest = hashlib.sha256()
 for leaf in jax.tree.leaves(variables):
   digest.update(np.asarray(leaf).tobytes())

@@ -42,14 +42,14 @@ def one_line(text: object) -> str:
   return " ".join(str(text).split()) or "unknown error"
 
 
-# Leading bytes of formats people try, so a file no plugin accepts is named in the message.
-_SIGNATURES = (
-    (b"\xff\xd8\xff", "a damaged JPEG file"),
-    (b"\x89PNG\r\n\x1a\n", "a damaged PNG file"),
-    (b"GIF87a", "a damaged GIF file"),
-    (b"GIF89a", "a damaged GIF file"),
-    (b"%PDF", "a PDF document"),
-)
+# Leading bytes of the supported formats: how a file's format is told by content (infer
+# picks a folder's images by them).
+MAGIC = {b"\xff\xd8\xff": "JPEG", b"\x89PNG\r\n\x1a\n": "PNG", b"GIF87a": "GIF", b"GIF89a": "GIF",
+         b"BM": "BMP"}
+# Leading bytes of formats people try, so a file no plugin accepts is named in the message
+# (not BMP's: too many other files start with those two letters to name one by them).
+_SIGNATURES = (*((magic, f"a damaged {fmt} file") for magic, fmt in MAGIC.items() if fmt != "BMP"),
+               (b"%PDF", "a PDF document"))
 
 
 def _sniff(path: Path) -> str:
