@@ -29,7 +29,6 @@ import argparse
 import json
 import math
 import pathlib
-import sys
 from typing import Any, Mapping, Sequence
 
 from mnist_flax import errors
@@ -160,12 +159,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  errors.quiet_background_threads()
-  try:
-    return run(_parser().parse_args(argv))
-  except errors.MnistFlaxError as e:
-    return errors.report(e, PROG)
+  return errors.run_command(PROG, lambda: run(_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  errors.leave(main())

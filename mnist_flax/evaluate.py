@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
-import sys
 from typing import Any, Sequence
 
 import numpy as np
@@ -128,12 +127,8 @@ def _write_report(directory: str, result: dict[str, Any],
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  errors.quiet_background_threads()
-  try:
-    return run(_parser().parse_args(argv))
-  except errors.MnistFlaxError as e:
-    return errors.report(e, PROG)
+  return errors.run_command(PROG, lambda: run(_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  errors.leave(main())

@@ -587,23 +587,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A locale that cannot encode a file name must not turn an answer into a crash.
     if hasattr(stream, "reconfigure"):
       stream.reconfigure(errors="backslashreplace")
-  errors.quiet_background_threads()
   collecting = gc.isenabled()
   try:
-    return run(_parser().parse_args(argv))
-  except errors.MnistFlaxError as e:
-    return errors.report(e, PROG)
-  except KeyboardInterrupt:
-    return 130
-  except BrokenPipeError:
-    # The reader (e.g. `| head -1`) has gone: nobody to tell, so no message. Point stdout at
-    # /dev/null so the final flush does not raise again.
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    return 141
-  except Exception as e:  # Never a traceback for users; the one line says what broke.
-    return errors.report(errors.MnistFlaxError(
-        f"internal error ({type(e).__name__}: {e}); please report it", errors.INTERNAL), PROG)
+    return errors.run_command(PROG, lambda: run(_parser().parse_args(argv)))
   finally:
     if collecting:  # Paused by _load_predictor; back on for callers that carry on.
       gc.enable()
