@@ -19,25 +19,8 @@ digit.
 ``--checkpoint DIR`` (default ``checkpoints/final``) names the promoted model; its architecture
 comes from the checkpoint itself.
 
-Exit codes (see ``mnist_flax.errors``); with several inputs, the code of the first one that
-failed, the others still answered:
-
-===  =============================================================================
-0    every image read
-1    a path that does not exist (or a broken symbolic link), or a folder holding no
-     JPEG, PNG, GIF or BMP image
-2    bad command line: unknown flag, ``--top-k`` outside 1-10, a ``--save-preprocessed``
-     folder that cannot be created or written
-3    checkpoint missing, damaged or incompatible (the message says how to train one)
-4    not a readable JPEG/PNG/GIF/BMP: another format (TIFF, WEBP, HEIC, ...), empty,
-     truncated, corrupt, too large (over 64 megapixels or 1 GiB), a pipe or device, a
-     symbolic link loop, no read permission, or a file that takes more than a few seconds
-     to decode
-5    no digit found (blank, flat or noise-only image): printed on stdout in place of the
-     answer ("No digit found."), as it is a result rather than a failure
-70   internal error (a bug; the one line says what broke)
-141  stdout closed early (e.g. piped into ``head``): stops quietly
-===  =============================================================================
+Exit codes: the table ``mnist_flax.errors.EXIT_CODES`` (README, "Exit codes"); with several
+inputs, the code of the first one that failed, the others still answered.
 
 Every other problem is one line on stderr naming the file, never a traceback. FIFOs and
 devices are refused without reading them, animations are read from their first frame only,
