@@ -38,6 +38,8 @@ import os
 import pathlib
 from typing import Any, Iterator
 
+from mnist_flax.constants import IMAGE_SIZE
+
 ENV_VAR = "MNIST_FLAX_CACHE_DIR"
 _FORMAT = 2
 _TRAILER = b"mnist_flax-sha256:"  # Ends every exported entry, followed by the hash of the rest.
@@ -199,7 +201,7 @@ def load_predictor(path: str | os.PathLike, batch_size: int):
   if exported is None:
     from mnist_flax import model  # Flax: only when the export is not cached.
     net = model.build(model_config)
-    images = jax.ShapeDtypeStruct((batch_size, 28, 28), np.float32)
+    images = jax.ShapeDtypeStruct((batch_size, IMAGE_SIZE, IMAGE_SIZE), np.float32)
     exported = export.export(jax.jit(lambda v, x: model.predict(net, v, x, temperature)))(
         jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), variables), images)
     serialized = bytes(exported.serialize())

@@ -46,6 +46,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from mnist_flax import errors, integrity, workdir as workdir_lib
+from mnist_flax.constants import IMAGE_SIZE
 from mnist_flax.integrity import FINAL, NEW as _NEW, OLD as _OLD, TRAIN_HINT
 
 FORMAT = "mnist_flax/final/v1"
@@ -389,7 +390,8 @@ def _check_variables(path: pathlib.Path, metadata: Mapping[str, Any], variables:
   from mnist_flax import model  # Flax import deferred: only needed once files look sane.
   try:
     net = model.build(metadata["model"])
-    expected = jax.eval_shape(net.init, jax.random.key(0), np.zeros((1, 28, 28), np.float32))
+    expected = jax.eval_shape(net.init, jax.random.key(0),
+                              np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.float32))
   except Exception as e:
     raise errors.CheckpointError(f"{path} has an unusable model config ({e}); {TRAIN_HINT}") from None
   shapes = lambda tree: jax.tree.map(lambda a: (tuple(a.shape), str(a.dtype)), tree)

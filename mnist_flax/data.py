@@ -26,15 +26,9 @@ import zlib
 import numpy as np
 
 from mnist_flax import errors
+from mnist_flax.constants import IMAGE_SIZE, NUM_CLASSES, SPLITS
 
 ENV_VAR = "MNIST_DATA_DIR"
-IMAGE_SIZE = 28
-NUM_CLASSES = 10
-# (images file, labels file, number of examples) per split.
-SPLITS = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 60000),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 10000),
-}
 _UBYTE = 0x08
 HOW_TO_POINT = (f"set --config.data.dir=/path/to/mnist or {ENV_VAR}=/path/to/mnist (a folder with "
                 "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
@@ -117,9 +111,9 @@ def _load_split(folder: pathlib.Path, split: str,
   images, labels = arrays
   if images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
     raise errors.DataError(f"{folder / images_stem} is malformed: images are "
-                           f"{images.shape[1:]}, expected 28x28")
+                           f"{images.shape[1:]}, expected {IMAGE_SIZE}x{IMAGE_SIZE}")
   if labels.max(initial=0) >= NUM_CLASSES:
-    raise errors.DataError(f"{folder / labels_stem} is malformed: label {labels.max()} > 9")
+    raise errors.DataError(f"{folder / labels_stem} is malformed: label {labels.max()} > {NUM_CLASSES - 1}")
   return images, labels
 
 

@@ -41,14 +41,12 @@ import time
 import urllib.parse
 import urllib.request
 
+from mnist_flax.constants import SPLITS
 from mnist_flax.errors import DataError
 
-MNIST_FILES: tuple[str, ...] = (
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-)
+# The files as TFDS registers and downloads them: gzipped.
+MNIST_FILES: tuple[str, ...] = tuple(
+    f"{name}.gz" for images, labels, _ in SPLITS.values() for name in (images, labels))
 
 # TFDS's name for the dataset: its checksum file is url_checksums/mnist.txt and the builder
 # downloads into downloads/mnist/, which we share so neither side downloads twice.

@@ -23,6 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from mnist_flax import errors
+from mnist_flax.constants import NUM_CLASSES
 
 PROG = "mnist_flax.evaluate"
 
@@ -54,7 +55,7 @@ def predict_all(net: Any, variables: Any, images: np.ndarray, batch_size: int = 
 
 
 def measure(checkpoint_path: pathlib.Path, data_dir: str | None) -> dict[str, Any]:
-  from mnist_flax import calibration, checkpoint, data, model
+  from mnist_flax import calibration, checkpoint, data, model, report
   model_config, variables, metadata = checkpoint.load_final(checkpoint_path)
   mnist = data.load(data.resolve_dir(data_dir))
   net = model.build(model_config)
@@ -65,8 +66,6 @@ def measure(checkpoint_path: pathlib.Path, data_dir: str | None) -> dict[str, An
   predicted = probs.argmax(-1)
   labels = mnist.test_labels.astype(np.int64)
   correct = predicted == labels
-  confusion = np.zeros((10, 10), np.int64)
-  np.add.at(confusion, (labels, predicted), 1)
   return {
       "checkpoint": str(checkpoint_path),
       "test_accuracy": float(correct.mean()),
@@ -80,8 +79,9 @@ def measure(checkpoint_path: pathlib.Path, data_dir: str | None) -> dict[str, An
                        "ece": round(calibration.ece(raw, labels), 6),
                        "nll": round(calibration.nll(raw, labels), 6)},
       "errors": int((~correct).sum()),
-      "per_class_accuracy": {str(d): float(correct[labels == d].mean()) for d in range(10)},
-      "confusion_matrix": confusion.tolist(),
+      "per_class_accuracy": {str(d): float(correct[labels == d].mean())
+                             for d in range(NUM_CLASSES)},
+      "confusion_matrix": report.confusion_matrix(labels, predicted).tolist(),
       "step": metadata.get("step"),
       "data_matches_training": metadata.get("data_sha256") == mnist.sha256,
       "_probabilities": probs, "_labels": labels, "_images": mnist.test_images,

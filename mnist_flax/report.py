@@ -34,8 +34,9 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from mnist_flax.constants import NUM_CLASSES
+
 MAX_MISTAKES = 100
-NUM_CLASSES = 10
 # PNGs are quantized to a palette when that keeps them readable and under this size.
 MAX_PNG_BYTES = 300_000
 
