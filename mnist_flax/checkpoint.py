@@ -232,7 +232,7 @@ def _set_aside(manager: ocp.CheckpointManager, step: int, error: Exception, log)
   aside = path.with_name(f"{step}.damaged")
   reason = (getattr(error, "detail", None) or str(error)
             if isinstance(error, errors.MnistFlaxError) else f"{type(error).__name__}: {error}")
-  log(f"checkpoint {step} is damaged ({' '.join(reason.split())[:160]}); set aside as "
+  log(f"checkpoint {step} is damaged ({errors.one_line(reason, 160)}); set aside as "
       f"{aside.name}, trying an older one")
   if jax.process_index() == 0:
     if aside.exists():
@@ -366,7 +366,7 @@ def _restore_final(path: pathlib.Path) -> tuple[dict[str, Any], Any, dict[str, A
   except Exception as e:  # Damaged files surface as many exception types inside Orbax.
     raise errors.CheckpointError(
         f"checkpoint {path} is damaged or incomplete ({type(e).__name__}: "
-        f"{' '.join(str(e).split())[:160]}); {TRAIN_HINT}") from None
+        f"{errors.one_line(e, 160)}); {TRAIN_HINT}") from None
   finally:
     checkpointer.close()
   _check_variables(path, metadata, variables)

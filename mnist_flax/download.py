@@ -42,7 +42,7 @@ import urllib.parse
 import urllib.request
 
 from mnist_flax.constants import SPLITS
-from mnist_flax.errors import DataError
+from mnist_flax.errors import DataError, one_line
 
 # The files as TFDS registers and downloads them: gzipped.
 MNIST_FILES: tuple[str, ...] = tuple(
@@ -174,7 +174,7 @@ def _default_download_dir() -> pathlib.Path:
 
 
 def _download_failed(reason: str) -> DataError:
-  reason = " ".join(reason.split())  # the message must stay one line
+  reason = one_line(reason)
   return DataError(
       f"could not download MNIST through tensorflow-datasets ({reason}); use local files "
       "instead: --config.data.dir=/path/to/mnist or MNIST_DATA_DIR=/path/to/mnist "
