@@ -11,3 +11,5 @@ SPLITS = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 60000),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 10000),
 }
+# The four files as downloaded (and as a folder given by hand usually holds them): gzipped.
+FILES_GZ = tuple(f"{name}.gz" for images, labels, _ in SPLITS.values() for name in (images, labels))
