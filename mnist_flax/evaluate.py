@@ -8,8 +8,8 @@ honest its probabilities are (``ece``: expected calibration error over 15 equal-
 confidence bins, and ``nll``, at the checkpoint's calibration temperature, and at
 temperature 1 for comparison; see ``mnist_flax.calibration``), and the accuracy per digit; ``--report DIR`` also writes pictures and tables there (confusion matrix,
 the mistakes, per-digit precision/recall/F1, training curves: see ``mnist_flax.report``).
-MNIST comes from ``--data_dir``, then ``$MNIST_DATA_DIR``, then a tensorflow-datasets
-download, as in training. Exit codes as in ``mnist_flax.errors``
+MNIST comes from ``--data_dir``, then ``$MNIST_DATA_DIR``, then the folder the model's training
+read (recorded in its metadata) if it is still there, then a tensorflow-datasets download. Exit codes as in ``mnist_flax.errors``
 (3: checkpoint missing or unusable; 6: MNIST missing; 7: report folder unwritable).
 """
 
@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mnist_flax import errors
+from mnist_flax import data, errors
 from mnist_flax.constants import NUM_CLASSES
 
 PROG = "mnist_flax.evaluate"
@@ -37,8 +37,7 @@ def _parser() -> argparse.ArgumentParser:
   p = _Parser(prog="python -m mnist_flax.evaluate", description=__doc__.split("\n\n")[0])
   p.add_argument("--checkpoint", default=None, metavar="DIR",
                  help="promoted checkpoint (default: checkpoints/final)")
-  p.add_argument("--data_dir", "--data-dir", default=None, metavar="DIR",
-                 help="folder with the MNIST IDX files (default: $MNIST_DATA_DIR, then TFDS)")
+  data.add_dir_flag(p)
   p.add_argument("--json", action="store_true", help="print one JSON object")
   p.add_argument("--report", default=None, metavar="DIR",
                  help="also write confusion_matrix.png, mistakes.png, per_class.md and "
@@ -55,9 +54,10 @@ def predict_all(net: Any, variables: Any, images: np.ndarray, batch_size: int = 
 
 
 def measure(checkpoint_path: pathlib.Path, data_dir: str | None) -> dict[str, Any]:
-  from mnist_flax import calibration, checkpoint, data, model, report
+  from mnist_flax import calibration, checkpoint, model, report
   model_config, variables, metadata = checkpoint.load_final(checkpoint_path)
-  mnist = data.load(data.resolve_dir(data_dir))
+  folder = data.resolve_dir(data_dir, data.DIR_FLAG, metadata.get("data_dir"))
+  mnist = data.load(folder, data.DIR_FLAG)
   net = model.build(model_config)
   temperature = calibration.temperature_of(metadata)
   # What predict answers (at the checkpoint's temperature), and the model as trained (T = 1).
@@ -84,6 +84,7 @@ def measure(checkpoint_path: pathlib.Path, data_dir: str | None) -> dict[str, An
       "confusion_matrix": report.confusion_matrix(labels, predicted).tolist(),
       "step": metadata.get("step"),
       "data_matches_training": metadata.get("data_sha256") == mnist.sha256,
+      "data_dir": str(mnist.folder),
       "_probabilities": probs, "_labels": labels, "_images": mnist.test_images,
   }
 
@@ -98,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps(public))
     return 0
   recorded = public["recorded_test_accuracy"]
-  print(f"checkpoint {path} (step {public['step']})")
+  print(f"checkpoint {path} (step {public['step']}); MNIST from {public['data_dir']}")
   print(f"test accuracy {public['test_accuracy']:.4f} on {public['test_examples']} images "
         f"({public['errors']} wrong); recorded at training: "
         + (f"{recorded:.4f}" if isinstance(recorded, float) else "n/a"))

@@ -456,6 +456,7 @@ def _run(config: ml_collections.ConfigDict, workdir: pathlib.Path, mesh: jax.sha
       "step": int(state.step), "model": config.model.to_dict(), **last_eval,
       "config": run_meta["config"], "config_history": run_meta["config_history"],
       "data_sha256": mnist.sha256, "versions": _versions(),
+      "data_dir": str(mnist.folder),  # Where evaluate and calibrate look when not told.
       "num_devices": mesh.size, "num_processes": jax.process_count(),
   }
   final = checkpoint.checkpoint_dir(workdir) / checkpoint.FINAL

@@ -168,3 +168,8 @@ def test_evaluate_report_on_a_real_checkpoint(tmp_path, mnist_dir):
   per_class = (out / "per_class.md").read_text()
   assert f"| **accuracy** | | | {measured['test_accuracy']:.4f} | 10000 |" in per_class
   assert per_class.count("\n| ") >= 13
+  # Not told where MNIST is: the folder training read, recorded in the checkpoint's metadata.
+  again = run_module("mnist_flax.evaluate", "--checkpoint", str(workdir / "checkpoints/final"),
+                     "--json", env={"MNIST_DATA_DIR": ""})
+  assert again.returncode == 0, again.stderr
+  assert json.loads(again.stdout)["data_dir"] == str(mnist_dir.absolute())
