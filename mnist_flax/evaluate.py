@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import sys
 from typing import Any, Sequence
 
 import numpy as np
@@ -40,8 +41,8 @@ def _parser() -> argparse.ArgumentParser:
   data.add_dir_flag(p)
   p.add_argument("--json", action="store_true", help="print one JSON object")
   p.add_argument("--report", default=None, metavar="DIR",
-                 help="also write confusion_matrix.png, mistakes.png, per_class.md and "
-                      "training_curves.png into DIR")
+                 help="also write confusion_matrix.png, mistakes.png, per_class.md and, from the "
+                      "run that wrote the checkpoint, training_curves.png into DIR")
   return p
 
 
@@ -85,6 +86,7 @@ def measure(checkpoint_path: pathlib.Path, data_dir: str | None) -> dict[str, An
       "step": metadata.get("step"),
       "data_matches_training": metadata.get("data_sha256") == mnist.sha256,
       "data_dir": str(mnist.folder),
+      "_recorded": {k: metadata.get(k) for k in ("step", "test_accuracy", "test_loss")},
       "_probabilities": probs, "_labels": labels, "_images": mnist.test_images,
   }
 
@@ -95,8 +97,11 @@ def run(args: argparse.Namespace) -> int:
   result = measure(path, args.data_dir)
   public = {k: v for k, v in result.items() if not k.startswith("_")}
   written = _write_report(args.report, result, path) if args.report else None
+  left_out = written and written["curves_left_out"]
   if args.json:
     print(json.dumps(public))
+    if left_out:  # stdout stays one JSON object.
+      print(f"note: training curves left out: {left_out}", file=sys.stderr)
     return 0
   recorded = public["recorded_test_accuracy"]
   print(f"checkpoint {path} (step {public['step']}); MNIST from {public['data_dir']}")
@@ -112,16 +117,17 @@ def run(args: argparse.Namespace) -> int:
   if not public["data_matches_training"]:
     print("note: these MNIST files differ from the ones the model was trained on")
   if written is not None:
-    print(f"report written to {args.report}: " + ", ".join(p.name for p in written))
+    print(f"report written to {args.report}: " + ", ".join(p.name for p in written["files"]))
+  if left_out:
+    print(f"note: training curves left out: {left_out}")
   return 0
 
 
 def _write_report(directory: str, result: dict[str, Any],
-                  checkpoint_path: pathlib.Path) -> list[pathlib.Path]:
+                  checkpoint_path: pathlib.Path) -> dict[str, Any]:
   from mnist_flax import report  # matplotlib: loaded only when a report is asked for
   try:
-    return report.write_report(directory, result,
-                               metrics_path=report.metrics_of(checkpoint_path))["files"]
+    return report.write_report(directory, result, metrics_path=report.metrics_of(checkpoint_path))
   except OSError as e:
     raise errors.WorkdirError(f"cannot write the report to {directory}: "
                               f"{e.strerror or e}") from None
