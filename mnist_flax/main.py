@@ -103,9 +103,10 @@ def _overrides(argv: list[str]) -> list[tuple[str, str]]:
 
 def _refusal(error: Exception, argv: list[str]) -> errors.ConfigError:
   """A flag or override that absl or ml_collections refused, said in plain words."""
-  path = _config_file(argv)
+  # The default config's fields stand in for those of a config not named (yet).
+  path = _config_file(argv) or config_lib.CONFIGS_DIR / "default.py"
   try:
-    fields = config_lib.load_config_file(path or config_lib.CONFIGS_DIR / "default.py")
+    fields = config_lib.load_config_file(path)
   except Exception:  # A broken config file: what went wrong is in ``error`` already.
     return errors.ConfigError(f"bad config override: {errors.one_line(error)}")
   types = config_lib.field_types(fields)
@@ -140,14 +141,16 @@ def _parse(argv: list[str]) -> ml_collections.ConfigDict:
   if any(a in ("-h", "--help") for a in argv[1:]):
     print(_help())
     sys.exit(0)
-  _config_file(argv)
+  missing = errors.ConfigError("missing --config, e.g. --config=configs/default.py (--help "
+                               "lists the configs)")
+  if _config_file(argv) is None and _overrides(argv):  # Overrides of no config: absl's words.
+    raise missing
   try:
     flags.FLAGS(argv)
   except Exception as e:  # absl's flag errors; ml_collections' plain ones for overrides.
     raise _refusal(e, argv) from None
   if _CONFIG.value is None:
-    raise errors.ConfigError("missing --config, e.g. --config=configs/default.py (--help lists "
-                             "the configs)")
+    raise missing
   try:
     config = _CONFIG.value
     config.keys()

@@ -71,6 +71,7 @@ def test_validate_refuses_unusable_values(field, value, message):
     (["--config=configs/test.py", "--config.optimizer.learning_rate=inf"], "finite positive"),
     (["--config=configs/missing.py"], "config file not found: configs/missing.py"),
     ([], "missing --config"),
+    (["--config.num_iterations=5"], "missing --config"),
     (["--config=configs/test.py", "--no_such_flag"], "no_such_flag"),
 ])
 def test_cli_refuses_bad_configs_with_one_line_and_exit_2(args, message, tmp_path):
