@@ -29,7 +29,6 @@ import argparse
 import json
 import math
 import pathlib
-import sys
 from typing import Any, Mapping, Sequence
 
 from mnist_flax import errors
@@ -55,8 +54,8 @@ def _parser() -> argparse.ArgumentParser:
                            "validation split: fit on that split")
   source.add_argument("--temperature", type=float, default=None, metavar="T",
                       help="store this temperature instead of fitting one")
-  p.add_argument("--data_dir", "--data-dir", default=None, metavar="DIR",
-                 help="folder with the MNIST IDX files (default: $MNIST_DATA_DIR, then TFDS)")
+  from mnist_flax import data
+  data.add_dir_flag(p)
   p.add_argument("--json", action="store_true", help="print the stored calibration as JSON")
   return p
 
@@ -97,10 +96,11 @@ def fit_on_held_out(path: pathlib.Path, metadata: Mapping[str, Any], model_confi
         "its recipe with one, e.g. python -m mnist_flax.main --config=<its config> "
         "--config.data.validation=10000 --workdir=runs/replica, then pass "
         "--from runs/replica/checkpoints/final")
-  mnist = data.load(data.resolve_dir(data_dir))
+  folder = data.resolve_dir(data_dir, data.DIR_FLAG, metadata.get("data_dir"))
+  mnist = data.load(folder, data.DIR_FLAG)
   if metadata.get("data_sha256") and metadata["data_sha256"] != mnist.sha256:
     raise errors.DataError(f"these MNIST files are not the ones {path} was trained on, so its "
-                           "held-out images are unknown; point --data_dir at those")
+                           f"held-out images are unknown; point {data.DIR_FLAG} at those")
   start = len(mnist.train_images) - held_out
   images, labels = mnist.train_images[start:], mnist.train_labels[start:].astype(np.int64)
   logits = calibration.member_logits_all(model.build(model_config), variables, images)
@@ -160,12 +160,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  errors.quiet_background_threads()
-  try:
-    return run(_parser().parse_args(argv))
-  except errors.MnistFlaxError as e:
-    return errors.report(e, PROG)
+  return errors.run_command(PROG, lambda: run(_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  errors.leave(main())

@@ -49,6 +49,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 from mnist_flax import errors, integrity, workdir as workdir_lib
+from mnist_flax.constants import IMAGE_SIZE
 from mnist_flax.integrity import FINAL, NEW as _NEW, OLD as _OLD, TRAIN_HINT
 
 FORMAT = "mnist_flax/final/v1"
@@ -234,7 +235,7 @@ def _set_aside(manager: ocp.CheckpointManager, step: int, error: Exception, log)
   aside = path.with_name(f"{step}.damaged")
   reason = (getattr(error, "detail", None) or str(error)
             if isinstance(error, errors.MnistFlaxError) else f"{type(error).__name__}: {error}")
-  log(f"checkpoint {step} is damaged ({' '.join(reason.split())[:160]}); set aside as "
+  log(f"checkpoint {step} is damaged ({errors.one_line(reason, 160)}); set aside as "
       f"{aside.name}, trying an older one")
   if jax.process_index() == 0:
     if aside.exists():
@@ -362,7 +363,7 @@ def _restore_final(path: pathlib.Path) -> tuple[dict[str, Any], Any, dict[str, A
   except Exception as e:  # Damaged files surface as many exception types inside Orbax.
     raise errors.CheckpointError(
         f"checkpoint {path} is damaged or incomplete ({type(e).__name__}: "
-        f"{' '.join(str(e).split())[:160]}); {TRAIN_HINT}") from None
+        f"{errors.one_line(e, 160)}); {TRAIN_HINT}") from None
   finally:
     checkpointer.close()
   _check_variables(path, metadata, variables)
@@ -386,7 +387,8 @@ def _check_variables(path: pathlib.Path, metadata: Mapping[str, Any], variables:
   from mnist_flax import model  # Flax import deferred: only needed once files look sane.
   try:
     net = model.build(metadata["model"])
-    expected = jax.eval_shape(net.init, jax.random.key(0), np.zeros((1, 28, 28), np.float32))
+    expected = jax.eval_shape(net.init, jax.random.key(0),
+                              np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.float32))
   except Exception as e:
     raise errors.CheckpointError(f"{path} has an unusable model config ({e}); {TRAIN_HINT}") from None
   shapes = lambda tree: jax.tree.map(lambda a: (tuple(a.shape), str(a.dtype)), tree)

@@ -11,11 +11,15 @@ Config files live in ``configs/`` and define ``get_config()``; variants build on
       return config
 
 ``validate(config)`` refuses values that would only fail later (after an hour of training, or
-deep inside JAX) with a one-line ``ConfigError`` (exit code 2).
+deep inside JAX) with a one-line ``ConfigError`` (exit code 2). ``available()``, ``field_types``,
+``closest_field`` and ``type_in_words`` give the command line (``mnist_flax.main``) what it
+needs for its help and for plain-words refusals of a misspelt field or a value of the wrong type.
 """
 
 from __future__ import annotations
 
+import ast
+import difflib
 import importlib.util
 import math
 import pathlib
@@ -25,7 +29,9 @@ from typing import Any
 import ml_collections
 
 from mnist_flax import errors
+from mnist_flax.constants import IMAGE_SIZE
 
+CONFIGS_DIR = pathlib.Path(__file__).resolve().parent.parent / "configs"
 POOLS = ("max", "avg")
 OPTIMIZERS = ("adam", "adamw", "sgd", "lion")
 SCHEDULES = ("constant", "onecycle", "cosine")
@@ -50,9 +56,54 @@ def load_config_file(path: str | pathlib.Path) -> ml_collections.ConfigDict:
   return sibling_config(str(path), path.stem).get_config()
 
 
+def available(folder: pathlib.Path = CONFIGS_DIR) -> list[tuple[pathlib.Path, str]]:
+  """The config files in ``folder``, each with its docstring's first line (read, not run)."""
+  out = []
+  for path in sorted(folder.glob("*.py")):
+    try:
+      doc = ast.get_docstring(ast.parse(path.read_text())) or ""
+    except (OSError, SyntaxError, ValueError):
+      doc = ""
+    out.append((path, doc.split("\n")[0]))
+  return out
+
+
+def field_types(config: ml_collections.ConfigDict, prefix: str = "") -> dict[str, type]:
+  """Every field of ``config`` by its dotted path (``model.features``), with the type that
+  an override of it must parse as (a group of fields is a ConfigDict)."""
+  out: dict[str, type] = {}
+  for key, value in config.items():
+    out[prefix + key] = config.get_type(key)
+    if isinstance(value, ml_collections.ConfigDict):
+      out.update(field_types(value, f"{prefix}{key}."))
+  return out
+
+
+def closest_field(config: ml_collections.ConfigDict, path: str) -> str | None:
+  """The field of ``config`` that ``path`` most likely misspells, or None."""
+  candidates = [f for f, t in field_types(config).items()
+                if not issubclass(t, ml_collections.ConfigDict)]
+  matches = difflib.get_close_matches(path, candidates, n=1, cutoff=0.6)
+  if not matches:  # The right name in the wrong group: "--config.features" for model.features.
+    matches = [f for f in candidates if f.rsplit(".", 1)[-1] == path.rsplit(".", 1)[-1]][:1]
+  return matches[0] if matches else None
+
+
+# What a value of each field type looks like on the command line, in plain words.
+_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+               tuple: "a tuple, e.g. (32,64)", list: "a list, e.g. [32,64]"}
+
+
+def type_in_words(field_type: type) -> str:
+  """``int`` -> "an integer": what a field of this type expects, for a message."""
+  if issubclass(field_type, ml_collections.ConfigDict):
+    return "a group of fields, each set on its own (--config.GROUP.FIELD=VALUE)"
+  return _TYPE_WORDS.get(field_type, f"a {field_type.__name__}")
+
+
 def output_side(model: ml_collections.ConfigDict) -> int:
-  """Side of the model's last feature map, from its config alone (28x28 input)."""
-  side = 28 // model.space_to_depth
+  """Side of the model's last feature map, from its config alone (IMAGE_SIZE square input)."""
+  side = IMAGE_SIZE // model.space_to_depth
   for padding, window in zip(model.padding, model.pool_windows):
     side = (side - (model.kernel_size - 1 if padding == "VALID" else 0)) // window
   return side
@@ -98,9 +149,9 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
   _choice(model.pool, "model.pool", POOLS)
   if not 0.0 <= model.dropout < 1.0:
     raise errors.ConfigError(f"config.model.dropout must be in [0, 1), got {model.dropout!r}")
-  if 28 % model.space_to_depth:
+  if IMAGE_SIZE % model.space_to_depth:
     raise errors.ConfigError(
-        f"config.model.space_to_depth must divide 28, got {model.space_to_depth!r}")
+        f"config.model.space_to_depth must divide {IMAGE_SIZE}, got {model.space_to_depth!r}")
   if not len(model.features) == len(model.padding) == len(model.pool_windows):
     raise errors.ConfigError("config.model.features, padding and pool_windows need one entry "
                              f"per conv block; got {len(model.features)}, {len(model.padding)} "
@@ -111,8 +162,8 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     raise errors.ConfigError(
         f"config.model.pool_windows must be positive integers, got {model.pool_windows!r}")
   if output_side(model) < 1:
-    raise errors.ConfigError("config.model shrinks the 28x28 input to nothing: fewer blocks, "
-                             "SAME padding or smaller pool_windows")
+    raise errors.ConfigError(f"config.model shrinks the {IMAGE_SIZE}x{IMAGE_SIZE} input to "
+                             "nothing: fewer blocks, SAME padding or smaller pool_windows")
 
   opt = config.optimizer
   _choice(opt.name, "optimizer.name", OPTIMIZERS)

@@ -4,9 +4,11 @@
     mnist = data.load(data.resolve_dir(config.data.dir))   # host numpy arrays, uint8
     mnist.train_images.shape                                 # (60000, 28, 28)
 
-Where the files come from, in order: ``config.data.dir``; the ``MNIST_DATA_DIR`` environment
-variable; otherwise tensorflow-datasets downloads and caches them (``mnist_flax.download``,
-imported only then). Each file may be gzipped (``.gz``) or raw. Magic numbers, shapes, counts
+Where the files come from, in order: ``config.data.dir`` (``--data_dir`` for evaluate and
+calibrate); the ``MNIST_DATA_DIR`` environment variable; for a trained model, the folder its
+training read (recorded in its metadata as ``data_dir``) if it is still there; otherwise
+tensorflow-datasets downloads and caches them (``mnist_flax.download``, imported only then).
+Every hint names the flag of the command at hand (``flag``). Each file may be gzipped (``.gz``) or raw. Magic numbers, shapes, counts
 and label values are checked, and an error names the file at fault.
 
 Putting the arrays on devices and drawing batches there is the training loop's business
@@ -15,6 +17,7 @@ Putting the arrays on devices and drawing batches there is the training loop's b
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import gzip
 import hashlib
@@ -26,19 +29,25 @@ import zlib
 import numpy as np
 
 from mnist_flax import errors
+from mnist_flax.constants import FILES_GZ, IMAGE_SIZE, NUM_CLASSES, SPLITS
 
 ENV_VAR = "MNIST_DATA_DIR"
-IMAGE_SIZE = 28
-NUM_CLASSES = 10
-# (images file, labels file, number of examples) per split.
-SPLITS = {
-    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", 60000),
-    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 10000),
-}
+CONFIG_FLAG = "--config.data.dir"  # How training (mnist_flax.main) names the folder.
+DIR_FLAG = "--data_dir"  # How evaluate and calibrate name it.
 _UBYTE = 0x08
-HOW_TO_POINT = (f"set --config.data.dir=/path/to/mnist or {ENV_VAR}=/path/to/mnist (a folder with "
-                "train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, "
-                "t10k-images-idx3-ubyte.gz, t10k-labels-idx1-ubyte.gz)")
+
+
+def how_to_point(flag: str = CONFIG_FLAG) -> str:
+  """How to name a local MNIST folder, with ``flag``: the command at hand's own flag."""
+  return (f"{flag}=/path/to/mnist or {ENV_VAR}=/path/to/mnist (a folder with "
+          f"{', '.join(FILES_GZ)})")
+
+
+def add_dir_flag(parser: argparse.ArgumentParser) -> None:
+  """Adds ``--data_dir`` (evaluate's and calibrate's way to name the MNIST folder)."""
+  parser.add_argument(DIR_FLAG, DIR_FLAG.replace("_", "-"), default=None, metavar="DIR",
+                      help=f"folder with the MNIST IDX files (default: ${ENV_VAR}, then the "
+                           "folder the model was trained on, then TFDS)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,26 +59,31 @@ class Mnist:
   test_images: np.ndarray   # (10000, 28, 28)
   test_labels: np.ndarray   # (10000,)
   sha256: dict[str, str]    # canonical file name -> hex digest of the raw IDX bytes
+  folder: pathlib.Path | None = None  # Where they were read, absolute.
 
 
-def resolve_dir(configured: str | None) -> pathlib.Path:
-  """Returns the folder to read: the configured one, $MNIST_DATA_DIR, or a TFDS download."""
-  for source, value in (("config.data.dir", configured), (ENV_VAR, os.environ.get(ENV_VAR))):
+def resolve_dir(configured: str | None, flag: str = CONFIG_FLAG,
+                trained_on: str | None = None) -> pathlib.Path:
+  """Returns the folder to read: the one given as ``flag``, $MNIST_DATA_DIR, the folder a
+  model's training read (``trained_on``, if it is still a folder), or a TFDS download."""
+  for source, value in ((flag, configured), (ENV_VAR, os.environ.get(ENV_VAR))):
     if value:
       path = pathlib.Path(value).expanduser()
       if not path.is_dir():
-        raise errors.DataError(f"{source}={value} is not a folder with the MNIST IDX files; "
-                               + HOW_TO_POINT)
+        raise errors.DataError(f"{source}={value} is not a folder with the MNIST IDX files; set "
+                               + how_to_point(flag))
       return path
+  if trained_on and pathlib.Path(trained_on).is_dir():
+    return pathlib.Path(trained_on)
   from mnist_flax import download  # Lazy: TFDS costs a second to import and is rarely needed.
-  return download.fetch_mnist()
+  return download.fetch_mnist(flag=flag)
 
 
-def _find(folder: pathlib.Path, stem: str) -> pathlib.Path:
+def _find(folder: pathlib.Path, stem: str, flag: str) -> pathlib.Path:
   for name in (stem + ".gz", stem):
     if (folder / name).is_file():
       return folder / name
-  raise errors.DataError(f"missing MNIST file {stem}[.gz] in {folder}; " + HOW_TO_POINT)
+  raise errors.DataError(f"missing MNIST file {stem}[.gz] in {folder}; set " + how_to_point(flag))
 
 
 def _read_bytes(path: pathlib.Path) -> bytes:
@@ -100,12 +114,12 @@ def parse_idx(raw: bytes, name: str = "IDX data") -> np.ndarray:
   return np.frombuffer(raw, np.uint8, offset=header).reshape(shape)
 
 
-def _load_split(folder: pathlib.Path, split: str,
-                digests: dict[str, str]) -> tuple[np.ndarray, np.ndarray]:
+def _load_split(folder: pathlib.Path, split: str, digests: dict[str, str],
+                flag: str) -> tuple[np.ndarray, np.ndarray]:
   images_stem, labels_stem, count = SPLITS[split]
   arrays = []
   for stem, ndim in ((images_stem, 3), (labels_stem, 1)):
-    path = _find(folder, stem)
+    path = _find(folder, stem, flag)
     raw = _read_bytes(path)
     digests[stem] = hashlib.sha256(raw).hexdigest()
     array = parse_idx(raw, str(path))
@@ -117,16 +131,17 @@ def _load_split(folder: pathlib.Path, split: str,
   images, labels = arrays
   if images.shape[1:] != (IMAGE_SIZE, IMAGE_SIZE):
     raise errors.DataError(f"{folder / images_stem} is malformed: images are "
-                           f"{images.shape[1:]}, expected 28x28")
+                           f"{images.shape[1:]}, expected {IMAGE_SIZE}x{IMAGE_SIZE}")
   if labels.max(initial=0) >= NUM_CLASSES:
-    raise errors.DataError(f"{folder / labels_stem} is malformed: label {labels.max()} > 9")
+    raise errors.DataError(f"{folder / labels_stem} is malformed: label {labels.max()} > {NUM_CLASSES - 1}")
   return images, labels
 
 
-def load(folder: str | os.PathLike) -> Mnist:
-  """Reads and checks both splits from ``folder``; raises ``DataError`` naming a bad file."""
+def load(folder: str | os.PathLike, flag: str = CONFIG_FLAG) -> Mnist:
+  """Reads and checks both splits from ``folder``; raises ``DataError`` naming a bad file
+  (and ``flag``, the command's own flag, to point at another folder)."""
   folder = pathlib.Path(folder)
   digests: dict[str, str] = {}
-  train_images, train_labels = _load_split(folder, "train", digests)
-  test_images, test_labels = _load_split(folder, "test", digests)
-  return Mnist(train_images, train_labels, test_images, test_labels, digests)
+  train_images, train_labels = _load_split(folder, "train", digests, flag)
+  test_images, test_labels = _load_split(folder, "test", digests, flag)
+  return Mnist(train_images, train_labels, test_images, test_labels, digests, folder.absolute())

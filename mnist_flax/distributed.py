@@ -54,7 +54,7 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
     jax.distributed.initialize(coordinator_address, num_processes, process_id,
                                initialization_timeout=120)
   except (ValueError, RuntimeError) as e:
-    raise errors.ConfigError(f"jax.distributed.initialize failed: {' '.join(str(e).split())[:200]}") from None
+    raise errors.ConfigError(f"jax.distributed.initialize failed: {errors.one_line(e, 200)}") from None
   return True
 
 

@@ -41,14 +41,11 @@ import time
 import urllib.parse
 import urllib.request
 
-from mnist_flax.errors import DataError
+from mnist_flax import data
+from mnist_flax.constants import FILES_GZ
+from mnist_flax.errors import DataError, one_line
 
-MNIST_FILES: tuple[str, ...] = (
-    "train-images-idx3-ubyte.gz",
-    "train-labels-idx1-ubyte.gz",
-    "t10k-images-idx3-ubyte.gz",
-    "t10k-labels-idx1-ubyte.gz",
-)
+MNIST_FILES: tuple[str, ...] = FILES_GZ  # As TFDS registers and downloads them.
 
 # TFDS's name for the dataset: its checksum file is url_checksums/mnist.txt and the builder
 # downloads into downloads/mnist/, which we share so neither side downloads twice.
@@ -72,6 +69,7 @@ def fetch_mnist(
     progress: bool = True,
     urls: Mapping[str, str] | None = None,
     checksums: Mapping[str, tuple[int, str]] | None = None,
+    flag: str = data.CONFIG_FLAG,
 ) -> pathlib.Path:
   """Returns a directory holding the four canonical MNIST ``.gz`` IDX files, downloading if needed.
 
@@ -85,6 +83,7 @@ def fetch_mnist(
       private mirrors.
     checksums: canonical file name -> (size in bytes, sha256 hex); default TFDS's registered
       values, which the downloaded files must match.
+    flag: the calling command's own flag for a local folder, named in the error's hint.
 
   Returns:
     ``<cache_dir>/mnist_idx``, holding the files named as in ``MNIST_FILES``.
@@ -92,6 +91,16 @@ def fetch_mnist(
   Raises:
     DataError: the files could not be downloaded or failed verification.
   """
+  try:
+    return _fetch(cache_dir, timeout, progress, urls, checksums)
+  except _DownloadFailed as e:
+    raise DataError(f"could not download MNIST through tensorflow-datasets ({e}); use local "
+                    f"files instead: {data.how_to_point(flag)}") from e
+
+
+def _fetch(cache_dir: str | os.PathLike[str] | None, timeout: float, progress: bool,
+           urls: Mapping[str, str] | None,
+           checksums: Mapping[str, tuple[int, str]] | None) -> pathlib.Path:
   start = time.monotonic()
   urls, checksums = _sources(urls, checksums)
   download_dir = (
@@ -175,13 +184,12 @@ def _default_download_dir() -> pathlib.Path:
   return pathlib.Path(data_dir).expanduser() / "downloads"
 
 
+class _DownloadFailed(DataError):
+  """Why the download failed, in one line; ``fetch_mnist`` adds how to use local files."""
+
+
 def _download_failed(reason: str) -> DataError:
-  reason = " ".join(reason.split())  # the message must stay one line
-  return DataError(
-      f"could not download MNIST through tensorflow-datasets ({reason}); use local files "
-      "instead: --config.data.dir=/path/to/mnist or MNIST_DATA_DIR=/path/to/mnist "
-      f"(a folder with {', '.join(MNIST_FILES)})"
-  )
+  return _DownloadFailed(one_line(reason))
 
 
 def _matches(path: pathlib.Path, expected: tuple[int, str]) -> bool:

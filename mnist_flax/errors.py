@@ -1,37 +1,87 @@
-"""Errors users can act on, and the exit codes the commands return for them.
+"""Errors users can act on, the exit codes the commands return, and the one wrapper they share.
 
-Every command catches ``MnistFlaxError`` at its top level, prints ``str(error)`` as one line on
-stderr (never a traceback) and exits with ``error.exit_code``. The codes are documented in
-README.md ("Exit codes") and are part of the command-line interface:
+Every ``python -m mnist_flax.X`` command hands its body to ``run_command``::
 
-==  ====================  ===========================================================
-0   ok
-1   InputNotFound         an input path given on the command line does not exist
-2   ConfigError           config file missing or unusable, or a value refused
-3   CheckpointError       checkpoint missing, partial, damaged or incompatible
-4   ImageError            a file that is not a readable JPEG/PNG/GIF/BMP image
-5   NoDigitFound          an image with nothing on it to read (result, not a crash)
-6   DataError             MNIST files missing or malformed, or download impossible
-7   WorkdirError          workdir unwritable, full, or in use by another live run; a
-                          checkpoint that could not be written (disk full, quota, file-size
-                          limit, read-only file system, a file where a folder should be)
-8   DivergedError         training loss became NaN or infinite
-9   LostProcess           another process of a multi-process run died or became unreachable
-130 Interrupted (SIGINT)  checkpoint saved at the current step, run can be resumed
-143 Interrupted (SIGTERM) checkpoint saved at the current step, run can be resumed
-70  internal error        a bug: the one-line message says what broke; please report it
-==  ====================  ===========================================================
+    def main(argv: Sequence[str] | None = None) -> int:
+      return errors.run_command(PROG, lambda: run(_parser().parse_args(argv)))
+
+which prints a ``MnistFlaxError`` as one line on stderr (``PROG: error: message``, never a
+traceback) and returns its ``exit_code``; any other exception is an "internal error" (exit 70),
+one line too, unless ``MNIST_FLAX_TRACEBACK=1`` asks for the traceback. The codes are part of
+the command-line interface: ``EXIT_CODES`` below is the one table of them (code, name, meaning);
+README.md ("Exit codes") shows it, and tests/test_errors.py checks that the two agree
+(``python -c "from mnist_flax import errors; print(errors.exit_code_table())"`` prints it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import os
 import re
 import sys
+from typing import Callable, NoReturn
 
-OK = 0
-INTERNAL = 70
+# Set to 1 to get the traceback of an internal error instead of its one line.
+TRACEBACK_ENV = "MNIST_FLAX_TRACEBACK"
+
+
+@dataclasses.dataclass(frozen=True)
+class ExitCode:
+  """One row of the exit-code table: ``name`` is the exception class for codes that have one."""
+
+  code: int
+  name: str
+  meaning: str
+
+
+EXIT_CODES: tuple[ExitCode, ...] = (
+    ExitCode(0, "ok", "success (`infer`: every image read)"),
+    ExitCode(1, "InputNotFound", "an input path does not exist (or is a broken symbolic link), or "
+             "a folder holds no JPEG, PNG, GIF or BMP image (`infer`)"),
+    ExitCode(2, "ConfigError", "bad command line or config: unknown flag or config field, a "
+             "value of the wrong type or refused, missing or unusable config file, `--top-k` "
+             "outside 1-10, a `--save-preprocessed` folder that cannot be created or written, an "
+             "address `serve` cannot use, no validation split for `calibrate` to fit on"),
+    ExitCode(3, "CheckpointError", "checkpoint missing, partial, damaged (any file that does not "
+             "match its checksum manifest, or none), foreign, incompatible (another model, "
+             "optimizer, seed or batch size), holding a symlink, FIFO or device, or giving "
+             "non-finite weights or probabilities (the message says how to train one)"),
+    ExitCode(4, "ImageError", "not a readable JPEG, PNG, GIF or BMP: another format (TIFF, WEBP, "
+             "HEIC, ...), empty, truncated, corrupt, too large (over 64 megapixels or 1 GiB), a "
+             "pipe or device, a symlink loop, no read permission, or a file that takes more than "
+             "a few seconds to decode (`infer`)"),
+    ExitCode(5, "NoDigitFound", "no digit found in an image (blank, flat or noise-only): printed "
+             "on stdout as the answer, \"No digit found.\", as it is a result rather than a "
+             "failure (`infer`)"),
+    ExitCode(6, "DataError", "MNIST files missing or malformed, not the files the model was "
+             "trained on (`calibrate`), or the download is impossible"),
+    ExitCode(7, "WorkdirError", "workdir or `checkpoints/` not writable, or in use by another "
+             "live run; a save or promotion that failed to write (disk full, quota, file-size "
+             "limit, read-only file system, a file where a folder should be), within seconds; "
+             "report folder not writable"),
+    ExitCode(8, "DivergedError", "training diverged (NaN or infinite loss)"),
+    ExitCode(9, "LostProcess", "another process of a multi-process run died or became "
+             "unreachable (named in the one line); the checkpoints saved so far are kept"),
+    ExitCode(70, "internal error", "a bug: the one line says what broke; please report it "
+             f"(`{TRACEBACK_ENV}=1` shows the traceback)"),
+    ExitCode(130, "Interrupted (SIGINT)", "stopped by Ctrl-C, after saving a checkpoint when "
+             "training (run again to resume), after answering the requests in flight (`serve`)"),
+    ExitCode(141, "stdout closed", "the output was closed early (e.g. piped into `head`): stops "
+             "quietly"),
+    ExitCode(143, "Interrupted (SIGTERM)", "stopped by SIGTERM, as for 130"),
+)
+_CODES = {row.name: row.code for row in EXIT_CODES}
+OK = _CODES["ok"]
+INTERNAL = _CODES["internal error"]
+SIGINT = _CODES["Interrupted (SIGINT)"]
+STDOUT_CLOSED = _CODES["stdout closed"]
+
+
+def exit_code_table() -> str:
+  """``EXIT_CODES`` as the Markdown table README.md shows."""
+  return "\n".join(["| code | name | meaning |", "|---|---|---|"] + [
+      f"| {row.code} | {row.name} | {row.meaning} |" for row in EXIT_CODES])
 
 
 class MnistFlaxError(Exception):
@@ -46,45 +96,45 @@ class MnistFlaxError(Exception):
 
 
 class InputNotFound(MnistFlaxError):
-  exit_code = 1
+  exit_code = _CODES["InputNotFound"]
 
 
 class ConfigError(MnistFlaxError):
-  exit_code = 2
+  exit_code = _CODES["ConfigError"]
 
 
 class CheckpointError(MnistFlaxError):
-  exit_code = 3
+  exit_code = _CODES["CheckpointError"]
 
 
 class ImageError(MnistFlaxError):
-  exit_code = 4
+  exit_code = _CODES["ImageError"]
 
 
 class NoDigitFound(MnistFlaxError):
-  exit_code = 5
+  exit_code = _CODES["NoDigitFound"]
 
 
 class DataError(MnistFlaxError):
-  exit_code = 6
+  exit_code = _CODES["DataError"]
 
 
 class WorkdirError(MnistFlaxError):
-  exit_code = 7
+  exit_code = _CODES["WorkdirError"]
 
 
 class DivergedError(MnistFlaxError):
-  exit_code = 8
+  exit_code = _CODES["DivergedError"]
 
 
 class LostProcess(MnistFlaxError):
-  exit_code = 9
+  exit_code = _CODES["LostProcess"]
 
 
 class Interrupted(MnistFlaxError):
   """Raised after a clean save on SIGINT (exit 130) or SIGTERM (exit 143)."""
 
-  exit_code = 130
+  exit_code = SIGINT
 
 
 def quiet_background_threads() -> None:
@@ -93,6 +143,31 @@ def quiet_background_threads() -> None:
   import threading
   threading.excepthook = lambda args: None
   sys.unraisablehook = lambda unraisable: None
+
+
+def leave(code: int) -> NoReturn:
+  """Ends a command's process with ``code`` (its ``if __name__ == "__main__"`` line).
+
+  After a failure, Orbax's threads may wait minutes for writes that will never come, and JAX
+  interrupted mid-import can abort at interpreter teardown: the one line is out and every
+  committed file is on disk, so the process leaves at once, skipping the teardown.
+  """
+  try:
+    sys.stdout.flush()  # What a command printed last may still sit in the buffer.
+  except BrokenPipeError:
+    code = code or _stdout_closed()
+  sys.stderr.flush()
+  if code != OK:
+    os._exit(code)
+  sys.exit(code)
+
+
+def _stdout_closed() -> int:
+  """The reader of stdout has gone (``| head``): nobody to tell, so no message. Points stdout at
+  /dev/null so that no later flush raises again, and returns the exit code for it."""
+  devnull = os.open(os.devnull, os.O_WRONLY)
+  os.dup2(devnull, sys.stdout.fileno())
+  return STDOUT_CLOSED
 
 
 # Why a write failed, for the errors a user fixes on the file system rather than in the code.
@@ -128,15 +203,53 @@ def write_failure(error: BaseException, where: str | os.PathLike,
   if code is not None:
     cause = DISK_CAUSES.get(code) or os.strerror(code)
   else:
-    cause = f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
+    cause = f"{type(error).__name__}: {one_line(error, 200)}"
   return WorkdirError(f"{what} {shown_path(where)} ({cause})")
 
 
+def one_line(text: object, limit: int | None = None) -> str:
+  """``text`` as one line (its lines joined by a space), cut after ``limit`` characters: every
+  message is one line, whatever a library put in the exception it wraps."""
+  line = " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+  return line if limit is None else line[:limit]
+
+
 def report(error: MnistFlaxError, prog: str) -> int:
-  """Prints ``error`` as one line on stderr and returns its exit code."""
-  message = " ".join(str(error).split("\n"))
-  print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
+  """Prints ``error`` as one line on stderr (``prog: error: ...``) and returns its exit code."""
+  print(f"{prog}: error: {one_line(error)}", file=sys.stderr, flush=True)
   return error.exit_code
+
+
+def internal_error(error: BaseException) -> MnistFlaxError:
+  """The one line (exit 70) for an exception no code path expected: a bug."""
+  return MnistFlaxError(f"internal error ({type(error).__name__}: {one_line(error, 300)}); rerun "
+                        f"with {TRACEBACK_ENV}=1 for the traceback, and please report it",
+                        INTERNAL)
+
+
+def run_command(prog: str, body: Callable[[], int],
+                known: Callable[[Exception], MnistFlaxError | None] | None = None) -> int:
+  """Runs a command's ``body`` and returns its exit code, every failure said in one line.
+
+  ``MnistFlaxError``: its message and code. Ctrl-C before the command handles it: 130, quietly.
+  A closed stdout (``| head``): 141, quietly, as nobody is left to read. Anything else: what
+  ``known`` makes of it (a command's own translations, e.g. a full disk), else an internal
+  error (70), or the traceback with ``MNIST_FLAX_TRACEBACK=1``. Library threads are silenced
+  first (``quiet_background_threads``) so that their tracebacks cannot follow the one line.
+  """
+  quiet_background_threads()
+  try:
+    return body()
+  except MnistFlaxError as e:
+    return report(e, prog)
+  except KeyboardInterrupt:
+    return SIGINT
+  except BrokenPipeError:
+    return _stdout_closed()
+  except Exception as e:
+    if os.environ.get(TRACEBACK_ENV):
+      raise
+    return report((known(e) if known else None) or internal_error(e), prog)
 
 
 def shown_path(path: str | os.PathLike) -> str:

@@ -8,8 +8,8 @@ honest its probabilities are (``ece``: expected calibration error over 15 equal-
 confidence bins, and ``nll``, at the checkpoint's calibration temperature, and at
 temperature 1 for comparison; see ``mnist_flax.calibration``), and the accuracy per digit; ``--report DIR`` also writes pictures and tables there (confusion matrix,
 the mistakes, per-digit precision/recall/F1, training curves: see ``mnist_flax.report``).
-MNIST comes from ``--data_dir``, then ``$MNIST_DATA_DIR``, then a tensorflow-datasets
-download, as in training. Exit codes as in ``mnist_flax.errors``
+MNIST comes from ``--data_dir``, then ``$MNIST_DATA_DIR``, then the folder the model's training
+read (recorded in its metadata) if it is still there, then a tensorflow-datasets download. Exit codes as in ``mnist_flax.errors``
 (3: checkpoint missing or unusable; 6: MNIST missing; 7: report folder unwritable).
 """
 
@@ -23,7 +23,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from mnist_flax import errors
+from mnist_flax import data, errors
+from mnist_flax.constants import NUM_CLASSES
 
 PROG = "mnist_flax.evaluate"
 _BATCH = 1000  # Test images per predict call: one compilation for the 10,000.
@@ -38,19 +39,19 @@ def _parser() -> argparse.ArgumentParser:
   p = _Parser(prog="python -m mnist_flax.evaluate", description=__doc__.split("\n\n")[0])
   p.add_argument("--checkpoint", default=None, metavar="DIR",
                  help="promoted checkpoint (default: checkpoints/final)")
-  p.add_argument("--data_dir", "--data-dir", default=None, metavar="DIR",
-                 help="folder with the MNIST IDX files (default: $MNIST_DATA_DIR, then TFDS)")
+  data.add_dir_flag(p)
   p.add_argument("--json", action="store_true", help="print one JSON object")
   p.add_argument("--report", default=None, metavar="DIR",
-                 help="also write confusion_matrix.png, mistakes.png, per_class.md and "
-                      "training_curves.png into DIR")
+                 help="also write confusion_matrix.png, mistakes.png, per_class.md and, from the "
+                      "run that wrote the checkpoint, training_curves.png into DIR")
   return p
 
 
 def measure(checkpoint_path: pathlib.Path, data_dir: str | None) -> dict[str, Any]:
-  from mnist_flax import calibration, data, model, predictor
+  from mnist_flax import calibration, model, predictor, report
   model_config, variables, metadata = predictor.load_final(checkpoint_path)
-  mnist = data.load(data.resolve_dir(data_dir))
+  folder = data.resolve_dir(data_dir, data.DIR_FLAG, metadata.get("data_dir"))
+  mnist = data.load(folder, data.DIR_FLAG)
   net = model.build(model_config)
   temperature = calibration.temperature_of(metadata)
   def at(t: float) -> np.ndarray:
@@ -62,8 +63,6 @@ def measure(checkpoint_path: pathlib.Path, data_dir: str | None) -> dict[str, An
   predicted = probs.argmax(-1)
   labels = mnist.test_labels.astype(np.int64)
   correct = predicted == labels
-  confusion = np.zeros((10, 10), np.int64)
-  np.add.at(confusion, (labels, predicted), 1)
   return {
       "checkpoint": str(checkpoint_path),
       "test_accuracy": float(correct.mean()),
@@ -77,10 +76,13 @@ def measure(checkpoint_path: pathlib.Path, data_dir: str | None) -> dict[str, An
                        "ece": round(calibration.ece(raw, labels), 6),
                        "nll": round(calibration.nll(raw, labels), 6)},
       "errors": int((~correct).sum()),
-      "per_class_accuracy": {str(d): float(correct[labels == d].mean()) for d in range(10)},
-      "confusion_matrix": confusion.tolist(),
+      "per_class_accuracy": {str(d): float(correct[labels == d].mean())
+                             for d in range(NUM_CLASSES)},
+      "confusion_matrix": report.confusion_matrix(labels, predicted).tolist(),
       "step": metadata.get("step"),
       "data_matches_training": metadata.get("data_sha256") == mnist.sha256,
+      "data_dir": str(mnist.folder),
+      "_recorded": {k: metadata.get(k) for k in ("step", "test_accuracy", "test_loss")},
       "_probabilities": probs, "_labels": labels, "_images": mnist.test_images,
   }
 
@@ -91,11 +93,14 @@ def run(args: argparse.Namespace) -> int:
   result = measure(path, args.data_dir)
   public = {k: v for k, v in result.items() if not k.startswith("_")}
   written = _write_report(args.report, result, path) if args.report else None
+  left_out = written and written["curves_left_out"]
   if args.json:
     print(json.dumps(public))
+    if left_out:  # stdout stays one JSON object.
+      print(f"note: training curves left out: {left_out}", file=sys.stderr)
     return 0
   recorded = public["recorded_test_accuracy"]
-  print(f"checkpoint {path} (step {public['step']})")
+  print(f"checkpoint {path} (step {public['step']}); MNIST from {public['data_dir']}")
   print(f"test accuracy {public['test_accuracy']:.4f} on {public['test_examples']} images "
         f"({public['errors']} wrong); recorded at training: "
         + (f"{recorded:.4f}" if isinstance(recorded, float) else "n/a"))
@@ -108,28 +113,25 @@ def run(args: argparse.Namespace) -> int:
   if not public["data_matches_training"]:
     print("note: these MNIST files differ from the ones the model was trained on")
   if written is not None:
-    print(f"report written to {args.report}: " + ", ".join(p.name for p in written))
+    print(f"report written to {args.report}: " + ", ".join(p.name for p in written["files"]))
+  if left_out:
+    print(f"note: training curves left out: {left_out}")
   return 0
 
 
 def _write_report(directory: str, result: dict[str, Any],
-                  checkpoint_path: pathlib.Path) -> list[pathlib.Path]:
+                  checkpoint_path: pathlib.Path) -> dict[str, Any]:
   from mnist_flax import report  # matplotlib: loaded only when a report is asked for
   try:
-    return report.write_report(directory, result,
-                               metrics_path=report.metrics_of(checkpoint_path))["files"]
+    return report.write_report(directory, result, metrics_path=report.metrics_of(checkpoint_path))
   except OSError as e:
     raise errors.WorkdirError(f"cannot write the report to {directory}: "
                               f"{e.strerror or e}") from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  errors.quiet_background_threads()
-  try:
-    return run(_parser().parse_args(argv))
-  except errors.MnistFlaxError as e:
-    return errors.report(e, PROG)
+  return errors.run_command(PROG, lambda: run(_parser().parse_args(argv)))
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  errors.leave(main())

@@ -24,10 +24,6 @@ digit.
 workdir (or its ``checkpoints/`` folder) whose ``final`` to use; its architecture comes from
 the checkpoint itself (see ``mnist_flax.predictor``).
 
-Exit codes (see ``mnist_flax.errors``); with several inputs, the code of the first one that
-failed, the others still answered:
-
-===  =============================================================================
 0    every image read
 1    a path that does not exist (or a broken symbolic link), or a folder holding no
      JPEG, PNG, GIF or BMP image
@@ -44,6 +40,9 @@ failed, the others still answered:
 70   internal error (a bug; the one line says what broke)
 141  stdout closed early (e.g. piped into ``head``): stops quietly
 ===  =============================================================================
+=======
+Exit codes: the table ``mnist_flax.errors.EXIT_CODES`` (README, "Exit codes"); with several
+inputs, the code of the first one that failed, the others still answered.
 
 Every other problem is one line on stderr naming the file, never a traceback. FIFOs and
 devices are refused without reading them, animations are read from their first frame only,
@@ -357,23 +356,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # A locale that cannot encode a file name must not turn an answer into a crash.
     if hasattr(stream, "reconfigure"):
       stream.reconfigure(errors="backslashreplace")
-  errors.quiet_background_threads()
   collecting = gc.isenabled()
   try:
-    return run(_parser().parse_intermixed_args(argv))
-  except errors.MnistFlaxError as e:
-    return errors.report(e, PROG)
-  except KeyboardInterrupt:
-    return 130
-  except BrokenPipeError:
-    # The reader (e.g. `| head -1`) has gone: nobody to tell, so no message. Point stdout at
-    # /dev/null so the final flush does not raise again.
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    return 141
-  except Exception as e:  # Never a traceback for users; the one line says what broke.
-    return errors.report(errors.MnistFlaxError(
-        f"internal error ({type(e).__name__}: {e}); please report it", errors.INTERNAL), PROG)
+    return errors.run_command(PROG, lambda: run(_parser().parse_intermixed_args(argv)))
   finally:
     if collecting:  # Paused by _load_predictor; back on for callers that carry on.
       gc.enable()

@@ -16,15 +16,16 @@ Multi-process runs take ``--coordinator_address``, ``--num_processes`` and ``--p
 
 from __future__ import annotations
 
-import os
 import pathlib
 import sys
+import textwrap
 import warnings
 
 from absl import flags
+import ml_collections
 from ml_collections import config_flags
 
-from mnist_flax import errors
+from mnist_flax import config as config_lib, errors
 
 PROG = "mnist_flax.main"
 PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -32,93 +33,178 @@ PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Training config file, e.g. configs/default.py.", lock_config=True)
 _WORKDIR = flags.DEFINE_string(
-    "workdir", str(PROJECT_ROOT), "Folder for checkpoints/, summary.json and logs.")
+    "workdir", str(PROJECT_ROOT),
+    "Folder for checkpoints/, summary.json and logs (default: the project root).")
 _COORDINATOR = flags.DEFINE_string(
-    "coordinator_address", None, "host:port of process 0, for multi-process runs.")
+    "coordinator_address", None, "host:port of process 0, for multi-process runs (see launch/).")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Processes in a multi-process run.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "This process's index, 0-based.")
 
 
-def _parse(argv: list[str]):
+def _help() -> str:
+  """What ``--help`` prints: what the command does, the configs, overrides, MNIST, an example."""
+  from mnist_flax import data  # numpy: only for the help, not before every run's checks.
+  configs = config_lib.available()
+  width = max((len(f"configs/{path.name}") for path, _ in configs), default=0)
+  own_flags = ("config", "workdir", "coordinator_address", "num_processes", "process_id")
+  fill = lambda text: textwrap.fill(text, 100, break_on_hyphens=False, subsequent_indent="  " if text[:2] == "  " else "")
+  return "\n".join([
+      "Train the MNIST CNN, save checkpoints and promote the final model.", "",
+      "usage: python -m mnist_flax.main --config=CONFIG [--config.FIELD=VALUE ...] "
+      "[--workdir=DIR]", "",
+      fill("Checkpoints go to <workdir>/checkpoints/ (default workdir: the project root, so the "
+           "promoted model lands in checkpoints/final). Running the same command again resumes "
+           "from the latest step checkpoint."), "",
+      "configs (--config=):",
+      *(f"  {'configs/' + path.name:<{width}}  {line}" for path, line in configs), "",
+      "overrides: --config.FIELD=VALUE sets any field of the config (those of configs/default.py):",
+      "  --config.num_iterations=300  --config.model.features=(16,32)  --config.seed=1", "",
+      fill(f"MNIST: read from --config.data.dir=DIR, else ${data.ENV_VAR}, else downloaded "
+           "through tensorflow-datasets."), "",
+      "example:",
+      f"  {data.ENV_VAR}=/path/to/mnist python -m mnist_flax.main --config=configs/test.py "
+      "--workdir=/tmp/run", "",
+      "flags:",
+      *(fill(f"  --{name}: {flags.FLAGS[name].help}") for name in own_flags), "",
+      "--helpfull lists every flag, absl's own included. Exit codes: see README.md.",
+  ])
+
+
+def _given(argv: list[str], name: str) -> str | None:
+  """The value of ``--name=VALUE`` or ``--name VALUE`` on the command line, the last wins."""
+  value = None
+  for i, arg in enumerate(argv):
+    if arg.startswith(f"--{name}="):
+      value = arg.split("=", 1)[1]
+    elif arg == f"--{name}" and i + 1 < len(argv):
+      value = argv[i + 1]
+  return value
+
+
+def _config_file(argv: list[str]) -> pathlib.Path | None:
+  """The --config file named on the command line; a missing one is refused with a hint."""
+  given = _given(argv, "config")
+  if given is None:
+    return None
+  path = pathlib.Path(given)
+  if path.is_file():
+    return path
+  with_py = path.with_name(path.name + ".py")
+  if with_py.is_file():
+    hint = f"did you mean --config={with_py}?"
+  else:
+    hint = "the configs: " + ", ".join(f"configs/{p.name}" for p, _ in config_lib.available())
+  raise errors.ConfigError(f"config file not found: {given}; {hint}")
+
+
+def _overrides(argv: list[str]) -> list[tuple[str, str]]:
+  """(field path, value) of every ``--config.FIELD=VALUE`` on the command line."""
+  out = []
+  for arg in argv:
+    if arg.startswith("--config."):
+      path, _, value = arg[len("--config."):].partition("=")
+      out.append((path, value))
+  return out
+
+
+def _refusal(error: Exception, argv: list[str]) -> errors.ConfigError:
+  """A flag or override that absl or ml_collections refused, said in plain words."""
+  # The default config's fields stand in for those of a config not named (yet).
+  path = _config_file(argv) or config_lib.CONFIGS_DIR / "default.py"
+  try:
+    fields = config_lib.load_config_file(path)
+  except Exception:  # A broken config file: what went wrong is in ``error`` already.
+    return errors.ConfigError(f"bad config override: {errors.one_line(error)}")
+  types = config_lib.field_types(fields)
+  if isinstance(error, flags.UnrecognizedFlagError):  # --num_iterations=10, for one.
+    name = error.flagname or ""
+    field = name if name in types else config_lib.closest_field(fields, name)
+    if field is not None:
+      value = _given(argv, name)
+      return errors.ConfigError(f"unknown flag --{name}; config fields are set as "
+                                f"--config.{field}={'VALUE' if value is None else value}")
+    return errors.ConfigError(errors.one_line(error))
+  for field, value in _overrides(argv):
+    if field not in types:
+      guess = config_lib.closest_field(fields, field)
+      return errors.ConfigError(
+          f"unknown config field '{field}'; " + (f"did you mean --config.{guess}={value}?"
+                                                 if guess else f"see {path} for its fields"))
+  for field, value in _overrides(argv):
+    if f"--config.{field}={value}:" in str(error) or f"--config.{field}:" in str(error):
+      return errors.ConfigError(f"--config.{field}={value}: config.{field} expects "
+                                f"{config_lib.type_in_words(types[field])}")
+  if isinstance(error, flags.Error):
+    return errors.ConfigError(errors.one_line(error))
+  return errors.ConfigError(f"bad config override: {errors.one_line(error)}")
+
+
+def _parse(argv: list[str]) -> ml_collections.ConfigDict:
   """Parses flags and the config; every problem becomes a one-line ConfigError (exit 2)."""
-  if any(a in ("-h", "--help", "--helpfull") for a in argv[1:]):
-    print(flags.FLAGS.main_module_help() if hasattr(flags.FLAGS, "main_module_help")
-          else __doc__)
+  if "--helpfull" in argv[1:]:
+    print(flags.FLAGS.get_help())
     sys.exit(0)
+  if any(a in ("-h", "--help") for a in argv[1:]):
+    print(_help())
+    sys.exit(0)
+  missing = errors.ConfigError("missing --config, e.g. --config=configs/default.py (--help "
+                               "lists the configs)")
+  if _config_file(argv) is None and _overrides(argv):  # Overrides of no config: absl's words.
+    raise missing
   try:
     flags.FLAGS(argv)
-  except flags.Error as e:
-    raise errors.ConfigError(" ".join(str(e).split())) from None
-  except AttributeError as e:  # ml_collections: an override of a field the config lacks.
-    field = str(e.args[0] if e.args else e).strip("'\"")
-    raise errors.ConfigError(f"unknown config field '{field}'; see the config file for the "
-                             "fields it has") from None
-  except Exception as e:  # ml_collections raises plain errors for bad override values.
-    raise errors.ConfigError(f"bad config override: {' '.join(str(e).split())}") from None
+  except Exception as e:  # absl's flag errors; ml_collections' plain ones for overrides.
+    raise _refusal(e, argv) from None
   if _CONFIG.value is None:
-    raise errors.ConfigError("missing --config, e.g. --config=configs/default.py")
-  config_path = pathlib.Path(flags.FLAGS["config"].config_filename or "")
-  if not config_path.is_file():
-    raise errors.ConfigError(f"config file not found: {config_path}")
+    raise missing
   try:
     config = _CONFIG.value
     config.keys()
   except Exception as e:  # config_flags defers a broken config file's error until first use.
-    raise errors.ConfigError(f"cannot load --config: {' '.join(str(e).split())}") from None
+    raise errors.ConfigError(f"cannot load --config: {errors.one_line(e)}") from None
   return config
+
+
+def run(argv: list[str]) -> int:
+  """Training, from the command line ``argv`` (program name first) to the promoted model."""
+  config = _parse(argv)
+  config_lib.validate(config)
+  from mnist_flax import workdir
+  # Before JAX's import (seconds on a busy machine): an unusable workdir is said at once.
+  workdir.check_writable(pathlib.Path(_WORKDIR.value).absolute())
+  from mnist_flax import distributed  # Imports JAX: only after the cheap checks passed.
+  distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
+  from mnist_flax import cache
+  cache.enable_compilation_cache()
+  from mnist_flax import train
+  summary = train.train_and_evaluate(config, _WORKDIR.value)
+  shipped = PROJECT_ROOT / "checkpoints" / "final"
+  if summary.get("promoted") and distributed.is_primary() and \
+      pathlib.Path(summary["final_checkpoint"]).resolve() == shipped.resolve():
+    print("this run's model replaced the shipped one; `python -m mnist_flax.tools.reset` "
+          "puts the shipped model back and removes the files training added", flush=True)
+  return errors.OK
+
+
+def _known_failure(error: Exception) -> errors.MnistFlaxError | None:
+  """Training's failures that are not bugs although no code path raised them as such."""
+  if errors.os_errno(error) in errors.DISK_CAUSES:  # A write that failed outside a save.
+    return errors.write_failure(error, _WORKDIR.value, "cannot write in")
+  if "jax" in sys.modules:  # Said at once; nothing is gained by waiting to be killed.
+    from mnist_flax import distributed
+    return distributed.lost_peer(error)
+  return None
 
 
 def main(argv: list[str] | None = None) -> int:
   argv = list(sys.argv if argv is None else argv)
-  # A failed save fails on Orbax's threads too; their tracebacks and absl ERROR logs would
-  # bury the one line that says what happened.
-  errors.quiet_background_threads()
   from absl import logging as absl_logging
+  # A failed save fails on Orbax's threads too: absl ERROR logs would bury the one line.
   absl_logging.set_verbosity(absl_logging.FATAL)
   # The compilation cache failing to write (a full disk, a file-size limit) only costs speed.
   warnings.filterwarnings("ignore", message="Error writing persistent compilation cache")
-  try:
-    config = _parse(argv)
-    from mnist_flax import config as config_lib
-    config_lib.validate(config)
-    from mnist_flax import workdir
-    # Before JAX's import (seconds on a busy machine): an unusable workdir is said at once.
-    workdir.check_writable(pathlib.Path(_WORKDIR.value).absolute())
-    from mnist_flax import distributed  # Imports JAX: only after the cheap checks passed.
-    distributed.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-    from mnist_flax import cache
-    cache.enable_compilation_cache()
-    from mnist_flax import train
-    summary = train.train_and_evaluate(config, _WORKDIR.value)
-    shipped = PROJECT_ROOT / "checkpoints" / "final"
-    if summary.get("promoted") and distributed.is_primary() and \
-        pathlib.Path(summary["final_checkpoint"]).resolve() == shipped.resolve():
-      print("this run's model replaced the shipped one; `python -m mnist_flax.tools.reset` "
-            "puts the shipped model back and removes the files training added", flush=True)
-  except errors.MnistFlaxError as e:
-    return errors.report(e, PROG)
-  except Exception as e:
-    if os.environ.get("MNIST_FLAX_TRACEBACK"):
-      raise
-    if errors.os_errno(e) in errors.DISK_CAUSES:  # A write that failed outside a save.
-      return errors.report(errors.write_failure(e, _WORKDIR.value, "cannot write in"), PROG)
-    if "jax" in sys.modules:
-      from mnist_flax import distributed
-      lost = distributed.lost_peer(e)
-      if lost is not None:  # Said at once; nothing is gained by waiting to be killed.
-        return errors.report(lost, PROG)
-    return errors.report(errors.MnistFlaxError(
-        f"internal error ({type(e).__name__}: {' '.join(str(e).split())[:300]}); rerun with "
-        "MNIST_FLAX_TRACEBACK=1 for the traceback, and please report it", errors.INTERNAL), PROG)
-  return 0
+  return errors.run_command(PROG, lambda: run(argv), _known_failure)
 
 
 if __name__ == "__main__":
-  code = main()
-  if code != 0:
-    # After a failure, Orbax's threads may still wait (minutes) for writes that will never
-    # come; the one line is out and every committed checkpoint is on disk: leave now.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-  sys.exit(code)
+  errors.leave(main())

@@ -33,11 +33,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from mnist_flax.constants import NUM_CLASSES
+
 # Mean and standard deviation of MNIST training pixels (of 1.0).
 PIXEL_MEAN = 0.1307
 PIXEL_STD = 0.3081
-NUM_CLASSES = 10
-IMAGE_SIZE = 28
 # PyTorch's default initialisation (uniform, bound 1/sqrt(fan_in)): it trains this small net to
 # high accuracy in one epoch with a large Adam step, where LeCun-normal needs longer.
 _torch_kernel_init = nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform")

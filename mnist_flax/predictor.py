@@ -29,6 +29,7 @@ import pathlib
 from typing import Any, Callable, Iterator
 
 from mnist_flax import cache, errors, integrity
+from mnist_flax.constants import IMAGE_SIZE
 from mnist_flax.workdir import CHECKPOINTS
 
 DEFAULT_CHECKPOINT = pathlib.Path(CHECKPOINTS) / integrity.FINAL
@@ -134,7 +135,7 @@ def load_predict(path: str | os.PathLike, batch_size: int
   if exported is None:
     from mnist_flax import model  # Flax: only when the export is not cached.
     net = model.build(model_config)
-    images = jax.ShapeDtypeStruct((batch_size, 28, 28), np.float32)
+    images = jax.ShapeDtypeStruct((batch_size, IMAGE_SIZE, IMAGE_SIZE), np.float32)
     exported = export.export(jax.jit(lambda v, x: model.predict(net, v, x, temperature)))(
         jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), variables), images)
     serialized = bytes(exported.serialize())

@@ -34,6 +34,7 @@ def promote(workdir: str | os.PathLike, config: ml_collections.ConfigDict, varia
       "step": step, "model": config.model.to_dict(), **evaluation,
       "config": run_meta["config"], "config_history": run_meta["config_history"],
       "data_sha256": mnist.sha256, "versions": _versions(),
+      "data_dir": str(mnist.folder),  # Where evaluate and calibrate look when not told.
       "num_devices": jax.device_count(), "num_processes": jax.process_count(),
   }
   metadata["calibration"] = _calibration(config, variables, mnist, num_train)

@@ -17,7 +17,8 @@ writes into ``out_dir``:
   and weighted averages.
 * ``training_curves.png``: loss, accuracy and learning rate against the step, drawn from the
   run's ``metrics.jsonl`` (``<workdir>/metrics.jsonl`` beside ``<workdir>/checkpoints/final``)
-  when there is one.
+  when there is one and it is the record of the run that wrote the checkpoint (``of_run``);
+  otherwise left out, and ``write_report`` says why in one line.
 
 matplotlib is imported here only, inside the functions that draw, and drives Agg figures
 directly (no pyplot, no GUI backend), so training and inference never load it.
@@ -34,15 +35,19 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from mnist_flax.constants import NUM_CLASSES
+from mnist_flax.run_log import METRICS_FILE
+
 MAX_MISTAKES = 100
-NUM_CLASSES = 10
+# What a checkpoint and its run's metrics.jsonl both record of the last evaluation.
+_RUN_KEYS = ("test_accuracy", "test_loss")
 # PNGs are quantized to a palette when that keeps them readable and under this size.
 MAX_PNG_BYTES = 300_000
 
 
 def metrics_of(checkpoint_path: pathlib.Path) -> pathlib.Path:
   """Where a run keeps its metrics: ``<workdir>/metrics.jsonl`` for ``<workdir>/checkpoints/final``."""
-  return pathlib.Path(checkpoint_path).absolute().parent.parent / "metrics.jsonl"
+  return pathlib.Path(checkpoint_path).absolute().parent.parent / METRICS_FILE
 
 
 def confusion_matrix(labels: np.ndarray, predicted: np.ndarray) -> np.ndarray:
@@ -210,6 +215,32 @@ def read_metrics(path: pathlib.Path) -> list[dict[str, Any]]:
   return sorted(records.values(), key=lambda r: (int(r["step"]), str(r["kind"])))
 
 
+def of_run(records: Sequence[Mapping[str, Any]], recorded: Mapping[str, Any],
+           source: str | os.PathLike = METRICS_FILE) -> tuple[list[Mapping[str, Any]], str | None]:
+  """The records of the run that wrote a checkpoint, up to its step, or ([], why not).
+
+  ``recorded`` is what the checkpoint's metadata recorded: ``step``, ``test_accuracy`` and
+  ``test_loss``. The metrics belong to that run when their evaluation at that step reads the
+  same: another run in the same workdir (started over, another seed or config) evaluates
+  differently, and drawing its curves would title them with its accuracy, not the model's.
+  Records past the step (a later run stopped before it promoted a model) are not this model's.
+  """
+  step = recorded.get("step")
+  if not isinstance(step, int) or not all(
+      isinstance(recorded.get(k), (int, float)) for k in _RUN_KEYS):
+    return [], f"the checkpoint records no test evaluation to match {source} against"
+  at_step = [r for r in records if r.get("kind") == "eval" and int(r["step"]) == step]
+  if not at_step:
+    return [], (f"{source} is another run's: it has no evaluation at step {step}, the "
+                "checkpoint's")
+  if not all(isinstance(at_step[-1].get(k), (int, float)) and math.isclose(
+      float(at_step[-1][k]), float(recorded[k]), rel_tol=1e-6, abs_tol=1e-9) for k in _RUN_KEYS):
+    return [], (f"{source} is another run's: its test accuracy at step {step} is "
+                f"{float(at_step[-1].get('test_accuracy', math.nan)):.4f}, the checkpoint's "
+                f"{float(recorded['test_accuracy']):.4f}")
+  return [r for r in records if int(r["step"]) <= step], None
+
+
 def plot_training_curves(records: Sequence[Mapping[str, Any]], path: pathlib.Path) -> bool:
   """``training_curves.png``: loss (log scale), accuracy and learning rate by step.
 
@@ -289,8 +320,10 @@ def write_report(directory: str | os.PathLike, result: Mapping[str, Any], *,
                  metrics_path: pathlib.Path | None = None) -> dict[str, Any]:
   """Writes the report for ``evaluate.measure(...)``'s ``result`` into ``directory``.
 
-  Returns ``{"files": [paths written], "confusion_matrix": counts drawn, "mistakes_shown": n}``.
-  Raises OSError when ``directory`` cannot be created or written.
+  Returns ``{"files": [paths written], "confusion_matrix": counts drawn, "mistakes_shown": n,
+  "curves_left_out": why training_curves.png is not drawn from ``metrics_path``, or None}``;
+  ``result["_recorded"]`` is what the checkpoint recorded (see ``of_run``). Raises OSError when
+  ``directory`` cannot be created or written.
   """
   out = pathlib.Path(directory)
   out.mkdir(parents=True, exist_ok=True)
@@ -316,8 +349,13 @@ def write_report(directory: str | os.PathLike, result: Mapping[str, Any], *,
       f" (step {step})" if step is not None else "")
   path.write_text(per_class_markdown(confusion, title))
   files.append(path)
+  path, left_out = out / "training_curves.png", None
   if metrics_path is not None and pathlib.Path(metrics_path).is_file():
-    path = out / "training_curves.png"
-    if plot_training_curves(read_metrics(metrics_path), path):
+    records, left_out = of_run(read_metrics(metrics_path), result.get("_recorded") or {},
+                               metrics_path)
+    if records and plot_training_curves(records, path):
       files.append(path)
-  return {"files": files, "confusion_matrix": confusion, "mistakes_shown": shown}
+  if path not in files:
+    path.unlink(missing_ok=True)  # An earlier report's curves would pass for this model's.
+  return {"files": files, "confusion_matrix": confusion, "mistakes_shown": shown,
+          "curves_left_out": left_out}

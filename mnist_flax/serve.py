@@ -302,18 +302,14 @@ def _stopped(signum: int, frame: Any) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
   if "numpy" not in sys.modules:
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # As infer: tiny matrices only.
-  errors.quiet_background_threads()
-  try:
-    return run(_parser().parse_args(argv))
-  except errors.MnistFlaxError as e:
-    return errors.report(e, PROG)
-  except _Stopped as e:  # After the requests in flight were answered.
-    return e.args[0]
-  except KeyboardInterrupt:  # Before the server started (while loading): nothing in flight.
-    return 130
-  except Exception as e:
-    return errors.report(errors.MnistFlaxError(
-        f"internal error ({type(e).__name__}: {e}); please report it", errors.INTERNAL), PROG)
+
+  def until_stopped() -> int:
+    try:
+      return run(_parser().parse_args(argv))
+    except _Stopped as e:  # After the requests in flight were answered.
+      return e.args[0]
+
+  return errors.run_command(PROG, until_stopped)
 
 
 if __name__ == "__main__":

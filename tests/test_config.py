@@ -49,12 +49,29 @@ def test_validate_refuses_unusable_values(field, value, message):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--config=configs/test.py", "--config.no_such_field=1"], "unknown config field 'no_such_field'"),
-    (["--config=configs/test.py", "--config.num_iterations=abc"], "num_iterations=abc"),
+    (["--config=configs/test.py", "--config.no_such_field=1"],
+     "unknown config field 'no_such_field'; see configs/test.py for its fields"),
+    (["--config=configs/test.py", "--config.num_iteration=5"],
+     "unknown config field 'num_iteration'; did you mean --config.num_iterations=5?"),
+    (["--config=configs/test.py", "--config.model.featurs=(8,16)"],
+     "unknown config field 'model.featurs'; did you mean --config.model.features=(8,16)?"),
+    (["--config=configs/test.py", "--config.num_iterations=abc"],
+     "--config.num_iterations=abc: config.num_iterations expects an integer"),
+    (["--config=configs/test.py", "--config.optimizer.learning_rate=fast"],
+     "config.optimizer.learning_rate expects a number"),
+    (["--config=configs/test.py", "--config.model.batch_norm=maybe"],
+     "config.model.batch_norm expects true or false"),
+    (["--config=configs/test.py", "--config.model=3"], "config.model expects a group of fields"),
+    (["--config=configs/test.py", "--num_iterations=10"],
+     "unknown flag --num_iterations; config fields are set as --config.num_iterations=10"),
+    (["--config=configs/test"], "config file not found: configs/test; did you mean "
+                                "--config=configs/test.py?"),
+    (["--config=configs/nope.py"], "the configs: configs/default.py,"),
     (["--config=configs/test.py", "--config.num_iterations=0"], "must be a positive integer"),
     (["--config=configs/test.py", "--config.optimizer.learning_rate=inf"], "finite positive"),
     (["--config=configs/missing.py"], "config file not found: configs/missing.py"),
     ([], "missing --config"),
+    (["--config.num_iterations=5"], "missing --config"),
     (["--config=configs/test.py", "--no_such_flag"], "no_such_flag"),
 ])
 def test_cli_refuses_bad_configs_with_one_line_and_exit_2(args, message, tmp_path):
@@ -64,3 +81,28 @@ def test_cli_refuses_bad_configs_with_one_line_and_exit_2(args, message, tmp_pat
   assert len(result.stderr.strip().splitlines()) == 1, result.stderr
   assert "Traceback" not in result.stderr
   assert not (tmp_path / "checkpoints").exists()  # Refused before any work.
+
+
+def test_help_says_what_the_command_does_and_how():
+  result = run_module("mnist_flax.main", "--help", timeout=60)
+  assert result.returncode == 0 and result.stderr == ""
+  text = result.stdout
+  assert text.startswith("Train the MNIST CNN") and str(ROOT) not in text  # No path as header.
+  for path, first_line in config_lib.available():
+    assert f"configs/{path.name}" in text and first_line and first_line in text
+  assert "--config.FIELD=VALUE" in text and "MNIST_DATA_DIR" in text
+  assert "example:\n  MNIST_DATA_DIR=/path/to/mnist python -m mnist_flax.main --config=" in text
+  full = run_module("mnist_flax.main", "--helpfull", timeout=60).stdout
+  assert "--workdir" in full and "--flagfile" in full  # absl's own flags too.
+
+
+def test_field_types_closest_field_and_type_words():
+  config = config_lib.load_config_file(ROOT / "configs/default.py")
+  types = config_lib.field_types(config)
+  assert types["num_iterations"] is int and types["data.dir"] is str  # A placeholder's type.
+  assert types["model.features"] is tuple and types["model.batch_norm"] is bool
+  assert config_lib.closest_field(config, "optimizer.learning_rat") == "optimizer.learning_rate"
+  assert config_lib.closest_field(config, "features") == "model.features"  # Group left out.
+  assert config_lib.closest_field(config, "xyz") is None
+  assert config_lib.type_in_words(int) == "an integer"
+  assert config_lib.type_in_words(bool) == "true or false"

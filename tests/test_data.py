@@ -10,6 +10,7 @@ import struct
 import numpy as np
 import pytest
 
+from conftest import run_module
 from mnist_flax import data, errors
 
 
@@ -110,3 +111,52 @@ def test_real_mnist_matches_its_published_checksums(mnist_dir):
   assert list(mnist.train_labels[:10]) == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
   assert list(mnist.test_labels[:10]) == [7, 2, 1, 0, 4, 1, 4, 9, 5, 9]
   assert abs(mnist.train_images.mean() / 255 - 0.1307) < 1e-3
+
+
+def test_every_hint_names_the_flag_of_the_command_at_hand(tmp_path, monkeypatch):
+  monkeypatch.delenv(data.ENV_VAR, raising=False)
+  with pytest.raises(errors.DataError) as error:
+    data.resolve_dir("/nonexistent", data.DIR_FLAG)
+  assert str(error.value).startswith("--data_dir=/nonexistent is not a folder")
+  assert "set --data_dir=/path/to/mnist or MNIST_DATA_DIR=" in str(error.value)
+  assert "--config" not in str(error.value)
+  with pytest.raises(errors.DataError) as error:
+    data.load(tmp_path, data.DIR_FLAG)  # An empty folder.
+  assert "missing MNIST file" in str(error.value) and "set --data_dir=" in str(error.value)
+  assert "--config" not in str(error.value)
+  with pytest.raises(errors.DataError, match="set --config.data.dir="):
+    data.load(tmp_path)  # Training's flag by default.
+
+
+def test_resolve_dir_falls_back_on_the_folder_training_read(tmp_path, monkeypatch):
+  from mnist_flax import download
+  monkeypatch.delenv(data.ENV_VAR, raising=False)
+  asked = []
+  monkeypatch.setattr(download, "fetch_mnist", lambda flag: asked.append(flag) or tmp_path / "dl")
+  assert data.resolve_dir(None, data.DIR_FLAG, str(tmp_path)) == tmp_path
+  assert not asked
+  given = tmp_path / "given"
+  given.mkdir()
+  assert data.resolve_dir(str(given), data.DIR_FLAG, str(tmp_path)) == given  # Given wins.
+  monkeypatch.setenv(data.ENV_VAR, str(given))
+  assert data.resolve_dir(None, data.DIR_FLAG, str(tmp_path)) == given  # So does the variable.
+  monkeypatch.delenv(data.ENV_VAR)
+  # Gone since training: downloaded instead, and the download's hint names --data_dir.
+  assert data.resolve_dir(None, data.DIR_FLAG, str(tmp_path / "gone")) == tmp_path / "dl"
+  assert asked == ["--data_dir"]
+
+
+def test_load_records_the_folder_as_absolute(tmp_path, monkeypatch):
+  write_split_files(tmp_path, gz=True, rng=np.random.default_rng(0))
+  monkeypatch.chdir(tmp_path.parent)
+  assert data.load(tmp_path.name).folder == tmp_path
+
+
+def test_evaluate_hint_names_its_own_flag(random_checkpoint, tmp_path):
+  # evaluate's folder flag is --data_dir: a hint naming training's --config.data.dir is refused.
+  result = run_module("mnist_flax.evaluate", "--checkpoint", str(random_checkpoint),
+                      "--data_dir", str(tmp_path), env={data.ENV_VAR: ""}, timeout=300)
+  assert result.returncode == 6, result.stderr
+  assert f"missing MNIST file train-images-idx3-ubyte[.gz] in {tmp_path}; set --data_dir=" \
+      in result.stderr
+  assert "--config" not in result.stderr and len(result.stderr.splitlines()) == 1

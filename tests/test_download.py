@@ -216,6 +216,16 @@ def test_closed_port_fails_within_timeout(tmp_path: pathlib.Path) -> None:
   assert "refused" in message
 
 
+def test_failed_download_names_the_flag_of_the_command_at_hand(tmp_path: pathlib.Path) -> None:
+  with pytest.raises(DataError) as error:
+    download.fetch_mnist(tmp_path / "cache", urls=_urls(_closed_port_url()), timeout=3.0,
+                         progress=False, flag="--data_dir")
+  message = str(error.value)
+  assert "use local files instead: --data_dir=/path/to/mnist or MNIST_DATA_DIR=" in message
+  assert "--config" not in message and "\n" not in message
+  assert all(name in message for name in download.MNIST_FILES)
+
+
 @pytest.mark.parametrize(
     "first_bytes",
     [

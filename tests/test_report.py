@@ -31,8 +31,12 @@ def fake_result(n: int = 2000, accuracy: float = 0.9, seed: int = 0) -> dict:
   probabilities /= probabilities.sum(-1, keepdims=True)
   images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
   return {"checkpoint": "fake", "step": 123, "_probabilities": probabilities,
-          "_labels": labels, "_images": images,
+          "_labels": labels, "_images": images, "_recorded": RECORDED,
           "confusion_matrix": report.confusion_matrix(labels, predicted).tolist()}
+
+
+# What a checkpoint of the run write_metrics describes records: its last evaluation.
+RECORDED = {"step": 300, "test_accuracy": 1 - 2.0 / 300, "test_loss": 3.0 / 300}
 
 
 def write_metrics(path: pathlib.Path) -> None:
@@ -81,6 +85,41 @@ def test_no_training_curves_without_metrics(tmp_path):
   written = report.write_report(tmp_path, fake_result(), metrics_path=tmp_path / "absent.jsonl")
   assert "training_curves.png" not in {p.name for p in written["files"]}
   assert not (tmp_path / "training_curves.png").exists()
+
+
+def test_curves_of_another_run_are_left_out_and_said(tmp_path):
+  metrics = tmp_path / "metrics.jsonl"
+  write_metrics(metrics)
+  out = tmp_path / "report"
+  out.mkdir()
+  (out / "training_curves.png").write_bytes(b"an earlier report's curves")
+  result = dict(fake_result(), _recorded=dict(RECORDED, test_accuracy=0.5))
+  written = report.write_report(out, result, metrics_path=metrics)
+  assert "training_curves.png" not in {p.name for p in written["files"]}
+  assert not (out / "training_curves.png").exists()  # Not left to pass for this model's.
+  assert written["curves_left_out"] == (f"{metrics} is another run's: its test accuracy at "
+                                        "step 300 is 0.9933, the checkpoint's 0.5000")
+  assert report.write_report(out, fake_result(), metrics_path=metrics)["curves_left_out"] is None
+
+
+@pytest.mark.parametrize("recorded, why", [
+    (dict(RECORDED, step=250), "no evaluation at step 250, the checkpoint's"),
+    (dict(RECORDED, test_loss=RECORDED["test_loss"] * 1.001), "another run's"),
+    ({"step": 0}, "the checkpoint records no test evaluation"),
+])
+def test_of_run_refuses_metrics_that_do_not_match(tmp_path, recorded, why):
+  write_metrics(tmp_path / "metrics.jsonl")
+  records, left_out = report.of_run(report.read_metrics(tmp_path / "metrics.jsonl"), recorded)
+  assert records == [] and why in left_out
+
+
+def test_of_run_keeps_the_run_up_to_the_checkpoint_step(tmp_path):
+  write_metrics(tmp_path / "metrics.jsonl")
+  records = report.read_metrics(tmp_path / "metrics.jsonl")
+  at_200 = {"step": 200, "test_accuracy": 1 - 2.0 / 200, "test_loss": 3.0 / 200}
+  kept, left_out = report.of_run(records, at_200)
+  assert left_out is None and max(r["step"] for r in kept) == 200
+  assert len(kept) == len([r for r in records if r["step"] <= 200]) < len(records)
 
 
 def test_mistakes_most_confident_first_and_capped():
@@ -168,3 +207,39 @@ def test_evaluate_report_on_a_real_checkpoint(tmp_path, mnist_dir):
   per_class = (out / "per_class.md").read_text()
   assert f"| **accuracy** | | | {measured['test_accuracy']:.4f} | 10000 |" in per_class
   assert per_class.count("\n| ") >= 13
+  # Not told where MNIST is: the folder training read, recorded in the checkpoint's metadata.
+  again = run_module("mnist_flax.evaluate", "--checkpoint", str(workdir / "checkpoints/final"),
+                     "--json", env={"MNIST_DATA_DIR": ""})
+  assert again.returncode == 0, again.stderr
+  assert json.loads(again.stdout)["data_dir"] == str(mnist_dir.absolute())
+
+
+_PROMOTE_RECORDING = """
+import json, sys
+import jax
+import numpy as np
+from mnist_flax import checkpoint, config, model
+model_config = config.load_config_file(sys.argv[1]).model.to_dict()
+variables = jax.device_get(model.build(model_config).init(jax.random.key(0),
+                                                          np.zeros((1, 28, 28), np.float32)))
+checkpoint.promote_final(sys.argv[2], variables, dict(json.loads(sys.argv[3]), model=model_config))
+"""
+
+
+def test_evaluate_report_leaves_out_another_runs_curves(tmp_path, mnist_dir):
+  # The issue: a workdir's metrics.jsonl from another run than the checkpoint's was drawn, and
+  # its title showed that run's accuracy. Here the checkpoint recorded 0.5 at step 300.
+  workdir = tmp_path / "work"
+  made = subprocess.run([sys.executable, "-c", _PROMOTE_RECORDING, str(ROOT / "configs/test.py"),
+                         str(workdir), json.dumps(dict(RECORDED, test_accuracy=0.5))],
+                        cwd=ROOT, capture_output=True, text=True, timeout=300)
+  assert made.returncode == 0, made.stderr
+  write_metrics(workdir / "metrics.jsonl")
+  out = tmp_path / "report"
+  result = run_module("mnist_flax.evaluate", "--checkpoint", str(workdir / "checkpoints/final"),
+                      "--data_dir", str(mnist_dir), "--report", str(out))
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.splitlines()[-1] == (
+      f"note: training curves left out: {workdir / 'metrics.jsonl'} is another run's: its test "
+      "accuracy at step 300 is 0.9933, the checkpoint's 0.5000")
+  assert (out / "confusion_matrix.png").is_file() and not (out / "training_curves.png").exists()

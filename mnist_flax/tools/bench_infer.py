@@ -38,7 +38,7 @@ QUICK_STAND_IN_STEPS = 6
 def predict_section(bench: Benchmark) -> dict[str, Any]:
   import jax
   import numpy as np
-  from mnist_flax import checkpoint, config as config_lib, model, predictor
+  from mnist_flax import config as config_lib, model, predictor
   if SHIPPED_CHECKPOINT.is_dir():
     model_config, variables, _ = predictor.load_final(SHIPPED_CHECKPOINT)
     source = f"shipped checkpoint {SHIPPED_CHECKPOINT}"
