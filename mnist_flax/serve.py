@@ -269,7 +269,9 @@ def _listen(host: str, port: int) -> socket.socket:
 def run(args: argparse.Namespace) -> int:
   sock = _listen(args.host, args.port)
   model = WarmModel.load(infer._resolve_checkpoint(args.checkpoint))
+  import cv2
   import uvicorn
+  cv2.setNumThreads(1)  # The reader threads are the parallelism: OpenCV's own would queue.
   app = create_app(model)
   host, port = sock.getsockname()[:2]
   shown_host = f"[{host}]" if ":" in host else host
