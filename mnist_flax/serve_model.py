@@ -31,7 +31,7 @@ from mnist_flax.constants import IMAGE_SIZE, NUM_CLASSES
 
 # Compiled batch sizes: a batch is padded up to the next one (larger batches go in chunks of
 # the last), so one image costs a batch-1 call and a burst of requests one call for all.
-BATCH_SIZES = (1, 8, 64)
+BATCH_SIZES = (1, 2, 4, 8, 16, 64)
 # How long the first request of a batch waits for others still being read (seconds): at most
 # this, and not at all when no other request is being read.
 BATCH_WAIT = 0.002

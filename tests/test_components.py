@@ -1,0 +1,61 @@
+"""remove_frames labels the mask's components in the ink's box only (lines._components_in):
+the labels and statistics must be exactly OpenCV's for the whole mask, whatever the box.
+
+Run: python -m pytest tests/test_components.py -q
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from mnist_flax.preprocess import gray, lines, paper
+from mnist_flax.preprocess.read import open_image
+
+
+def _same_as_whole(mask: np.ndarray) -> None:
+  ys, xs = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+  box = int(ys[0]), int(xs[0]), int(ys[-1]) + 1, int(xs[-1]) + 1
+  _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+  got_labels, got_stats = lines._components_in(mask, *box)
+  assert got_labels.dtype == labels.dtype and got_stats.dtype == stats.dtype
+  np.testing.assert_array_equal(got_labels, labels)
+  np.testing.assert_array_equal(got_stats, stats)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_components_in_the_box_are_opencvs_for_random_masks(threads: int) -> None:
+  rng = np.random.default_rng(threads)
+  before = cv2.getNumThreads()
+  cv2.setNumThreads(threads)
+  try:
+    for _ in range(400):
+      h, w = (int(v) for v in rng.integers(3, 200, 2))
+      top, bottom = sorted(int(v) for v in rng.integers(0, h + 1, 2))
+      left, right = sorted(int(v) for v in rng.integers(0, w + 1, 2))
+      mask = np.zeros((h, w), bool)
+      # Specks, strokes and solid ink; odd and even corners; rows and columns all ink.
+      mask[top:bottom, left:right] = rng.random((bottom - top, right - left)) < rng.choice(
+          [0.05, 0.4, 0.9, 1.0])
+      if rng.random() < 0.3:
+        mask[int(rng.integers(0, h)), :] = True
+      if rng.random() < 0.3:
+        mask[:, int(rng.integers(0, w))] = True
+      if mask.any():
+        _same_as_whole(mask)
+  finally:
+    cv2.setNumThreads(before)
+
+
+def test_components_in_the_box_are_opencvs_for_the_sample_images() -> None:
+  checked = 0
+  for path in sorted((ROOT / "test").iterdir()):
+    lum, _ = gray.luminance(open_image(path, draft_side=gray.WORK_SIDE))
+    for page in (paper.find_ink_clean(lum), paper.find_ink(lum)):
+      if page is not None and page.mask.any():
+        _same_as_whole(page.mask)
+        _same_as_whole(lines.remove_rules(page.mask))
+        checked += 1
+  assert checked >= 50
