@@ -145,8 +145,17 @@ def _noise(ink: np.ndarray, where: np.ndarray | None) -> tuple[float, float]:
 def _stroke_width(mask: np.ndarray) -> float:
   """A typical stroke width of the ink in ``mask``, in pixels: twice the distance to the
   nearest paper along the strokes' middles (where that distance peaks), at its 75th percentile,
-  so that thin rules do not hide a marker's width, nor a blob (a shadow) a pen's."""
-  dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
+  so that thin rules do not hide a marker's width, nor a blob a pen's. Ink that touches the
+  picture's edge (a shadow band, the desk) is left out when there is other ink: a shadow across
+  the picture has more middle than a digit, and its width would let the closing fill it in."""
+  mask8 = mask.astype(np.uint8)
+  _, labels, stats, _ = cv2.connectedComponentsWithStats(mask8, connectivity=8)
+  x, y, w, h = (stats[:, i] for i in range(4))
+  border = (x == 0) | (y == 0) | (x + w == mask.shape[1]) | (y + h == mask.shape[0])
+  border[0] = True
+  if not border.all():
+    mask8 = (~border)[labels].astype(np.uint8)
+  dist = cv2.distanceTransform(mask8, cv2.DIST_L2, 3)
   ridge = (dist > 0) & (dist >= cv2.dilate(dist, np.ones((3, 3), np.uint8)) - 1e-3)
   values = dist[ridge]
   return 2.0 * float(np.percentile(values, 75)) if values.size else 0.0
