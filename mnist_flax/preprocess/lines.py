@@ -90,11 +90,11 @@ def _extent(rest: np.ndarray, vertical: bool, longest: float) -> float:
 
 
 def _lines(mask8: np.ndarray, vertical: bool, extent: int,
-           across: int) -> tuple[np.ndarray, np.ndarray, int] | None:
+           across: int) -> tuple[np.ndarray, np.ndarray, int, np.ndarray] | None:
   """Long thin lines in one direction: their segments (N, 4) and lengths (N,), found at
-  1/_SHRINK and refined to the ink at full size (see _refine), and the width of a band that
-  covers them; None if there are none. ``extent``: how far the ink reaches along the lines,
-  ``across``: across them."""
+  1/_SHRINK and refined to the ink at full size (see _refine), the width of a band that
+  covers them, and the segments cut to the ink found (see _clipped); None if there are none.
+  ``extent``: how far the ink reaches along the lines, ``across``: across them."""
   if extent < 40:
     return None
   segments = _segments(mask8, _SPAN * extent)
@@ -107,13 +107,27 @@ def _lines(mask8: np.ndarray, vertical: bool, extent: int,
   lengths = np.hypot(dx, dy)[keep]
   if keep.sum() < 3 and lengths.max() < _LONE_SPAN * (mask8.shape[0] if vertical else mask8.shape[1]):
     return None  # Neither a ruling nor a margin (see _remove_rules_once): a digit's strokes.
-  segments, sources = _refine(mask8, segments[keep], vertical)
+  kept = segments[keep]
+  segments, sources = _refine(mask8, kept, vertical)
   if sources.size == 0:
     return None
   thick = _thickness(mask8, _band(mask8.shape, segments, 1, vertical).astype(np.uint8), vertical)
   if thick > max(3, _MAX_THICKNESS * across):
     return None  # A thick bar: a stroke of the digit, not printed ruling.
-  return segments, lengths[sources], thick + 2 + (thick % 2 == 0)
+  return segments, lengths[sources], thick + 2 + (thick % 2 == 0), _clipped(
+      segments, kept[sources], vertical)
+
+
+def _clipped(lines: np.ndarray, found: np.ndarray, vertical: bool) -> np.ndarray:
+  """The refined ``lines`` (across the picture) cut to where Hough found their ink (``found``):
+  a stroke's line, drawn across the picture, would cut the other digits of a number."""
+  a = 1 if vertical else 0  # The coordinate along the lines.
+  lo = np.minimum(found[:, a], found[:, a + 2]).astype(np.float64)
+  hi = np.maximum(found[:, a], found[:, a + 2]).astype(np.float64)
+  p0, p1 = lines[:, :2].astype(np.float64), lines[:, 2:].astype(np.float64)
+  run = np.where(p1[:, a] == p0[:, a], 1e-9, p1[:, a] - p0[:, a])
+  ends = [p0 + ((t - p0[:, a]) / run)[:, None] * (p1 - p0) for t in (lo, hi)]
+  return np.round(np.concatenate(ends, axis=1)).astype(np.int32)
 
 
 def _refine(mask8: np.ndarray, segments: np.ndarray,
@@ -215,12 +229,16 @@ def _remove_rules_once(mask: np.ndarray) -> np.ndarray:
   if not found:
     return mask
   # What the writing would be without every candidate line, measured to tell rules (far longer
-  # than the writing) from the writing's own straight strokes (a 1, a 7's bar, a 4's stem).
-  rest = mask
-  for vertical, (segments, _, band_width) in found.items():
-    rest = _without(rest, _band(mask.shape, segments, band_width, vertical), band_width, vertical)
+  # than the writing) from the writing's own straight strokes (a 1, a 7's bar, a 4's stem):
+  # along one axis, lines across it are taken out whole (so that a grid falls apart), lines
+  # along it only where their ink was found (a 1's line drawn across the picture would cut the
+  # number's other digits down).
   out = mask
-  for vertical, (segments, lengths, band_width) in found.items():
+  for vertical, (segments, lengths, band_width, _) in found.items():
+    rest = mask
+    for other, (lines_, _, width, inked) in found.items():
+      drawn = lines_ if other != vertical else inked
+      rest = _without(rest, _band(mask.shape, drawn, width, other), width, other)
     writing = _extent(rest, vertical, float(lengths.max()))
     # Rules are all about as long (the sheet's width, seen in perspective), the longest far
     # longer than the writing; a digit's own straight stroke (a 4's bar) is shorter.
