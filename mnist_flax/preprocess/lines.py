@@ -358,7 +358,14 @@ def _box_outline(part: np.ndarray) -> np.ndarray | None:
   near = cv2.dilate(part.astype(np.uint8), np.ones((5, 5), np.uint8))
   if (near & path).sum() < 0.7 * path.sum():
     return None
-  return (outline > 0) & part
+  # What the band misses of a box drawn by hand or seen in perspective is the box too: pieces
+  # left that never get two bands from its path (a digit touching the box reaches inside).
+  rest = (part & (outline == 0)).astype(np.uint8)
+  count, labels = cv2.connectedComponents(rest, connectivity=8)
+  far = cv2.distanceTransform(1 - path, cv2.DIST_L2, 3) > 2 * band
+  inside = np.bincount(labels[far & (rest > 0)], minlength=count) > 0
+  inside[0] = False
+  return part & ~inside[labels]
 
 
 def remove_frames(mask: np.ndarray, touching: bool = True

@@ -300,13 +300,17 @@ def find_ink(lum: np.ndarray) -> Page | None:
   ink = 1.0 - lum / np.maximum(background, 1e-3)
   np.clip(ink, 0.0, 1.0, out=ink)
   centre, sigma = _noise(ink, sheet)
-  seed = centre + max(_SEED_SIGMAS * sigma, _MIN_SEED)
+  # The noise is judged in absolute darkening, where a photo's noise is about even: divided by
+  # a shadow's dim paper it is magnified, and the shadowed desk's grain would pass for ink.
+  dark = ink * background
+  dark_centre, dark_sigma = _noise(dark, sheet)
   join = centre + max(_JOIN_SIGMAS * sigma, _MIN_JOIN)
-  weak = (ink > join).astype(np.uint8)
-  count, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
+  weak = ((ink > centre + _MIN_JOIN) & (dark > dark_centre + _JOIN_SIGMAS * dark_sigma))
+  count, labels, stats, _ = cv2.connectedComponentsWithStats(weak.astype(np.uint8), connectivity=8)
   if count < 2:
     return None
-  seeded = np.bincount(labels[ink > seed], minlength=count) > 0
+  strong = (ink > centre + _MIN_SEED) & (dark > dark_centre + _SEED_SIGMAS * dark_sigma)
+  seeded = np.bincount(labels[strong], minlength=count) > 0
   seeded[0] = False
   if sheet is not None:
     # A piece of ink counts only where most of it lies on the sheet.
