@@ -46,6 +46,9 @@ _MIN_JOIN = 0.035
 # The paper is where the background is at least this fraction of the brightest paper: shadowed
 # paper stays in (a shadow rarely takes two thirds of the light), a dark desk falls out.
 _SHEET_LEVEL = 0.35
+# A small light region is a sheet (not chalk) when a disc this fraction of the picture's short
+# side fits in it.
+_SHEET_DEPTH = 0.15
 # A plate is solid: its thickest part is at least this fraction of its short side.
 _PLATE_DEPTH = 0.25
 
@@ -120,8 +123,11 @@ def ink_is_dark(lum: np.ndarray) -> bool:
   if sheet is None:
     return False
   part, (_, _, w, h, area) = sheet
-  # A sheet on a desk (a lit part of it: a triangle), not strokes.
-  return area >= 0.15 * light.size and area >= 0.4 * w * h
+  if area < 0.4 * w * h:
+    return False  # Strokes (chalk), not a sheet or a lit part of one (a triangle).
+  # A sheet on a desk: large, or small but solid, a disc wider than any chalk stroke inside.
+  depth = 2.0 * float(cv2.distanceTransform(part.astype(np.uint8), cv2.DIST_L2, 3).max())
+  return area >= 0.15 * light.size or depth >= _SHEET_DEPTH * min(light.shape)
 
 
 def _closing(small8: np.ndarray, k: int) -> np.ndarray:
@@ -172,7 +178,9 @@ def _background(lum: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndar
   h, w = lum.shape
   half = (max(1, w // 2), max(1, h // 2))
   small = cv2.resize(lum, half, interpolation=cv2.INTER_AREA)
-  small8 = np.clip(small * 255 + 0.5, 0, 255).astype(np.uint8)
+  # A median first: the closing takes the brightest pixel around, and a camera's sharpening
+  # halo beside dark strokes (or a noise spike) would lift the paper there, making ink of it.
+  small8 = cv2.medianBlur(np.clip(small * 255 + 0.5, 0, 255).astype(np.uint8), 5)
   widest = _odd(_CLOSING_FRACTION * max(half))
   closed = _closing(small8, widest)
   sheet = _sheet(closed)
