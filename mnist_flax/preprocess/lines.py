@@ -359,11 +359,15 @@ def _box_outline(part: np.ndarray) -> np.ndarray | None:
   if (near & path).sum() < 0.7 * path.sum():
     return None
   # What the band misses of a box drawn by hand or seen in perspective is the box too: pieces
-  # left that never get two bands from its path (a digit touching the box reaches inside).
+  # left that never get two bands from its path (a digit touching the box reaches inside);
+  # so are the walls between a form's cells: thin lines across the whole box.
   rest = (part & (outline == 0)).astype(np.uint8)
-  count, labels = cv2.connectedComponents(rest, connectivity=8)
+  count, labels, stats, _ = cv2.connectedComponentsWithStats(rest, connectivity=8)
   far = cv2.distanceTransform(1 - path, cv2.DIST_L2, 3) > 2 * band
   inside = np.bincount(labels[far & (rest > 0)], minlength=count) > 0
+  _, _, w, h, area = stats.T
+  long_side = np.maximum(w, h)
+  inside &= ~((long_side >= 0.7 * min(rw, rh)) & (area <= 1.5 * band * long_side))
   inside[0] = False
   return part & ~inside[labels]
 

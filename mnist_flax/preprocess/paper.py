@@ -306,12 +306,13 @@ def find_ink(lum: np.ndarray) -> Page | None:
     lum = 1.0 - lum
   background, sheet, lit = _background(lum)
   ink = 1.0 - lum / np.maximum(background, 1e-3)
-  np.clip(ink, 0.0, 1.0, out=ink)
-  centre, sigma = _noise(ink, sheet)
   # The noise is judged in absolute darkening, where a photo's noise is about even: divided by
   # a shadow's dim paper it is magnified, and the shadowed desk's grain would pass for ink.
+  # Both before clipping: paper noise goes either way of the (median-smoothed) paper level.
   dark = ink * background
+  centre, sigma = _noise(ink, sheet)
   dark_centre, dark_sigma = _noise(dark, sheet)
+  np.clip(ink, 0.0, 1.0, out=ink)
   join = centre + max(_JOIN_SIGMAS * sigma, _MIN_JOIN)
   weak = ((ink > centre + _MIN_JOIN) & (dark > dark_centre + _JOIN_SIGMAS * dark_sigma))
   count, labels, stats, _ = cv2.connectedComponentsWithStats(weak.astype(np.uint8), connectivity=8)
@@ -337,16 +338,23 @@ def find_ink(lum: np.ndarray) -> Page | None:
 
 
 def find_plate(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-  """The box (x0, y0, x1, y1) inside a plate found as "ink" (see the module docstring and
-  _is_plate) of at least 1% of the picture; None if there is none."""
-  # Opened first: thin lines touching the plate (a brick wall's mortar) come off it.
-  solid = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
-  if cv2.countNonZero(solid) < 0.01 * mask.size:
-    return None
-  count, labels, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=8)
-  for i in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:3]:
-    x, y, w, h, area = (int(v) for v in stats[i])
-    if area >= 0.01 * mask.size and _is_plate(labels[y:y + h, x:x + w] == i):
-      inset = max(2, int(0.03 * min(w, h)))  # The plate's own edge is not read.
-      return x + inset, y + inset, x + w - inset, y + h - inset
+  """The box (x0, y0, x1, y1) inside a plate (see the module docstring and _is_plate) of at
+  least 1% of the picture; None if there is none.
+
+  The plate is looked for as "ink" (a dark plate on a light wall), then as the paper between
+  the ink, away from the picture's edge (a plate inside its painted border on a wall whose
+  mortar or grain is the picture's ink)."""
+  for solid, border_ok in ((mask, True), (~mask, False)):
+    # Opened first: thin lines touching the plate (a brick wall's mortar) come off it.
+    solid = cv2.morphologyEx(solid.astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+    if cv2.countNonZero(solid) < 0.01 * mask.size:
+      continue
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=8)
+    for i in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:3 if border_ok else 8]:
+      x, y, w, h, area = (int(v) for v in stats[i])
+      if not border_ok and (x == 0 or y == 0 or x + w == mask.shape[1] or y + h == mask.shape[0]):
+        continue
+      if area >= 0.01 * mask.size and _is_plate(labels[y:y + h, x:x + w] == i):
+        inset = max(2, int(0.03 * min(w, h)))  # The plate's own edge is not read.
+        return x + inset, y + inset, x + w - inset, y + h - inset
   return None
