@@ -209,16 +209,18 @@ def _ruling(segments: np.ndarray, vertical: bool, band_width: int) -> bool:
 def remove_rules(mask: np.ndarray) -> np.ndarray:
   """``mask`` without ruled lines, grid lines and margin lines (see the module docstring)."""
   # Hough's sampling misses some lines of a dense grid; they stand out once the others are gone.
-  out = mask
+  # Lines left in a direction once ruled are that ruling's, held to its test, not a margin's.
+  out, ruled = mask, set()
   for _ in range(3):
-    cleaner = _remove_rules_once(out)
+    cleaner = _remove_rules_once(out, ruled)
     if cleaner is out:
       break
     out = cleaner
   return out
 
 
-def _remove_rules_once(mask: np.ndarray) -> np.ndarray:
+def _remove_rules_once(mask: np.ndarray, ruled: set[bool]) -> np.ndarray:
+  """One pass of remove_rules; adds to ``ruled`` the directions (vertical or not) found ruled."""
   ys, xs = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
   if ys.size == 0:
     return mask
@@ -243,9 +245,10 @@ def _remove_rules_once(mask: np.ndarray) -> np.ndarray:
     # Rules are all about as long (the sheet's width, seen in perspective), the longest far
     # longer than the writing; a digit's own straight stroke (a 4's bar) is shorter.
     rules = lengths >= _ALIKE * lengths.max()
-    if _ruling(segments[rules], vertical, band_width):
+    if vertical in ruled or _ruling(segments[rules], vertical, band_width):
       if lengths.max() < _LONGER * writing:
         continue
+      ruled.add(vertical)
     else:
       # Not ruled paper: a single line (a margin) crosses the whole picture, far longer than
       # the writing.
