@@ -33,7 +33,7 @@ import numpy as np
 
 # The closing that estimates the paper is this fraction of the long side wide: wider than the
 # thickest marker stroke of a digit that fills the frame (~1/8 of the side).
-_CLOSING_FRACTION = 0.16
+_CLOSING_FRACTION = 0.25
 # The polarity's residual is measured on an image this small (long side): fast and plenty.
 _POLARITY_SIDE = 160
 # Ink must stand this many noise deviations above the paper to seed, and half that to join.
@@ -180,7 +180,7 @@ def _background(lum: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndar
   small = cv2.resize(lum, half, interpolation=cv2.INTER_AREA)
   # A median first: the closing takes the brightest pixel around, and a camera's sharpening
   # halo beside dark strokes (or a noise spike) would lift the paper there, making ink of it.
-  small8 = cv2.medianBlur(np.clip(small * 255 + 0.5, 0, 255).astype(np.uint8), 5)
+  small8 = cv2.medianBlur(np.clip(small * 255 + 0.5, 0, 255).astype(np.uint8), 3)
   widest = _odd(_CLOSING_FRACTION * max(half))
   closed = _closing(small8, widest)
   sheet = _sheet(closed)
