@@ -280,9 +280,9 @@ def test_ruler_straight_seven_cropped_to_its_bar_keeps_it():
 @pytest.mark.parametrize("shape", [(1, 50), (50, 1), (2, 2)])
 def test_frames_in_masks_one_pixel_thin(shape):
   """A line one pixel high (or wide) is no frame to strip, and no reason to fail."""
-  from mnist_flax.preprocess import lines
+  from mnist_flax.preprocess import frames
   mask = np.ones(shape, bool)
-  out, _ = lines.remove_frames(mask)
+  out, _ = frames.remove_frames(mask)
   assert out.shape == shape
 
 
