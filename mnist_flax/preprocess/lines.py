@@ -25,6 +25,7 @@ _LONGER = 1.15  # A ruling's lines cross the sheet; a number may fill most of it
 _LONE_LONGER = 2.5  # For a line alone (a margin): the bar of a 7 is never 2.5x the rest,
 _LONE_SPAN = 0.8  # and a margin crosses most of the picture.
 _ALIKE = 0.6  # Rules of one ruling are at least this fraction of the longest one.
+_EVEN_LINES = 6  # Evenly spaced lines, this many, are a ruling whatever the writing's size.
 _MAX_TILT_DEGREES = 15.0
 # Thicker than this fraction of the extent is a stroke or a bar, not a printed rule.
 _MAX_THICKNESS = 0.03
@@ -193,12 +194,30 @@ def _without(mask: np.ndarray, band: np.ndarray, width: int, vertical: bool) -> 
   return kept | (rule & bridged)
 
 
+def _gaps(segments: np.ndarray, vertical: bool, band_width: int) -> np.ndarray:
+  """The gaps between separate lines, across them."""
+  middles = np.sort((segments[:, 0] + segments[:, 2] if vertical
+                     else segments[:, 1] + segments[:, 3]) / 2)
+  gaps = np.diff(middles)
+  return gaps[gaps > band_width]
+
+
 def _ruling(segments: np.ndarray, vertical: bool, band_width: int) -> bool:
   """Whether segments make ruled paper: at least three separate lines (a "111" is protected
   otherwise: it leaves no writing to be longer than, see _extent)."""
-  middles = np.sort((segments[:, 0] + segments[:, 2] if vertical
-                     else segments[:, 1] + segments[:, 3]) / 2)
-  return int((np.diff(middles) > band_width).sum()) >= 2
+  return _gaps(segments, vertical, band_width).size >= 2
+
+
+def _even(segments: np.ndarray, vertical: bool, band_width: int) -> bool:
+  """Whether segments are a ruling beyond doubt: _EVEN_LINES lines or more, most of them evenly
+  spaced, some perhaps missed by Hough (a number's strokes are neither that many nor that
+  even). What a dense grid leaves of itself can make the writing seem as long as its lines."""
+  gaps = _gaps(segments, vertical, band_width)
+  if gaps.size < _EVEN_LINES - 1:
+    return False
+  step = float(np.median(gaps[gaps <= 1.5 * gaps.min()]))
+  steps = gaps / step
+  return float(np.mean(np.abs(steps - np.round(steps)) <= 0.2)) >= 0.8
 
 
 def remove_rules(mask: np.ndarray) -> np.ndarray:
@@ -241,7 +260,7 @@ def _remove_rules_once(mask: np.ndarray, ruled: set[bool]) -> np.ndarray:
     # longer than the writing; a digit's own straight stroke (a 4's bar) is shorter.
     rules = lengths >= _ALIKE * lengths.max()
     if vertical in ruled or _ruling(segments[rules], vertical, band_width):
-      if lengths.max() < _LONGER * writing:
+      if lengths.max() < _LONGER * writing and not _even(segments[rules], vertical, band_width):
         continue
       ruled.add(vertical)
     else:
