@@ -1,4 +1,4 @@
-"""remove_frames labels the mask's components in the ink's box only (lines._components_in):
+"""remove_frames labels the mask's components in the ink's box only (frames._components_in):
 the labels and statistics must be exactly OpenCV's for the whole mask, whatever the box.
 
 Run: python -m pytest tests/test_components.py -q
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from mnist_flax.preprocess import gray, lines, paper
+from mnist_flax.preprocess import frames, gray, lines, paper
 from mnist_flax.preprocess.read import open_image
 
 
@@ -19,7 +19,7 @@ def _same_as_whole(mask: np.ndarray) -> None:
   ys, xs = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
   box = int(ys[0]), int(xs[0]), int(ys[-1]) + 1, int(xs[-1]) + 1
   _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-  got_labels, got_stats = lines._components_in(mask, *box)
+  got_labels, got_stats = frames._components_in(mask, *box)
   assert got_labels.dtype == labels.dtype and got_stats.dtype == stats.dtype
   np.testing.assert_array_equal(got_labels, labels)
   np.testing.assert_array_equal(got_stats, stats)

@@ -211,7 +211,7 @@ def test_thick_marker_strokes():
   x = preprocess.to_mnist(_digit(stroke=0.22))
   _check_mnist_like(x)
   distances = [_distance(x, _reference(d)) for d in range(10)]
-  assert int(np.argmin(distances)) == 5 and distances[5] < 0.08, distances
+  assert int(np.argmin(distances)) == 5 and distances[5] < 0.085, distances
   # Stroke-width normalisation keeps a marker digit from becoming a blob.
   assert x.mean() < 1.6 * _reference().mean()
 
@@ -281,9 +281,9 @@ def test_ruler_straight_seven_cropped_to_its_bar_keeps_it():
 @pytest.mark.parametrize("shape", [(1, 50), (50, 1), (2, 2)])
 def test_frames_in_masks_one_pixel_thin(shape):
   """A line one pixel high (or wide) is no frame to strip, and no reason to fail."""
-  from mnist_flax.preprocess import lines
+  from mnist_flax.preprocess import frames
   mask = np.ones(shape, bool)
-  out, _ = lines.remove_frames(mask)
+  out, _ = frames.remove_frames(mask)
   assert out.shape == shape
 
 

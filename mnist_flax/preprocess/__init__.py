@@ -11,7 +11,8 @@ The stages, one module each, in the order the pixels go through them:
   read        the file, by content (JPEG, PNG, GIF, BMP), first frame, EXIF orientation, safely
   gray        any mode and size to one luminance array at the working size
   paper       polarity, lighting and shadows divided out, the sheet found, ink thresholded
-  lines       ruled lines, grids, margins and frames removed, crossing strokes kept
+  lines       ruled lines, grids and margins removed, crossing strokes kept
+  frames      frames and boxes around the digit removed (a form's cells, a screenshot's border)
   digits      the digit, or the row of digits of a number, split where digits touch
   normalise   each digit to MNIST's 20x20 box, centred by mass in 28x28
 
@@ -31,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from mnist_flax.errors import NoDigitFound, shown_path
-from mnist_flax.preprocess import digits, gray, lines, normalise, paper
+from mnist_flax.preprocess import digits, frames, gray, lines, normalise, paper
 from mnist_flax.preprocess.read import MAX_PIXELS, SUPPORTED_FORMATS, open_image
 
 __all__ = ["SUPPORTED_FORMATS", "MAX_PIXELS", "Digit", "open_image", "to_grayscale_ink",
@@ -65,7 +66,7 @@ def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
   dx = dy = 0
   page = paper.find_ink_clean(lum)
   if page is not None:  # A drawing, a scan, a screenshot: no rules, plates or shadows.
-    mask, components = lines.remove_frames(page.mask, touching=False)
+    mask, components = frames.remove_frames(page.mask, touching=False)
   else:
     page = paper.find_ink(lum)
     if page is None:
@@ -76,7 +77,7 @@ def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
       page = paper.find_ink(lum[dy:y1, dx:x1])
       if page is None:
         return []
-    mask, components = lines.remove_frames(lines.remove_rules(page.mask))
+    mask, components = frames.remove_frames(lines.remove_rules(page.mask))
   out: list[Digit] = []
 
   def add(glyph: digits.Glyph, split_of: int = -1, reading: int = 0) -> None:

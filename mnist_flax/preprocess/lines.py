@@ -1,18 +1,13 @@
-"""Ruled lines, squared-paper grids, margins and frames taken out of an ink mask.
+"""Ruled lines, squared-paper grids and margins taken out of an ink mask.
 
     from mnist_flax.preprocess import lines
     mask = lines.remove_rules(mask)     # notebook rules, grid, margin line; crossing strokes kept
-    mask, _ = lines.remove_frames(mask)    # a screenshot's border, a form's box, a plate's frame
 
 Rules are long, thin, straight and nearly horizontal or vertical (a photo tilts them by up to
 ~15 degrees): found by OpenCV's probabilistic Hough transform, they must span most of the ink's
 extent, and a single one must span nearly all of it, so that the bar of a 7 that fills the
 picture is never taken for one. Where a digit's stroke crosses a rule, the rule's pixels with
 stroke on both sides are put back (a closing across the rule), so the digit stays whole.
-
-Frames are closed boxes of four thin sides around the digit: a component that holds another
-inside its box and has ink along at least three sides of it, or lines along the edges of the
-ink's extent (a screenshot's border) with a clear gap inside them.
 """
 
 from __future__ import annotations
@@ -30,6 +25,7 @@ _LONGER = 1.15  # A ruling's lines cross the sheet; a number may fill most of it
 _LONE_LONGER = 2.5  # For a line alone (a margin): the bar of a 7 is never 2.5x the rest,
 _LONE_SPAN = 0.8  # and a margin crosses most of the picture.
 _ALIKE = 0.6  # Rules of one ruling are at least this fraction of the longest one.
+_EVEN_LINES = 6  # Evenly spaced lines, this many, are a ruling whatever the writing's size.
 _MAX_TILT_DEGREES = 15.0
 # Thicker than this fraction of the extent is a stroke or a bar, not a printed rule.
 _MAX_THICKNESS = 0.03
@@ -90,11 +86,11 @@ def _extent(rest: np.ndarray, vertical: bool, longest: float) -> float:
 
 
 def _lines(mask8: np.ndarray, vertical: bool, extent: int,
-           across: int) -> tuple[np.ndarray, np.ndarray, int] | None:
+           across: int) -> tuple[np.ndarray, np.ndarray, int, np.ndarray] | None:
   """Long thin lines in one direction: their segments (N, 4) and lengths (N,), found at
-  1/_SHRINK and refined to the ink at full size (see _refine), and the width of a band that
-  covers them; None if there are none. ``extent``: how far the ink reaches along the lines,
-  ``across``: across them."""
+  1/_SHRINK and refined to the ink at full size (see _refine), the width of a band that
+  covers them, and the segments cut to the ink found (see _clipped); None if there are none.
+  ``extent``: how far the ink reaches along the lines, ``across``: across them."""
   if extent < 40:
     return None
   segments = _segments(mask8, _SPAN * extent)
@@ -107,13 +103,27 @@ def _lines(mask8: np.ndarray, vertical: bool, extent: int,
   lengths = np.hypot(dx, dy)[keep]
   if keep.sum() < 3 and lengths.max() < _LONE_SPAN * (mask8.shape[0] if vertical else mask8.shape[1]):
     return None  # Neither a ruling nor a margin (see _remove_rules_once): a digit's strokes.
-  segments, sources = _refine(mask8, segments[keep], vertical)
+  kept = segments[keep]
+  segments, sources = _refine(mask8, kept, vertical)
   if sources.size == 0:
     return None
   thick = _thickness(mask8, _band(mask8.shape, segments, 1, vertical).astype(np.uint8), vertical)
   if thick > max(3, _MAX_THICKNESS * across):
     return None  # A thick bar: a stroke of the digit, not printed ruling.
-  return segments, lengths[sources], thick + 2 + (thick % 2 == 0)
+  return segments, lengths[sources], thick + 2 + (thick % 2 == 0), _clipped(
+      segments, kept[sources], vertical)
+
+
+def _clipped(lines: np.ndarray, found: np.ndarray, vertical: bool) -> np.ndarray:
+  """The refined ``lines`` (across the picture) cut to where Hough found their ink (``found``):
+  a stroke's line, drawn across the picture, would cut the other digits of a number."""
+  a = 1 if vertical else 0  # The coordinate along the lines.
+  lo = np.minimum(found[:, a], found[:, a + 2]).astype(np.float64)
+  hi = np.maximum(found[:, a], found[:, a + 2]).astype(np.float64)
+  p0, p1 = lines[:, :2].astype(np.float64), lines[:, 2:].astype(np.float64)
+  run = np.where(p1[:, a] == p0[:, a], 1e-9, p1[:, a] - p0[:, a])
+  ends = [p0 + ((t - p0[:, a]) / run)[:, None] * (p1 - p0) for t in (lo, hi)]
+  return np.round(np.concatenate(ends, axis=1)).astype(np.int32)
 
 
 def _refine(mask8: np.ndarray, segments: np.ndarray,
@@ -184,27 +194,47 @@ def _without(mask: np.ndarray, band: np.ndarray, width: int, vertical: bool) -> 
   return kept | (rule & bridged)
 
 
+def _gaps(segments: np.ndarray, vertical: bool, band_width: int) -> np.ndarray:
+  """The gaps between separate lines, across them."""
+  middles = np.sort((segments[:, 0] + segments[:, 2] if vertical
+                     else segments[:, 1] + segments[:, 3]) / 2)
+  gaps = np.diff(middles)
+  return gaps[gaps > band_width]
+
+
 def _ruling(segments: np.ndarray, vertical: bool, band_width: int) -> bool:
   """Whether segments make ruled paper: at least three separate lines (a "111" is protected
   otherwise: it leaves no writing to be longer than, see _extent)."""
-  middles = np.sort((segments[:, 0] + segments[:, 2] if vertical
-                     else segments[:, 1] + segments[:, 3]) / 2)
-  return int((np.diff(middles) > band_width).sum()) >= 2
+  return _gaps(segments, vertical, band_width).size >= 2
+
+
+def _even(segments: np.ndarray, vertical: bool, band_width: int) -> bool:
+  """Whether segments are a ruling beyond doubt: _EVEN_LINES lines or more, most of them evenly
+  spaced, some perhaps missed by Hough (a number's strokes are neither that many nor that
+  even). What a dense grid leaves of itself can make the writing seem as long as its lines."""
+  gaps = _gaps(segments, vertical, band_width)
+  if gaps.size < _EVEN_LINES - 1:
+    return False
+  step = float(np.median(gaps[gaps <= 1.5 * gaps.min()]))
+  steps = gaps / step
+  return float(np.mean(np.abs(steps - np.round(steps)) <= 0.2)) >= 0.8
 
 
 def remove_rules(mask: np.ndarray) -> np.ndarray:
   """``mask`` without ruled lines, grid lines and margin lines (see the module docstring)."""
   # Hough's sampling misses some lines of a dense grid; they stand out once the others are gone.
-  out = mask
+  # Lines left in a direction once ruled are that ruling's, held to its test, not a margin's.
+  out, ruled = mask, set()
   for _ in range(3):
-    cleaner = _remove_rules_once(out)
+    cleaner = _remove_rules_once(out, ruled)
     if cleaner is out:
       break
     out = cleaner
   return out
 
 
-def _remove_rules_once(mask: np.ndarray) -> np.ndarray:
+def _remove_rules_once(mask: np.ndarray, ruled: set[bool]) -> np.ndarray:
+  """One pass of remove_rules; adds to ``ruled`` the directions (vertical or not) found ruled."""
   ys, xs = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
   if ys.size == 0:
     return mask
@@ -215,19 +245,24 @@ def _remove_rules_once(mask: np.ndarray) -> np.ndarray:
   if not found:
     return mask
   # What the writing would be without every candidate line, measured to tell rules (far longer
-  # than the writing) from the writing's own straight strokes (a 1, a 7's bar, a 4's stem).
-  rest = mask
-  for vertical, (segments, _, band_width) in found.items():
-    rest = _without(rest, _band(mask.shape, segments, band_width, vertical), band_width, vertical)
+  # than the writing) from the writing's own straight strokes (a 1, a 7's bar, a 4's stem):
+  # along one axis, lines across it are taken out whole (so that a grid falls apart), lines
+  # along it only where their ink was found (a 1's line drawn across the picture would cut the
+  # number's other digits down).
   out = mask
-  for vertical, (segments, lengths, band_width) in found.items():
+  for vertical, (segments, lengths, band_width, _) in found.items():
+    rest = mask
+    for other, (lines_, _, width, inked) in found.items():
+      drawn = lines_ if other != vertical else inked
+      rest = _without(rest, _band(mask.shape, drawn, width, other), width, other)
     writing = _extent(rest, vertical, float(lengths.max()))
     # Rules are all about as long (the sheet's width, seen in perspective), the longest far
     # longer than the writing; a digit's own straight stroke (a 4's bar) is shorter.
     rules = lengths >= _ALIKE * lengths.max()
-    if _ruling(segments[rules], vertical, band_width):
-      if lengths.max() < _LONGER * writing:
+    if vertical in ruled or _ruling(segments[rules], vertical, band_width):
+      if lengths.max() < _LONGER * writing and not _even(segments[rules], vertical, band_width):
         continue
+      ruled.add(vertical)
     else:
       # Not ruled paper: a single line (a margin) crosses the whole picture, far longer than
       # the writing.
@@ -236,174 +271,3 @@ def _remove_rules_once(mask: np.ndarray) -> np.ndarray:
       out = _without(out, _band(mask.shape, segments[rules], band_width, vertical), band_width,
                      vertical)
   return out
-
-
-def _edge_lines(coverage: np.ndarray, length: int) -> tuple[int | None, int | None]:
-  """Thin, nearly full-length lines near both ends of one axis (a frame's sides).
-
-  Returns, for the low and the high end, the index up to which everything is frame (the line
-  included), or None. A line must be thin and have little ink just inside it, so that the bar of
-  a tightly cropped 7 is not mistaken for a frame.
-  """
-  band = min(length, max(2, int(0.15 * length)))
-  thick = max(2, int(0.04 * length))
-  found: list[int | None] = []
-  for order in (np.arange(length), np.arange(length)[::-1]):
-    cut = None
-    i = 0
-    while i < band:
-      if coverage[order[i]] >= 0.6:
-        j = i
-        while j + 1 < length and coverage[order[j + 1]] >= 0.6:
-          j += 1
-        inside = coverage[order[j + 1:j + 3]]
-        if j - i + 1 <= thick and (inside.size == 0 or inside.max() < 0.5):
-          cut = j
-        i = j + 1
-      else:
-        i += 1
-    found.append(None if cut is None else int(order[cut]))
-  return found[0], found[1]
-
-
-def _inside_border(mask: np.ndarray) -> tuple[slice, slice]:
-  """The region inside thin lines along the edges of ``mask`` (a frame), as two slices.
-
-  Lines on two or more sides are a frame. A single line counts only if a clear gap separates it
-  from the rest, as the bar of a 7 touching the crop is never separated.
-  """
-  h, w = mask.shape
-  cov_r = mask.sum(axis=1) / w
-  cov_c = mask.sum(axis=0) / h
-  top, bottom = _edge_lines(cov_r, h)
-  left, right = _edge_lines(cov_c, w)
-  if sum(s is not None for s in (top, bottom, left, right)) == 1:
-    gap = max(2, int(0.03 * max(h, w)))
-    if top is not None and cov_r[top + 1:top + 1 + gap].max(initial=0) > 0:
-      top = None
-    if bottom is not None and cov_r[max(0, bottom - gap):bottom].max(initial=0) > 0:
-      bottom = None
-    if left is not None and cov_c[left + 1:left + 1 + gap].max(initial=0) > 0:
-      left = None
-    if right is not None and cov_c[max(0, right - gap):right].max(initial=0) > 0:
-      right = None
-  r0 = 0 if top is None else top + 1
-  r1 = h if bottom is None else bottom
-  c0 = 0 if left is None else left + 1
-  c1 = w if right is None else right
-  if r1 - r0 < 3 or c1 - c0 < 3:
-    return slice(0, h), slice(0, w)
-  return slice(r0, r1), slice(c0, c1)
-
-
-def _strip_border(mask: np.ndarray, top: int, left: int, bottom: int, right: int) -> bool:
-  """Clears the frame lines along the edges of the box [top:bottom, left:right] of ``mask``
-  (in place); whether there were any."""
-  box = mask[top:bottom, left:right]
-  rows, cols = _inside_border(box)
-  if (rows.stop - rows.start, cols.stop - cols.start) == box.shape:
-    return False
-  inside = np.zeros_like(box)
-  inside[rows, cols] = True
-  box &= inside
-  return True
-
-
-def _outer_points(part: np.ndarray) -> np.ndarray:
-  """The points of a region's outer contours: what its hull and minimum-area rectangle depend
-  on, a fraction of its pixels."""
-  contours, _ = cv2.findContours(part.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-  return np.concatenate(contours)
-
-
-def _box_outline(part: np.ndarray) -> np.ndarray | None:
-  """Where a rectangle's outline (turned any way) runs through a component (its pixels, cut to
-  its box), if the component holds one: the sides of its minimum-area rectangle, mostly drawn.
-  A digit touching the box stays part of the component; only the outline is returned."""
-  points = _outer_points(part)
-  (cx, cy), (rw, rh), angle = cv2.minAreaRect(points)
-  if min(rw, rh) < 12:
-    return None
-  outline = np.zeros(part.shape, np.uint8)
-  # The box's corners: its hull's four (a box seen in perspective is no rectangle), else the
-  # minimum-area rectangle's.
-  hull = cv2.convexHull(points)
-  corners = cv2.approxPolyDP(hull, 0.02 * cv2.arcLength(hull, True), True).reshape(-1, 2)
-  if len(corners) != 4:
-    corners = cv2.boxPoints(((cx, cy), (rw, rh), angle)).astype(np.int32)
-  band = max(3, int(0.06 * min(rw, rh)))
-  cv2.polylines(outline, [corners], True, 1, band)
-  # Drawn along 70% of its length: found by thinning the band's coverage to the outline's own
-  # one-pixel path.
-  path = np.zeros(part.shape, np.uint8)
-  cv2.polylines(path, [corners], True, 1, 1)
-  near = cv2.dilate(part.astype(np.uint8), np.ones((5, 5), np.uint8))
-  if (near & path).sum() < 0.7 * path.sum():
-    return None
-  return (outline > 0) & part
-
-
-def remove_frames(mask: np.ndarray, touching: bool = True
-                  ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
-  """``mask`` without frames and boxes around the digit (see the module docstring); with
-  ``touching``, boxes the digit touches too (else only boxes with a digit inside, cheaper).
-  Also returns the result's connected components (labels, stats) when they are known (nothing
-  was removed after they were found), for digits.find."""
-  out = mask.copy()
-  ys, xs = np.nonzero(out.any(axis=1))[0], np.nonzero(out.any(axis=0))[0]
-  if ys.size == 0:
-    return out, None
-  box = int(ys[0]), int(xs[0]), int(ys[-1]) + 1, int(xs[-1]) + 1
-  _strip_border(out, *box)
-  labels, stats = _components_in(out, *box)
-  known = True
-  for i in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:4]:
-    x, y, w, h, area = (int(v) for v in stats[i])
-    if w < 20 or h < 20 or area > 0.35 * w * h:
-      continue  # Small or solid: not a box.
-    inside = _holds_inside(stats, i)
-    if not (inside or touching):
-      continue
-    part = labels[y:y + h, x:x + w] == i
-    outline = _box_outline(part)
-    # A box around something: a digit touching it (in the component) or inside it.
-    if outline is not None and (inside or (part & ~outline).sum() > 0.05 * area):
-      out[y:y + h, x:x + w] &= ~outline
-      known = False
-  return out, ((labels, stats) if known else None)
-
-
-def _holds_inside(stats: np.ndarray, i: int) -> bool:
-  """Whether another component of some size lies inside component i's box."""
-  x, y, w, h, area = stats[i]
-  inner = stats[1:]
-  return bool(((inner[:, 0] > x) & (inner[:, 1] > y) & (inner[:, 0] + inner[:, 2] < x + w) &
-               (inner[:, 1] + inner[:, 3] < y + h) & (inner[:, 4] >= 0.05 * area)).any())
-
-
-def _components_in(mask: np.ndarray, top: int, left: int, bottom: int, right: int
-                   ) -> tuple[np.ndarray, np.ndarray]:
-  """cv2.connectedComponentsWithStats(mask, connectivity=8)'s labels and stats, for a mask
-  empty outside the box [top:bottom, left:right]: the same arrays, labelled in the box only
-  (OpenCV's statistics cost five times its labels, and most of a drawing is paper)."""
-  # From even corners, OpenCV scans the same 2x2 blocks in the same order: the same numbers.
-  top, left = top - top % 2, left - left % 2
-  part = mask[top:bottom, left:right].astype(np.uint8)
-  _, inner, stats, _ = cv2.connectedComponentsWithStats(part, connectivity=8)
-  if part.shape == mask.shape:
-    return inner, stats
-  labels = np.zeros(mask.shape, inner.dtype)
-  labels[top:bottom, left:right] = inner
-  stats[1:, cv2.CC_STAT_LEFT] += left
-  stats[1:, cv2.CC_STAT_TOP] += top
-  # Row 0, the background: the box of the pixels outside every component.
-  h, w = mask.shape
-  rows, cols = np.ones(h, bool), np.ones(w, bool)
-  if (left, right) == (0, w):  # A row of the box may be all ink.
-    rows[top:bottom] = (inner == 0).any(axis=1)
-  if (top, bottom) == (0, h):
-    cols[left:right] = (inner == 0).any(axis=0)
-  ys, xs = np.flatnonzero(rows), np.flatnonzero(cols)
-  stats[0] = (xs[0], ys[0], xs[-1] + 1 - xs[0], ys[-1] + 1 - ys[0],
-              h * w - int(stats[1:, cv2.CC_STAT_AREA].sum()))
-  return labels, stats

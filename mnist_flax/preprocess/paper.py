@@ -33,7 +33,7 @@ import numpy as np
 
 # The closing that estimates the paper is this fraction of the long side wide: wider than the
 # thickest marker stroke of a digit that fills the frame (~1/8 of the side).
-_CLOSING_FRACTION = 0.16
+_CLOSING_FRACTION = 0.25
 # The polarity's residual is measured on an image this small (long side): fast and plenty.
 _POLARITY_SIDE = 160
 # Ink must stand this many noise deviations above the paper to seed, and half that to join.
@@ -46,6 +46,9 @@ _MIN_JOIN = 0.035
 # The paper is where the background is at least this fraction of the brightest paper: shadowed
 # paper stays in (a shadow rarely takes two thirds of the light), a dark desk falls out.
 _SHEET_LEVEL = 0.35
+# A small light region is a sheet (not chalk) when a disc this fraction of the picture's short
+# side fits in it.
+_SHEET_DEPTH = 0.15
 # A plate is solid: its thickest part is at least this fraction of its short side.
 _PLATE_DEPTH = 0.25
 
@@ -120,8 +123,11 @@ def ink_is_dark(lum: np.ndarray) -> bool:
   if sheet is None:
     return False
   part, (_, _, w, h, area) = sheet
-  # A sheet on a desk (a lit part of it: a triangle), not strokes.
-  return area >= 0.15 * light.size and area >= 0.4 * w * h
+  if area < 0.4 * w * h:
+    return False  # Strokes (chalk), not a sheet or a lit part of one (a triangle).
+  # A sheet on a desk: large, or small but solid, a disc wider than any chalk stroke inside.
+  depth = 2.0 * float(cv2.distanceTransform(part.astype(np.uint8), cv2.DIST_L2, 3).max())
+  return area >= 0.15 * light.size or depth >= _SHEET_DEPTH * min(light.shape)
 
 
 def _closing(small8: np.ndarray, k: int) -> np.ndarray:
@@ -145,8 +151,17 @@ def _noise(ink: np.ndarray, where: np.ndarray | None) -> tuple[float, float]:
 def _stroke_width(mask: np.ndarray) -> float:
   """A typical stroke width of the ink in ``mask``, in pixels: twice the distance to the
   nearest paper along the strokes' middles (where that distance peaks), at its 75th percentile,
-  so that thin rules do not hide a marker's width, nor a blob (a shadow) a pen's."""
-  dist = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
+  so that thin rules do not hide a marker's width, nor a blob a pen's. Ink that touches the
+  picture's edge (a shadow band, the desk) is left out when there is other ink: a shadow across
+  the picture has more middle than a digit, and its width would let the closing fill it in."""
+  mask8 = mask.astype(np.uint8)
+  _, labels, stats, _ = cv2.connectedComponentsWithStats(mask8, connectivity=8)
+  x, y, w, h = (stats[:, i] for i in range(4))
+  border = (x == 0) | (y == 0) | (x + w == mask.shape[1]) | (y + h == mask.shape[0])
+  border[0] = True
+  if not border.all():
+    mask8 = (~border)[labels].astype(np.uint8)
+  dist = cv2.distanceTransform(mask8, cv2.DIST_L2, 3)
   ridge = (dist > 0) & (dist >= cv2.dilate(dist, np.ones((3, 3), np.uint8)) - 1e-3)
   values = dist[ridge]
   return 2.0 * float(np.percentile(values, 75)) if values.size else 0.0
@@ -163,7 +178,9 @@ def _background(lum: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndar
   h, w = lum.shape
   half = (max(1, w // 2), max(1, h // 2))
   small = cv2.resize(lum, half, interpolation=cv2.INTER_AREA)
-  small8 = np.clip(small * 255 + 0.5, 0, 255).astype(np.uint8)
+  # A median first: the closing takes the brightest pixel around, and a camera's sharpening
+  # halo beside dark strokes (or a noise spike) would lift the paper there, making ink of it.
+  small8 = cv2.medianBlur(np.clip(small * 255 + 0.5, 0, 255).astype(np.uint8), 3)
   widest = _odd(_CLOSING_FRACTION * max(half))
   closed = _closing(small8, widest)
   sheet = _sheet(closed)
@@ -289,15 +306,20 @@ def find_ink(lum: np.ndarray) -> Page | None:
     lum = 1.0 - lum
   background, sheet, lit = _background(lum)
   ink = 1.0 - lum / np.maximum(background, 1e-3)
-  np.clip(ink, 0.0, 1.0, out=ink)
+  # The noise is judged in absolute darkening, where a photo's noise is about even: divided by
+  # a shadow's dim paper it is magnified, and the shadowed desk's grain would pass for ink.
+  # Both before clipping: paper noise goes either way of the (median-smoothed) paper level.
+  dark = ink * background
   centre, sigma = _noise(ink, sheet)
-  seed = centre + max(_SEED_SIGMAS * sigma, _MIN_SEED)
+  dark_centre, dark_sigma = _noise(dark, sheet)
+  np.clip(ink, 0.0, 1.0, out=ink)
   join = centre + max(_JOIN_SIGMAS * sigma, _MIN_JOIN)
-  weak = (ink > join).astype(np.uint8)
-  count, labels, stats, _ = cv2.connectedComponentsWithStats(weak, connectivity=8)
+  weak = ((ink > centre + _MIN_JOIN) & (dark > dark_centre + _JOIN_SIGMAS * dark_sigma))
+  count, labels, stats, _ = cv2.connectedComponentsWithStats(weak.astype(np.uint8), connectivity=8)
   if count < 2:
     return None
-  seeded = np.bincount(labels[ink > seed], minlength=count) > 0
+  strong = (ink > centre + _MIN_SEED) & (dark > dark_centre + _SEED_SIGMAS * dark_sigma)
+  seeded = np.bincount(labels[strong], minlength=count) > 0
   seeded[0] = False
   if sheet is not None:
     # A piece of ink counts only where most of it lies on the sheet.
@@ -316,16 +338,23 @@ def find_ink(lum: np.ndarray) -> Page | None:
 
 
 def find_plate(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-  """The box (x0, y0, x1, y1) inside a plate found as "ink" (see the module docstring and
-  _is_plate) of at least 1% of the picture; None if there is none."""
-  # Opened first: thin lines touching the plate (a brick wall's mortar) come off it.
-  solid = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
-  if cv2.countNonZero(solid) < 0.01 * mask.size:
-    return None
-  count, labels, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=8)
-  for i in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:3]:
-    x, y, w, h, area = (int(v) for v in stats[i])
-    if area >= 0.01 * mask.size and _is_plate(labels[y:y + h, x:x + w] == i):
-      inset = max(2, int(0.03 * min(w, h)))  # The plate's own edge is not read.
-      return x + inset, y + inset, x + w - inset, y + h - inset
+  """The box (x0, y0, x1, y1) inside a plate (see the module docstring and _is_plate) of at
+  least 1% of the picture; None if there is none.
+
+  The plate is looked for as "ink" (a dark plate on a light wall), then as the paper between
+  the ink, away from the picture's edge (a plate inside its painted border on a wall whose
+  mortar or grain is the picture's ink)."""
+  for solid, border_ok in ((mask, True), (~mask, False)):
+    # Opened first: thin lines touching the plate (a brick wall's mortar) come off it.
+    solid = cv2.morphologyEx(solid.astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+    if cv2.countNonZero(solid) < 0.01 * mask.size:
+      continue
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=8)
+    for i in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:3 if border_ok else 8]:
+      x, y, w, h, area = (int(v) for v in stats[i])
+      if not border_ok and (x == 0 or y == 0 or x + w == mask.shape[1] or y + h == mask.shape[0]):
+        continue
+      if area >= 0.01 * mask.size and _is_plate(labels[y:y + h, x:x + w] == i):
+        inset = max(2, int(0.03 * min(w, h)))  # The plate's own edge is not read.
+        return x + inset, y + inset, x + w - inset, y + h - inset
   return None

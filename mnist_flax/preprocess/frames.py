@@ -1,0 +1,196 @@
+"""Frames and boxes around the digit taken out of an ink mask (after lines.remove_rules).
+
+    from mnist_flax.preprocess import frames
+    mask, _ = frames.remove_frames(mask)   # a screenshot's border, a form's box, a plate's frame
+
+Frames are closed boxes of four thin sides around the digit: a component that holds another
+inside its box and has ink along at least three sides of it, or lines along the edges of the
+ink's extent (a screenshot's border) with a clear gap inside them.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+
+def _edge_lines(coverage: np.ndarray, length: int) -> tuple[int | None, int | None]:
+  """Thin, nearly full-length lines near both ends of one axis (a frame's sides).
+
+  Returns, for the low and the high end, the index up to which everything is frame (the line
+  included), or None. A line must be thin and have little ink just inside it, so that the bar of
+  a tightly cropped 7 is not mistaken for a frame.
+  """
+  band = min(length, max(2, int(0.15 * length)))
+  thick = max(2, int(0.04 * length))
+  found: list[int | None] = []
+  for order in (np.arange(length), np.arange(length)[::-1]):
+    cut = None
+    i = 0
+    while i < band:
+      if coverage[order[i]] >= 0.6:
+        j = i
+        while j + 1 < length and coverage[order[j + 1]] >= 0.6:
+          j += 1
+        inside = coverage[order[j + 1:j + 3]]
+        if j - i + 1 <= thick and (inside.size == 0 or inside.max() < 0.5):
+          cut = j
+        i = j + 1
+      else:
+        i += 1
+    found.append(None if cut is None else int(order[cut]))
+  return found[0], found[1]
+
+
+def _inside_border(mask: np.ndarray) -> tuple[slice, slice]:
+  """The region inside thin lines along the edges of ``mask`` (a frame), as two slices.
+
+  Lines on two or more sides are a frame. A single line counts only if a clear gap separates it
+  from the rest, as the bar of a 7 touching the crop is never separated.
+  """
+  h, w = mask.shape
+  cov_r = mask.sum(axis=1) / w
+  cov_c = mask.sum(axis=0) / h
+  top, bottom = _edge_lines(cov_r, h)
+  left, right = _edge_lines(cov_c, w)
+  if sum(s is not None for s in (top, bottom, left, right)) == 1:
+    gap = max(2, int(0.03 * max(h, w)))
+    if top is not None and cov_r[top + 1:top + 1 + gap].max(initial=0) > 0:
+      top = None
+    if bottom is not None and cov_r[max(0, bottom - gap):bottom].max(initial=0) > 0:
+      bottom = None
+    if left is not None and cov_c[left + 1:left + 1 + gap].max(initial=0) > 0:
+      left = None
+    if right is not None and cov_c[max(0, right - gap):right].max(initial=0) > 0:
+      right = None
+  r0 = 0 if top is None else top + 1
+  r1 = h if bottom is None else bottom
+  c0 = 0 if left is None else left + 1
+  c1 = w if right is None else right
+  if r1 - r0 < 3 or c1 - c0 < 3:
+    return slice(0, h), slice(0, w)
+  return slice(r0, r1), slice(c0, c1)
+
+
+def _strip_border(mask: np.ndarray, top: int, left: int, bottom: int, right: int) -> bool:
+  """Clears the frame lines along the edges of the box [top:bottom, left:right] of ``mask``
+  (in place); whether there were any."""
+  box = mask[top:bottom, left:right]
+  rows, cols = _inside_border(box)
+  if (rows.stop - rows.start, cols.stop - cols.start) == box.shape:
+    return False
+  inside = np.zeros_like(box)
+  inside[rows, cols] = True
+  box &= inside
+  return True
+
+
+def _outer_points(part: np.ndarray) -> np.ndarray:
+  """The points of a region's outer contours: what its hull and minimum-area rectangle depend
+  on, a fraction of its pixels."""
+  contours, _ = cv2.findContours(part.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+  return np.concatenate(contours)
+
+
+def _box_outline(part: np.ndarray) -> np.ndarray | None:
+  """Where a rectangle's outline (turned any way) runs through a component (its pixels, cut to
+  its box), if the component holds one: the sides of its minimum-area rectangle, mostly drawn.
+  A digit touching the box stays part of the component; only the outline is returned."""
+  points = _outer_points(part)
+  (cx, cy), (rw, rh), angle = cv2.minAreaRect(points)
+  if min(rw, rh) < 12:
+    return None
+  outline = np.zeros(part.shape, np.uint8)
+  # The box's corners: its hull's four (a box seen in perspective is no rectangle), else the
+  # minimum-area rectangle's.
+  hull = cv2.convexHull(points)
+  corners = cv2.approxPolyDP(hull, 0.02 * cv2.arcLength(hull, True), True).reshape(-1, 2)
+  if len(corners) != 4:
+    corners = cv2.boxPoints(((cx, cy), (rw, rh), angle)).astype(np.int32)
+  band = max(3, int(0.06 * min(rw, rh)))
+  cv2.polylines(outline, [corners], True, 1, band)
+  # Drawn along 70% of its length: found by thinning the band's coverage to the outline's own
+  # one-pixel path.
+  path = np.zeros(part.shape, np.uint8)
+  cv2.polylines(path, [corners], True, 1, 1)
+  near = cv2.dilate(part.astype(np.uint8), np.ones((5, 5), np.uint8))
+  if (near & path).sum() < 0.7 * path.sum():
+    return None
+  # What the band misses of a box drawn by hand or seen in perspective is the box too: pieces
+  # left that never get two bands from its path (a digit touching the box reaches inside);
+  # so are the walls between a form's cells: thin lines across the whole box.
+  rest = (part & (outline == 0)).astype(np.uint8)
+  count, labels, stats, _ = cv2.connectedComponentsWithStats(rest, connectivity=8)
+  far = cv2.distanceTransform(1 - path, cv2.DIST_L2, 3) > 2 * band
+  inside = np.bincount(labels[far & (rest > 0)], minlength=count) > 0
+  _, _, w, h, area = stats.T
+  long_side = np.maximum(w, h)
+  inside &= ~((long_side >= 0.7 * min(rw, rh)) & (area <= 1.5 * band * long_side))
+  inside[0] = False
+  return part & ~inside[labels]
+
+
+def remove_frames(mask: np.ndarray, touching: bool = True
+                  ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+  """``mask`` without frames and boxes around the digit (see the module docstring); with
+  ``touching``, boxes the digit touches too (else only boxes with a digit inside, cheaper).
+  Also returns the result's connected components (labels, stats) when they are known (nothing
+  was removed after they were found), for digits.find."""
+  out = mask.copy()
+  ys, xs = np.nonzero(out.any(axis=1))[0], np.nonzero(out.any(axis=0))[0]
+  if ys.size == 0:
+    return out, None
+  box = int(ys[0]), int(xs[0]), int(ys[-1]) + 1, int(xs[-1]) + 1
+  _strip_border(out, *box)
+  labels, stats = _components_in(out, *box)
+  known = True
+  for i in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:4]:
+    x, y, w, h, area = (int(v) for v in stats[i])
+    if w < 20 or h < 20 or area > 0.35 * w * h:
+      continue  # Small or solid: not a box.
+    inside = _holds_inside(stats, i)
+    if not (inside or touching):
+      continue
+    part = labels[y:y + h, x:x + w] == i
+    outline = _box_outline(part)
+    # A box around something: a digit touching it (in the component) or inside it.
+    if outline is not None and (inside or (part & ~outline).sum() > 0.05 * area):
+      out[y:y + h, x:x + w] &= ~outline
+      known = False
+  return out, ((labels, stats) if known else None)
+
+
+def _holds_inside(stats: np.ndarray, i: int) -> bool:
+  """Whether another component of some size lies inside component i's box."""
+  x, y, w, h, area = stats[i]
+  inner = stats[1:]
+  return bool(((inner[:, 0] > x) & (inner[:, 1] > y) & (inner[:, 0] + inner[:, 2] < x + w) &
+               (inner[:, 1] + inner[:, 3] < y + h) & (inner[:, 4] >= 0.05 * area)).any())
+
+
+def _components_in(mask: np.ndarray, top: int, left: int, bottom: int, right: int
+                   ) -> tuple[np.ndarray, np.ndarray]:
+  """cv2.connectedComponentsWithStats(mask, connectivity=8)'s labels and stats, for a mask
+  empty outside the box [top:bottom, left:right]: the same arrays, labelled in the box only
+  (OpenCV's statistics cost five times its labels, and most of a drawing is paper)."""
+  # From even corners, OpenCV scans the same 2x2 blocks in the same order: the same numbers.
+  top, left = top - top % 2, left - left % 2
+  part = mask[top:bottom, left:right].astype(np.uint8)
+  _, inner, stats, _ = cv2.connectedComponentsWithStats(part, connectivity=8)
+  if part.shape == mask.shape:
+    return inner, stats
+  labels = np.zeros(mask.shape, inner.dtype)
+  labels[top:bottom, left:right] = inner
+  stats[1:, cv2.CC_STAT_LEFT] += left
+  stats[1:, cv2.CC_STAT_TOP] += top
+  # Row 0, the background: the box of the pixels outside every component.
+  h, w = mask.shape
+  rows, cols = np.ones(h, bool), np.ones(w, bool)
+  if (left, right) == (0, w):  # A row of the box may be all ink.
+    rows[top:bottom] = (inner == 0).any(axis=1)
+  if (top, bottom) == (0, h):
+    cols[left:right] = (inner == 0).any(axis=0)
+  ys, xs = np.flatnonzero(rows), np.flatnonzero(cols)
+  stats[0] = (xs[0], ys[0], xs[-1] + 1 - xs[0], ys[-1] + 1 - ys[0],
+              h * w - int(stats[1:, cv2.CC_STAT_AREA].sum()))
+  return labels, stats
