@@ -11,7 +11,6 @@ ink whatever colour they are.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 
 import numpy as np

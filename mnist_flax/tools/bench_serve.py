@@ -20,8 +20,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import os
-import pathlib
 import select
 import signal
 import statistics
