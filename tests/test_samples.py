@@ -1,7 +1,7 @@
 """The photo samples: phone photos of handwriting, numbers, printed digits and non-digits.
 
 ``python -m mnist_flax.tools.samples DIR --kind KIND`` and
-``mnist_flax.tools.sample_scenes.render`` draw them from pen strokes (never MNIST). These tests
+``mnist_flax.tools.samples.photo.render`` draw them from pen strokes (never MNIST). These tests
 check behaviour: the same seed gives the same bytes, every name starts with the truth, the
 sizes are phone sizes, and each asked-for case is in the picture (ink where the box says, faint
 pencil, rulings at their spacing, a shadow edge across the digit, separate pieces, touching neighbours, a printed "1" with a base).
@@ -21,19 +21,20 @@ import pytest
 from PIL import Image, ImageOps
 
 from conftest import run_module
-from mnist_flax.tools import sample_photos, sample_scenes, samples
+from mnist_flax.tools import samples
+from mnist_flax.tools.samples import camera, cases, handwriting, kinds, photo
 
 SMALL = (1280, 960)
 # A clean view: no roll or perspective, so rows and columns of the photo follow the paper.
 STRAIGHT = {"roll": 0.0, "tilt": 0.0}
 
 
-def _render(truth: str, seed: int, **choices) -> sample_scenes.Sample:
+def _render(truth: str, seed: int, **choices) -> photo.Sample:
   choices.setdefault("size", SMALL)
-  return sample_scenes.render(truth, np.random.default_rng(seed), **choices)
+  return photo.render(truth, np.random.default_rng(seed), **choices)
 
 
-def _grey(sample: sample_scenes.Sample) -> np.ndarray:
+def _grey(sample: photo.Sample) -> np.ndarray:
   return np.asarray(sample.image().convert("L"), np.float32)
 
 
@@ -43,7 +44,7 @@ def _crop(a: np.ndarray, box, grow: float = 0.0) -> np.ndarray:
   return a[max(0, y0 - gy):y1 + gy, max(0, x0 - gx):x1 + gx]
 
 
-def _ink_mask(sample: sample_scenes.Sample, box) -> np.ndarray:
+def _ink_mask(sample: photo.Sample, box) -> np.ndarray:
   """Pixels in ``box`` darker than halfway between the paper around it and the darkest ink."""
   g = _grey(sample)
   inside = _crop(g, box)
@@ -89,7 +90,7 @@ def test_command_writes_photos_named_by_their_truth(tmp_path):
 
 @pytest.mark.parametrize("kind", ["numbers", "printed", "nondigits"])
 def test_each_kind_names_its_truth(tmp_path, kind):
-  paths = sample_scenes.make_kind(kind, tmp_path, count=8, seed=1)
+  paths = kinds.make_kind(kind, tmp_path, count=8, seed=1)
   entries = _truths(tmp_path)
   assert len(paths) == len(entries) == 8
   for path in paths:
@@ -97,7 +98,7 @@ def test_each_kind_names_its_truth(tmp_path, kind):
     entry = entries[path.name]
     assert entry["truth"] == truth
     if kind == "nondigits":
-      assert truth == "x" and path.name.split("_")[1] in sample_scenes.SHAPES
+      assert truth == "x" and path.name.split("_")[1] in handwriting.SHAPES
       assert len(entry["boxes"]) == 1
     else:
       assert truth.isdigit() and len(entry["boxes"]) == len(truth)
@@ -109,9 +110,9 @@ def test_each_kind_names_its_truth(tmp_path, kind):
 def test_the_cases_of_issue_13_one_photo_each(tmp_path):
   assert samples.main([str(tmp_path), "--kind", "cases"]) == 0
   names = sorted(p.name for p in tmp_path.glob("*.jpg"))
-  assert names == sorted(f"{case}.jpg" for case in sample_scenes.CASES)
+  assert names == sorted(f"{case}.jpg" for case in cases.CASES)
   entries = _truths(tmp_path)
-  for case, (truth, choices) in sample_scenes.CASES.items():
+  for case, (truth, choices) in cases.CASES.items():
     entry = entries[f"{case}.jpg"]
     assert case.split("_")[0] == entry["truth"] == (truth if truth.isdigit() else "x")
     for key in ("surface", "ink", "light"):
@@ -120,34 +121,34 @@ def test_the_cases_of_issue_13_one_photo_each(tmp_path):
     if "desk" in choices and choices.get("surface") != "plate":
       assert entry["desk"] == choices["desk"], case
   assert entries["5_shadow.jpg"]["size"] == [4000, 3000]
-  again = sample_scenes.draw_case("3_ruled", 1)  # a second photo of the same case
+  again = cases.draw_case("3_ruled", 1)  # a second photo of the same case
   assert again.truth == "3" and again.tags[:3] == ["ruled", "pen", "even"]
   assert again.jpeg != (tmp_path / "3_ruled.jpg").read_bytes()
 
 
 def test_same_seed_same_files_and_any_file_can_be_redrawn(tmp_path):
-  a = sample_scenes.make_kind("numbers", tmp_path / "a", count=4, seed=7)
-  b = sample_scenes.make_kind("numbers", tmp_path / "b", count=4, seed=7)
-  c = sample_scenes.make_kind("numbers", tmp_path / "c", count=4, seed=8)
+  a = kinds.make_kind("numbers", tmp_path / "a", count=4, seed=7)
+  b = kinds.make_kind("numbers", tmp_path / "b", count=4, seed=7)
+  c = kinds.make_kind("numbers", tmp_path / "c", count=4, seed=8)
   assert [p.name for p in a] == [p.name for p in b]
   assert all(p.read_bytes() == q.read_bytes() for p, q in zip(a, b))
   assert [p.read_bytes() for p in a] != [p.read_bytes() for p in c]
-  again = sample_scenes.draw("numbers", 2, seed=7)
+  again = kinds.draw("numbers", 2, seed=7)
   assert again.name(2) == a[2].name and again.jpeg == a[2].read_bytes()
 
 
 def test_parallel_drawing_writes_the_same_files(tmp_path):
-  one = sample_scenes.make_kind("photos", tmp_path / "one", count=4, seed=2, jobs=1)
-  two = sample_scenes.make_kind("photos", tmp_path / "two", count=4, seed=2, jobs=2)
+  one = kinds.make_kind("photos", tmp_path / "one", count=4, seed=2, jobs=1)
+  two = kinds.make_kind("photos", tmp_path / "two", count=4, seed=2, jobs=2)
   assert [p.name for p in one] == [p.name for p in two]
   assert all(p.read_bytes() == q.read_bytes() for p, q in zip(one, two))
   assert _truths(tmp_path / "one") == _truths(tmp_path / "two")
 
 
 def test_rewriting_a_folder_keeps_one_truth_line_per_file(tmp_path):
-  sample_scenes.make_kind("nondigits", tmp_path, count=3, seed=0)
-  sample_scenes.make_kind("nondigits", tmp_path, count=3, seed=0)
-  sample_scenes.make_kind("printed", tmp_path, count=2, seed=0)
+  kinds.make_kind("nondigits", tmp_path, count=3, seed=0)
+  kinds.make_kind("nondigits", tmp_path, count=3, seed=0)
+  kinds.make_kind("printed", tmp_path, count=2, seed=0)
   assert len(_truths(tmp_path)) == len(list(tmp_path.glob("*.jpg"))) == 5
 
 
@@ -165,7 +166,7 @@ def test_plain_kind_is_the_old_behaviour_and_unknown_kinds_are_refused(tmp_path)
 
 def test_photo_sizes_are_phone_sizes_up_to_12_megapixels():
   rng = np.random.default_rng(0)
-  sizes = [sample_photos.frame_size(rng) for _ in range(300)]
+  sizes = [camera.frame_size(rng) for _ in range(300)]
   pixels = [w * h for w, h in sizes]
   assert min(pixels) >= 850_000 and max(pixels) <= 12_000_000
   assert any(w > h for w, h in sizes) and any(h > w for w, h in sizes)
@@ -247,7 +248,7 @@ def test_ruled_and_squared_paper_show_their_lines_at_their_spacing(seed):
   assert found["plain"][0][1] < 0.4 and found["plain"][1][1] < 0.4, found["plain"]
 
 
-def _paper_spread(s: sample_scenes.Sample) -> float:
+def _paper_spread(s: photo.Sample) -> float:
   """Darkest / brightest paper level around the digit, the ink removed by a max filter."""
   g = _grey(s)
   x0, y0, x1, y1 = s.info["boxes"][0]
@@ -330,7 +331,7 @@ def test_a_printed_one_with_a_flag_and_a_base():
   assert flag_left < stem_left - 0.15 * w  # the flag reaches left
 
 
-@pytest.mark.parametrize("shape", sample_scenes.SHAPES)
+@pytest.mark.parametrize("shape", handwriting.SHAPES)
 def test_non_digits_are_named_x(shape):
   s = _render(shape, 0)
   assert s.truth == "x" and s.tags[0] == shape and s.name(3).startswith(f"x_{shape}_")

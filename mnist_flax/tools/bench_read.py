@@ -2,7 +2,7 @@
 
     python -m mnist_flax.tools.benchmark --only read --table
 
-For each kind of picture ``mnist_flax.tools.sample_scenes`` draws (phone photos of one handwritten
+For each kind of picture ``mnist_flax.tools.samples.kinds`` draws (phone photos of one handwritten
 digit, whole numbers, printed digits, non-digits) and for the plain drawings of
 ``mnist_flax.tools.samples``, one folder (drawn once from seed 1 and kept in the benchmark's cache),
 read by one ``infer --i FOLDER --json`` process:
@@ -44,8 +44,8 @@ def _folder(bench: Any, kind: str, count: int) -> pathlib.Path:
       from mnist_flax.tools import samples
       samples.make_samples(folder, count=count, seed=1)
     else:
-      from mnist_flax.tools import sample_scenes
-      sample_scenes.make_kind(kind, folder, count=count, seed=1)
+      from mnist_flax.tools.samples import kinds
+      kinds.make_kind(kind, folder, count=count, seed=1)
     (folder / ".complete").write_text("")
   return folder
 

@@ -1,16 +1,17 @@
-"""Photographs a sheet with writing on it the way a phone does: the camera, light and sensor.
+"""Photographs a scene the way a phone does: the camera, its optics and sensor, the JPEG.
 
-A ``Scene`` is what lies on the desk, in millimetres: a sheet (or a house-number plate) with
-its outline and colour, printed rulings (ruled or squared paper), layers of ink (handwriting,
-a form's printed box, a plate's paint) and the desk or wall around it. ``photograph`` puts a
-pinhole camera above it (rolled and tilted, so the sheet is rotated and in perspective),
-lights it (even, a gradient, a soft shadow, or a hard-edged shadow across or beside the
-digit), and adds what a phone adds: optical blur, sharpening, sensor noise, JPEG.
+``photograph`` puts a pinhole camera above a ``paper.Scene`` (rolled and tilted, so the sheet
+is rotated and in perspective), lights it (``light.illuminate``), and adds what a phone adds:
+optical blur, a hand's shake, sharpening, sensor noise, JPEG, sometimes EXIF orientation.
+``frame_size`` draws a phone's photo size (``FRAMES``, 1.2 to 12 MP).
 
 Everything is drawn straight into the frame with OpenCV (the sheet's outline and rulings
 through the camera's homography; ink on a small raster aligned with the sheet, warped into
 place); lighting, desk texture and noise are made on a reduced grid and scaled up, so a
 12 MP photo takes a fraction of a second.
+
+    shot = camera.photograph(scene, rng, size=(1600, 1200), fraction=0.2, light="even")
+    shot.jpeg, shot.info["boxes"]   # the file, each digit's box in the photo's pixels
 """
 
 from __future__ import annotations
@@ -23,43 +24,14 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from mnist_flax.tools import sample_marks
-from mnist_flax.tools.sample_marks import Box, Marks
+from mnist_flax.tools.samples.light import BRIGHTEST, LIGHTS, illuminate
+from mnist_flax.tools.samples.marks import Box, rasterize
+from mnist_flax.tools.samples.paper import Layer, Scene, background
+from mnist_flax.tools.samples.randomness import smooth
 
-LIGHTS = ("even", "gradient", "shadow-soft", "shadow-hard-across", "shadow-hard-beside")
-BACKGROUNDS = ("wood", "dark", "colour", "stucco", "brick")
-_BRIGHTEST = 1.2  # light can lift the paper's colour this much (overexposure)
 # Phone photo sizes (landscape; portrait is the same turned), 1.2 to 12 MP.
 FRAMES = ((1280, 960), (1600, 1200), (1920, 1080), (2048, 1536), (2592, 1944), (3264, 2448),
           (4000, 3000))
-
-
-@dataclasses.dataclass
-class Layer:
-  marks: Marks
-  colour: tuple[int, int, int]
-  texture: str = "solid"  # solid, marker, ballpoint (pressure), pencil (graphite grain)
-  paint: bool = False  # opaque paint (a plate's white digit); otherwise ink darkens the paper
-
-
-@dataclasses.dataclass
-class Ruling:
-  start: tuple[float, float]
-  end: tuple[float, float]
-  width: float  # mm
-  colour: tuple[int, int, int]
-
-
-@dataclasses.dataclass
-class Scene:
-  outline: np.ndarray  # the sheet's (or plate's) outline, (n, 2) mm
-  paper: tuple[int, int, int]
-  background: str  # one of BACKGROUNDS: the desk or wall around the sheet
-  layers: list[Layer]
-  subject: Box  # what the photographer frames (mm)
-  rulings: list[Ruling] = dataclasses.field(default_factory=list)
-  digits: list[Marks] = dataclasses.field(default_factory=list)  # what ``fraction`` sizes
-  focus: tuple[float, float] | None = None  # where to aim (mm); None: at the subject
 
 
 @dataclasses.dataclass
@@ -112,138 +84,6 @@ def _camera(size: tuple[int, int], scale: float, focus: tuple[float, float], rol
   return m / m[2, 2]
 
 
-def _smooth(rng: np.random.Generator, shape: tuple[int, int], cells: int) -> np.ndarray:
-  """Smooth noise in [0, 1] with about ``cells`` blobs across the longer side."""
-  h, w = shape
-  ch, cw = max(2, int(cells * h / max(h, w)) + 2), max(2, int(cells * w / max(h, w)) + 2)
-  return cv2.resize(rng.random((ch, cw), np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
-
-
-def _background(kind: str, rng: np.random.Generator, shape: tuple[int, int],
-                mm_px: float, roll: float) -> np.ndarray:
-  """Desk or wall albedo on the reduced grid: float32 (h, w, 3) in 0-255."""
-  h, w = shape
-  y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-  angle = roll  # a wall is square to the plate on it; a sheet lies askew on a desk
-  if kind not in ("stucco", "brick"):
-    angle += rng.normal(0, 0.3) + (np.pi / 2 if rng.random() < 0.5 else 0)
-  u = (x * np.cos(angle) + y * np.sin(angle)) / mm_px  # mm along the grain / rows
-  v = (-x * np.sin(angle) + y * np.cos(angle)) / mm_px
-  fine = rng.random((h, w), np.float32)
-  if kind == "wood":
-    base = np.array([(150, 100, 60), (120, 80, 50), (185, 145, 100), (95, 65, 45),
-                     (205, 175, 135)][rng.integers(5)], np.float32)
-    warp = _smooth(rng, shape, 3) * rng.uniform(5, 25)
-    plank_w = rng.uniform(90, 200)
-    plank = np.floor(v / plank_w)
-    tone = 0.9 + 0.2 * ((np.sin(plank * 12.9898) * 43758.5453) % 1.0)
-    across = (v + warp + 0.01 * u) / rng.uniform(0.8, 2.0)  # grain lines, irregularly spaced
-    table = rng.random(int(np.ceil(np.abs(across).max())) + 2).astype(np.float32)
-    streaks = np.interp(np.abs(across), np.arange(len(table)), table).astype(np.float32)
-    rings = np.sin(2 * np.pi * (v + 2 * warp) / rng.uniform(8, 25))
-    value = tone * (0.84 + 0.1 * streaks ** 2 + 0.05 * rings + 0.04 * fine)
-    value *= np.where((v % plank_w) < 1.2, 0.6, 1.0)  # the joints between planks
-  elif kind == "brick":
-    base = np.array([(160, 80, 60), (140, 90, 70), (180, 110, 80)][rng.integers(3)],
-                    np.float32)
-    row = np.floor(v / 75.0)
-    along = u + 112 * (row % 2)
-    col = np.floor(along / 225.0)
-    tone = 0.85 + 0.25 * ((np.sin(row * 78.233 + col * 12.9898) * 43758.5453) % 1.0)
-    mortar = ((v % 75.0) < 10) | ((along % 225.0) < 10)
-    brick = tone[..., None] * base * (0.9 + 0.1 * fine[..., None])
-    grey = np.array([195, 190, 180], np.float32) * (0.85 + 0.15 * fine[..., None])
-    return np.clip(np.where(mortar[..., None], grey, brick), 0, 255)
-  else:
-    palettes = {
-        "dark": [(35, 35, 38), (50, 45, 42), (30, 34, 45), (60, 60, 62)],
-        "colour": [(215, 215, 210), (170, 170, 165), (200, 185, 160), (70, 100, 150),
-                   (80, 130, 90), (170, 60, 60), (220, 160, 70), (110, 110, 120)],
-        "stucco": [(225, 215, 195), (200, 200, 195), (235, 230, 220), (190, 150, 120)],
-    }[kind]
-    base = np.array(palettes[rng.integers(len(palettes))], np.float32)
-    value = 0.92 + 0.1 * _smooth(rng, shape, 6) + 0.06 * (fine - 0.5)
-    if kind == "stucco":
-      value += 0.08 * (_smooth(rng, shape, 40) - 0.5) + 0.1 * (_smooth(rng, shape, 150) - 0.5)
-  return np.clip(value[..., None] * base, 0, 255)
-
-
-def _shadow_polygon(rng: np.random.Generator, centre: np.ndarray, reach: float,
-                    offset: float, big: float, across: bool) -> np.ndarray:
-  """A shadow whose edge passes ``offset`` px from ``centre`` (px, frame), the shadow on the
-  far side when ``offset`` > 0 (the digit in the light), the near side when < 0.
-
-  ``reach``: the digit's half diagonal. Shapes: a half plane (a hand or a phone held to one
-  side), a band (a pen, a pole) or a corner. ``across``: only the edge at ``offset`` comes
-  near the digit (a band lies beyond it, a corner's second edge stays clear of it).
-  """
-  theta = rng.uniform(0, 2 * np.pi)
-  n = np.array([np.cos(theta), np.sin(theta)])  # points into the shadow
-  t = np.array([-n[1], n[0]])
-  p = centre + n * offset
-  shape = rng.choice(["half", "band", "corner"], p=[0.6, 0.2, 0.2])
-  if shape == "band":
-    width = rng.uniform(0.6, 2.0) * reach
-    if not across:
-      p = centre + n * abs(offset)  # the band beside the digit, not over it
-    return np.array([p - t * big, p + t * big, p + t * big + n * width, p - t * big + n * width])
-  if shape == "corner":  # edge 1 runs from the corner q along -t, past the digit
-    q = p + t * (rng.uniform(0.6, 1.5) if across else rng.uniform(1.3, 2.0)) * reach
-    turn = rng.uniform(0.3, 1.2)
-    d2 = np.cos(turn) * n + np.sin(turn) * t  # edge 2 turns away from the digit
-    return np.array([q - t * big, q, q + d2 * big, q - t * big + n * big])
-  return np.array([p - t * big, p + t * big, p + t * big + n * big, p - t * big + n * big])
-
-
-def _light(rng: np.random.Generator, kind: str, shape: tuple[int, int], k: float,
-           digit_box: np.ndarray, sheet_low: np.ndarray) -> tuple[np.ndarray, dict]:
-  """Illumination on the reduced grid (1 px = ``k`` frame px): float32 (h, w, 3), 1 = as lit
-  as the paper's own colour, up to ``_BRIGHTEST`` (overexposed)."""
-  h, w = shape
-  y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-  info: dict[str, Any] = {"light": kind}
-  exposure = rng.uniform(0.85, 1.08)  # white paper comes out ~190-255
-  cast = np.array([(1.0, 1.0, 1.0), (1.0, 0.96, 0.88), (0.94, 0.97, 1.0),
-                   (1.0, 0.98, 0.95)][rng.integers(4)], np.float32)
-  r2 = ((x - w / 2) ** 2 + (y - h / 2) ** 2) / ((w / 2) ** 2 + (h / 2) ** 2)
-  field = 1 - rng.uniform(0.0, 0.25) * r2
-  theta = rng.uniform(0, 2 * np.pi)
-  ramp = ((x - w / 2) * np.cos(theta) + (y - h / 2) * np.sin(theta)) / (0.5 * np.hypot(w, h))
-  amount = rng.uniform(0.2, 0.5) if kind == "gradient" else rng.uniform(0.0, 0.1)
-  field *= 1 - amount * (ramp + 1) / 2
-  field *= 1 + 0.03 * (_smooth(rng, shape, 8) - 0.5)  # paper and light never quite even
-  # The sheet's own shadow on the desk, a thin dark rim outside its edge.
-  rim = cv2.GaussianBlur(sheet_low, (0, 0), max(0.8, 0.004 * max(h, w)))
-  rim = np.roll(rim, (int(rng.integers(-2, 3)), int(rng.integers(-2, 3))), (0, 1))
-  field *= 1 - 0.35 * rim * (1 - sheet_low)
-  light = field[..., None] * exposure * cast
-  if kind.startswith("shadow"):
-    box = digit_box / k
-    centre = box.mean(axis=0)
-    reach = np.hypot(np.ptp(box[:, 0]), np.ptp(box[:, 1])) / 2
-    mask = np.zeros(shape, np.float32)
-    big = 4.0 * max(h, w)
-    if kind == "shadow-soft":
-      offset = rng.uniform(-1.0, 1.5) * reach
-      poly = _shadow_polygon(rng, centre, reach, offset, big, True)
-      sigma = rng.uniform(0.3, 1.0) * reach
-      strength = rng.uniform(0.25, 0.5)
-    else:
-      across = kind.endswith("across")
-      offset = (rng.uniform(-0.5, 0.5) * reach if across
-                else rng.choice([-1, 1]) * reach * rng.uniform(1.3, 2.2))
-      poly = _shadow_polygon(rng, centre, reach, offset, big, across)
-      sigma = max(0.6, rng.uniform(0.001, 0.005) * max(h, w))  # 0.1-0.5% of the photo
-      strength = rng.uniform(0.3, 0.6)
-    cv2.fillPoly(mask, [np.round(poly * 8).astype(np.int32)], 1.0, cv2.LINE_AA, 3)
-    mask = cv2.GaussianBlur(mask, (0, 0), max(0.5, sigma))
-    tint = np.array([1.06, 1.0, 0.9], np.float32)  # skylight fills shadows: a bit bluer
-    light *= 1 - np.clip(strength * tint, 0, 0.95) * mask[..., None]
-    info.update(shadow_strength=round(float(strength), 3),
-                shadow_edge_px=round(float(sigma * k), 1))
-  return np.clip(light, 0, _BRIGHTEST), info
-
-
 def _ink(layer: Layer, cover: np.ndarray, rng: np.random.Generator,
          scale: float) -> np.ndarray:
   """How a pen deposits ink: ballpoint pressure and skips, pencil grain; uint8 coverage."""
@@ -255,11 +95,11 @@ def _ink(layer: Layer, cover: np.ndarray, rng: np.random.Generator,
     cell = max(1, int(round(0.1 * scale)))  # graphite catches on the paper's tooth
     grain = rng.random((h // cell + 1, w // cell + 1), np.float32)
     grain = cv2.resize(grain, (w, h), interpolation=cv2.INTER_LINEAR)
-    c *= (0.2 + 0.8 * grain ** 0.8) * (0.75 + 0.25 * _smooth(rng, (h, w), 6))
+    c *= (0.2 + 0.8 * grain ** 0.8) * (0.75 + 0.25 * smooth(rng, (h, w), 6))
   elif layer.texture == "ballpoint":
-    c *= 0.6 + 0.4 * _smooth(rng, (h, w), max(3, int(max(h, w) / scale / 3)))
+    c *= 0.6 + 0.4 * smooth(rng, (h, w), max(3, int(max(h, w) / scale / 3)))
   elif layer.texture == "marker":
-    c *= 0.9 + 0.1 * _smooth(rng, (h, w), 5)
+    c *= 0.9 + 0.1 * smooth(rng, (h, w), 5)
   return np.clip(c, 0, 255).astype(np.uint8)
 
 
@@ -345,11 +185,11 @@ def photograph(scene: Scene, rng: np.random.Generator, *, size: tuple[int, int],
   sheet_low = np.zeros(low, np.float32)
   cv2.fillPoly(sheet_low, [np.round(outline / k * 8).astype(np.int32)], 1.0, cv2.LINE_AA, 3)
   digit_px = _project(cam, np.vstack([_box_corners(b) for b in digit_boxes]))
-  lighting, info = _light(rng, light, low, k, digit_px, sheet_low)
+  lighting, info = illuminate(rng, light, low, k, digit_px, sheet_low)
 
   # Albedo: desk, sheet, rulings, ink.
   if desk:
-    back = _background(scene.background, rng, low, scale / k, np.radians(roll))
+    back = background(scene.background, rng, low, scale / k, np.radians(roll))
     frame = cv2.resize(back.astype(np.uint8), (w, h), interpolation=cv2.INTER_LINEAR)
     cv2.fillPoly(frame, [np.round(outline * 8).astype(np.int32)], scene.paper, cv2.LINE_AA, 3)
   else:
@@ -370,7 +210,7 @@ def photograph(scene: Scene, rng: np.random.Generator, *, size: tuple[int, int],
     local = scale * 1.25
     while (box[2] - box[0]) * local * (box[3] - box[1]) * local > 8e6:
       local *= 0.8
-    cover = _ink(layer, sample_marks.rasterize(layer.marks, box, local), rng, local)
+    cover = _ink(layer, rasterize(layer.marks, box, local), rng, local)
     pts = _project(cam, _box_corners(box))
     x0, y0 = np.maximum(np.floor(pts.min(axis=0)).astype(int), 0)
     x1, y1 = np.minimum(np.ceil(pts.max(axis=0)).astype(int) + 1, [w, h])
@@ -383,9 +223,9 @@ def photograph(scene: Scene, rng: np.random.Generator, *, size: tuple[int, int],
     _blend(frame, warped, int(x0), int(y0), layer)
 
   # Light, optics, sensor.
-  light_u8 = np.clip(np.rint(lighting * (255 / _BRIGHTEST)), 0, 255).astype(np.uint8)
+  light_u8 = np.clip(np.rint(lighting * (255 / BRIGHTEST)), 0, 255).astype(np.uint8)
   frame = cv2.multiply(frame, cv2.resize(light_u8, (w, h), interpolation=cv2.INTER_LINEAR),
-                       scale=_BRIGHTEST / 255)
+                       scale=BRIGHTEST / 255)
   res = max(1.0, max(w, h) / 1600)
   if blur is None:
     blur = rng.uniform(0.35, 0.9) * res * (2.2 if rng.random() < 0.12 else 1) / r

@@ -1,111 +1,51 @@
-"""What is written or printed on a page, in millimetres, and its ink coverage on a raster.
+"""Handwriting on a sheet, in millimetres: pens, and the digits, numbers and shapes they write.
 
-The photo renderer (``mnist_flax.tools.sample_photos``) places these marks on a sheet and
-photographs it. A mark is made of
+The unit-box strokes of ``strokes`` (digits) and of ``LETTERS`` (non-digits) are placed on
+the sheet with the same jitter and slant as the plain drawings, a pen width at every point
+(uneven pressure) and, when asked, pen lifts: a digit in separate pieces (``digit(...,
+pieces=True)``), a pencil line that skips (``broken``), neighbours that touch (``number(...,
+touching=True)``). ``PENS`` says what each ink looks like (width, usual digit height, texture,
+pressure). The result is ``marks.Marks``, which ``photo.render`` lays on a sheet.
 
-- strokes: pen movements, a polyline in sheet millimetres (x right, y down) with a pen
-  width at every point; handwritten digits come from the skeletons in ``samples.py``
-  (never from MNIST), with the same jitter and slant, and numbers, letters, scribbles,
-  smileys, form boxes and plate frames are strokes too;
-- polygons: filled shapes (the printed "1" with a flag and a base, screw heads);
-- glyphs: printed text in Pillow's own font (``ImageFont.load_default``, Aileron), so no
-  system font is needed.
-
-``rasterize`` turns marks into anti-aliased ink coverage (uint8, 255 = full ink) on a raster
-aligned with the sheet, which the photo renderer then warps into the camera's view.
+    import numpy as np
+    from mnist_flax.tools.samples import handwriting
+    rng = np.random.default_rng(0)
+    marks = handwriting.digit(5, rng, centre=(0, 0), height=30, pen=0.8, pieces=True)
+    both, digits = handwriting.number("42", rng, centre=(0, 0), height=30, pen=0.8, spacing=0.2)
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 
-import cv2
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 
-from mnist_flax.tools import samples
+from mnist_flax.tools.samples.marks import Box, Marks, Stroke, circle
+from mnist_flax.tools.samples.strokes import ASPECT, UnitStroke, catmull_rom, skeleton
 
-Box = tuple[float, float, float, float]  # x0, y0, x1, y1
-
-
-@dataclasses.dataclass
-class Stroke:
-  points: np.ndarray  # (n, 2) millimetres on the sheet
-  width: np.ndarray  # (n,) pen width in millimetres
+INKS = ("marker", "pen", "ballpoint", "pencil")
 
 
-@dataclasses.dataclass
-class Glyph:
-  """Printed text whose digits are ``height`` mm tall, centred on ``centre``."""
-  text: str
-  centre: tuple[float, float]
-  height: float
-  bold: float = 0.0  # extra outline, as a fraction of the height
-
-  def char_boxes(self) -> list[Box]:
-    """Each character's ink box in mm, as ``rasterize`` prints it."""
-    font, size = _font(_REF), _REF
-    mm = self.height / (_digit_height_ratio() * size)  # mm per font pixel
-    whole = font.getbbox(self.text, anchor="ls")
-    ox = self.centre[0] - (whole[0] + whole[2]) / 2 * mm
-    oy = self.centre[1] - (whole[1] + whole[3]) / 2 * mm
-    pad = self.bold * self.height
-    boxes = []
-    for i, ch in enumerate(self.text):
-      at = font.getlength(self.text[:i])
-      b = font.getbbox(ch, anchor="ls")
-      boxes.append((ox + (at + b[0]) * mm - pad, oy + b[1] * mm - pad,
-                    ox + (at + b[2]) * mm + pad, oy + b[3] * mm + pad))
-    return boxes
+@dataclasses.dataclass(frozen=True)
+class Pen:
+  """What one kind of pen leaves: its ink, its width and the digit sizes people write with it."""
+  colour: tuple[int, int, int]
+  width: tuple[float, float]  # mm
+  height: tuple[float, float]  # digit height, mm
+  texture: str  # one of the textures ``camera`` deposits: marker, solid, ballpoint, pencil
+  pressure: float  # how much the width wavers along a stroke
 
 
-@dataclasses.dataclass
-class Marks:
-  strokes: list[Stroke] = dataclasses.field(default_factory=list)
-  polygons: list[np.ndarray] = dataclasses.field(default_factory=list)  # (n, 2) mm each
-  glyphs: list[Glyph] = dataclasses.field(default_factory=list)
+PENS: dict[str, Pen] = {
+    "marker": Pen((28, 28, 34), (1.5, 4.5), (25, 90), "marker", 0.05),
+    "pen": Pen((30, 30, 42), (0.4, 1.0), (8, 45), "solid", 0.08),
+    "ballpoint": Pen((40, 58, 150), (0.3, 0.7), (6, 35), "ballpoint", 0.12),
+    "pencil": Pen((225, 225, 228), (0.35, 0.9), (6, 40), "pencil", 0.15),
+}
 
-  def extend(self, other: Marks) -> Marks:
-    self.strokes += other.strokes
-    self.polygons += other.polygons
-    self.glyphs += other.glyphs
-    return self
-
-  def shift(self, dx: float, dy: float) -> Marks:
-    """Moves every mark by (dx, dy) mm, in place (marks shared with others move too)."""
-    for s in self.strokes:
-      s.points += (dx, dy)
-    for p in self.polygons:
-      p += (dx, dy)
-    for g in self.glyphs:
-      g.centre = (g.centre[0] + dx, g.centre[1] + dy)
-    return self
-
-  def points(self) -> np.ndarray:
-    """Points on the marks' outer edge (mm): what a tight box in the photo is made from."""
-    parts = list(self.polygons)
-    for s in self.strokes:
-      r = s.width[:, None] / 2
-      parts += [s.points + r * (1, 0), s.points - r * (1, 0), s.points + r * (0, 1),
-                s.points - r * (0, 1)]
-    for g in self.glyphs:
-      for x0, y0, x1, y1 in g.char_boxes():
-        parts.append(np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1)]))
-    return np.vstack(parts)
-
-  def box(self) -> Box:
-    """The marks' extent in mm, pen width included."""
-    p = self.points()
-    return (float(p[:, 0].min()), float(p[:, 1].min()), float(p[:, 0].max()),
-            float(p[:, 1].max()))
-
-
-# A stroke in a unit box: pieces (lists of points) that meet at corners.
-_Unit = list[list[tuple[float, float]]]
 
 # Letters and marks that are not digits, in a unit box, with their width / height.
-_LETTERS: dict[str, tuple[float, list[_Unit]]] = {
+_LETTERS: dict[str, tuple[float, list[UnitStroke]]] = {
     "A": (0.8, [[[(0.0, 1.0), (0.5, 0.0)], [(0.5, 0.0), (1.0, 1.0)]],
                 [[(0.22, 0.62), (0.78, 0.6)]]]),
     "E": (0.6, [[[(0.95, 0.0), (0.05, 0.02)], [(0.05, 0.02), (0.05, 1.0)],
@@ -121,13 +61,18 @@ _LETTERS: dict[str, tuple[float, list[_Unit]]] = {
     "X": (0.75, [[[(0.0, 0.0), (1.0, 1.0)]], [[(1.0, 0.0), (0.0, 1.0)]]]),
 }
 LETTERS = tuple(_LETTERS)
+SHAPES = (*LETTERS, "scribble", "smiley")
 
 
-def _circle(cx: float, cy: float, rx: float, ry: float, n: int = 14,
-            start: float = -0.3) -> list[tuple[float, float]]:
-  t = start + np.linspace(0, 2 * np.pi, n + 1)
-  return [(cx + rx * np.cos(a), cy + ry * np.sin(a)) for a in t] + [
-      (cx + rx * np.cos(t[1] + 0.2), cy + ry * np.sin(t[1] + 0.2))]
+def pen_colour(ink: str, rng: np.random.Generator,
+               faint: bool | None = None) -> tuple[int, int, int]:
+  """The colour of ``ink`` in one photo: a pen's varies a little, a pencil is faint or firm."""
+  if ink == "pencil":  # graphite, a little cool; grain leaves ~60% of it: ~225 on 245
+    faint = rng.random() < 0.7 if faint is None else faint
+    r = rng.uniform(0.76, 0.9) if faint else rng.uniform(0.5, 0.76)
+    return (int(255 * r), int(255 * r), min(255, int(255 * r * 1.02)))
+  c = np.array(PENS[ink].colour) + rng.integers(-8, 9, 3)
+  return tuple(int(v) for v in np.clip(c, 0, 255))
 
 
 def _resample(line: np.ndarray, step: float) -> np.ndarray:
@@ -156,8 +101,8 @@ def _cut(n: int, gaps: list[tuple[float, float]]) -> list[slice]:
   return runs
 
 
-def _detached(digit: int, strokes: list[_Unit], gx: float, gy: float) -> tuple[
-    list[_Unit], bool]:
+def _detached(digit: int, strokes: list[UnitStroke], gx: float, gy: float) -> tuple[
+    list[UnitStroke], bool]:
   """Rewrites a digit's strokes so that it has separate pieces, as people often write it.
 
   ``gx``, ``gy``: the gap between pieces in unit widths and heights (a pen width included).
@@ -179,7 +124,7 @@ def _detached(digit: int, strokes: list[_Unit], gx: float, gy: float) -> tuple[
   return strokes, digit != 1  # elsewhere a gap where the pen lifted (a plain 1 has none)
 
 
-def unit_strokes_to_mm(unit: list[_Unit], rng: np.random.Generator, *,
+def unit_strokes_to_mm(unit: list[UnitStroke], rng: np.random.Generator, *,
                        centre: tuple[float, float], height: float, width: float,
                        pen: float, slant: float = 0.0, angle: float = 0.0,
                        jitter: float = 0.025, pressure: float = 0.1,
@@ -202,7 +147,7 @@ def unit_strokes_to_mm(unit: list[_Unit], rng: np.random.Generator, *,
         points[0] = placed[start]
       placed.setdefault(start, points[0])
       previous_end = points[-1]
-      polyline.append(samples._catmull_rom(points))
+      polyline.append(catmull_rom(points))
     line = (np.vstack(polyline) - 0.5) * [width, height]
     line[:, 0] -= slant * line[:, 1]
     line = line @ rotation.T + centre
@@ -235,9 +180,9 @@ def digit(d: int, rng: np.random.Generator, *, centre: tuple[float, float], heig
   apart from the loop, a gap elsewhere); ``broken``: a pencil line that skips in places.
   """
   crossbar = d == 7 and rng.random() < 0.25
-  unit = [[list(p) for p in s] for s in samples._skeleton(d, rng, crossbar, None, None)]
+  unit = [[list(p) for p in s] for s in skeleton(d, rng, crossbar, None, None)]
   lift = False
-  width = height * samples._ASPECT[d] * rng.uniform(0.85, 1.15)
+  width = height * ASPECT[d] * rng.uniform(0.85, 1.15)
   if pieces:  # gaps of a pen width (round ends) plus 3-8%, and room for the jitter
     unit, lift = _detached(d, unit, pen / width + rng.uniform(0.03, 0.08) + 0.04,
                            pen / height + rng.uniform(0.03, 0.08) + 0.03)
@@ -313,7 +258,7 @@ def shape(kind: str, rng: np.random.Generator, *, centre: tuple[float, float], h
     jitter = 0.02
   elif kind == "smiley":
     aspect, jitter = 1.0, 0.012
-    unit = [[_circle(0.5, 0.5, 0.5, 0.5, 16, rng.uniform(0, 6))],
+    unit = [[circle(0.5, 0.5, 0.5, 0.5, 16, rng.uniform(0, 6))],
             [[(0.33, 0.3), (0.34, 0.4)]], [[(0.66, 0.3), (0.67, 0.4)]],
             [[(0.22, 0.6), (0.5, 0.8), (0.78, 0.58)]]]
   elif kind == "scribble":  # a tangle of loops, as a pen doodles or crosses something out
@@ -333,96 +278,3 @@ def shape(kind: str, rng: np.random.Generator, *, centre: tuple[float, float], h
                                   width=height * aspect, pen=pen, slant=rng.normal(0.08, 0.08),
                                   angle=rng.normal(0, 0.05), jitter=jitter, pressure=pressure))
 
-
-def rectangle(box: Box, pen: float, radius: float = 0.0) -> Stroke:
-  """A closed outline (a form's box, a plate's painted frame) as one stroke."""
-  x0, y0, x1, y1 = box
-  r = min(radius, (x1 - x0) / 2, (y1 - y0) / 2)
-  if r <= 0:
-    pts = np.array([(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)], np.float64)
-  else:
-    a = np.linspace(0, np.pi / 2, 8)
-    corners = [(x1 - r, y0 + r, -np.pi / 2), (x1 - r, y1 - r, 0.0), (x0 + r, y1 - r, np.pi / 2),
-               (x0 + r, y0 + r, np.pi)]
-    pts = np.vstack([np.column_stack([cx + r * np.cos(s + a), cy + r * np.sin(s + a)])
-                     for cx, cy, s in corners])
-    pts = np.vstack([pts, pts[:1]])
-  return Stroke(pts, np.full(len(pts), pen))
-
-
-def rounded_outline(box: Box, radius: float) -> np.ndarray:
-  """The outline polygon of a rounded rectangle (a plate), in mm."""
-  return rectangle(box, 0.0, radius).points[:-1]
-
-
-def printed_one(centre: tuple[float, float], height: float, weight: float) -> list[np.ndarray]:
-  """A printed "1" with a flag and a base (as in DejaVu or a typewriter), as polygons."""
-  sw = weight  # stem width, a fraction of the height
-  cx, cy = centre
-
-  def place(poly):
-    p = (np.array(poly, np.float64) - [0.5, 0.5]) * height
-    return p + [cx, cy]
-
-  stem = [(0.5 - sw / 2, 0.0), (0.5 + sw / 2, 0.0), (0.5 + sw / 2, 1.0), (0.5 - sw / 2, 1.0)]
-  a, b = np.array([0.5, sw * 0.4]), np.array([0.2, 0.2])
-  n = np.array([-(b - a)[1], (b - a)[0]])
-  n = n / np.hypot(*n) * sw * 0.45
-  flag = [tuple(a + n), tuple(b + n), tuple(b - n), tuple(a - n)]
-  base = [(0.2, 1.0 - sw * 0.9), (0.8, 1.0 - sw * 0.9), (0.8, 1.0), (0.2, 1.0)]
-  return [place(stem), place(flag), place(base)]
-
-
-@functools.lru_cache(maxsize=64)
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-  return ImageFont.load_default(size=size)
-
-
-_REF = 200  # font size at which glyphs are measured
-
-
-@functools.lru_cache(maxsize=64)
-def _digit_height_ratio() -> float:
-  """Height of a digit in Pillow's default font, as a fraction of the font size."""
-  box = _font(_REF).getbbox("0123456789", anchor="ls")
-  return (box[3] - box[1]) / _REF
-
-
-def font_aspect(text: str) -> float:
-  """Width of printed ``text`` over its digits' height."""
-  box = _font(_REF).getbbox(text, anchor="ls")
-  return (box[2] - box[0]) / (_REF * _digit_height_ratio())
-
-
-def rasterize(marks: Marks, box: Box, scale: float) -> np.ndarray:
-  """Ink coverage of ``marks`` over ``box`` (mm) at ``scale`` px/mm: uint8, 255 = full ink."""
-  x0, y0, x1, y1 = box
-  w, h = max(1, int(np.ceil((x1 - x0) * scale))), max(1, int(np.ceil((y1 - y0) * scale)))
-  ss = 2 if max(w, h) <= 2000 else 1  # Supersampled where cheap: smooth thin strokes.
-  s, one = scale * ss, 8  # cv2 drawing with 3 fractional bits (shift=3)
-  canvas = np.zeros((h * ss, w * ss), np.uint8)
-  for stroke in marks.strokes:
-    pts = np.round((stroke.points - [x0, y0]) * s * one).astype(np.int32)
-    widths = stroke.width * s
-    for i in range(0, len(pts) - 1, 6):  # Runs of a few points share one width.
-      run = pts[i:i + 7]
-      width = max(1, int(round(float(widths[i:i + 7].mean()))))
-      cv2.polylines(canvas, [run], False, 255, width, cv2.LINE_AA, 3)
-  for poly in marks.polygons:
-    pts = np.round((poly - [x0, y0]) * s * one).astype(np.int32)
-    cv2.fillPoly(canvas, [pts], 255, cv2.LINE_AA, 3)
-  if marks.glyphs:
-    image = Image.fromarray(canvas)
-    draw = ImageDraw.Draw(image)
-    for g in marks.glyphs:
-      size = max(4, int(round(g.height * s / _digit_height_ratio())))
-      font = _font(size)
-      bx = draw.textbbox((0, 0), g.text, font=font, anchor="ls")
-      ox = (g.centre[0] - x0) * s - (bx[0] + bx[2]) / 2
-      oy = (g.centre[1] - y0) * s - (bx[1] + bx[3]) / 2
-      draw.text((ox, oy), g.text, fill=255, font=font, anchor="ls",
-                stroke_width=int(round(g.bold * g.height * s)), stroke_fill=255)
-    canvas = np.asarray(image).copy()
-  if ss > 1:
-    canvas = cv2.resize(canvas, (w, h), interpolation=cv2.INTER_AREA)
-  return canvas
