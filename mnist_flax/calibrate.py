@@ -14,7 +14,7 @@ the MNIST test split. Where the temperature comes from, first that applies:
   ``data.validation``) trained with a validation split held out
   (``--config.data.validation=10000``): fitted on that split, with the replica's weights, and
   carried over. This is how the shipped model, which trained on all 60,000 training images and
-  so has no split of its own, was calibrated (see README, "Honest probabilities");
+  so has no split of its own, was calibrated (see ``configs/shipped.py``);
 * otherwise the checkpoint's own held-out split (it was trained with ``data.validation``).
 
 Prints the fit on the validation split, and for comparison the other place the temperature

@@ -16,7 +16,7 @@ calibration never changes an answer, only its probability.
 
 Where ``T`` applies was measured. The other natural place is each member's logits, before its
 softmax and the averaging (``where="members"``). On the shipped recipe's held-out split
-(10,000 images, see the README, "Honest probabilities") both reach the same calibration: ECE
+(10,000 images, see ``configs/shipped.py``) both reach the same calibration: ECE
 0.0013 and 0.0010, NLL 0.01456 and 0.01446, a difference well inside its noise (paired
 bootstrap 95% interval of the NLL difference [-0.0003, +0.0006]). The ensemble's answer was
 chosen for the guarantee above, which the members' logits lack: there the averaging comes
@@ -30,6 +30,18 @@ the ECE, whose bins make it jumpy) over ``log T``, on images the model never tra
   model is promoted (``train.py``);
 * ``python -m mnist_flax.calibrate`` refits a promoted checkpoint in place, on its own held-out
   split, or on a held-out replica of its recipe (``--from``), as the shipped model's was.
+
+The shipped model, measured (held-out rows: the replica that never saw those 10k images):
+
+  images                                    T        accuracy   ECE (15 bins)   NLL
+  held-out 10k, uncalibrated                1        99.56%     0.0924          0.1088
+  held-out 10k, calibrated                  0.4707   99.56%     0.0013          0.0146
+  MNIST test, uncalibrated                  1        99.65%     0.0946          0.1084
+  MNIST test, calibrated (measured after)   0.4707   99.65%     0.0012          0.0106
+
+What calibration cannot do: it makes probabilities honest on digits like MNIST's and sharper
+everywhere, so a drawn capital A is read as 4 with 0.997 (0.858 uncalibrated), a smiley as 0
+with 0.997. Refusing non-digits needs a model that has seen some, not a temperature.
 
 The ECE (expected calibration error) is the usual one: answers grouped by their top
 probability into 15 equal-width bins of [0, 1]; the mean over images of |accuracy - mean

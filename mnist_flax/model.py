@@ -11,7 +11,7 @@ checkpoint, so inference rebuilds it from the checkpoint alone. With ``members``
 that dict, ``build`` returns an ``Ensemble`` of that many CNNs, which every caller uses the same
 way.
 
-Why it is shaped the way it is (measured on a 2-core CPU with XLA:CPU, see README "Speed"):
+Why it is shaped the way it is (measured on a 2-core CPU with XLA:CPU, side by side):
 
 * Space-to-depth first (28x28x1 -> 14x14x4): the same pixels, a quarter of the positions, so
   the first convolution does a quarter of the work with no loss of information.
