@@ -3,7 +3,7 @@
 Subprocess tests of ``python -m mnist_flax.infer``. Output formats and exit codes are checked
 with a random-weight checkpoint made once per session (no MNIST needed); that the digits are
 right is checked on every file in ``test/`` with the shipped ``checkpoints/final``, skipped
-until it exists. Hostile inputs are in test_hostile.py.
+until it exists. Hostile inputs are in test_infer_hostile.py.
 
 Run: /work/venv/bin/pytest tests/test_infer.py -q
 """

@@ -2,7 +2,7 @@
 
 Most go through FastAPI's TestClient on the app serving the shipped model; the ones about the
 network (a body refused before it is read whole, a stalled client, SIGTERM with a request in
-flight) start the real server on a free loopback port. Hostile files are test_hostile's cases
+flight) start the real server on a free loopback port. Hostile files are test_infer_hostile's cases
 that can be uploaded (regular files up to the size limit); each must be refused with infer's
 own message for the same file.
 
@@ -28,7 +28,7 @@ from conftest import ROOT, run_module
 from mnist_flax import serve
 from mnist_flax.tools import bench_serve
 from mnist_flax.serve_model import WarmModel
-from test_hostile import BAD, _available
+from test_infer_hostile import BAD, _available
 
 CHECKPOINT = pathlib.Path(os.environ.get("TEST_CHECKPOINT") or ROOT / "checkpoints" / "final")
 SAMPLES = [ROOT / "test" / f"{d}.jpg" for d in range(10)]  # One of each digit.

@@ -7,7 +7,7 @@ the 28x28 image shown, and saves screenshots (desktop and phone-sized) into the 
 folder, or into $SCREENSHOT_DIR when set. ``.ci/run`` installs chromium when it is missing, so
 this test runs in CI; it fails (it does not skip) when the browser cannot start.
 
-Run: python -m pytest tests/test_browser.py -v
+Run: python -m pytest tests/test_serve_browser.py -v
 """
 
 from __future__ import annotations

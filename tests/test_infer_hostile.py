@@ -14,7 +14,7 @@ The model is a random-weight checkpoint made once per session: what is tested he
 robustness, not accuracy. Where the shipped ``checkpoints/final`` exists, the odd-but-valid files
 are also checked for the digit drawn in them.
 
-Run: /work/venv/bin/pytest tests/test_hostile.py -q
+Run: python -m pytest tests/test_infer_hostile.py -q
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Tests for mnist_flax.preprocess.read: legal files the safeguards must not refuse.
 
-Run: python -m pytest tests/test_read.py -q
+Run: python -m pytest tests/test_preprocess_read.py -q
 """
 
 from __future__ import annotations

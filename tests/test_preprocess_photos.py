@@ -5,7 +5,7 @@ MNIST) in pytest's tmp_path, and read by one ``infer --json`` process. Each case
 ``cases.CASES`` is drawn in several variants (other hands, light, camera); a case
 passes when most of its variants are read right.
 
-Run: python -m pytest tests/test_photos.py -q
+Run: python -m pytest tests/test_preprocess_photos.py -q
 """
 
 from __future__ import annotations

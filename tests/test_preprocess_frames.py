@@ -1,7 +1,7 @@
 """remove_frames labels the mask's components in the ink's box only (frames._components_in):
 the labels and statistics must be exactly OpenCV's for the whole mask, whatever the box.
 
-Run: python -m pytest tests/test_components.py -q
+Run: python -m pytest tests/test_preprocess_frames.py -q
 """
 
 from __future__ import annotations
