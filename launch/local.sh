@@ -57,11 +57,8 @@ usage_error() {
   exit 2
 }
 
-dry_run=0
-if [[ "${1:-}" == "--dry-run" ]]; then
-  dry_run=1
-  shift
-fi
+take_dry_run "$@"
+set -- "${rest_args[@]}"
 if [[ "${1:-}" == "-h" || "${1:-}" == "--help" ]]; then
   printf '%s\n' "$USAGE"
   exit 0

@@ -69,17 +69,8 @@ readonly REPO_ROOT
 # shellcheck source=launch/lib.sh
 source "${REPO_ROOT}/launch/lib.sh"
 
-fail() {
-  printf '%s: error: %s\n' "$PROG" "$2" >&2
-  exit "$1"
-}
-
-dry_run=0
-if [[ "${1:-}" == "--dry-run" ]]; then
-  dry_run=1
-  shift
-fi
-main_args=("$@")
+take_dry_run "$@"
+main_args=("${rest_args[@]}")
 
 missing=()
 for name in TPU_NAME ZONE ACCELERATOR_TYPE; do
@@ -133,16 +124,6 @@ multi_host=0
 if ((10#${ACCELERATOR_TYPE##*-} > 8)); then
   multi_host=1
 fi
-
-has_flag() { # has_flag NAME: whether main_args contain --NAME=... or --NAME
-  local arg
-  for arg in "${main_args[@]}"; do
-    if [[ "$arg" == "--$1" || "$arg" == "--$1="* ]]; then
-      return 0
-    fi
-  done
-  return 1
-}
 
 train_flags=()
 if ! has_flag config; then

@@ -9,6 +9,30 @@
 Multi-process runs are started either explicitly (flags, or the ``JAX_COORDINATOR_ADDRESS``,
 ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` environment variables; ``launch/local.sh`` does
 this) or by a cluster JAX detects itself (Cloud TPU pods, SLURM, Open MPI).
+
+How close N devices come to one (the same seed gives the same data order; only the float
+summation order differs). One step agrees to ~3e-8, and last-bit differences stay below 3e-7
+for about 20 steps, until a near-tie in a max-pool window resolves one way in one run and the
+other way in the other; from then on training amplifies a whole gradient entry. One device
+whose batches are merely reordered does the same. Relative L2 distance of the parameters from a
+1-device run (``configs/test.py``, no augmentation):
+
+  run                                                           40 steps    300 steps
+  4 devices, one process                                         1.0e-4       0.10
+  1 device, the examples of every batch reversed                 2.3e-4       0.15
+  1 device, one example traded between batches 1 and 2 (a bug)   9.5e-2       0.15
+  1 device, another data seed                                    0.36         0.41
+
+So the device count moves the parameters no more than reordering a sum does, and the models are
+equally accurate (98.44% and 98.45% test after 300 steps for 1 and 4 devices; 98.37% for 2
+processes) but not bit-identical: XLA offers no reduction order independent of the
+partitioning. tests/test_distributed.py therefore compares at 40 steps, where a one-example
+data-order bug is still 100 times the float noise.
+
+Batch size and learning rate: keep the per-device batch large enough to fill a device (128-256
+on a GPU or TPU core), so the global ``batch_size`` grows with the devices; when it grows by k,
+scale Adam's learning rate by about sqrt(k), keep the warm-up fraction and divide
+``num_iterations`` by k. Past a global batch of a few thousand, MNIST gains nothing.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -11,8 +12,17 @@ import tempfile
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-# Tests (and the commands they start) use a cache of their own, never the user's ~/.cache.
-os.environ.setdefault("MNIST_FLAX_CACHE_DIR", tempfile.mkdtemp(prefix="mnist_flax_test_cache_"))
+# Tests (and the commands they start) use a cache of their own, never the user's ~/.cache,
+# removed when the session ends (one is made per run, about 5 MB) unless the caller chose it.
+_OWN_CACHE = None if "MNIST_FLAX_CACHE_DIR" in os.environ else tempfile.mkdtemp(
+    prefix="mnist_flax_test_cache_")
+if _OWN_CACHE:
+  os.environ["MNIST_FLAX_CACHE_DIR"] = _OWN_CACHE
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+  if _OWN_CACHE:
+    shutil.rmtree(_OWN_CACHE, ignore_errors=True)
 
 
 def run_module(module: str, *args: str, env: dict[str, str] | None = None,
