@@ -39,13 +39,8 @@ PROG = "mnist_flax.calibrate"
 _REPLICA_MAY_DIFFER = ("data", "calibration", "checkpoint_every", "log_every")
 
 
-class _Parser(argparse.ArgumentParser):
-  def error(self, message: str) -> None:
-    raise errors.ConfigError(f"{message} (see --help)")
-
-
 def _parser() -> argparse.ArgumentParser:
-  p = _Parser(prog="python -m mnist_flax.calibrate", description=__doc__.split("\n\n")[0])
+  p = errors.ArgumentParser(prog="python -m mnist_flax.calibrate", description=__doc__.split("\n\n")[0])
   p.add_argument("--checkpoint", default=None, metavar="DIR",
                  help="promoted checkpoint to recalibrate in place (default: checkpoints/final)")
   source = p.add_mutually_exclusive_group()

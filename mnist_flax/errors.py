@@ -15,6 +15,7 @@ README.md ("Exit codes") shows it, and tests/test_errors.py checks that the two 
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import errno
 import os
@@ -250,6 +251,14 @@ def run_command(prog: str, body: Callable[[], int],
     if os.environ.get(TRACEBACK_ENV):
       raise
     return report((known(e) if known else None) or internal_error(e), prog)
+
+
+class ArgumentParser(argparse.ArgumentParser):
+  """Every command's parser: a bad command line is a ConfigError (one line, exit 2, through
+  ``run_command`` or ``report``) instead of argparse's usage block."""
+
+  def error(self, message: str) -> NoReturn:
+    raise ConfigError(f"{message} (see --help)")
 
 
 def shown_path(path: str | os.PathLike) -> str:

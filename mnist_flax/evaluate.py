@@ -30,13 +30,8 @@ PROG = "mnist_flax.evaluate"
 _BATCH = 1000  # Test images per predict call: one compilation for the 10,000.
 
 
-class _Parser(argparse.ArgumentParser):
-  def error(self, message: str) -> None:
-    raise errors.ConfigError(f"{message} (see --help)")
-
-
 def _parser() -> argparse.ArgumentParser:
-  p = _Parser(prog="python -m mnist_flax.evaluate", description=__doc__.split("\n\n")[0])
+  p = errors.ArgumentParser(prog="python -m mnist_flax.evaluate", description=__doc__.split("\n\n")[0])
   p.add_argument("--checkpoint", default=None, metavar="DIR",
                  help="promoted checkpoint (default: checkpoints/final)")
   data.add_dir_flag(p)

@@ -76,13 +76,8 @@ NO_DIGIT = "No digit found."
 _SUBFOLDERS_NAMED = 3
 
 
-class _Parser(argparse.ArgumentParser):
-  def error(self, message: str) -> None:  # One line and exit 2, instead of usage + message.
-    raise errors.ConfigError(f"{message} (see --help)")
-
-
 def _parser() -> argparse.ArgumentParser:
-  p = _Parser(prog="python -m mnist_flax.infer", description=__doc__.split("\n\n")[0],
+  p = errors.ArgumentParser(prog="python -m mnist_flax.infer", description=__doc__.split("\n\n")[0],
               formatter_class=argparse.RawDescriptionHelpFormatter)
   # One list for both forms, parsed intermixed (main), so paths may also follow any flag.
   p.add_argument("inputs", nargs="*", action="extend", metavar="PATH",

@@ -241,7 +241,7 @@ def _too_large() -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-  p = infer._Parser(prog="python -m mnist_flax.serve", description=__doc__.split("\n\n")[0])
+  p = errors.ArgumentParser(prog="python -m mnist_flax.serve", description=__doc__.split("\n\n")[0])
   p.add_argument("--checkpoint", default=None, metavar="DIR",
                  help="promoted checkpoint to serve (default: checkpoints/final)")
   p.add_argument("--host", default="127.0.0.1",

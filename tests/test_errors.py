@@ -106,6 +106,22 @@ def test_every_command_has_the_same_internal_error_path(module, argv, capsys, mo
   assert err.count("\n") == 1 and "Traceback" not in err
 
 
+
+@pytest.mark.usefixtures("keep_hooks")
+@pytest.mark.parametrize("module, argv", [
+    ("infer", ["--bogus"]), ("evaluate", ["--bogus"]), ("calibrate", ["--bogus"]),
+    ("serve", ["--bogus"]), ("tools.reset", ["--bogus"]), ("tools.benchmark", ["--bogus"]),
+    ("tools.samples", ["never_written", "--bogus"]),
+])
+def test_every_command_says_a_bad_flag_in_one_line_exit_2(module, argv, capsys):
+  # argparse's own error prints the usage block first: several lines for one mistake.
+  command = importlib.import_module(f"mnist_flax.{module}")
+  assert command.main(argv) == 2
+  captured = capsys.readouterr()
+  assert captured.err.count("\n") == 1 and "usage:" not in captured.err, captured.err
+  assert "error: unrecognized arguments: --bogus (see --help)" in captured.err
+  assert captured.out == ""
+
 def test_evaluate_into_a_closed_pipe_exits_141_quietly(random_checkpoint, mnist_dir):
   # `evaluate | head -1`: the reader gone before the answer; this printed a traceback.
   proc = subprocess.Popen([sys.executable, "-m", "mnist_flax.evaluate", "--checkpoint",

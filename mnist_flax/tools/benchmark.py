@@ -61,6 +61,7 @@ import time
 import traceback
 from typing import Any, Callable, Sequence
 
+from mnist_flax import errors
 from mnist_flax.tools import PROJECT_ROOT, bench_infer, bench_read, bench_serve, bench_train
 from mnist_flax.tools.bench_common import (
     DEFAULT_CONFIG, NO_MNIST, PROG, SPEEDRUN_CONFIG, Plan, Skipped, log, machine_info,
@@ -299,9 +300,9 @@ def table(report: dict[str, Any]) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-  p = argparse.ArgumentParser(prog="python -m mnist_flax.tools.benchmark",
-                              description=__doc__.split("\n\n")[0],
-                              formatter_class=argparse.RawDescriptionHelpFormatter)
+  p = errors.ArgumentParser(prog="python -m mnist_flax.tools.benchmark",
+                            description=__doc__.split("\n\n")[0],
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
   p.add_argument("--config", default=DEFAULT_CONFIG,
                  help=f"config to time in-process, besides {SPEEDRUN_CONFIG} (default "
                       f"{DEFAULT_CONFIG})")
@@ -333,6 +334,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+  return errors.run_command(PROG, lambda: _run(argv))
+
+
+def _run(argv: Sequence[str] | None) -> int:
   parser = _parser()
   args = parser.parse_args(argv)
   args.skip = {s.strip() for s in args.skip.split(",") if s.strip()}

@@ -172,14 +172,14 @@ def reset(root: pathlib.Path, dry_run: bool = False) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(prog=f"python -m {PROG}",
-                                   description=__doc__.split("\n\n")[0],
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = errors.ArgumentParser(prog=f"python -m {PROG}",
+                                 description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
   parser.add_argument("--root", default=str(PROJECT_ROOT), metavar="DIR",
                       help="the project checkout to reset (default: this one)")
   parser.add_argument("--dry-run", action="store_true", help="only say what would be done")
-  args = parser.parse_args(argv)
   try:
+    args = parser.parse_args(argv)
     for line in reset(pathlib.Path(args.root), dry_run=args.dry_run):
       print(line)
   except errors.MnistFlaxError as e:

@@ -11,7 +11,6 @@ with the workdir error's code (see ``mnist_flax.errors``), in one line.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 
 from mnist_flax import errors
@@ -22,7 +21,7 @@ KINDS = ("plain", "photos", "numbers", "printed", "nondigits", "cases")
 
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs the command on ``argv`` (default: the process's); returns the exit code."""
-  parser = argparse.ArgumentParser(
+  parser = errors.ArgumentParser(
       prog="python -m mnist_flax.tools.samples",
       description="Draw handwritten-looking digit images (no dataset needed).")
   parser.add_argument("out_dir", help="folder to write into (created if missing)")
@@ -32,9 +31,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                       help="write this many varied images instead of the committed set "
                       "(photo kinds: default 100; cases: default one per case)")
   parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-  args = parser.parse_args(argv)
-  if args.count is not None and args.count < 0:
-    parser.error("--count must be >= 0")
+  try:
+    args = parser.parse_args(argv)
+    if args.count is not None and args.count < 0:
+      parser.error("--count must be >= 0")
+  except errors.ConfigError as e:
+    return errors.report(e, parser.prog)
   try:
     if args.kind == "plain":
       paths = make_samples(args.out_dir, count=args.count, seed=args.seed)
