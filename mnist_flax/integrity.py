@@ -36,6 +36,7 @@ from mnist_flax import errors
 MANIFEST = "MANIFEST"
 FINAL, NEW, OLD = "final", ".final-new", ".final-old"
 TRAIN_HINT = "train one with: python -m mnist_flax.main --config=configs/default.py"
+RESET_HINT = "python -m mnist_flax.tools.reset puts the shipped model back"
 _HEADER = "mnist_flax checksums v1 sha256"
 # A manifest lists a few hundred files at most; anything far larger is not one.
 _MANIFEST_MAX_BYTES = 1 << 20
@@ -237,16 +238,29 @@ def verify_final(path: str | os.PathLike, attempts: int = 3) -> tuple[pathlib.Pa
   raise AssertionError("unreachable")
 
 
+def _remedy(final: pathlib.Path) -> str:
+  """How to get a usable model in place of ``final``: for the project's own
+  ``checkpoints/final`` (left damaged by e.g. ``git checkout checkpoints/final`` after a run,
+  which keeps the files the run added), the shipped one back in a second rather than a
+  training run."""
+  from mnist_flax.tools import PROJECT_ROOT
+  from mnist_flax.workdir import CHECKPOINTS
+  if final.resolve() == (PROJECT_ROOT / CHECKPOINTS / FINAL).resolve():
+    return f"{RESET_HINT}, or {TRAIN_HINT}"
+  return TRAIN_HINT
+
+
 def checked_final(path: str | os.PathLike) -> tuple[pathlib.Path, str]:
   """``verify_final`` with the messages the commands print (exit 3), saying how to train one."""
   path = pathlib.Path(path).absolute()
   folder = readable_final(path)
   if not folder.is_dir():
-    raise errors.CheckpointError(f"no checkpoint at {errors.shown_path(path)}; {TRAIN_HINT}")
+    raise errors.CheckpointError(
+        f"no checkpoint at {errors.shown_path(path)}; {_remedy(path)}")
   if not os.path.lexists(folder / MANIFEST) and not (folder / "_CHECKPOINT_METADATA").is_file():
     raise errors.CheckpointError(
-        f"{errors.shown_path(folder)} is not a complete Orbax checkpoint; {TRAIN_HINT}")
+        f"{errors.shown_path(folder)} is not a complete Orbax checkpoint; {_remedy(path)}")
   try:
     return verify_final(path)
   except errors.CheckpointError as e:
-    raise errors.CheckpointError(f"checkpoint {e}; {TRAIN_HINT}") from None
+    raise errors.CheckpointError(f"checkpoint {e}; {_remedy(path)}") from None

@@ -248,3 +248,24 @@ def test_integrity_update_final_re_promotes_sealed_with_the_new_metadata(tmp_pat
   assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(before[1]),
                                                    jax.tree.leaves(after[1])))
   assert sorted(p.name for p in final.parent.iterdir()) == ["final"]
+
+
+def test_integrity_a_damaged_project_final_points_at_reset_others_at_training(tmp_path,
+                                                                               monkeypatch):
+  # `git checkout checkpoints/final` after a run keeps the files the run added: "not in its
+  # manifest". In the project's own checkpoints/final, putting the shipped model back is the fix.
+  from mnist_flax import tools
+  monkeypatch.setattr(tools, "PROJECT_ROOT", tmp_path / "project")
+  for root in (tmp_path / "project", tmp_path / "run"):
+    final = root / "checkpoints" / "final"
+    shutil.copytree(SHIPPED, final)
+    (final / "variables" / "d" / "0123456789abcdef").write_bytes(b"left by a run")
+    with pytest.raises(errors.CheckpointError, match="not in its manifest") as damaged:
+      integrity.checked_final(final)
+    shutil.rmtree(final)
+    with pytest.raises(errors.CheckpointError, match="no checkpoint at") as missing:
+      integrity.checked_final(final)
+    for e in (damaged, missing):
+      message = str(e.value)
+      assert message.endswith(integrity.TRAIN_HINT)
+      assert (integrity.RESET_HINT in message) == (root.name == "project"), message
