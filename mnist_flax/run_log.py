@@ -19,7 +19,7 @@ What it shows:
   fields go in the order images/s, accuracy, loss (test accuracy goes last).
 * otherwise (CI, a file, a cluster log): the same plain lines at the log interval, no bar, each
   train line ending with the time elapsed in this process, the time left and their sum, the
-  whole run's expected time (``elapsed 0:52  left 1:04  total 1:56``); "left" is this
+  whole run's expected time (``elapsed 00:52  left 01:04  total 01:56``); "left" is this
   process's average pace (evaluations included) over the steps still to run.
 
 What it writes, in ``workdir``:
