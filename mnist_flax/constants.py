@@ -3,6 +3,11 @@
     from mnist_flax.constants import IMAGE_SIZE, NUM_CLASSES, SPLITS
 """
 
+import pathlib
+
+# The checkout the package runs from: where configs/, checkpoints/ and test/ are.
+PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
+
 IMAGE_SIZE = 28  # MNIST's images are IMAGE_SIZE x IMAGE_SIZE pixels.
 NUM_CLASSES = 10  # The digits 0-9.
 # MNIST's four canonical IDX files, (images file, labels file, number of examples) per split; on

@@ -243,7 +243,7 @@ def _remedy(final: pathlib.Path) -> str:
   ``checkpoints/final`` (left damaged by e.g. ``git checkout checkpoints/final`` after a run,
   which keeps the files the run added), the shipped one back in a second rather than a
   training run."""
-  from mnist_flax.tools import PROJECT_ROOT
+  from mnist_flax.constants import PROJECT_ROOT
   from mnist_flax.workdir import CHECKPOINTS
   if final.resolve() == (PROJECT_ROOT / CHECKPOINTS / FINAL).resolve():
     return f"{RESET_HINT}, or {TRAIN_HINT}"

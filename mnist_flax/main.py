@@ -26,9 +26,9 @@ import ml_collections
 from ml_collections import config_flags
 
 from mnist_flax import config as config_lib, errors
+from mnist_flax.constants import PROJECT_ROOT
 
 PROG = "mnist_flax.main"
-PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Training config file, e.g. configs/default.py.", lock_config=True)

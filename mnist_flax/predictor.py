@@ -29,11 +29,10 @@ import pathlib
 from typing import Any, Callable, Iterator
 
 from mnist_flax import cache, errors, integrity
-from mnist_flax.constants import IMAGE_SIZE
+from mnist_flax.constants import IMAGE_SIZE, PROJECT_ROOT
 from mnist_flax.workdir import CHECKPOINTS
 
 DEFAULT_CHECKPOINT = pathlib.Path(CHECKPOINTS) / integrity.FINAL
-PROJECT_ROOT = pathlib.Path(__file__).resolve().parent.parent
 # Orbax writes this into every checkpoint folder it commits, a step's as a final's.
 _ORBAX_MARK = "_CHECKPOINT_METADATA"
 # What a step checkpoint holds beside its run metadata, and a final does not (see checkpoint).

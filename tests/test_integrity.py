@@ -254,8 +254,8 @@ def test_integrity_a_damaged_project_final_points_at_reset_others_at_training(tm
                                                                                monkeypatch):
   # `git checkout checkpoints/final` after a run keeps the files the run added: "not in its
   # manifest". In the project's own checkpoints/final, putting the shipped model back is the fix.
-  from mnist_flax import tools
-  monkeypatch.setattr(tools, "PROJECT_ROOT", tmp_path / "project")
+  from mnist_flax import constants
+  monkeypatch.setattr(constants, "PROJECT_ROOT", tmp_path / "project")
   for root in (tmp_path / "project", tmp_path / "run"):
     final = root / "checkpoints" / "final"
     shutil.copytree(SHIPPED, final)

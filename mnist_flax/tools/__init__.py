@@ -6,8 +6,3 @@ Nothing here is needed to train, infer or serve; these are run by hand or by the
     python -m mnist_flax.tools.samples DIR --kind photos   # draw sample pictures
     python -m mnist_flax.tools.reset                       # shipped model back, training output gone
 """
-
-import pathlib
-
-# The checkout these tools work in: where test/, configs/ and checkpoints/ are.
-PROJECT_ROOT = pathlib.Path(__file__).resolve().parents[2]

@@ -31,7 +31,7 @@ import sys
 import tempfile
 from typing import Any, Callable, Iterable, Sequence
 
-from mnist_flax.tools import PROJECT_ROOT
+from mnist_flax.constants import PROJECT_ROOT
 
 PROG = "mnist_flax.tools.benchmark"
 DEFAULT_CONFIG = "configs/default.py"

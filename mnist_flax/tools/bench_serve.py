@@ -30,7 +30,7 @@ import time
 import uuid
 from typing import Any, Iterator, Sequence
 
-from mnist_flax.tools import PROJECT_ROOT
+from mnist_flax.constants import PROJECT_ROOT
 
 SMALL_IMAGE = "test/3.jpg"
 CLIENTS = 8

@@ -62,7 +62,8 @@ import traceback
 from typing import Any, Callable, Sequence
 
 from mnist_flax import errors
-from mnist_flax.tools import PROJECT_ROOT, bench_infer, bench_read, bench_serve, bench_train
+from mnist_flax.constants import PROJECT_ROOT
+from mnist_flax.tools import bench_infer, bench_read, bench_serve, bench_train
 from mnist_flax.tools.bench_common import (
     DEFAULT_CONFIG, NO_MNIST, PROG, SPEEDRUN_CONFIG, Plan, Skipped, log, machine_info,
     resolve_config, run_process, stats)

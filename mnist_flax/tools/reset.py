@@ -42,7 +42,7 @@ from typing import Iterator, Sequence
 from mnist_flax import errors
 from mnist_flax.integrity import FINAL, NEW, OLD
 from mnist_flax.run_log import METRICS_FILE, TENSORBOARD_DIR
-from mnist_flax.tools import PROJECT_ROOT
+from mnist_flax.constants import PROJECT_ROOT
 from mnist_flax.workdir import CHECKPOINTS, LOCK_NAME
 
 PROG = "mnist_flax.tools.reset"
