@@ -372,14 +372,14 @@ def find_plate(mask: np.ndarray) -> tuple[int, int, int, int] | None:
 
 
 def _holds_ink(labels: np.ndarray, stats: np.ndarray, i: int) -> bool:
-  """Whether region i (of ``labels``, stats x, y, w, h) has holes of a hundredth of it: a cell
-  with something written in it, not a blank brick."""
+  """Whether region i (of ``labels``, stats x, y, w, h) lacks two hundredths of its convex
+  hull: a cell with something written in it (inside, or touching its walls), not a blank
+  brick."""
   x, y, w, h = (int(v) for v in stats[:4])
   part = (labels[y:y + h, x:x + w] == i).astype(np.uint8)
   contours, _ = cv2.findContours(part, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-  filled = np.zeros_like(part)
-  cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
-  return int(filled.sum()) - int(part.sum()) >= 0.01 * int(filled.sum())
+  hull = cv2.convexHull(np.concatenate(contours))
+  return cv2.contourArea(hull) - int(part.sum()) >= 0.02 * cv2.contourArea(hull)
 
 
 def _cell_beside(a: np.ndarray, b: np.ndarray) -> bool:
