@@ -44,9 +44,11 @@ def _normalise_strokes(crop: np.ndarray) -> np.ndarray:
   scale = _MID_SIDE / max(h, w)
   size = (max(1, round(w * scale)), max(1, round(h * scale)))
   x = cv2.resize(crop, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
-  strong = x[x > 0.1]
+  # Brought to full strength by its own ink, however faint on the page: a pencil digit in a
+  # form whose printed lines set the page's ink scale may peak at a twentieth of it.
+  strong = x[x > 0.1 * float(x.max(initial=0.0))]
   if strong.size:
-    x = np.minimum(x / max(float(np.percentile(strong, 90)), 0.05), 1.0)
+    x = np.minimum(x / max(float(np.percentile(strong, 90)), 1e-3), 1.0)
   width = _stroke_width(x)
   if 0 < width < _THIN:
     steps = min(6, round((_TARGET - width) / 2))

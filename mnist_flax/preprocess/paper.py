@@ -350,11 +350,47 @@ def find_plate(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     if cv2.countNonZero(solid) < 0.01 * mask.size:
       continue
     count, labels, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=8)
-    for i in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:3 if border_ok else 8]:
+    order = 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:3 if border_ok else 8]
+
+    def plate(i: int) -> bool:
       x, y, w, h, area = (int(v) for v in stats[i])
       if not border_ok and (x == 0 or y == 0 or x + w == mask.shape[1] or y + h == mask.shape[0]):
-        continue
-      if area >= 0.01 * mask.size and _is_plate(labels[y:y + h, x:x + w] == i):
+        return False
+      return area >= 0.01 * mask.size and _is_plate(labels[y:y + h, x:x + w] == i)
+
+    for i in order:
+      if plate(i):
+        # One of a row of cells, each holding something (a form's boxes, a digit in each),
+        # is no plate: the number is read across them all.
+        if any(_cell_beside(stats[i], stats[j]) and _holds_ink(labels, stats[j], j)
+               for j in order if j != i):
+          break
+        x, y, w, h, _ = (int(v) for v in stats[i])
         inset = max(2, int(0.03 * min(w, h)))  # The plate's own edge is not read.
         return x + inset, y + inset, x + w - inset, y + h - inset
   return None
+
+
+def _holds_ink(labels: np.ndarray, stats: np.ndarray, i: int) -> bool:
+  """Whether region i (of ``labels``, stats x, y, w, h) lacks two hundredths of its convex
+  hull: a cell with something written in it (inside, or touching its walls), not a blank
+  brick."""
+  x, y, w, h = (int(v) for v in stats[:4])
+  part = (labels[y:y + h, x:x + w] == i).astype(np.uint8)
+  contours, _ = cv2.findContours(part, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+  hull = cv2.convexHull(np.concatenate(contours))
+  return cv2.contourArea(hull) - int(part.sum()) >= 0.02 * cv2.contourArea(hull)
+
+
+def _cell_beside(a: np.ndarray, b: np.ndarray) -> bool:
+  """Whether two regions' stats (x, y, w, h, area) are alike in size and side by side, or one
+  above the other, a line's width apart: neighbouring cells of one grid."""
+  (ax, ay, aw, ah, aa), (bx, by, bw, bh, ba) = (a[:5], b[:5])
+  gap_x = max(bx - (ax + aw), ax - (bx + bw))
+  gap_y = max(by - (ay + ah), ay - (by + bh))
+  near = 0.25 * min(aw, ah, bw, bh)
+  # Not one inside the other (a plate's inner panel within its rim): neither holds the other's
+  # centre.
+  apart = not (ax <= bx + bw / 2 <= ax + aw and ay <= by + bh / 2 <= ay + ah) and not (
+      bx <= ax + aw / 2 <= bx + bw and by <= ay + ah / 2 <= by + bh)
+  return bool(apart and 0.5 <= aa / max(ba, 1) <= 2.0 and gap_x <= near and gap_y <= near)
