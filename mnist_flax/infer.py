@@ -314,7 +314,7 @@ def run(args: argparse.Namespace) -> int:
       elif isinstance(error, errors.NoDigitFound):
         print(f"{shown}: {NO_DIGIT}" if named else NO_DIGIT, flush=True)
       if not isinstance(error, errors.NoDigitFound):  # An answer, not a failure: stdout only.
-        print(f"{PROG}: error: {' '.join(str(error).split())}", file=sys.stderr, flush=True)
+        print(f"{PROG}: error: {errors.one_line(error)}", file=sys.stderr, flush=True)
       continue
     first, found = digits
     probs = probabilities[first:first + len(found)]
@@ -326,7 +326,7 @@ def run(args: argparse.Namespace) -> int:
         preprocess.save_preprocessed(arrays[first + j], out_dir / name)
       except (OSError, ValueError) as e:  # Disk full, folder removed, name too long...
         # One line, then stop trying: the answers matter more than the side output.
-        reason = " ".join(str(getattr(e, "strerror", None) or e).split())
+        reason = errors.one_line(getattr(e, "strerror", None) or e)
         print(f"{PROG}: error: cannot write preprocessed image for {shown} into "
               f"{_display(str(out_dir))} ({reason}); not saving the others",
               file=sys.stderr, flush=True)

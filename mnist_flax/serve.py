@@ -179,7 +179,7 @@ def create_app(model: WarmModel) -> Any:
     except Refusal:
       raise
     except Exception as e:  # A bug, not the file's fault: one line here, JSON to the client.
-      reason = " ".join(str(e).split())
+      reason = errors.one_line(e)
       message = f"internal error ({type(e).__name__}: {reason}); please report it"
       print(f"{PROG}: error: {message}", file=sys.stderr, flush=True)
       raise Refusal(500, "internal", message) from None

@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
+from mnist_flax import errors
 from mnist_flax.errors import ImageError, InputNotFound, shown_path
 
 SUPPORTED_FORMATS = ("JPEG", "PNG", "GIF", "BMP")
@@ -39,7 +40,8 @@ PngImagePlugin.MAX_TEXT_CHUNK = max(PngImagePlugin.MAX_TEXT_CHUNK, 16 << 20)
 
 
 def one_line(text: object) -> str:
-  return " ".join(str(text).split()) or "unknown error"
+  """``errors.one_line``, never empty (a decoder may raise an exception with no message)."""
+  return errors.one_line(text) or "unknown error"
 
 
 # Leading bytes of the supported formats: how a file's format is told by content (infer

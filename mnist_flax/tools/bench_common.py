@@ -31,6 +31,7 @@ import sys
 import tempfile
 from typing import Any, Callable, Iterable, Sequence
 
+from mnist_flax import errors
 from mnist_flax.constants import PROJECT_ROOT
 
 PROG = "mnist_flax.tools.benchmark"
@@ -240,7 +241,7 @@ def guarded(fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
   except Skipped:
     raise
   except Exception as e:
-    return {"status": "error", "error": f"{type(e).__name__}: {' '.join(str(e).split())}"}
+    return {"status": "error", "error": f"{type(e).__name__}: {errors.one_line(e)}"}
 
 
 def all_or_error(out: dict[str, Any]) -> dict[str, Any]:

@@ -144,7 +144,7 @@ class Benchmark:
       except Skipped as e:
         entry = {"status": "skipped", "reason": str(e)}
       except Exception as e:  # One broken section must not cost the others their figures.
-        entry = {"status": "error", "error": f"{type(e).__name__}: {' '.join(str(e).split())}",
+        entry = {"status": "error", "error": f"{type(e).__name__}: {errors.one_line(e)}",
                  "traceback": traceback.format_exc(limit=4).strip().splitlines()[-6:]}
       entry["section_seconds"] = round(time.perf_counter() - start, 3)
       log(f"{name}: {entry['status']} in {entry['section_seconds']:.1f} s"

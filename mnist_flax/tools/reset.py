@@ -143,7 +143,7 @@ def _restore_final(root: pathlib.Path) -> None:
         shutil.rmtree(final)
       os.rename(aside, final)
     raise errors.CheckpointError("git could not restore checkpoints/final: "
-                                 + " ".join(result.stderr.split())[:300])
+                                 + errors.one_line(result.stderr, 300))
   if os.path.lexists(aside):
     _remove(aside)
 
