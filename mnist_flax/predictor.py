@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pathlib
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from mnist_flax import cache, errors, integrity
 from mnist_flax.constants import IMAGE_SIZE, PROJECT_ROOT
@@ -117,14 +117,32 @@ def load_predict(path: str | os.PathLike, batch_size: int
   ``jax.experimental.serialize_executable`` was tried and dropped: on XLA:CPU the loaded
   executables failed when called, "Function ... not found".)
   """
+  predicts, metadata, _ = load_predicts(path, (batch_size,))
+  return predicts[batch_size], metadata
+
+
+def load_predicts(path: str | os.PathLike, batch_sizes: Sequence[int]
+                  ) -> tuple[dict[int, Callable[[Any], Any]], dict[str, Any], Any]:
+  """``load_predict`` for several batch sizes at once (the server's): the checkpoint checked,
+  read and put on the device once for all of them. Also returns the variables, on the host."""
   cache.enable_compilation_cache()
+  import jax
+  path = pathlib.Path(path).absolute()
+  model_config, variables, metadata, digest = _load_final(path)  # Checked once for all.
+  from mnist_flax import calibration
+  temperature = calibration.temperature_of(metadata)
+  on_device = jax.device_put(variables)
+  predicts = {size: _compiled(path, model_config, variables, on_device, digest, temperature, size)
+              for size in batch_sizes}
+  return predicts, metadata, variables
+
+
+def _compiled(path: pathlib.Path, model_config: dict[str, Any], variables: Any, on_device: Any,
+              digest: str, temperature: float, batch_size: int) -> Callable[[Any], Any]:
+  """The exported, compiled ``predict`` for one batch size (see ``load_predict``)."""
   import jax
   import numpy as np
   from jax import export
-  path = pathlib.Path(path).absolute()
-  model_config, variables, metadata, digest = _load_final(path)  # Checked once for both.
-  from mnist_flax import calibration
-  temperature = calibration.temperature_of(metadata)
   exported, serialized = None, cache.read_export(digest, temperature, batch_size) or b""
   if serialized:
     try:
@@ -139,7 +157,6 @@ def load_predict(path: str | os.PathLike, batch_size: int
         jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), variables), images)
     serialized = bytes(exported.serialize())
     cache.store_export(digest, temperature, batch_size, serialized)
-  variables = jax.device_put(variables)
   args, kwargs = exported.in_tree.unflatten(
       [jax.ShapeDtypeStruct(a.shape, a.dtype) for a in exported.in_avals])
   with _no_lapack_setup(b"lapack" not in serialized):
@@ -147,13 +164,13 @@ def load_predict(path: str | os.PathLike, batch_size: int
     compiled = jax.jit(exported.call).lower(*args, **kwargs).compile()
 
   def predict(x: Any) -> Any:
-    probabilities = compiled(variables, np.asarray(x, np.float32))
+    probabilities = compiled(on_device, np.asarray(x, np.float32))
     if not np.isfinite(np.asarray(probabilities)).all():
       raise errors.CheckpointError(f"{errors.shown_path(path)} gives non-finite "
                                    "probabilities; its weights are unusable")
     return probabilities
 
-  return predict, metadata
+  return predict
 
 
 @contextlib.contextmanager

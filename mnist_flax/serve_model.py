@@ -80,8 +80,7 @@ class WarmModel:
   def load(cls, checkpoint: str | os.PathLike) -> "WarmModel":
     """Loads and compiles; CheckpointError (exit 3) when the checkpoint is not usable."""
     path = pathlib.Path(checkpoint)
-    _, variables, metadata = predictor.load_final(path)
-    predictors = {size: predictor.load_predict(path, size)[0] for size in BATCH_SIZES}
+    predictors, metadata, variables = predictor.load_predicts(path, BATCH_SIZES)
     model = cls(predictors, metadata, _fingerprint(variables), path.absolute().name)
     model.predict(np.zeros((1, IMAGE_SIZE, IMAGE_SIZE), np.float32))  # Kernels set up now.
     return model
