@@ -4,7 +4,8 @@
     The recognized result is 3 and the probability is 0.999.
 
 Paths are files and folders (every JPEG, PNG, GIF or BMP inside, sorted by name; subfolders
-are not entered, and each folder that has some says so in one line on stderr), so hundreds of
+are not entered, and files named like pictures that are none of these are skipped: a folder
+with either says so in one line on stderr), so hundreds of
 images cost one process. They are given as they are, or after ``--i`` (also ``-i``,
 ``--input``); those after ``--i`` come first. With several images, or any folder, each line
 starts with the file's path. An image with nothing to read answers "No digit found." (after
@@ -72,8 +73,12 @@ UNSURE_BELOW = 0.5
 # The answer for an image with nothing to read: the sentence, the line after a path and the
 # "error" of its --json object (and the HTTP API's) all say it in these words.
 NO_DIGIT = "No digit found."
-# Subfolders named in a folder's "not entered" note; more are counted.
-_SUBFOLDERS_NAMED = 3
+# Names shown in a folder's note (subfolders not entered, files skipped); more are counted.
+_NAMED = 3
+# Suffixes people give pictures: such a file in a folder that is not an image infer reads is
+# named in a note; any other non-image (notes.txt) is skipped without a word.
+_PICTURE_SUFFIXES = frozenset({"jpg", "jpeg", "jpe", "jfif", "png", "gif", "bmp", "dib", "webp",
+                               "tif", "tiff", "heic", "heif", "avif"})
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -123,7 +128,7 @@ class Inputs(NamedTuple):
 
   items: list[tuple[str, errors.MnistFlaxError | None]]  # Each file, or the error in its place.
   from_folder: bool  # A folder was given: every answer is named by its file.
-  notes: list[str]  # One line per folder whose subfolders were not entered.
+  notes: list[str]  # Lines about folders: subfolders not entered, pictures skipped.
 
 
 def expand_inputs(inputs: Sequence[str]) -> Inputs:
@@ -146,6 +151,13 @@ def expand_inputs(inputs: Sequence[str]) -> Inputs:
       subfolders = [name for name, child in children if os.path.isdir(child)]
       if subfolders:  # Said, so that images one level down are not silently missed.
         notes.append(_subfolders_note(path, subfolders))
+      # Named like a picture but not one infer reads (a WEBP or HEIC saved as .jpg, text):
+      # said, so that it does not vanish from the answers unnoticed.
+      misnamed = [name for name, child in children
+                  if name.rsplit(".", 1)[-1].lower() in _PICTURE_SUFFIXES
+                  and os.path.isfile(child) and child not in found]
+      if misnamed:
+        notes.append(_misnamed_note(path, misnamed))
       if not found:  # Said, not silently skipped: the user expected answers from it.
         out.append((path, errors.InputNotFound(
             f"{_display(path)}: folder holds no JPEG, PNG, GIF or BMP image")))
@@ -157,13 +169,24 @@ def expand_inputs(inputs: Sequence[str]) -> Inputs:
   return Inputs(out, from_folder, notes)
 
 
+def _named(names: Sequence[str]) -> str:
+  shown = ", ".join(_display(name) for name in names[:_NAMED])
+  if len(names) > _NAMED:
+    shown += f" and {len(names) - _NAMED} more"
+  return shown
+
+
 def _subfolders_note(folder: str, names: Sequence[str]) -> str:
-  shown = ", ".join(_display(name) for name in names[:_SUBFOLDERS_NAMED])
-  if len(names) > _SUBFOLDERS_NAMED:
-    shown += f" and {len(names) - _SUBFOLDERS_NAMED} more"
   count = f"{len(names)} subfolder" + ("s" if len(names) > 1 else "")
   how = "it as a path to read its" if len(names) == 1 else "them as paths to read their"
-  return f"{_display(folder)}: {count} not entered ({shown}); give {how} images"
+  return f"{_display(folder)}: {count} not entered ({_named(names)}); give {how} images"
+
+
+def _misnamed_note(folder: str, names: Sequence[str]) -> str:
+  count = f"{len(names)} file" + (f"s named like pictures are not" if len(names) > 1
+                                   else " named like a picture is not")
+  return (f"{_display(folder)}: {count} a JPEG, PNG, GIF or BMP image ({_named(names)}); "
+          f"skipped (give a file as a path to see why)")
 
 
 def answer(path: str, probs: Any, boxes: Sequence[Sequence[int]], top_k: int = 1) -> dict[str, Any]:

@@ -492,7 +492,9 @@ def test_odd_but_valid_files_are_answered(tmp_path: Path, random_checkpoint: Pat
   run = run_infer("--i", *names, "mixed", "--checkpoint", str(checkpoint), cwd=tmp_path)
   check_clean(run)
   assert run.code == 0 and run.err == [
-      f"{NOTE}mixed: 1 subfolder not entered (sub); give it as a path to read its images"], run
+      f"{NOTE}mixed: 1 subfolder not entered (sub); give it as a path to read its images",
+      f"{NOTE}mixed: 1 file named like a picture is not a JPEG, PNG, GIF or BMP image (c.jpg); "
+      "skipped (give a file as a path to see why)"], run
   digits = _answers(run, names + ["mixed/a.png", "mixed/b.jpg"])
   if real:
     expected = {name: case.digit for case, name in zip(ODD_BUT_VALID, names)}
