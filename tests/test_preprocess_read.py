@@ -55,3 +55,18 @@ def test_png_with_a_large_colour_profile_is_read(tmp_path: Path):
   with Image.open(path) as check:
     assert len(check.info["icc_profile"]) == 1_500_000
   assert preprocess.preprocess_file(path).shape == (28, 28)
+
+
+def test_boxes_are_in_the_files_pixels_when_a_big_jpeg_is_decoded_reduced(tmp_path: Path):
+  """A 12 MP JPEG is decoded at a fraction of its size (Pillow's draft); the digit's box is
+  still where the digit is in the file, as it is for the same picture as a PNG."""
+  pixels = np.full((3000, 4000), 235, np.uint8)
+  pixels[1100:1900, 1960:2040] = 20  # A "1": a bar 80 px wide, 800 px tall.
+  boxes = {}
+  for fmt in ("jpg", "png"):
+    path = tmp_path / f"one.{fmt}"
+    Image.fromarray(pixels).convert("RGB").save(path)
+    (digit,) = preprocess.read_digits(path)
+    boxes[fmt] = np.array(digit.box)
+  assert np.abs(boxes["jpg"] - (1960, 1100, 2040, 1900)).max() <= 8, boxes
+  assert np.abs(boxes["jpg"] - boxes["png"]).max() <= 8, boxes

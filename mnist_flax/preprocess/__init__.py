@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from mnist_flax.errors import NoDigitFound, shown_path
-from mnist_flax.preprocess import digits, frames, gray, lines, normalise, paper
+from mnist_flax.preprocess import digits, frames, gray, lines, normalise, paper, read
 from mnist_flax.preprocess.read import MAX_PIXELS, SUPPORTED_FORMATS, open_image
 
 __all__ = ["SUPPORTED_FORMATS", "MAX_PIXELS", "Digit", "open_image", "to_grayscale_ink",
@@ -63,6 +63,10 @@ def to_grayscale_ink(image: Image.Image) -> np.ndarray:
 def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
   """The digits in ``image``, left to right ([] if none; at most one with ``single``)."""
   lum, scale = gray.luminance(image)
+  # Boxes in the file's pixels, also when the file was decoded reduced (a big JPEG's draft).
+  drafted = image.info.get(read.DRAFT_SCALE, 1.0)
+  scale *= drafted
+  width, height = (round(side * drafted) for side in image.size)
   dx = dy = 0
   page = paper.find_ink_clean(lum)
   if page is not None:  # A drawing, a scan, a screenshot: no rules, plates or shadows.
@@ -83,8 +87,8 @@ def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
   def add(glyph: digits.Glyph, split_of: int = -1, reading: int = 0) -> None:
     x0, y0, x1, y1 = glyph.box
     x0, x1, y0, y1 = x0 + dx, x1 + dx, y0 + dy, y1 + dy
-    box = (int(x0 * scale), int(y0 * scale), min(image.size[0], round(x1 * scale)),
-           min(image.size[1], round(y1 * scale)))
+    box = (int(x0 * scale), int(y0 * scale), min(width, round(x1 * scale)),
+           min(height, round(y1 * scale)))
     out.append(Digit(normalise.to_field(page.ink, glyph), box, split_of, reading))
 
   for glyph in digits.find(mask, single=single, lit=page.lit, components=components):

@@ -34,6 +34,9 @@ _FORMAT_ALIASES = {"MPO": "JPEG"}
 # Checked on the header's size before decoding: 64 MP is a 9000x7000 photo; more is either a
 # mistake or a decompression bomb, and a digit never needs it.
 MAX_PIXELS = 64_000_000
+# In the ``info`` of an image open_image decoded reduced (draft_side): the file's pixels per
+# decoded pixel, the same along both sides (JPEG's DCT scaling is 1/2, 1/4 or 1/8).
+DRAFT_SCALE = "mnist_flax_draft_scale"
 # Pillow refuses a PNG whose text or colour-profile chunk inflates past 1 MB; phones and editors
 # embed colour profiles of a few MB. Still bounded, so a zlib bomb in a chunk stays harmless.
 PngImagePlugin.MAX_TEXT_CHUNK = max(PngImagePlugin.MAX_TEXT_CHUNK, 16 << 20)
@@ -277,6 +280,8 @@ def _open(path: str | os.PathLike, draft_side: int | None = None) -> Image.Image
             request = None
           image.draft("L", request)
         image.load()
+        if image.size[0] != w:  # Decoded reduced: boxes are given back in the file's pixels.
+          image.info[DRAFT_SCALE] = w / image.size[0]
       except ImageError:
         raise
       except Exception as e:  # Truncated data raises OSError, others vary by plugin.
