@@ -17,6 +17,8 @@ import math
 import cv2
 import numpy as np
 
+from mnist_flax.preprocess.components import connected_components
+
 # A rule spans at least this fraction of the ink's extent (the sheet, in practice), and is this
 # many times longer than what is left without the rules (the digits, a number): a "1", or "111",
 # is as tall as the ink it belongs to, ruling and margins are far longer than the digits.
@@ -64,7 +66,7 @@ def _extent(rest: np.ndarray, vertical: bool, longest: float) -> float:
   not count: specks and stubs (pieces under a fifth of the largest), long thin pieces (over a
   third of ``longest``, the longest rule, and ten times longer than thick) and pieces at the
   image's border (the sheet's edge, the desk)."""
-  _, _, stats, _ = cv2.connectedComponentsWithStats(rest.astype(np.uint8), connectivity=8)
+  _, _, stats, _ = connected_components(rest.astype(np.uint8), connectivity=8)
   x, y, w, h, area = stats[1:].T
   long_side = np.maximum(w, h)
   residue = (long_side >= longest / 3) & (area <= long_side * long_side / 10)

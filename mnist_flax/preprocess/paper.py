@@ -31,6 +31,8 @@ import dataclasses
 import cv2
 import numpy as np
 
+from mnist_flax.preprocess.components import connected_components
+
 # The closing that estimates the paper is this fraction of the long side wide: wider than the
 # thickest marker stroke of a digit that fills the frame (~1/8 of the side).
 _CLOSING_FRACTION = 0.25
@@ -69,7 +71,7 @@ def _odd(n: float) -> int:
 def _largest(mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int, int]] | None:
   """The largest 4-connected region of ``mask``: its pixels within its box, and its stats
   (x, y, w, h, area); None if ``mask`` is empty."""
-  count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=4)
+  count, labels, stats, _ = connected_components(mask.astype(np.uint8), connectivity=4)
   if count < 2:
     return None
   i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
@@ -155,7 +157,7 @@ def _stroke_width(mask: np.ndarray) -> float:
   picture's edge (a shadow band, the desk) is left out when there is other ink: a shadow across
   the picture has more middle than a digit, and its width would let the closing fill it in."""
   mask8 = mask.astype(np.uint8)
-  _, labels, stats, _ = cv2.connectedComponentsWithStats(mask8, connectivity=8)
+  _, labels, stats, _ = connected_components(mask8, connectivity=8)
   x, y, w, h = (stats[:, i] for i in range(4))
   border = (x == 0) | (y == 0) | (x + w == mask.shape[1]) | (y + h == mask.shape[0])
   border[0] = True
@@ -315,7 +317,7 @@ def find_ink(lum: np.ndarray) -> Page | None:
   np.clip(ink, 0.0, 1.0, out=ink)
   join = centre + max(_JOIN_SIGMAS * sigma, _MIN_JOIN)
   weak = ((ink > centre + _MIN_JOIN) & (dark > dark_centre + _JOIN_SIGMAS * dark_sigma))
-  count, labels, stats, _ = cv2.connectedComponentsWithStats(weak.astype(np.uint8), connectivity=8)
+  count, labels, stats, _ = connected_components(weak.astype(np.uint8), connectivity=8)
   if count < 2:
     return None
   strong = (ink > centre + _MIN_SEED) & (dark > dark_centre + _SEED_SIGMAS * dark_sigma)
@@ -349,7 +351,7 @@ def find_plate(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     solid = cv2.morphologyEx(solid.astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
     if cv2.countNonZero(solid) < 0.01 * mask.size:
       continue
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=8)
+    count, labels, stats, _ = connected_components(solid, connectivity=8)
     order = 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:3 if border_ok else 8]
 
     def plate(i: int) -> bool:
