@@ -17,7 +17,7 @@ import math
 import cv2
 import numpy as np
 
-from mnist_flax.preprocess.components import connected_components
+from mnist_flax.preprocess import fast
 
 # A rule spans at least this fraction of the ink's extent (the sheet, in practice), and is this
 # many times longer than what is left without the rules (the digits, a number): a "1", or "111",
@@ -56,7 +56,7 @@ def _thickness(mask8: np.ndarray, drawn: np.ndarray, vertical: bool) -> int:
   window = (17, 1) if vertical else (1, 17)  # (width, height): across the line.
   counts = cv2.boxFilter(mask8, cv2.CV_16U, window, normalize=False)[drawn > 0]
   counts = counts[counts > 0]
-  return int(np.median(counts)) if counts.size else 1
+  return int(fast.median(counts)) if counts.size else 1
 
 
 def _extent(rest: np.ndarray, vertical: bool, longest: float) -> float:
@@ -66,7 +66,7 @@ def _extent(rest: np.ndarray, vertical: bool, longest: float) -> float:
   not count: specks and stubs (pieces under a fifth of the largest), long thin pieces (over a
   third of ``longest``, the longest rule, and ten times longer than thick) and pieces at the
   image's border (the sheet's edge, the desk)."""
-  _, _, stats, _ = connected_components(rest.astype(np.uint8), connectivity=8)
+  _, _, stats, _ = fast.connected_components(rest.astype(np.uint8), connectivity=8)
   x, y, w, h, area = stats[1:].T
   long_side = np.maximum(w, h)
   residue = (long_side >= longest / 3) & (area <= long_side * long_side / 10)

@@ -31,7 +31,7 @@ import dataclasses
 import cv2
 import numpy as np
 
-from mnist_flax.preprocess.components import connected_components
+from mnist_flax.preprocess import fast
 
 # The closing that estimates the paper is this fraction of the long side wide: wider than the
 # thickest marker stroke of a digit that fills the frame (~1/8 of the side).
@@ -71,7 +71,7 @@ def _odd(n: float) -> int:
 def _largest(mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int, int]] | None:
   """The largest 4-connected region of ``mask``: its pixels within its box, and its stats
   (x, y, w, h, area); None if ``mask`` is empty."""
-  count, labels, stats, _ = connected_components(mask.astype(np.uint8), connectivity=4)
+  count, labels, stats, _ = fast.connected_components(mask.astype(np.uint8), connectivity=4)
   if count < 2:
     return None
   i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
@@ -146,8 +146,8 @@ def _noise(ink: np.ndarray, where: np.ndarray | None) -> tuple[float, float]:
     sample = sample[where[::step, ::step]]
   if sample.size == 0:
     sample = ink[::step, ::step]
-  centre = float(np.median(sample))
-  return centre, 1.4826 * float(np.median(np.abs(sample - centre)))
+  centre = fast.median(sample)
+  return centre, 1.4826 * fast.median(np.abs(sample - centre))
 
 
 def _stroke_width(mask: np.ndarray) -> float:
@@ -157,7 +157,7 @@ def _stroke_width(mask: np.ndarray) -> float:
   picture's edge (a shadow band, the desk) is left out when there is other ink: a shadow across
   the picture has more middle than a digit, and its width would let the closing fill it in."""
   mask8 = mask.astype(np.uint8)
-  _, labels, stats, _ = connected_components(mask8, connectivity=8)
+  _, labels, stats, _ = fast.connected_components(mask8, connectivity=8)
   x, y, w, h = (stats[:, i] for i in range(4))
   border = (x == 0) | (y == 0) | (x + w == mask.shape[1]) | (y + h == mask.shape[0])
   border[0] = True
@@ -166,7 +166,7 @@ def _stroke_width(mask: np.ndarray) -> float:
   dist = cv2.distanceTransform(mask8, cv2.DIST_L2, 3)
   ridge = (dist > 0) & (dist >= cv2.dilate(dist, np.ones((3, 3), np.uint8)) - 1e-3)
   values = dist[ridge]
-  return 2.0 * float(np.percentile(values, 75)) if values.size else 0.0
+  return 2.0 * fast.percentile(values, 75) if values.size else 0.0
 
 
 def _background(lum: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
@@ -219,7 +219,7 @@ def _lit_sheet(background: np.ndarray) -> np.ndarray | None:
 
 def _sheet(background: np.ndarray) -> np.ndarray | None:
   """The sheet of paper where the photo shows the desk around it, else None (all paper)."""
-  level = float(np.percentile(background[::2, ::2], 95))
+  level = fast.percentile(background[::2, ::2], 95)
   paper = (background >= _SHEET_LEVEL * level).astype(np.uint8)
   if paper.mean() > 0.97:
     return None
@@ -317,7 +317,7 @@ def find_ink(lum: np.ndarray) -> Page | None:
   np.clip(ink, 0.0, 1.0, out=ink)
   join = centre + max(_JOIN_SIGMAS * sigma, _MIN_JOIN)
   weak = ((ink > centre + _MIN_JOIN) & (dark > dark_centre + _JOIN_SIGMAS * dark_sigma))
-  count, labels, stats, _ = connected_components(weak.astype(np.uint8), connectivity=8)
+  count, labels, stats, _ = fast.connected_components(weak.astype(np.uint8), connectivity=8)
   if count < 2:
     return None
   strong = (ink > centre + _MIN_SEED) & (dark > dark_centre + _SEED_SIGMAS * dark_sigma)
@@ -332,7 +332,7 @@ def find_ink(lum: np.ndarray) -> Page | None:
   mask = seeded[labels]
   # Stretch so the strong ink reaches 1: the normalised strokes then look like MNIST's.
   strokes = ink[mask]
-  core = float(np.percentile(strokes[::max(1, strokes.size // 20_000)], 90))
+  core = fast.percentile(strokes[::max(1, strokes.size // 20_000)], 90)
   if core - centre < _MIN_SEED:
     return None
   ink = np.clip((ink - join) / max(core - join, 1e-3), 0.0, 1.0)
@@ -351,7 +351,7 @@ def find_plate(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     solid = cv2.morphologyEx(solid.astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
     if cv2.countNonZero(solid) < 0.01 * mask.size:
       continue
-    count, labels, stats, _ = connected_components(solid, connectivity=8)
+    count, labels, stats, _ = fast.connected_components(solid, connectivity=8)
     order = 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:3 if border_ok else 8]
 
     def plate(i: int) -> bool:
