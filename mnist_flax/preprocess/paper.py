@@ -323,20 +323,26 @@ def find_ink(lum: np.ndarray) -> Page | None:
   strong = (ink > centre + _MIN_SEED) & (dark > dark_centre + _SEED_SIGMAS * dark_sigma)
   seeded = np.bincount(labels[strong], minlength=count) > 0
   seeded[0] = False
+  mask = seeded[labels]
   if sheet is not None:
-    # A piece of ink counts only where most of it lies on the sheet.
-    on_sheet = np.bincount(labels[sheet], minlength=count)
-    seeded &= on_sheet >= 0.5 * stats[:, cv2.CC_STAT_AREA]
+    # A piece of ink counts only where most of it lies on the sheet. (Counted on the seeded
+    # pieces' pixels only: the sheet is most of the picture, the ink little of it.)
+    on_sheet = np.bincount(labels[mask & sheet], minlength=count)
+    kept = seeded & (on_sheet >= 0.5 * stats[:, cv2.CC_STAT_AREA])
+    if not np.array_equal(kept, seeded):
+      seeded = kept
+      mask[mask] = seeded[labels[mask]]
   if not seeded.any():
     return None
-  mask = seeded[labels]
   # Stretch so the strong ink reaches 1: the normalised strokes then look like MNIST's.
   strokes = ink[mask]
   core = fast.percentile(strokes[::max(1, strokes.size // 20_000)], 90)
   if core - centre < _MIN_SEED:
     return None
-  ink = np.clip((ink - join) / max(core - join, 1e-3), 0.0, 1.0)
-  return Page(ink=ink.astype(np.float32, copy=False), mask=mask, lit=lit)
+  ink -= join  # In place: the same values as (ink - join) / ..., without two more copies.
+  ink /= max(core - join, 1e-3)
+  return Page(ink=np.clip(ink, 0.0, 1.0, out=ink).astype(np.float32, copy=False), mask=mask,
+              lit=lit)
 
 
 def find_plate(mask: np.ndarray) -> tuple[int, int, int, int] | None:
