@@ -325,8 +325,7 @@ def find_ink(lum: np.ndarray) -> Page | None:
   seeded[0] = False
   mask = seeded[labels]
   if sheet is not None:
-    # A piece of ink counts only where most of it lies on the sheet. (Counted on the seeded
-    # pieces' pixels only: the sheet is most of the picture, the ink little of it.)
+    # A piece of ink counts only where most of it lies on the sheet (counted on seeded ink).
     on_sheet = np.bincount(labels[mask & sheet], minlength=count)
     kept = seeded & (on_sheet >= 0.5 * stats[:, cv2.CC_STAT_AREA])
     if not np.array_equal(kept, seeded):
@@ -341,8 +340,7 @@ def find_ink(lum: np.ndarray) -> Page | None:
     return None
   ink -= join  # In place: the same values as (ink - join) / ..., without two more copies.
   ink /= max(core - join, 1e-3)
-  return Page(ink=np.clip(ink, 0.0, 1.0, out=ink).astype(np.float32, copy=False), mask=mask,
-              lit=lit)
+  return Page(ink=np.clip(ink, 0.0, 1.0, out=ink), mask=mask, lit=lit)  # lum float32: ink too.
 
 
 def find_plate(mask: np.ndarray) -> tuple[int, int, int, int] | None:
