@@ -37,13 +37,19 @@ _MAX_THICKNESS = 0.03
 _SHRINK = 4
 
 
-def _segments(mask8: np.ndarray, span: float) -> np.ndarray:
-  """(N, 4) x0, y0, x1, y1 of straight runs of ink at least ``span`` pixels long."""
+def _shrunk(mask8: np.ndarray) -> np.ndarray:
+  """The mask at 1/_SHRINK (uint8 0/1), for both directions' Hough."""
   h, w = mask8.shape
   small = cv2.resize(mask8 * np.uint8(255), (max(1, w // _SHRINK), max(1, h // _SHRINK)),
                      interpolation=cv2.INTER_AREA)  # Any ink in a block: a 1-px rule stays.
+  return (small > 0).astype(np.uint8)
+
+
+def _segments(small: np.ndarray, span: float) -> np.ndarray:
+  """(N, 4) x0, y0, x1, y1 of straight runs of ink at least ``span`` pixels long, found on the
+  shrunk mask (see _shrunk)."""
   span /= _SHRINK
-  found = cv2.HoughLinesP((small > 0).astype(np.uint8), 1, math.pi / 360,
+  found = cv2.HoughLinesP(small, 1, math.pi / 360,
                           threshold=max(10, int(0.5 * span)), minLineLength=span,
                           maxLineGap=max(2, int(0.03 * span)))
   if found is None:
@@ -87,15 +93,16 @@ def _extent(rest: np.ndarray, vertical: bool, longest: float) -> float:
   return float(box[3] - box[1] if vertical else box[2] - box[0])
 
 
-def _lines(mask8: np.ndarray, vertical: bool, extent: int,
+def _lines(mask8: np.ndarray, small: np.ndarray, vertical: bool, extent: int,
            across: int) -> tuple[np.ndarray, np.ndarray, int, np.ndarray] | None:
   """Long thin lines in one direction: their segments (N, 4) and lengths (N,), found at
   1/_SHRINK and refined to the ink at full size (see _refine), the width of a band that
   covers them, and the segments cut to the ink found (see _clipped); None if there are none.
-  ``extent``: how far the ink reaches along the lines, ``across``: across them."""
+  ``extent``: how far the ink reaches along the lines, ``across``: across them; ``small``: the
+  mask shrunk (see _shrunk)."""
   if extent < 40:
     return None
-  segments = _segments(mask8, _SPAN * extent)
+  segments = _segments(small, _SPAN * extent)
   dx = np.abs(segments[:, 2] - segments[:, 0])
   dy = np.abs(segments[:, 3] - segments[:, 1])
   along, off = (dy, dx) if vertical else (dx, dy)
@@ -242,8 +249,9 @@ def _remove_rules_once(mask: np.ndarray, ruled: set[bool]) -> np.ndarray:
     return mask
   height, width = int(ys[-1] - ys[0] + 1), int(xs[-1] - xs[0] + 1)
   mask8 = mask.astype(np.uint8)
+  small = _shrunk(mask8)
   found = {vertical: hit for vertical in (False, True) if (hit := _lines(
-      mask8, vertical, *((height, width) if vertical else (width, height)))) is not None}
+      mask8, small, vertical, *((height, width) if vertical else (width, height)))) is not None}
   if not found:
     return mask
   # What the writing would be without every candidate line, measured to tell rules (far longer
