@@ -113,7 +113,7 @@ def ink_is_dark(lum: np.ndarray) -> bool:
   small = cv2.resize(lum, (max(1, lum.shape[1] // factor), max(1, lum.shape[0] // factor)),
                      interpolation=cv2.INTER_AREA) if factor > 1 else lum
   small8 = np.clip(small * 255 + 0.5, 0, 255).astype(np.uint8)
-  lo, hi = np.percentile(small8, (1, 99))
+  lo, hi = fast.percentile(small8, 1), fast.percentile(small8, 99)
   if hi - lo < 20:  # Nothing stands out: a blank page is blank.
     return float(np.median(small)) > 0.5
   _, light = cv2.threshold(small8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
@@ -197,7 +197,7 @@ def _background(lum: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndar
   sheet, lit = (None if m is None else
                 cv2.resize(m.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
                 for m in (sheet, lit))
-  return full.astype(np.float32) * np.float32(1 / 255), sheet, lit
+  return np.multiply(full, np.float32(1 / 255), dtype=np.float32), sheet, lit
 
 
 def _lit_sheet(background: np.ndarray) -> np.ndarray | None:
@@ -307,7 +307,8 @@ def find_ink(lum: np.ndarray) -> Page | None:
   if not ink_is_dark(lum):
     lum = 1.0 - lum
   background, sheet, lit = _background(lum)
-  ink = 1.0 - lum / np.maximum(background, 1e-3)
+  ink = np.maximum(background, 1e-3)  # Then 1 - lum / it, in place: two copies fewer.
+  np.subtract(1.0, np.divide(lum, ink, out=ink), out=ink)
   # The noise is judged in absolute darkening, where a photo's noise is about even: divided by
   # a shadow's dim paper it is magnified, and the shadowed desk's grain would pass for ink.
   # Both before clipping: paper noise goes either way of the (median-smoothed) paper level.
