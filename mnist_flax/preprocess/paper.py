@@ -328,10 +328,8 @@ def find_ink(lum: np.ndarray) -> Page | None:
   if sheet is not None:
     # A piece of ink counts only where most of it lies on the sheet (counted on seeded ink).
     on_sheet = np.bincount(labels[mask & sheet], minlength=count)
-    kept = seeded & (on_sheet >= 0.5 * stats[:, cv2.CC_STAT_AREA])
-    if not np.array_equal(kept, seeded):
-      seeded = kept
-      mask[mask] = seeded[labels[mask]]
+    seeded &= on_sheet >= 0.5 * stats[:, cv2.CC_STAT_AREA]
+    mask[mask] = seeded[labels[mask]]
   if not seeded.any():
     return None
   # Stretch so the strong ink reaches 1: the normalised strokes then look like MNIST's.
@@ -339,8 +337,7 @@ def find_ink(lum: np.ndarray) -> Page | None:
   core = fast.percentile(strokes[::max(1, strokes.size // 20_000)], 90)
   if core - centre < _MIN_SEED:
     return None
-  ink -= join  # In place: the same values as (ink - join) / ..., without two more copies.
-  ink /= max(core - join, 1e-3)
+  np.divide(np.subtract(ink, join, out=ink), max(core - join, 1e-3), out=ink)  # No copies.
   return Page(ink=np.clip(ink, 0.0, 1.0, out=ink), mask=mask, lit=lit)  # lum float32: ink too.
 
 
