@@ -162,7 +162,7 @@ def _stroke_width(mask: np.ndarray) -> float:
   border = (x == 0) | (y == 0) | (x + w == mask.shape[1]) | (y + h == mask.shape[0])
   border[0] = True
   if not border.all():
-    mask8 = (~border)[labels].astype(np.uint8)
+    mask8 = np.take(~border, labels).astype(np.uint8)
   dist = cv2.distanceTransform(mask8, cv2.DIST_L2, 3)
   ridge = (dist > 0) & (dist >= cv2.dilate(dist, np.ones((3, 3), np.uint8)) - 1e-3)
   values = dist[ridge]
@@ -324,7 +324,7 @@ def find_ink(lum: np.ndarray) -> Page | None:
   strong = (ink > centre + _MIN_SEED) & (dark > dark_centre + _SEED_SIGMAS * dark_sigma)
   seeded = np.bincount(labels[strong], minlength=count) > 0
   seeded[0] = False
-  mask = seeded[labels]
+  mask = np.take(seeded, labels)  # As seeded[labels], a third faster.
   if sheet is not None:
     # A piece of ink counts only where most of it lies on the sheet (counted on seeded ink).
     on_sheet = np.bincount(labels[mask & sheet], minlength=count)
