@@ -11,14 +11,14 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from mnist_flax.preprocess import frames, gray, lines, paper
+from mnist_flax.preprocess import fast, frames, gray, lines, paper
 from mnist_flax.preprocess.read import open_image
 
 
 def _same_as_whole(mask: np.ndarray) -> None:
   ys, xs = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
   box = int(ys[0]), int(xs[0]), int(ys[-1]) + 1, int(xs[-1]) + 1
-  _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+  _, labels, stats, _ = fast.connected_components(mask, connectivity=8)  # OpenCV's, 16-bit.
   got_labels, got_stats = frames._components_in(mask, *box)
   assert got_labels.dtype == labels.dtype and got_stats.dtype == stats.dtype
   np.testing.assert_array_equal(got_labels, labels)

@@ -31,6 +31,8 @@ import dataclasses
 import cv2
 import numpy as np
 
+from mnist_flax.preprocess import fast
+
 # Long side squared over area: a thin-pen "1" is ~20, a leftover rule or grain 50 and more.
 _MAX_ELONGATION = 35.0
 # Glyphs in a number are at least this fraction of the main glyph's height (a "1" is as tall as
@@ -174,7 +176,7 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
   8-connected components (labels, stats) where already known.
   """
   if components is None:
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    _, labels, stats, _ = fast.connected_components(mask.astype(np.uint8), connectivity=8)
   else:
     labels, stats = components
   if len(stats) < 2:

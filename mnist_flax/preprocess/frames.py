@@ -13,6 +13,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from mnist_flax.preprocess import fast
+
 
 def _edge_lines(coverage: np.ndarray, length: int) -> tuple[int | None, int | None]:
   """Thin, nearly full-length lines near both ends of one axis (a frame's sides).
@@ -120,7 +122,7 @@ def _box_outline(part: np.ndarray) -> np.ndarray | None:
   # left that never get two bands from its path (a digit touching the box reaches inside);
   # so are the walls between a form's cells: thin lines across the whole box.
   rest = (part & (outline == 0)).astype(np.uint8)
-  count, labels, stats, _ = cv2.connectedComponentsWithStats(rest, connectivity=8)
+  count, labels, stats, _ = fast.connected_components(rest, connectivity=8)
   far = cv2.distanceTransform(1 - path, cv2.DIST_L2, 3) > 2 * band
   inside = np.bincount(labels[far & (rest > 0)], minlength=count) > 0
   _, _, w, h, area = stats.T
@@ -176,7 +178,7 @@ def _components_in(mask: np.ndarray, top: int, left: int, bottom: int, right: in
   # From even corners, OpenCV scans the same 2x2 blocks in the same order: the same numbers.
   top, left = top - top % 2, left - left % 2
   part = mask[top:bottom, left:right].astype(np.uint8)
-  _, inner, stats, _ = cv2.connectedComponentsWithStats(part, connectivity=8)
+  _, inner, stats, _ = fast.connected_components(part, connectivity=8)
   if part.shape == mask.shape:
     return inner, stats
   labels = np.zeros(mask.shape, inner.dtype)

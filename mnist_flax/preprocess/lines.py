@@ -17,6 +17,8 @@ import math
 import cv2
 import numpy as np
 
+from mnist_flax.preprocess import fast
+
 # A rule spans at least this fraction of the ink's extent (the sheet, in practice), and is this
 # many times longer than what is left without the rules (the digits, a number): a "1", or "111",
 # is as tall as the ink it belongs to, ruling and margins are far longer than the digits.
@@ -35,13 +37,19 @@ _MAX_THICKNESS = 0.03
 _SHRINK = 4
 
 
-def _segments(mask8: np.ndarray, span: float) -> np.ndarray:
-  """(N, 4) x0, y0, x1, y1 of straight runs of ink at least ``span`` pixels long."""
+def _shrunk(mask8: np.ndarray) -> np.ndarray:
+  """The mask at 1/_SHRINK (uint8 0/1), for both directions' Hough."""
   h, w = mask8.shape
   small = cv2.resize(mask8 * np.uint8(255), (max(1, w // _SHRINK), max(1, h // _SHRINK)),
                      interpolation=cv2.INTER_AREA)  # Any ink in a block: a 1-px rule stays.
+  return (small > 0).astype(np.uint8)
+
+
+def _segments(small: np.ndarray, span: float) -> np.ndarray:
+  """(N, 4) x0, y0, x1, y1 of straight runs of ink at least ``span`` pixels long, found on the
+  shrunk mask (see _shrunk)."""
   span /= _SHRINK
-  found = cv2.HoughLinesP((small > 0).astype(np.uint8), 1, math.pi / 360,
+  found = cv2.HoughLinesP(small, 1, math.pi / 360,
                           threshold=max(10, int(0.5 * span)), minLineLength=span,
                           maxLineGap=max(2, int(0.03 * span)))
   if found is None:
@@ -54,7 +62,7 @@ def _thickness(mask8: np.ndarray, drawn: np.ndarray, vertical: bool) -> int:
   window = (17, 1) if vertical else (1, 17)  # (width, height): across the line.
   counts = cv2.boxFilter(mask8, cv2.CV_16U, window, normalize=False)[drawn > 0]
   counts = counts[counts > 0]
-  return int(np.median(counts)) if counts.size else 1
+  return int(fast.median(counts)) if counts.size else 1
 
 
 def _extent(rest: np.ndarray, vertical: bool, longest: float) -> float:
@@ -64,7 +72,7 @@ def _extent(rest: np.ndarray, vertical: bool, longest: float) -> float:
   not count: specks and stubs (pieces under a fifth of the largest), long thin pieces (over a
   third of ``longest``, the longest rule, and ten times longer than thick) and pieces at the
   image's border (the sheet's edge, the desk)."""
-  _, _, stats, _ = cv2.connectedComponentsWithStats(rest.astype(np.uint8), connectivity=8)
+  _, _, stats, _ = fast.connected_components(rest.astype(np.uint8), connectivity=8)
   x, y, w, h, area = stats[1:].T
   long_side = np.maximum(w, h)
   residue = (long_side >= longest / 3) & (area <= long_side * long_side / 10)
@@ -85,15 +93,16 @@ def _extent(rest: np.ndarray, vertical: bool, longest: float) -> float:
   return float(box[3] - box[1] if vertical else box[2] - box[0])
 
 
-def _lines(mask8: np.ndarray, vertical: bool, extent: int,
+def _lines(mask8: np.ndarray, small: np.ndarray, vertical: bool, extent: int,
            across: int) -> tuple[np.ndarray, np.ndarray, int, np.ndarray] | None:
   """Long thin lines in one direction: their segments (N, 4) and lengths (N,), found at
   1/_SHRINK and refined to the ink at full size (see _refine), the width of a band that
   covers them, and the segments cut to the ink found (see _clipped); None if there are none.
-  ``extent``: how far the ink reaches along the lines, ``across``: across them."""
+  ``extent``: how far the ink reaches along the lines, ``across``: across them; ``small``: the
+  mask shrunk (see _shrunk)."""
   if extent < 40:
     return None
-  segments = _segments(mask8, _SPAN * extent)
+  segments = _segments(small, _SPAN * extent)
   dx = np.abs(segments[:, 2] - segments[:, 0])
   dy = np.abs(segments[:, 3] - segments[:, 1])
   along, off = (dy, dx) if vertical else (dx, dy)
@@ -240,8 +249,9 @@ def _remove_rules_once(mask: np.ndarray, ruled: set[bool]) -> np.ndarray:
     return mask
   height, width = int(ys[-1] - ys[0] + 1), int(xs[-1] - xs[0] + 1)
   mask8 = mask.astype(np.uint8)
+  small = _shrunk(mask8)
   found = {vertical: hit for vertical in (False, True) if (hit := _lines(
-      mask8, vertical, *((height, width) if vertical else (width, height)))) is not None}
+      mask8, small, vertical, *((height, width) if vertical else (width, height)))) is not None}
   if not found:
     return mask
   # What the writing would be without every candidate line, measured to tell rules (far longer
