@@ -122,14 +122,14 @@ class Workers:
     n = len(self._paths)
     k = MAX_DIGITS
     pixels = IMAGE_SIZE * IMAGE_SIZE
-    sizes = (4 * pixels * k * n, _MESSAGE_BYTES * n, 16 * count, 8, n, 24 * k * n, n)
+    sizes = (4 * pixels * k * n, _MESSAGE_BYTES * n, 16 * count, 8, n, 28 * k * n, n)
     self._memory = mmap.mmap(-1, sum(sizes))  # Anonymous and shared: inherited by fork.
     offsets = [sum(sizes[:i]) for i in range(len(sizes))]
     buf = self._memory
     self._fields = np.frombuffer(buf, np.float32, pixels * k * n, offsets[0]).reshape(
         n, k, IMAGE_SIZE, IMAGE_SIZE)
-    # Per digit: its box, then split_of and reading (see preprocess.Digit).
-    self._boxes = np.frombuffer(buf, np.int32, 6 * k * n, offsets[5]).reshape(n, k, 6)
+    # Per digit: its box, then split_of and span (see preprocess.Digit).
+    self._boxes = np.frombuffer(buf, np.int32, 7 * k * n, offsets[5]).reshape(n, k, 7)
     self._counts = np.frombuffer(buf, np.uint8, n, offsets[6])
     self._messages = np.frombuffer(buf, np.uint8, _MESSAGE_BYTES * n,
                                    offsets[1]).reshape(n, _MESSAGE_BYTES)
@@ -175,7 +175,7 @@ class Workers:
         if error is None:
           for j, digit in enumerate(found):
             self._fields[i, j] = digit.field
-            self._boxes[i, j] = (*digit.box, digit.split_of, digit.reading)
+            self._boxes[i, j] = (*digit.box, digit.split_of, *digit.span)
           self._counts[i] = len(found)
           self._state[i] = 1
         else:
@@ -253,7 +253,8 @@ class Workers:
       elif self._state[i] == 1:
         rows = self._boxes[i].tolist()
         out.append(([self._preprocess.Digit(np.array(self._fields[i, j]), tuple(rows[j][:4]),
-                                            *rows[j][4:]) for j in range(int(self._counts[i]))],
+                                            rows[j][4], tuple(rows[j][5:]))
+                     for j in range(int(self._counts[i]))],
                     None))
       elif self._state[i] == 2:
         out.append((None, self._load_error(i)))

@@ -35,6 +35,9 @@ from mnist_flax.errors import NoDigitFound, shown_path
 from mnist_flax.preprocess import digits, frames, gray, lines, normalise, paper, read
 from mnist_flax.preprocess.read import MAX_PIXELS, SUPPORTED_FORMATS, open_image
 
+# Pieces replace their glyph only when at least this many times less likely wrong than it.
+_SPLIT_ODDS = 1.5
+
 __all__ = ["SUPPORTED_FORMATS", "MAX_PIXELS", "Digit", "open_image", "to_grayscale_ink",
            "to_digits", "choose", "to_mnist", "read_digits", "preprocess_file", "save_preprocessed"]
 
@@ -43,14 +46,15 @@ __all__ = ["SUPPORTED_FORMATS", "MAX_PIXELS", "Digit", "open_image", "to_graysca
 class Digit:
   """One digit found in an image: what the model sees, and where it is in the image.
 
-  ``split_of`` >= 0 marks a piece of another reading of the digit at that index, as touching
-  digits (``reading`` tells the readings apart); ``choose`` picks between the readings.
+  ``split_of`` >= 0 marks a piece of the digit at that index, read as touching digits: the ink
+  between its cut paths ``span`` (0 is the digit's left edge; the digit itself spans all of
+  them); ``choose`` picks the pieces, or the digit itself.
   """
 
   field: np.ndarray  # float32 (28, 28) in [0, 1], MNIST's white ink on black.
   box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the (upright) image's pixels.
   split_of: int = -1
-  reading: int = 0
+  span: tuple[int, int] = (0, 1)
 
 
 def to_grayscale_ink(image: Image.Image) -> np.ndarray:
@@ -61,7 +65,8 @@ def to_grayscale_ink(image: Image.Image) -> np.ndarray:
 
 
 def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
-  """The digits in ``image``, left to right ([] if none; at most one with ``single``)."""
+  """The digits in ``image``, left to right ([] if none; at most one with ``single``), then
+  the pieces of those that may be touching digits."""
   lum, scale = gray.luminance(image)
   # Boxes in the file's pixels, also when the file was decoded reduced (a big JPEG's draft).
   drafted = image.info.get(read.DRAFT_SCALE, 1.0)
@@ -84,35 +89,60 @@ def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
     mask, components = frames.remove_frames(lines.remove_rules(page.mask))
   out: list[Digit] = []
 
-  def add(glyph: digits.Glyph, split_of: int = -1, reading: int = 0) -> None:
+  def add(glyph: digits.Glyph, split_of: int, span: tuple[int, int]) -> None:
     x0, y0, x1, y1 = glyph.box
     x0, x1, y0, y1 = x0 + dx, x1 + dx, y0 + dy, y1 + dy
     box = (int(x0 * scale), int(y0 * scale), min(width, round(x1 * scale)),
            min(height, round(y1 * scale)))
-    out.append(Digit(normalise.to_field(page.ink, glyph), box, split_of, reading))
+    out.append(Digit(normalise.to_field(page.ink, glyph), box, split_of, span))
 
-  for glyph in digits.find(mask, single=single, lit=page.lit, components=components):
-    whole = len(out)
-    add(glyph)
-    for r, pieces in enumerate(glyph.readings, 1):
-      for piece in pieces:
-        add(piece, whole, r)
+  glyphs = digits.find(mask, single=single, lit=page.lit, components=components)
+  for glyph in glyphs:
+    add(glyph, -1, (0, glyph.cuts + 1))
+  # Every glyph before any piece: a caller keeping only the first few (reader_pool) loses
+  # other ways to cut a glyph, never a digit.
+  for whole, glyph in enumerate(glyphs):
+    for a, b, piece in glyph.pieces:
+      add(piece, whole, (a, b))
   return out
 
 
 def choose(found: list[Digit], confidence: np.ndarray) -> list[int]:
   """Which of ``found`` make the answer, left to right, given the model's confidence in each
-  (its top probability): of each glyph's readings (whole, or as 2, 3, ... touching digits), the
-  most likely one, the product of its digits' confidences."""
+  (its top probability, calibrated): each glyph whole, or the likeliest row of its pieces from
+  its left edge to its right one where that row is wrong at most 1/_SPLIT_ODDS as often (the
+  model reads halves of one digit about as surely as the digit, so a tie is one digit).
+
+  A row's likelihood is the product of its pieces' confidences, each piece shorter than
+  digits.ROW_HEIGHT of its glyph counting as that much less likely to the fourth power: a digit
+  is about as tall as its neighbours; a stroke's end cut off one is not, however sure the model
+  is of what it looks like.
+  """
+  pieces: dict[int, list[int]] = {}
+  for j, digit in enumerate(found):
+    if digit.split_of >= 0:
+      pieces.setdefault(digit.split_of, []).append(j)
   chosen: list[int] = []
   for i, digit in enumerate(found):
     if digit.split_of >= 0:
       continue
-    readings: dict[int, list[int]] = {0: [i]}
-    for j, d in enumerate(found):
-      if d.split_of == i:
-        readings.setdefault(d.reading, []).append(j)
-    chosen.extend(max(readings.values(), key=lambda r: float(np.prod(confidence[r]))))
+    height = max(digit.box[3] - digit.box[1], 1)
+    # best[c]: the log-likelihood and the pieces of the likeliest row from the left edge to cut c.
+    best: dict[int, tuple[float, list[int]]] = {0: (0.0, [])}
+    for j in sorted(pieces.get(i, []), key=lambda j: found[j].span):
+      a, b = found[j].span
+      if a not in best:
+        continue
+      tall = (found[j].box[3] - found[j].box[1]) / height
+      score = best[a][0] + float(np.log(max(float(confidence[j]), 1e-12)))
+      score += 4 * min(0.0, float(np.log(max(tall, 1e-6) / digits.ROW_HEIGHT)))
+      if b not in best or score > best[b][0]:
+        best[b] = (score, best[a][1] + [j])
+    row = best.get(digit.span[1])
+    if row is not None and _SPLIT_ODDS * (1 - np.exp(row[0])) < 1 - float(confidence[i]):
+      chosen.extend(row[1])
+    else:
+      chosen.append(i)
   return chosen
 
 

@@ -18,10 +18,12 @@ From OpenCV's connected components, in order:
    gaps of at most about a digit's height. Anything else (a doodle above, a word below) is not
    part of the answer.
 5. A glyph about as wide as it is tall, or wider, may be two or more digits that touch (people
-   write fast): it gets other readings, cut at the columns with the least ink near the even
-   divisions, one for each number of digits it could hold (``Glyph.readings``). Which reading
-   is right is the model's call (``mnist_flax.preprocess.choose``): the most likely one, so a
-   single digit is split only where its pieces read better than it does.
+   write fast): it gets cut paths, top to bottom, each crossing the least ink in its stretch of
+   columns and free to bend around a digit that leans into its neighbour, and the pieces
+   between any two of them that could be one digit (``Glyph.pieces``). Which pieces make the
+   glyph is the model's call (``mnist_flax.preprocess.choose``): the likeliest row of pieces
+   from the left edge to the right one, so a single digit is split only where its pieces read
+   better than it does.
 """
 
 from __future__ import annotations
@@ -37,26 +39,37 @@ from mnist_flax.preprocess import fast
 _MAX_ELONGATION = 35.0
 # Glyphs in a number are at least this fraction of the main glyph's height (a "1" is as tall as
 # the others; a dot, a comma or a stray mark is not).
-_ROW_HEIGHT = 0.6
+ROW_HEIGHT = 0.6
 # Digits in a number are at most this many (main-glyph) heights apart.
 _ROW_GAP = 1.2
 # From this many heights wide, a glyph may be touching digits: two narrow 8s that touch are
 # ~0.8 heights wide.
 _TOUCHING_ASPECT = 0.75
-# Touching digits are each at least this many heights wide (a "1" is narrower, but then its
-# neighbours are wider), and at most this many touch in one glyph.
-_NARROWEST = 0.3
-_MAX_TOUCHING = 6
+# Cut paths are tried every _CUT_STEP heights across a glyph (none nearer its sides than
+# _CUT_MARGIN), each within _CUT_REACH heights either way, on the glyph shrunk to _CUT_ROWS rows
+# (a path's bends need no finer grain); a sideways step costs _SIDESTEP of a pixel's ink, so
+# paths run straight where ink does not decide. Of the paths crossing less ink than their
+# neighbours, at most _CUTS_PER_HEIGHT per height of the glyph's width are kept, the cheapest
+# (two per digit's width: the gap on either side of a "1").
+_CUT_STEP, _CUT_MARGIN, _CUT_REACH = 0.06, 0.1, 0.12
+_CUT_ROWS = 48
+_SIDESTEP = 0.05
+_CUTS_PER_HEIGHT = 2
+# A piece is one digit only up to this many heights wide.
+_WIDEST = 1.3
 
 
 @dataclasses.dataclass(frozen=True)
 class Glyph:
-  """One digit: its box (x0, y0, x1, y1; ends exclusive) and its pixels within the box; and the
-  same ink read as several touching digits, where it may be."""
+  """One digit: its box (x0, y0, x1, y1; ends exclusive) and its pixels within the box; and,
+  where it may be touching digits, its ink cut along ``cuts`` paths into ``pieces``."""
 
   box: tuple[int, int, int, int]
   mask: np.ndarray
-  readings: tuple[tuple[Glyph, ...], ...] = ()  # The same ink as 2, 3, ... touching digits.
+  cuts: int = 0
+  # (a, b, piece): the ink between path a and path b, where path 0 is the glyph's left edge and
+  # path cuts + 1 its right one; the glyph itself spans (0, cuts + 1).
+  pieces: tuple[tuple[int, int, Glyph], ...] = ()
 
 
 @dataclasses.dataclass
@@ -135,7 +148,7 @@ def _row(groups: list[_Group], main: _Group) -> list[_Group]:
   """The glyphs in a row with ``main``, left to right."""
   h = main.height
   mates = [g for g in groups if g is main or (
-      _ROW_HEIGHT * h <= g.height <= h / _ROW_HEIGHT
+      ROW_HEIGHT * h <= g.height <= h / ROW_HEIGHT
       and main.y0 - 0.25 * h <= (g.y0 + g.y1) / 2 <= main.y1 + 0.25 * h)]
   mates.sort(key=lambda g: g.x0)
   i = mates.index(main)
@@ -147,25 +160,77 @@ def _row(groups: list[_Group], main: _Group) -> list[_Group]:
   return mates[lo:hi + 1]
 
 
-def _cuttings(mask: np.ndarray) -> list[list[int]]:
-  """Ways to cut a glyph into touching digits: for each count of digits it could be, the columns
-  to cut at, each the column with the least ink near an even division."""
+def _seam(ink: np.ndarray, lo: int, hi: int) -> np.ndarray:
+  """The path from the top row to the bottom one, a column per row, moving at most one column
+  from a row to the next and staying in columns lo <= x < hi, that crosses the least ``ink``
+  (in [0, 1]) plus _SIDESTEP per step sideways."""
+  h, w = ink.shape
+  cols = np.arange(w)
+  cost = np.where((cols < lo) | (cols >= hi), np.inf, ink)
+  acc = cost[0].copy()
+  step = np.zeros((h, w), np.int8)
+  for y in range(1, h):
+    moves = np.stack((np.concatenate(([np.inf], acc[:-1])) + _SIDESTEP, acc,
+                      np.concatenate((acc[1:], [np.inf])) + _SIDESTEP))
+    step[y] = np.argmin(moves, axis=0) - 1
+    acc = cost[y] + moves[step[y] + 1, cols]
+  path = np.empty(h, np.int64)
+  path[-1] = int(np.argmin(acc))
+  for y in range(h - 1, 0, -1):
+    path[y - 1] = path[y] + step[y, path[y]]
+  return path
+
+
+def _cut_paths(mask: np.ndarray) -> list[np.ndarray]:
+  """Where a glyph may be cut into touching digits: paths top to bottom, left to right, each
+  as the first column right of the cut on every row of ``mask``; [] for a glyph too narrow to
+  be more than one digit. Paths bend, so digits that lean into each other (a "1" under a 9's
+  loop, a 2's foot under the next digit) come apart where they touch, not through one of them."""
   h, w = mask.shape
   if w < _TOUCHING_ASPECT * h:
     return []
-  column = mask.sum(axis=0).astype(np.float32)
-  out = []
-  for n in range(2, min(_MAX_TOUCHING, int(w / (_NARROWEST * h))) + 1):
-    cuts = []
-    for k in range(1, n):
-      lo = max(cuts[-1] + 1 if cuts else 1, int((k - 0.45) * w / n))
-      hi = min(w - 1, int((k + 0.45) * w / n) + 1)
-      if lo >= hi:
-        break
-      cuts.append(lo + int(np.argmin(column[lo:hi])))
-    if len(cuts) == n - 1:
-      out.append(cuts)
-  return out
+  scale = min(1.0, _CUT_ROWS / h)
+  small = cv2.resize(mask.astype(np.float32), (max(1, round(w * scale)), max(1, round(h * scale))),
+                     interpolation=cv2.INTER_AREA)
+  sh, sw = small.shape
+  margin, reach = max(1, round(_CUT_MARGIN * sh)), max(1, round(_CUT_REACH * sh))
+  tried = []  # (mean column, ink crossed, path)
+  for c in range(margin, sw - margin, max(1, round(_CUT_STEP * sh))):
+    path = _seam(small, max(1, c - reach), min(sw - 1, c + reach + 1))
+    tried.append((float(path.mean()), float(small[np.arange(sh), path].sum()), path))
+  kept: list[tuple[float, float, np.ndarray]] = []
+  for i, (mean, ink, path) in enumerate(tried):
+    # Neighbouring stretches often find the same path through the same gap.
+    same = any(np.abs(path - k[2]).mean() < 0.05 * sh for k in kept)
+    if not same and all(ink <= t[1] for t in tried[max(0, i - 1):i + 2]):
+      kept.append((mean, ink, path))
+  kept = sorted(kept, key=lambda k: k[1])[:max(1, round(_CUTS_PER_HEIGHT * w / h))]
+  rows = np.minimum(np.arange(h) * sh // h, sh - 1)
+  return [np.round(path[rows] * w / sw).astype(np.int64)
+          for _, _, path in sorted(kept, key=lambda k: k[0])]
+
+
+def _pieces(part: np.ndarray, x: int, y: int) -> tuple[int, tuple[tuple[int, int, Glyph], ...]]:
+  """The cut paths of the glyph whose pixels are ``part`` (corner at x, y), and the pieces
+  between them that could each be one digit (see Glyph)."""
+  paths = _cut_paths(part)
+  if not paths:
+    return 0, ()
+  h, w = part.shape
+  columns = np.arange(w)[None, :]
+  edges = [np.zeros(h, np.int64), *paths, np.full(h, w)]
+  pieces = []
+  for a in range(len(edges) - 1):
+    for b in range(a + 1, len(edges)):
+      if (a, b) == (0, len(edges) - 1):
+        continue  # The glyph itself.
+      piece = _trimmed(part & (columns >= edges[a][:, None]) & (columns < edges[b][:, None]), x, y)
+      if piece is None:
+        continue
+      if piece.box[2] - piece.box[0] > _WIDEST * h:
+        break  # Wider still from further right.
+      pieces.append((a, b, piece))
+  return len(paths), tuple(pieces)
 
 
 def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
@@ -205,15 +270,9 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
     member[g.labels] = True
     part = member[labels[g.y0:g.y1, g.x0:g.x1]]
     whole = _trimmed(part, g.x0, g.y0)
-    readings = []
-    for cuts in ([] if single else _cuttings(part)):
-      edges = [0, *cuts, part.shape[1]]
-      pieces = tuple(filter(None, (_trimmed(part[:, a:b], g.x0 + a, g.y0)
-                                   for a, b in zip(edges[:-1], edges[1:]))))
-      if len(pieces) == len(edges) - 1:
-        readings.append(pieces)
     if whole is not None:
-      glyphs.append(dataclasses.replace(whole, readings=tuple(readings)))
+      cuts, pieces = (0, ()) if single else _pieces(part, g.x0, g.y0)
+      glyphs.append(dataclasses.replace(whole, cuts=cuts, pieces=pieces))
   return glyphs
 
 
