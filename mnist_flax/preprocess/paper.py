@@ -356,7 +356,10 @@ def find_plate(mask: np.ndarray) -> tuple[int, int, int, int] | None:
       x, y, w, h, area = (int(v) for v in stats[i])
       if not border_ok and (x == 0 or y == 0 or x + w == mask.shape[1] or y + h == mask.shape[0]):
         return False
-      return area >= 0.01 * mask.size and _is_plate(labels[y:y + h, x:x + w] == i)
+      part = labels[y:y + h, x:x + w] == i
+      if border_ok:  # A dark plate's rim, parted from its panel by a painted line, holds it.
+        part = _filled(part) & (solid[y:y + h, x:x + w] > 0)
+      return int(part.sum()) >= 0.01 * mask.size and _is_plate(part)
 
     for i in order:
       if plate(i):
@@ -369,6 +372,14 @@ def find_plate(mask: np.ndarray) -> tuple[int, int, int, int] | None:
         inset = max(2, int(0.03 * min(w, h)))  # The plate's own edge is not read.
         return x + inset, y + inset, x + w - inset, y + h - inset
   return None
+
+
+def _filled(part: np.ndarray) -> np.ndarray:
+  """A region (its pixels within its box) with everything inside its outer outline."""
+  filled = np.zeros(part.shape, np.uint8)
+  contours, _ = cv2.findContours(part.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+  cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+  return filled > 0
 
 
 def _holds_ink(labels: np.ndarray, stats: np.ndarray, i: int) -> bool:
