@@ -53,3 +53,26 @@ def test_dark_plate_digit_is_read_as_its_strokes():
   bx0, by0, bx1, by1 = found[0].box
   # The 7's own box (about 41 x 55 with the pen), not the plate's panel (about 70 x 70).
   assert x0 + 20 <= bx0 and bx1 <= x0 + 70 and y0 + 16 <= by0 and by1 <= y0 + 80
+
+
+
+def test_bold_light_digit_on_dark_plate_is_the_ink():
+  """A bold light digit on a dark plate (4% of the picture) is the ink, not a sheet on a desk:
+  the polarity test for whole pictures calls a light region that solid a sheet."""
+  rng = np.random.default_rng(1)
+  h, w = 600, 800
+  a8 = np.full((h, w), _WALL, np.uint8)
+  x0, y0, side = 300, 200, 140
+  a8[y0:y0 + side, x0:x0 + side] = _PLATE
+  cv2.putText(a8, "5", (x0 + 21, y0 + 119), cv2.FONT_HERSHEY_SIMPLEX, 3.5, _PAINT, 24)
+  ys, xs = np.nonzero(a8 == _PAINT)
+  a = cv2.GaussianBlur(a8.astype(np.float32), (5, 5), 0)
+  a *= np.linspace(0.75, 1.0, w, dtype=np.float32)[None, :]
+  a += rng.normal(0, 3, a.shape).astype(np.float32)
+  image = Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8), "L")
+  found = to_digits(image, single=True)
+  assert len(found) == 1
+  bx0, by0, bx1, by1 = found[0].box
+  # The whole painted 5 (not a piece of the plate between its strokes), within a few pixels.
+  assert abs(bx0 - xs.min()) <= 4 and abs(bx1 - 1 - xs.max()) <= 4
+  assert abs(by0 - ys.min()) <= 4 and abs(by1 - 1 - ys.max()) <= 4

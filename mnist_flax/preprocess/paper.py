@@ -21,7 +21,8 @@ The steps, in order:
 4. The sheet: in a photo whose border shows the desk, the paper is the largest bright region of
    the background; ink outside it (the desk's texture, the sheet's own edge, a pen) is dropped.
 5. A plate (a house number, a card): "ink" that is one solid region holding large light shapes
-   is the thing the digit is painted on (``find_plate``); the caller reads inside it again.
+   is the thing the digit is painted on (``find_plate``); the caller reads inside it again,
+   the plate's surface taken for the paper whatever its shade (``find_ink(inside, plate=True)``).
 """
 
 from __future__ import annotations
@@ -128,6 +129,13 @@ def ink_is_dark(lum: np.ndarray) -> bool:
   # A sheet on a desk: large, or small but solid, a disc wider than any chalk stroke inside.
   depth = 2.0 * float(cv2.distanceTransform(part.astype(np.uint8), cv2.DIST_L2, 3).max())
   return area >= 0.15 * light.size or depth >= _SHEET_DEPTH * min(light.shape)
+
+
+def _mostly_light(lum: np.ndarray) -> bool:
+  """Whether Otsu's lighter side is the larger one."""
+  lum8 = np.clip(lum * 255 + 0.5, 0, 255).astype(np.uint8)
+  _, light = cv2.threshold(lum8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+  return cv2.countNonZero(light) >= 0.5 * light.size
 
 
 def _closing(small8: np.ndarray, k: int) -> np.ndarray:
@@ -298,11 +306,16 @@ def find_ink_clean(lum: np.ndarray) -> Page | None:
   return Page(ink=np.clip(values, 0.0, 1.0).astype(np.float32, copy=False), mask=mask, lit=None)
 
 
-def find_ink(lum: np.ndarray) -> Page | None:
-  """The ink map and mask of a luminance image; None if nothing stands out from the paper."""
+def find_ink(lum: np.ndarray, plate: bool = False) -> Page | None:
+  """The ink map and mask of a luminance image; None if nothing stands out from the paper.
+
+  ``plate``: ``lum`` is the inside of a plate (see find_plate), whose surface is most of it, so
+  the paper is Otsu's larger side: ink_is_dark would take a bold light digit filling a dark
+  plate for a sheet on a desk.
+  """
   if min(lum.shape) < 3:
     return None
-  if not ink_is_dark(lum):
+  if not (_mostly_light(lum) if plate else ink_is_dark(lum)):
     lum = 1.0 - lum
   background, sheet, lit = _background(lum)
   ink = 1.0 - lum / np.maximum(background, 1e-3)
