@@ -92,7 +92,7 @@ class _Group:
     return self.y1 - self.y0
 
 
-def _is_speck(area: int, long_side: int, side: int) -> bool:
+def is_speck(area: int, long_side: int, side: int) -> bool:
   """Too small to be (part of) a digit in an image whose long side is ``side``."""
   return area < 12 or long_side < max(5, 0.02 * side)
 
@@ -104,7 +104,7 @@ def _groups(stats: np.ndarray, side: int) -> list[_Group]:
   for label in order:
     x, y, w, h, area = (int(v) for v in stats[label])
     x1, y1 = x + w, y + h
-    if _is_speck(area, max(w, h), side):
+    if is_speck(area, max(w, h), side):
       continue
     best = None
     for g in groups:
@@ -254,7 +254,7 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
     # In a photo, what touches the frame's edge is the desk, the sheet's edge or a shadow; a
     # digit written on the sheet is inside it. (Only a crop has its digit touch the edge.)
     stats = stats.copy()
-    stats[~inside, cv2.CC_STAT_AREA] = 0  # Left out of every glyph (see _is_speck).
+    stats[~inside, cv2.CC_STAT_AREA] = 0  # Left out of every glyph (see is_speck).
   groups = _groups(stats, max(mask.shape))
   if not groups:
     return []

@@ -110,7 +110,6 @@ def _box_outline(part: np.ndarray) -> np.ndarray | None:
   if len(corners) != 4:
     corners = cv2.boxPoints(((cx, cy), (rw, rh), angle)).astype(np.int32)
   band = max(3, int(0.06 * min(rw, rh)))
-  cv2.polylines(outline, [corners], True, 1, band)
   # Drawn along 70% of its length: found by thinning the band's coverage to the outline's own
   # one-pixel path.
   path = np.zeros(part.shape, np.uint8)
@@ -118,6 +117,7 @@ def _box_outline(part: np.ndarray) -> np.ndarray | None:
   near = cv2.dilate(part.astype(np.uint8), np.ones((5, 5), np.uint8))
   if (near & path).sum() < 0.7 * path.sum():
     return None
+  cv2.polylines(outline, [corners], True, 1, max(band, _wall(part, near, corners, path, band)))
   # What the band misses of a box drawn by hand or seen in perspective is the box too: pieces
   # left that never get two bands from its path (a digit touching the box reaches inside);
   # so are the walls between a form's cells: thin lines across the whole box.
@@ -130,6 +130,26 @@ def _box_outline(part: np.ndarray) -> np.ndarray | None:
   inside &= ~((long_side >= 0.7 * min(rw, rh)) & (area <= 1.5 * band * long_side))
   inside[0] = False
   return part & ~inside[labels]
+
+
+def _wall(part: np.ndarray, near: np.ndarray, corners: np.ndarray, path: np.ndarray,
+          band: int) -> int:
+  """The walls' thickness plus a pixel (four times the median distance to the paper of their
+  pixels along ``path``, the outer edge the corners trace), as the width of the band to take
+  them off with, where all four sides are drawn along their whole length (``near``: the
+  component, dilated as for the 70% test); else 0. A wall thicker than the band left its inner
+  sliver with a digit touching it, read as a 1 beside it; a digit whose rectangle looks drawn
+  (a 9's loop and tail along its sides) never fills all four sides, and keeps the narrow band."""
+  for a, b in zip(corners, np.roll(corners, -1, axis=0)):
+    side = np.zeros(part.shape, np.uint8)
+    cv2.line(side, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), 1, 1)
+    if (near & side).sum() < 0.95 * side.sum():
+      return 0
+  along = cv2.dilate(path, np.ones((band, band), np.uint8)) > 0
+  # Paper around the box (its walls run along the cut's edge).
+  padded = cv2.copyMakeBorder(part.astype(np.uint8), 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+  depth = cv2.distanceTransform(padded, cv2.DIST_L2, 3)[1:-1, 1:-1][along & part]
+  return int(np.ceil(4.0 * float(np.median(depth)))) + 1 if depth.size else 0
 
 
 def remove_frames(mask: np.ndarray, touching: bool = True

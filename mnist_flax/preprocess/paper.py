@@ -21,7 +21,8 @@ The steps, in order:
 4. The sheet: in a photo whose border shows the desk, the paper is the largest bright region of
    the background; ink outside it (the desk's texture, the sheet's own edge, a pen) is dropped.
 5. A plate (a house number, a card): "ink" that is one solid region holding large light shapes
-   is the thing the digit is painted on (``find_plate``); the caller reads inside it again.
+   is the thing the digit is painted on (``find_plate``); the caller reads inside it again,
+   the plate's surface taken for the paper whatever its shade (``find_ink(inside, plate=True)``).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ import dataclasses
 import cv2
 import numpy as np
 
-from mnist_flax.preprocess import fast
+from mnist_flax.preprocess import fast, plates
+from mnist_flax.preprocess.digits import is_speck
 
 # The closing that estimates the paper is this fraction of the long side wide: wider than the
 # thickest marker stroke of a digit that fills the frame (~1/8 of the side).
@@ -51,8 +53,6 @@ _SHEET_LEVEL = 0.35
 # A small light region is a sheet (not chalk) when a disc this fraction of the picture's short
 # side fits in it.
 _SHEET_DEPTH = 0.15
-# A plate is solid: its thickest part is at least this fraction of its short side.
-_PLATE_DEPTH = 0.25
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,28 +79,6 @@ def _largest(mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int, in
   return labels[y:y + h, x:x + w] == i, (x, y, w, h, area)
 
 
-def _is_plate(part: np.ndarray) -> bool:
-  """Whether a region (its pixels within its box) is a plate or a card with something painted
-  on it: its outline a quadrilateral (seen in perspective; a thick 0 or 8 is rounder), mostly
-  solid, with holes (the painted digit, a painted frame) of at least a twentieth of it."""
-  part8 = part.astype(np.uint8)
-  contours, _ = cv2.findContours(part8, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-  outline = max(contours, key=cv2.contourArea)
-  hull = cv2.convexHull(outline)
-  corners = cv2.approxPolyDP(hull, 0.03 * cv2.arcLength(hull, True), True)
-  filled = np.zeros_like(part8)
-  cv2.drawContours(filled, [outline], -1, 1, thickness=cv2.FILLED)
-  inside = float(filled.sum())
-  solid = float((part8 & filled).sum())
-  if not (4 <= len(corners) <= 5 and inside >= 0.9 * cv2.contourArea(hull)
-          and 0.35 * inside <= solid <= 0.95 * inside):
-    return False
-  # Solid as a plate is (a thick 0 or 8 is only a stroke wide anywhere): somewhere more than
-  # a third of its short side from any hole or edge.
-  depth = 2.0 * float(cv2.distanceTransform(part8, cv2.DIST_L2, 3).max())
-  return depth >= _PLATE_DEPTH * min(part.shape)
-
-
 def ink_is_dark(lum: np.ndarray) -> bool:
   """Whether the ink is darker than the paper, decided from the pixels alone.
 
@@ -119,7 +97,7 @@ def ink_is_dark(lum: np.ndarray) -> bool:
   _, light = cv2.threshold(small8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
   if light.mean() >= 0.5:
     dark = _largest(1 - light)
-    return not (dark is not None and dark[1][4] >= 0.05 * light.size and _is_plate(dark[0]))
+    return not (dark is not None and dark[1][4] >= 0.05 * light.size and plates.is_plate(dark[0]))
   # Closed first: grid lines cut the paper into cells, which are one sheet.
   sheet = _largest(cv2.morphologyEx(light, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)))
   if sheet is None:
@@ -130,6 +108,13 @@ def ink_is_dark(lum: np.ndarray) -> bool:
   # A sheet on a desk: large, or small but solid, a disc wider than any chalk stroke inside.
   depth = 2.0 * float(cv2.distanceTransform(part.astype(np.uint8), cv2.DIST_L2, 3).max())
   return area >= 0.15 * light.size or depth >= _SHEET_DEPTH * min(light.shape)
+
+
+def _mostly_light(lum: np.ndarray) -> bool:
+  """Whether Otsu's lighter side is the larger one."""
+  lum8 = np.clip(lum * 255 + 0.5, 0, 255).astype(np.uint8)
+  _, light = cv2.threshold(lum8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+  return cv2.countNonZero(light) >= 0.5 * light.size
 
 
 def _closing(small8: np.ndarray, k: int) -> np.ndarray:
@@ -162,7 +147,12 @@ def _stroke_width(mask: np.ndarray) -> float:
   border = (x == 0) | (y == 0) | (x + w == mask.shape[1]) | (y + h == mask.shape[0])
   border[0] = True
   if not border.all():
-    mask8 = np.take(~border, labels).astype(np.uint8)
+    # Noise specks too, when there are strokes: a photo's grain leaves hundreds, each a ridge a
+    # pixel or two wide, which halved a thick stroke's width and left the stroke hollow.
+    side = max(mask.shape)
+    strokes = ~border & ~np.array([is_speck(int(a), int(max(b, c)), side)
+                                   for a, b, c in zip(stats[:, cv2.CC_STAT_AREA], w, h)])
+    mask8 = np.take(strokes if strokes.any() else ~border, labels).astype(np.uint8)
   dist = cv2.distanceTransform(mask8, cv2.DIST_L2, 3)
   ridge = (dist > 0) & (dist >= cv2.dilate(dist, np.ones((3, 3), np.uint8)) - 1e-3)
   values = dist[ridge]
@@ -300,11 +290,16 @@ def find_ink_clean(lum: np.ndarray) -> Page | None:
   return Page(ink=np.clip(values, 0.0, 1.0).astype(np.float32, copy=False), mask=mask, lit=None)
 
 
-def find_ink(lum: np.ndarray) -> Page | None:
-  """The ink map and mask of a luminance image; None if nothing stands out from the paper."""
+def find_ink(lum: np.ndarray, plate: bool = False) -> Page | None:
+  """The ink map and mask of a luminance image; None if nothing stands out from the paper.
+
+  ``plate``: ``lum`` is the inside of a plate (see find_plate), whose surface is most of it, so
+  the paper is Otsu's larger side: ink_is_dark would take a bold light digit filling a dark
+  plate for a sheet on a desk.
+  """
   if min(lum.shape) < 3:
     return None
-  if not ink_is_dark(lum):
+  if not (_mostly_light(lum) if plate else ink_is_dark(lum)):
     lum = 1.0 - lum
   background, sheet, lit = _background(lum)
   ink = np.maximum(background, 1e-3)  # Then 1 - lum / it, in place: two copies fewer.
@@ -342,7 +337,7 @@ def find_ink(lum: np.ndarray) -> Page | None:
 
 
 def find_plate(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-  """The box (x0, y0, x1, y1) inside a plate (see the module docstring and _is_plate) of at
+  """The box (x0, y0, x1, y1) inside a plate (see the module docstring and plates.is_plate) of at
   least 1% of the picture; None if there is none.
 
   The plate is looked for as "ink" (a dark plate on a light wall), then as the paper between
@@ -360,41 +355,19 @@ def find_plate(mask: np.ndarray) -> tuple[int, int, int, int] | None:
       x, y, w, h, area = (int(v) for v in stats[i])
       if not border_ok and (x == 0 or y == 0 or x + w == mask.shape[1] or y + h == mask.shape[0]):
         return False
-      return area >= 0.01 * mask.size and _is_plate(labels[y:y + h, x:x + w] == i)
+      part = labels[y:y + h, x:x + w] == i
+      if border_ok:  # A dark plate's rim, parted from its panel by a painted line, holds it.
+        part = plates.filled(part) & (solid[y:y + h, x:x + w] > 0)
+      return int(part.sum()) >= 0.01 * mask.size and plates.is_plate(part)
 
     for i in order:
       if plate(i):
         # One of a row of cells, each holding something (a form's boxes, a digit in each),
         # is no plate: the number is read across them all.
-        if any(_cell_beside(stats[i], stats[j]) and _holds_ink(labels, stats[j], j)
+        if any(plates.cell_beside(stats[i], stats[j]) and plates.holds_ink(labels, stats[j], j)
                for j in order if j != i):
           break
         x, y, w, h, _ = (int(v) for v in stats[i])
         inset = max(2, int(0.03 * min(w, h)))  # The plate's own edge is not read.
         return x + inset, y + inset, x + w - inset, y + h - inset
   return None
-
-
-def _holds_ink(labels: np.ndarray, stats: np.ndarray, i: int) -> bool:
-  """Whether region i (of ``labels``, stats x, y, w, h) lacks two hundredths of its convex
-  hull: a cell with something written in it (inside, or touching its walls), not a blank
-  brick."""
-  x, y, w, h = (int(v) for v in stats[:4])
-  part = (labels[y:y + h, x:x + w] == i).astype(np.uint8)
-  contours, _ = cv2.findContours(part, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-  hull = cv2.convexHull(np.concatenate(contours))
-  return cv2.contourArea(hull) - int(part.sum()) >= 0.02 * cv2.contourArea(hull)
-
-
-def _cell_beside(a: np.ndarray, b: np.ndarray) -> bool:
-  """Whether two regions' stats (x, y, w, h, area) are alike in size and side by side, or one
-  above the other, a line's width apart: neighbouring cells of one grid."""
-  (ax, ay, aw, ah, aa), (bx, by, bw, bh, ba) = (a[:5], b[:5])
-  gap_x = max(bx - (ax + aw), ax - (bx + bw))
-  gap_y = max(by - (ay + ah), ay - (by + bh))
-  near = 0.25 * min(aw, ah, bw, bh)
-  # Not one inside the other (a plate's inner panel within its rim): neither holds the other's
-  # centre.
-  apart = not (ax <= bx + bw / 2 <= ax + aw and ay <= by + bh / 2 <= ay + ah) and not (
-      bx <= ax + aw / 2 <= bx + bw and by <= ay + ah / 2 <= by + bh)
-  return bool(apart and 0.5 <= aa / max(ba, 1) <= 2.0 and gap_x <= near and gap_y <= near)

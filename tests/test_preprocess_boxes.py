@@ -1,0 +1,35 @@
+"""A form's box taken off a digit that touches it (preprocess.frames.remove_frames).
+
+Run: python -m pytest tests/test_preprocess_boxes.py -q
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from mnist_flax.preprocess import frames
+
+
+def _boxed_two(wall: int, foot: int) -> tuple[np.ndarray, np.ndarray]:
+  """A mask holding a box (outer edge 60..219 both ways, walls ``wall`` pixels thick) and a 2
+  drawn 6 pixels wide whose foot runs along row 209 - ``foot`` (on the bottom wall, or just
+  inside it); and the 2's own pixels."""
+  two = np.array([[100, 95], [150, 85], [170, 120], [95, 210 - foot], [180, 209 - foot]])
+  digit = np.zeros((300, 300), np.uint8)
+  cv2.polylines(digit, [two.reshape(-1, 1, 2)], False, 1, 6)
+  box = np.zeros_like(digit)
+  cv2.rectangle(box, (60 + wall // 2, 60 + wall // 2), (219 - wall // 2, 219 - wall // 2), 1,
+                wall)
+  return (digit | box) > 0, digit > 0
+
+
+@pytest.mark.parametrize("wall, foot", [(7, 0), (9, 3), (3, 0), (5, 6)])
+def test_box_goes_whole_from_a_digit_touching_it(wall: int, foot: int) -> None:
+  mask, digit = _boxed_two(wall, foot)
+  out, _ = frames.remove_frames(mask)
+  # The 2 stays, but for what of its foot lies on the wall.
+  assert (out & digit).sum() >= 0.7 * digit.sum()
+  # Nothing of the walls is left: a thick wall's inner sliver beside the 2 would read as a 1.
+  assert (out & ~digit).sum() == 0

@@ -1,0 +1,78 @@
+"""Plates (a house number, a card) found in photos and read inside (preprocess.paper.find_plate).
+
+Run: python -m pytest tests/test_preprocess_plates.py -q
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from mnist_flax.preprocess import gray, paper, to_digits
+
+_WALL, _PLATE, _PAINT = 200, 50, 190  # 8-bit levels: a light wall, a dark plate, light paint.
+
+
+def _dark_plate_photo() -> tuple[Image.Image, tuple[int, int, int, int]]:
+  """A dark plate (1.7% of the picture) whose light painted border line parts its rim from its
+  panel, a light 7 on the panel, on a light wall in uneven light with noise; and the plate's
+  box (x0, y0, x1, y1)."""
+  rng = np.random.default_rng(0)
+  h, w = 600, 800
+  a = np.full((h, w), _WALL, np.float32)
+  x0, y0, side = 350, 250, 90
+  a[y0:y0 + side, x0:x0 + side] = _PLATE
+  cv2.rectangle(a, (x0 + 8, y0 + 8), (x0 + side - 9, y0 + side - 9), _PAINT, 3)
+  cv2.polylines(a, [np.array([[x0 + 28, y0 + 24], [x0 + 62, y0 + 24], [x0 + 40, y0 + 72]])],
+                False, _PAINT, 7)
+  a = cv2.GaussianBlur(a, (5, 5), 0)
+  a *= np.linspace(0.75, 1.0, w, dtype=np.float32)[None, :]  # Light from the right.
+  a += rng.normal(0, 3, a.shape).astype(np.float32)
+  pixels = np.clip(a + 0.5, 0, 255).astype(np.uint8)
+  return Image.fromarray(pixels, "L"), (x0, y0, x0 + side, y0 + side)
+
+
+def test_dark_plate_parted_by_its_painted_line_is_found():
+  image, (x0, y0, x1, y1) = _dark_plate_photo()
+  lum, _ = gray.luminance(image)
+  page = paper.find_ink(lum)
+  assert page is not None
+  plate = paper.find_plate(page.mask)
+  assert plate is not None
+  px0, py0, px1, py1 = plate
+  # Inside the plate, and most of it.
+  assert x0 <= px0 < px1 <= x1 and y0 <= py0 < py1 <= y1
+  assert (px1 - px0) * (py1 - py0) >= 0.7 * (x1 - x0) * (y1 - y0)
+
+
+def test_dark_plate_digit_is_read_as_its_strokes():
+  image, (x0, y0, x1, y1) = _dark_plate_photo()
+  found = to_digits(image, single=True)
+  assert len(found) == 1
+  bx0, by0, bx1, by1 = found[0].box
+  # The 7's own box (about 41 x 55 with the pen), not the plate's panel (about 70 x 70).
+  assert x0 + 20 <= bx0 and bx1 <= x0 + 70 and y0 + 16 <= by0 and by1 <= y0 + 80
+
+
+
+def test_bold_light_digit_on_dark_plate_is_the_ink():
+  """A bold light digit on a dark plate (4% of the picture) is the ink, not a sheet on a desk:
+  the polarity test for whole pictures calls a light region that solid a sheet."""
+  rng = np.random.default_rng(1)
+  h, w = 600, 800
+  a8 = np.full((h, w), _WALL, np.uint8)
+  x0, y0, side = 300, 200, 140
+  a8[y0:y0 + side, x0:x0 + side] = _PLATE
+  cv2.putText(a8, "5", (x0 + 21, y0 + 119), cv2.FONT_HERSHEY_SIMPLEX, 3.5, _PAINT, 24)
+  ys, xs = np.nonzero(a8 == _PAINT)
+  a = cv2.GaussianBlur(a8.astype(np.float32), (5, 5), 0)
+  a *= np.linspace(0.75, 1.0, w, dtype=np.float32)[None, :]
+  a += rng.normal(0, 3, a.shape).astype(np.float32)
+  image = Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8), "L")
+  found = to_digits(image, single=True)
+  assert len(found) == 1
+  bx0, by0, bx1, by1 = found[0].box
+  # The whole painted 5 (not a piece of the plate between its strokes), within a few pixels.
+  assert abs(bx0 - xs.min()) <= 4 and abs(bx1 - 1 - xs.max()) <= 4
+  assert abs(by0 - ys.min()) <= 4 and abs(by1 - 1 - ys.max()) <= 4
