@@ -27,8 +27,14 @@ import os
 import pathlib
 import signal
 import socket
+import threading
 import time
+import traceback
 from typing import Any
+
+import uvicorn
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors.multiprocess import Multiprocess
 
 from mnist_flax import errors, integrity, serve
 from mnist_flax.serve_model import Counts
@@ -37,7 +43,6 @@ from mnist_flax.serve_model import Counts
 # Generous: on a loaded machine a busy worker's ping thread waits its turn for the GIL.
 HEALTHCHECK_SECONDS = 10
 START_SECONDS = 600.0  # Loading and compiling, many workers on few cores, a cold cache.
-_STARTUP_FAILURE = 3  # uvicorn.config.STARTUP_FAILURE: the supervisor does not restart it.
 _context = multiprocessing.get_context("spawn")  # uvicorn's: no fork of a threaded process.
 
 
@@ -49,11 +54,23 @@ def worker_app(checkpoint: str, workers: int, counts: Any, reports: Any) -> Any:
     model, app = serve.warm_app(pathlib.Path(checkpoint), counts=Counts(counts),
                                 workers=workers, closes_model=True)
   except BaseException as e:  # Told once, by the parent; no traceback here.
+    if os.environ.get(errors.TRACEBACK_ENV) and not isinstance(e, errors.MnistFlaxError):
+      traceback.print_exc()
     failure = e if isinstance(e, errors.MnistFlaxError) else errors.internal_error(e)
     reports.put((os.getpid(), None, (errors.one_line(failure), failure.exit_code)))
-    os._exit(_STARTUP_FAILURE)  # Not sys.exit: JAX's threads may hold up the interpreter.
+    # The code uvicorn's supervisor does not restart; os._exit, as JAX's threads may hang exit.
+    os._exit(STARTUP_FAILURE)
   reports.put((os.getpid(), model.fingerprint, model.metadata.get("test_accuracy")))
+  threading.Thread(target=_stop_if_orphaned, args=(os.getppid(),), daemon=True).start()
   return app
+
+
+def _stop_if_orphaned(parent: int) -> None:
+  """Stops this worker, gracefully, once its parent has gone (killed with SIGKILL, which no
+  supervisor can pass on): no orphan keeps the port."""
+  while os.getppid() == parent:
+    time.sleep(1.0)
+  os.kill(os.getpid(), signal.SIGTERM)
 
 
 class _Quiet(logging.Filter):
@@ -69,8 +86,6 @@ class Supervisor:
   how it ended into an exit code."""
 
   def __init__(self, sock: socket.socket, checkpoint: pathlib.Path, workers: int):
-    import uvicorn
-    from uvicorn.supervisors.multiprocess import Multiprocess
     self.sock = sock
     self.reports = _context.SimpleQueue()
     app = functools.partial(worker_app, str(checkpoint), workers,

@@ -152,3 +152,16 @@ def test_a_bad_worker_count_is_exit_2(value: str) -> None:
   result = run_module("mnist_flax.serve", "--port", "0", "--workers", value, timeout=60)
   assert result.returncode == 2 and "--workers" in result.stderr
   assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_workers_stop_when_the_parent_is_killed() -> None:
+  with bench_serve.running_server("--checkpoint", str(CHECKPOINT), "--workers", "2") as (
+      host, port, proc):
+    workers = _workers(proc.pid)
+    assert len(workers) == 2
+    proc.kill()  # SIGKILL: nothing is passed on to the workers.
+    proc.wait()
+    deadline = time.monotonic() + 30
+    while any(pathlib.Path(f"/proc/{pid}").exists() for pid in workers):
+      assert time.monotonic() < deadline, "a worker outlived its parent"
+      time.sleep(0.2)
