@@ -2,7 +2,8 @@
 
 Each starts real servers on free loopback ports: N workers answer as one process does and
 count their batches together; a worker killed with SIGKILL is replaced while the others keep
-answering; a checkpoint refused by the parent, or by the workers, is one line and exit 3.
+answering; none outlives a parent killed with SIGKILL; a checkpoint refused by the parent, or
+by the workers, is one line and exit 3; a bad worker count is exit 2.
 (SIGTERM with a request in flight, for one worker and several, is in test_serve.)
 
 Run: python -m pytest tests/test_serve_workers.py -q
