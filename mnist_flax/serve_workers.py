@@ -13,7 +13,10 @@ seconds, as with one process), then starts the workers. Each loads the model and
 the parent through a queue: its fingerprint, or the one line of its failure, which the parent
 prints once before exiting with that line's code (a worker that cannot load is never retried:
 the next would fail alike). The parent prints the ``serving http://...`` line once every worker
-serves. Ctrl-C or SIGTERM: the parent closes its copy of the socket, every worker finishes its
+serves. Later, a worker that cannot load (the checkpoint damaged meanwhile) is said in one line
+too: a dead worker's replacement then stops the server with its code; SIGHUP's restart keeps
+the workers serving. (A replacement or a restart loads the checkpoint as it is then: a newly
+promoted model is served by SIGHUP, with no gap.) Ctrl-C or SIGTERM: the parent closes its copy of the socket, every worker finishes its
 requests in flight, and the parent exits 130 or 143. The batching figures of /api/health are
 the whole server's (``serve_model.Counts`` in shared memory).
 """
@@ -97,6 +100,7 @@ class Supervisor:
     self.failure: errors.MnistFlaxError | None = None
     self._reported: dict[int, tuple[str, float | None]] = {}
     self.signal: int | None = None
+    self.serving = False  # Set once the serving line is out.
     supervisor = self
 
     class _Multiprocess(Multiprocess):
@@ -118,6 +122,7 @@ class Supervisor:
       ready = self._wait_for_workers()
       if ready is not None:
         serve.announce(self.sock, *ready)
+        self.serving = True
         while not mp.should_exit.wait(0.5):
           mp.handle_signals()
           mp.keep_subprocess_alive()
@@ -129,11 +134,13 @@ class Supervisor:
       mp.terminate_all()  # SIGTERM: each answers its requests in flight, then ends.
       mp.join_all()
     self._read_reports()
+    if self.signal is not None:  # Stopped as asked, whatever a restart said meanwhile.
+      return 128 + self.signal
     if self.failure is not None:
+      if self.serving:  # Said already.
+        return self.failure.exit_code
       raise self.failure
-    if self.signal is None:
-      raise errors.LostProcess("a server worker process could not start")
-    return 128 + self.signal
+    raise errors.LostProcess("a server worker process could not start")
 
   def _wait_for_workers(self) -> tuple[str, float | None] | None:
     """(fingerprint, accuracy) once every worker serves; None when stopped or failed first."""
@@ -148,7 +155,8 @@ class Supervisor:
         break
       gone = [p for p in mp.processes if p.pid not in loaded and not p.process.is_alive()]
       if gone:
-        self.failure = errors.LostProcess(
+        self._read_reports()  # A worker that failed said why before it ended.
+        self.failure = self.failure or errors.LostProcess(
             f"a server worker process (pid {gone[0].pid}) ended with code "
             f"{gone[0].exitcode} while it loaded the model")
         return None
@@ -171,15 +179,22 @@ class Supervisor:
     return next(iter(fingerprints))
 
   def _read_reports(self) -> dict[int, tuple[str, float | None]]:
-    """The workers' reports so far (pid -> (fingerprint, accuracy)); a failure is kept."""
+    """The workers' reports so far (pid -> (fingerprint, accuracy)).
+
+    A failure while starting stops the server, with that failure. Once serving, a worker
+    that cannot load (a crashed one's replacement, or SIGHUP's restart, after the checkpoint
+    was damaged) is said at once; uvicorn's supervisor then stops (a replacement) or keeps
+    the workers it has (a restart)."""
     while not self.reports.empty():
       pid, fingerprint, detail = self.reports.get()
-      if fingerprint is None:
-        if self.failure is None:
-          self.failure = errors.MnistFlaxError(*detail)
-        self.multiprocess.should_exit.set()
-      else:
+      if fingerprint is not None:
         self._reported[pid] = (fingerprint, detail)
+      elif self.serving:
+        self.failure = errors.MnistFlaxError(*detail)
+        errors.report(self.failure, serve.PROG)
+      elif self.failure is None:
+        self.failure = errors.MnistFlaxError(*detail)
+        self.multiprocess.should_exit.set()
     return self._reported
 
 
