@@ -137,7 +137,8 @@ def png_data_url(array: np.ndarray) -> str:
 
 
 class Counts:
-  """How well requests share ``predict`` calls: the calls made and the images in them.
+  """How well requests share ``predict`` calls (the calls made and the images in them), and
+  how many requests each worker process has open.
 
   Alone (no argument) it counts for its process. Given ``shared_array`` (made in the parent,
   inherited by each worker process) the figures are the whole server's: each worker claims a
@@ -145,10 +146,11 @@ class Counts:
   and only that worker writes it, so counting takes no lock a killed worker could leave held.
   """
 
-  _FIELDS = 3  # A slot: the worker's pid, its predict calls, the images in them.
+  # A slot: the worker's pid, its predict calls, the images in them, its requests open now.
+  _FIELDS = 4
 
   def __init__(self, shared: Any | None = None):
-    self._rows: Any = [0, 0, 0]  # Every slot (shared), or this process's only.
+    self._rows: Any = [0] * self._FIELDS  # Every slot (shared), or this process's only.
     self._at = 0  # Where this process's slot starts in _rows.
     if shared is not None:
       with shared.get_lock():  # Only while claiming: two new workers never share a slot.
@@ -156,6 +158,7 @@ class Counts:
         if free:  # Else (more workers than COUNT_SLOTS) this one counts alone.
           self._rows, self._at = shared.get_obj(), free[0]
           self._rows[self._at] = os.getpid()
+          self._rows[self._at + 3] = 0  # A killed worker's requests died with it.
 
   @staticmethod
   def shared_array(context: Any) -> Any:
@@ -165,6 +168,16 @@ class Counts:
   def add(self, images: int) -> None:
     self._rows[self._at + 1] += 1
     self._rows[self._at + 2] += images
+
+  def opened(self, delta: int) -> None:
+    """A request of this worker began (1) or ended (-1)."""
+    self._rows[self._at + 3] += delta
+
+  def crowded(self, margin: int = 2) -> bool:
+    """Whether this worker has ``margin`` requests open more than another live worker has."""
+    mine = self._rows[self._at + 3]
+    return any(mine - self._rows[i + 3] >= margin and _alive(self._rows[i])
+               for i in range(0, len(self._rows), self._FIELDS) if i != self._at)
 
   def totals(self) -> tuple[int, int]:
     """(predict calls, images in them), over every slot: the whole server's when shared."""

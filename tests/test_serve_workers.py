@@ -166,3 +166,34 @@ def test_workers_stop_when_the_parent_is_killed() -> None:
     while any(pathlib.Path(f"/proc/{pid}").exists() for pid in workers):
       assert time.monotonic() < deadline, "a worker outlived its parent"
       time.sleep(0.2)
+
+
+def test_counts_are_shared_and_a_crowded_worker_closes_connections() -> None:
+  import asyncio
+  import multiprocessing
+  from mnist_flax.serve_model import Counts
+  from mnist_flax.serve_workers import _Balance
+  shared = Counts.shared_array(multiprocessing.get_context("spawn"))
+  busy, idle = Counts(shared), Counts(shared)  # Two slots (here of one process).
+  busy.add(3)
+  idle.add(1)
+  assert busy.totals() == idle.totals() == (2, 4)
+  assert Counts().totals() == (0, 0)  # Alone: its own figures only.
+  sent: list[Any] = []
+
+  async def app(scope: Any, receive: Any, send: Any) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+  async def answer(balance: _Balance) -> list[tuple[bytes, bytes]]:
+    async def send(message: Any) -> None:
+      sent.append(message)
+    await balance({"type": "http"}, None, send)
+    return sent[-2]["headers"]
+
+  assert asyncio.run(answer(_Balance(app, busy))) == []  # Even: the connection stays.
+  busy.opened(2)  # Two more requests open here than there: this answer closes.
+  assert asyncio.run(answer(_Balance(app, busy))) == [(b"connection", b"close")]
+  assert asyncio.run(answer(_Balance(app, idle))) == []
+  busy.opened(-2)
+  assert not busy.crowded() and asyncio.run(answer(_Balance(app, busy))) == []
