@@ -63,9 +63,10 @@ BODY_SECONDS = 30.0  # A client slower than this to send its files is dropped (4
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 READ_THREADS = max(2, CORES)
 MAX_WORKERS = 16
-# One worker process per usable core, up to 4: beyond, the batches of each get smaller while
-# every worker holds its own copy of the model and libraries (about 0.26 GB).
-DEFAULT_WORKERS = max(1, min(4, CORES))
+# One worker process per usable core, up to this many: beyond, the batches of each get smaller
+# while every worker holds its own copy of the model and libraries (about 0.26 GB).
+DEFAULT_WORKERS_CAP = 4
+DEFAULT_WORKERS = max(1, min(DEFAULT_WORKERS_CAP, CORES))
 # The page's files: a fixed list, so no request can name anything else.
 _PAGE = {"/": ("index.html", "text/html; charset=utf-8"),
          "/app.js": ("app.js", "text/javascript; charset=utf-8"),
@@ -270,7 +271,7 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free one)")
   p.add_argument("--workers", type=_workers, default=DEFAULT_WORKERS, metavar="N",
                  help=f"server processes sharing the port (default {DEFAULT_WORKERS}: one per "
-                 f"usable core, up to 4; 1 to {MAX_WORKERS})")
+                 f"usable core, up to {DEFAULT_WORKERS_CAP}; 1 to {MAX_WORKERS})")
   return p
 
 
