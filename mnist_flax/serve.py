@@ -1,6 +1,7 @@
 """A web page to draw or drop a digit, and an HTTP API, with the model kept warm.
 
     python -m mnist_flax.serve [--checkpoint checkpoints/final] [--host 127.0.0.1] [--port 8000]
+                               [--workers N]
 
 * ``/``: a page to draw a digit (mouse, pen or finger) or drop a photo; it answers while you
   draw. Plain HTML, CSS and JavaScript from the package (``mnist_flax/web``): works offline.
@@ -13,13 +14,18 @@
   and every file's object; "no digit found" is an answer (200), as it is for ``infer``.
   Every other refusal is ``{"error", "code"}`` too, never a traceback.
 * ``GET /api/health``: the model's fingerprint (sha256 of its weights), its recorded test
-  accuracy and the versions. OpenAPI docs at ``/docs``.
+  accuracy, the versions, the number of worker processes and how well requests share
+  ``predict`` calls (``batching``: every worker's calls and images). OpenAPI docs at ``/docs``.
 
-The model and the preprocessing are loaded once; requests that arrive together share one
-``predict`` call (see ``serve_model``). Binds 127.0.0.1 unless ``--host`` says otherwise;
-Ctrl-C or SIGTERM stops accepting, finishes the requests in flight and exits 130 or 143.
-Exit codes: 2 bad command line or the address cannot be used, 3 checkpoint problem (as
-``infer``).
+The model and the preprocessing are loaded once per process; requests that arrive together
+share one ``predict`` call (see ``serve_model``). ``--workers N`` server processes share the
+port (default: one per usable core, up to 4): one process is bound by Python's GIL to about one
+core, so on 2 cores 2 workers answer more images per second (see ``serve_workers``); each holds
+its own copy of the model (about 0.26 GB resident), and ``--workers 1`` serves from this one
+process. Binds 127.0.0.1 unless ``--host`` says otherwise; Ctrl-C or SIGTERM stops accepting,
+finishes the requests in flight and exits 130 or 143. Exit codes: 2 bad command line or the
+address cannot be used, 3 checkpoint problem (as ``infer``), 9 a worker process lost while it
+loaded the model.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import concurrent.futures
 import contextlib
 import gc
 import os
+import pathlib
 import platform
 import signal
 import socket
@@ -47,13 +54,19 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import ClientDisconnect
 
 from mnist_flax import errors, infer, predictor
-from mnist_flax.serve_model import Batcher, WarmModel, png_data_url, upload_name
+from mnist_flax.serve_model import Batcher, Counts, WarmModel, png_data_url, upload_name
 
 PROG = "mnist_flax.serve"
 MAX_BODY_BYTES = 20 * 1024 * 1024  # All files of one request together.
 MAX_FILES = 256
 BODY_SECONDS = 30.0  # A client slower than this to send its files is dropped (408).
-READ_THREADS = max(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2)
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+READ_THREADS = max(2, CORES)
+MAX_WORKERS = 16
+# One worker process per usable core, up to this many: beyond, the batches of each get smaller
+# while every worker holds its own copy of the model and libraries (about 0.26 GB).
+DEFAULT_WORKERS_CAP = 4
+DEFAULT_WORKERS = max(1, min(DEFAULT_WORKERS_CAP, CORES))
 # The page's files: a fixed list, so no request can name anything else.
 _PAGE = {"/": ("index.html", "text/html; charset=utf-8"),
          "/app.js": ("app.js", "text/javascript; charset=utf-8"),
@@ -86,15 +99,20 @@ def _versions() -> dict[str, str | None]:
   return out
 
 
-def create_app(model: WarmModel) -> Any:
-  """The FastAPI application serving ``model`` (tests drive it with TestClient)."""
+def create_app(model: WarmModel, counts: Counts | None = None, workers: int = 1,
+               closes_model: bool = False) -> Any:
+  """The FastAPI application serving ``model`` (tests drive it with TestClient).
+
+  A worker process of several passes the ``counts`` they share and their number, and has the
+  app close the model once it stops serving (``closes_model``: its process ends right after)."""
   batchers: dict[int, Batcher] = {}
+  counts = counts if counts is not None else Counts()
 
   def batcher() -> Batcher:  # One per event loop (TestClient runs its own).
     loop = asyncio.get_running_loop()
     if id(loop) not in batchers:
       batchers.clear()
-      batchers[id(loop)] = Batcher(model)
+      batchers[id(loop)] = Batcher(model, counts=counts)
     return batchers[id(loop)]
 
   @contextlib.asynccontextmanager
@@ -102,6 +120,9 @@ def create_app(model: WarmModel) -> Any:
     yield
     for b in batchers.values():
       b.close()
+    if closes_model:
+      readers.shutdown(wait=True)
+      model.close()
 
   app = FastAPI(title="mnist_flax", version=_versions()["mnist_flax"], lifespan=lifespan,
                 description="Read handwritten digits: the objects `infer --json` prints.")
@@ -135,13 +156,14 @@ def create_app(model: WarmModel) -> Any:
   @app.get("/api/health", summary="The model served, and the versions")
   async def health() -> dict[str, Any]:
     meta = model.metadata
-    return {"status": "ok",
+    calls, images = counts.totals()
+    return {"status": "ok", "workers": workers,
             "model": {"fingerprint": model.fingerprint, "checkpoint": model.checkpoint_name,
                       "test_accuracy": meta.get("test_accuracy"), "step": meta.get("step"),
                       "members": (meta.get("model") or {}).get("members", 1)},
             "versions": _versions(),
-            # How well concurrent requests share predict calls.
-            "batching": {"predict_calls": batcher().calls, "images": batcher().images}}
+            # How well concurrent requests share predict calls (every worker's).
+            "batching": {"predict_calls": calls, "images": images}}
 
   async def body(request: Request) -> AsyncIterator[bytes]:
     received = 0
@@ -247,7 +269,16 @@ def _parser() -> argparse.ArgumentParser:
   p.add_argument("--host", default="127.0.0.1",
                  help="address to listen on (default 127.0.0.1: this machine only)")
   p.add_argument("--port", type=int, default=8000, help="port (default 8000; 0: any free one)")
+  p.add_argument("--workers", type=_workers, default=DEFAULT_WORKERS, metavar="N",
+                 help=f"server processes sharing the port (default {DEFAULT_WORKERS}: one per "
+                 f"usable core, up to {DEFAULT_WORKERS_CAP}; 1 to {MAX_WORKERS})")
   return p
+
+
+def _workers(value: str) -> int:
+  if not value.strip().isdigit() or not 1 <= int(value) <= MAX_WORKERS:
+    raise argparse.ArgumentTypeError(f"{value!r} is not a number from 1 to {MAX_WORKERS}")
+  return int(value)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -267,28 +298,47 @@ def _listen(host: str, port: int) -> socket.socket:
   return sock
 
 
-def run(args: argparse.Namespace) -> int:
-  sock = _listen(args.host, args.port)
-  model = WarmModel.load(predictor.resolve_checkpoint(args.checkpoint))
+def warm_app(checkpoint: pathlib.Path, **app_options: Any) -> tuple[WarmModel, Any]:
+  """(the model, loaded and compiled; its app, see ``create_app``) for one serving process."""
+  model = WarmModel.load(checkpoint)
   import cv2
-  import uvicorn
   cv2.setNumThreads(1)  # The reader threads are the parallelism: OpenCV's own would queue.
-  app = create_app(model)
+  app = create_app(model, **app_options)
   # What is loaded stays (the libraries', the model's: ~150,000 objects): out of the collector's
   # sight, where each full collection scanned it all, 150 ms with every request waiting.
   gc.freeze()
+  return model, app
+
+
+def announce(sock: socket.socket, fingerprint: str, accuracy: float | None) -> None:
+  """The line saying the server answers (tests and the benchmark wait for it)."""
   host, port = sock.getsockname()[:2]
   shown_host = f"[{host}]" if ":" in host else host
-  accuracy = model.metadata.get("test_accuracy")
-  print(f"{PROG}: serving http://{shown_host}:{port}/ (model {model.fingerprint[:12]}"
+  print(f"{PROG}: serving http://{shown_host}:{port}/ (model {fingerprint[:12]}"
         + (f", test accuracy {100 * accuracy:.2f}%" if accuracy else "")
         + "); Ctrl-C stops", flush=True)
+
+
+def uvicorn_options() -> dict[str, Any]:
+  """uvicorn's settings, the same for one process and for each worker."""
+  return dict(log_level="warning", access_log=False, timeout_keep_alive=5,
+              timeout_graceful_shutdown=30, limit_concurrency=1024)
+
+
+def run(args: argparse.Namespace) -> int:
+  sock = _listen(args.host, args.port)
+  checkpoint = predictor.resolve_checkpoint(args.checkpoint)
+  if args.workers > 1:
+    from mnist_flax import serve_workers
+    return serve_workers.run(sock, checkpoint, args.workers)
+  model, app = warm_app(checkpoint)
+  import uvicorn
+  announce(sock, model.fingerprint, model.metadata.get("test_accuracy"))
   # uvicorn stops gracefully on SIGINT/SIGTERM, then raises the signal again with the handlers
   # it found: these turn that into an exit code, after the clean-up below.
   signal.signal(signal.SIGTERM, _stopped)
   signal.signal(signal.SIGINT, _stopped)
-  config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_keep_alive=5,
-                          timeout_graceful_shutdown=30, limit_concurrency=1024)
+  config = uvicorn.Config(app, **uvicorn_options())
   try:
     uvicorn.Server(config).run(sockets=[sock])
   finally:

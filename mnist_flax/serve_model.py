@@ -4,6 +4,7 @@ requests that arrive together answered by one batched ``predict`` call.
     model = WarmModel.load("checkpoints/final")      # compiled for every batch size now
     found, error, seen = model.read(file, "3.jpg")    # in a thread: the digits, as infer's
     probs = await Batcher(model).predict(fields)      # in the event loop: (n, 10)
+    counts = Counts(Counts.shared_array(context))     # worker processes adding to one figure
 
 Uploads are written to a private temporary folder and read by ``infer``'s own reader, so every
 file gets exactly ``infer``'s checks (format by content, pixel and time limits) and its wording;
@@ -36,6 +37,8 @@ BATCH_SIZES = (1, 2, 4, 8, 16, 64)
 # this, and not at all when no other request is being read.
 BATCH_WAIT = 0.002
 _NAME_CHARS = 200  # A client's file name is shown (never used as a path), cut to this length.
+# Worker processes that can count into one shared Counts; any beyond count alone.
+COUNT_SLOTS = 64
 
 
 def upload_name(filename: str | None, index: int) -> str:
@@ -133,6 +136,68 @@ def png_data_url(array: np.ndarray) -> str:
   return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+class Counts:
+  """How well requests share ``predict`` calls (the calls made and the images in them), and
+  how many requests each worker process has open.
+
+  Alone (no argument) it counts for its process. Given ``shared_array`` (made in the parent,
+  inherited by each worker process) the figures are the whole server's: each worker claims a
+  slot of its own (a replacement takes a dead worker's slot, and its counts go on from there),
+  and only that worker writes it, so counting takes no lock a killed worker could leave held.
+  """
+
+  # A slot: the worker's pid, its predict calls, the images in them, its requests open now.
+  _FIELDS = 4
+
+  def __init__(self, shared: Any | None = None):
+    self._rows: Any = [0] * self._FIELDS  # Every slot (shared), or this process's only.
+    self._at = 0  # Where this process's slot starts in _rows.
+    if shared is not None:
+      with shared.get_lock():  # Only while claiming: two new workers never share a slot.
+        free = [i for i in range(0, len(shared), self._FIELDS) if not _alive(shared[i])]
+        if free:  # Else (more workers than COUNT_SLOTS) this one counts alone.
+          self._rows, self._at = shared.get_obj(), free[0]
+          self._rows[self._at] = os.getpid()
+          self._rows[self._at + 3] = 0  # A killed worker's requests died with it.
+
+  @staticmethod
+  def shared_array(context: Any) -> Any:
+    """The shared memory for ``COUNT_SLOTS`` workers, from a ``multiprocessing`` context."""
+    return context.Array("q", COUNT_SLOTS * Counts._FIELDS)
+
+  def add(self, images: int) -> None:
+    self._rows[self._at + 1] += 1
+    self._rows[self._at + 2] += images
+
+  def opened(self, delta: int) -> None:
+    """A request of this worker began (1) or ended (-1)."""
+    self._rows[self._at + 3] += delta
+
+  def crowded(self, margin: int = 2) -> bool:
+    """Whether this worker has ``margin`` requests open more than another live worker has."""
+    mine = self._rows[self._at + 3]
+    return any(mine - self._rows[i + 3] >= margin and _alive(self._rows[i])
+               for i in range(0, len(self._rows), self._FIELDS) if i != self._at)
+
+  def totals(self) -> tuple[int, int]:
+    """(predict calls, images in them), over every slot: the whole server's when shared."""
+    starts = range(0, len(self._rows), self._FIELDS)
+    return sum(self._rows[i + 1] for i in starts), sum(self._rows[i + 2] for i in starts)
+
+
+def _alive(pid: int) -> bool:
+  """Whether ``pid`` (0: none) is a live process (a dead worker has been reaped by then)."""
+  if pid <= 0:
+    return False
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True
+
+
 class Batcher:
   """Gathers the images of concurrent requests into one ``predict`` call.
 
@@ -142,16 +207,15 @@ class Batcher:
   keeps accepting and reading meanwhile; what arrives during a call forms the next batch.
   """
 
-  def __init__(self, model: WarmModel, wait: float = BATCH_WAIT):
+  def __init__(self, model: WarmModel, wait: float = BATCH_WAIT, counts: Counts | None = None):
     self._model = model
+    self.counts = counts if counts is not None else Counts()
     self._wait = wait
     self._pending: list[tuple[np.ndarray, asyncio.Future]] = []
     self._reading = 0
     self._wake = asyncio.Event()
     self._task: asyncio.Task | None = None
     self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="predict")
-    self.calls = 0  # predict calls made, and images in them: how well requests batch.
-    self.images = 0
 
   def reading(self, delta: int) -> None:
     self._reading += delta
@@ -185,8 +249,7 @@ class Batcher:
           if not future.done():
             future.set_exception(e)
         continue
-      self.calls += 1
-      self.images += len(images)
+      self.counts.add(len(images))
       start = 0
       for b, future in batch:
         if not future.done():  # A client that went away has its future cancelled.

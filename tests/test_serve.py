@@ -373,8 +373,10 @@ def test_batcher_gathers_requests_being_read_and_never_waits_alone() -> None:
   assert alone < 1.0
 
 
-def test_sigterm_finishes_the_request_in_flight_then_exits_143() -> None:
-  with bench_serve.running_server("--checkpoint", str(CHECKPOINT)) as (host, port, proc):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_finishes_the_request_in_flight_then_exits_143(workers: str) -> None:
+  with bench_serve.running_server("--checkpoint", str(CHECKPOINT), "--workers", workers) as (
+      host, port, proc):
     body, kind = bench_serve.multipart_body([("3.jpg", SAMPLES[3].read_bytes())])
     sock = _raw(host, port, f"POST /api/predict HTTP/1.1\nHost: x\nContent-Type: {kind}\n"
                 f"Content-Length: {len(body)}\n", body[:100])

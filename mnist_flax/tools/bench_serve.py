@@ -8,7 +8,8 @@ Starts ``python -m mnist_flax.serve`` on a free loopback port and measures, with
 * the latency of one small image (``test/3.jpg``, 7 KB) sent again and again by one client:
   p50 and p99 (target: p50 under 10 ms);
 * images/s with 8 clients sending one image per request (the ten ``test/N.jpg``, cycled), all
-  at once, and how many images each batched ``predict`` call took on average;
+  at once, and how many images each batched ``predict`` call took on average (over every
+  worker process of the server, which runs with its default ``--workers``);
 * next to them, what ``infer`` costs per image for the same files: one cold process for
   ``test/3.jpg``, and one process given every file the 8 clients sent.
 
@@ -147,7 +148,8 @@ def measure(host: str, port: int, sequential: int, concurrent: int) -> dict[str,
   wall = time.perf_counter() - start
   client.close()  # Idle past the server's keep-alive meanwhile: a new one asks.
   client = Client(host, port)
-  after = client.get("/api/health")["batching"]
+  health = client.get("/api/health")
+  after = health["batching"]  # Every worker process's calls, whichever answered.
   client.close()
   calls = after["predict_calls"] - before["predict_calls"]
   return {
@@ -155,6 +157,7 @@ def measure(host: str, port: int, sequential: int, concurrent: int) -> dict[str,
       "latency_ms": {"p50": round(statistics.median(latencies), 3),
                      "p99": round(_percentile(latencies, 99), 3),
                      "min": round(min(latencies), 3), "max": round(max(latencies), 3)},
+      "server_workers": health.get("workers", 1),
       "concurrent_clients": CLIENTS, "concurrent_requests": concurrent,
       "concurrent_seconds": round(wall, 4), "images_per_second": round(concurrent / wall, 1),
       "wrong_answers": len(wrong),
