@@ -63,7 +63,8 @@ EXIT_CODES: tuple[ExitCode, ...] = (
              "report folder not writable"),
     ExitCode(8, "DivergedError", "training diverged (NaN or infinite loss)"),
     ExitCode(9, "LostProcess", "another process of a multi-process run died or became "
-             "unreachable (named in the one line); the checkpoints saved so far are kept"),
+             "unreachable (named in the one line); the checkpoints saved so far are kept; "
+             "`serve`: a worker died while loading the model"),
     ExitCode(70, "internal error", "a bug: the one line says what broke; please report it "
              f"(`{TRACEBACK_ENV}=1` shows the traceback)"),
     ExitCode(130, "Interrupted (SIGINT)", "stopped by Ctrl-C, after saving a checkpoint when "
