@@ -156,11 +156,12 @@ def expand_inputs(inputs: Sequence[str]) -> Inputs:
       misnamed = [name for name, child in children
                   if name.rsplit(".", 1)[-1].lower() in _PICTURE_SUFFIXES
                   and os.path.isfile(child) and child not in found]
-      if misnamed:
-        notes.append(_misnamed_note(path, misnamed))
       if not found:  # Said, not silently skipped: the user expected answers from it.
         out.append((path, errors.InputNotFound(
-            f"{_display(path)}: folder holds no JPEG, PNG, GIF or BMP image")))
+            f"{_display(path)}: folder holds no JPEG, PNG, GIF or BMP image"
+            + (f" ({_named(misnamed)}: only named like one)" if misnamed else ""))))
+      elif misnamed:
+        notes.append(_misnamed_note(path, misnamed))
       out.extend((child, None) for child in found)
     elif not os.path.lexists(path):
       out.append((path, errors.InputNotFound(f"{_display(path)}: no such file")))
