@@ -1,5 +1,5 @@
 """A digit's own loop is no frame (preprocess.frames.remove_frames): round digits on plain paper
-keep their strokes.
+keep their strokes, and a thin 0 as tall as the form's cell it touches is not one of its walls.
 
 Run: python -m pytest tests/test_preprocess_loops.py -q
 """
@@ -35,3 +35,13 @@ def test_round_digits_keep_their_ink(axes: tuple[int, int], angle: float, width:
   out, _ = frames.remove_frames(mask)
   assert out.sum() >= 0.95 * mask.sum()
 
+
+def test_thin_zero_touching_its_cell_stays() -> None:
+  # A form's cell (walls 9 pixels thick) and a thin 0 as tall as its inside, touching its top
+  # and bottom walls: the walls go, the 0 stays.
+  box = np.zeros((260, 220), np.uint8)
+  cv2.rectangle(box, (44, 44), (175, 215), 1, 9)
+  zero = _zero(box.shape, (110, 130), (30, 82), 0.0, 2)
+  out, _ = frames.remove_frames((box > 0) | zero)
+  assert (out & zero).sum() >= 0.9 * zero.sum()
+  assert (out & ~zero).sum() <= 0.15 * box.sum()

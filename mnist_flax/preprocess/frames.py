@@ -154,7 +154,13 @@ def _box_outline(part: np.ndarray) -> np.ndarray | None:
   inside = np.bincount(labels[far & (rest > 0)], minlength=count) > 0
   _, _, w, h, area = stats.T
   long_side = np.maximum(w, h)
-  inside &= ~((long_side >= 0.7 * min(rw, rh)) & (area <= 1.5 * band * long_side))
+  walls = np.flatnonzero(inside & (long_side >= 0.7 * min(rw, rh)) &
+                         (area <= 1.5 * band * long_side))
+  for i in walls:
+    # A wall is straight: thin across its own rectangle, where a thin-stroked 0 or 8 as
+    # tall as the box is as wide as a digit.
+    if min(cv2.minAreaRect(_outer_points(labels == i))[1]) <= 2 * band:
+      inside[i] = False
   inside[0] = False
   return part & ~inside[labels]
 
