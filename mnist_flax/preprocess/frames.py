@@ -13,6 +13,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+# How much of a box's hull the polygon of its four corners holds (hull area / polygon area):
+# a drawn, printed or photographed box's is about 1 (measured 1.01-1.10 on forms and plates);
+# a round digit's hull against its rectangle about pi/4, against four points on it well over 1.
+_CORNERS_FILL = (0.9, 1.15)
+
 from mnist_flax.preprocess import fast
 
 
@@ -55,6 +60,17 @@ def _inside_border(mask: np.ndarray) -> tuple[slice, slice]:
   cov_c = mask.sum(axis=0) / h
   top, bottom = _edge_lines(cov_r, h)
   left, right = _edge_lines(cov_c, w)
+  # A frame's side runs into its corners, the ends of the ink's extent; the top of a round
+  # digit's loop (a 0, an 8) is as full a line of its box, but curves away from them.
+  end = max(2, int(0.03 * max(h, w)))
+  if top is not None and not _reaches_ends(mask[:top + 1], end):
+    top = None
+  if bottom is not None and not _reaches_ends(mask[bottom:], end):
+    bottom = None
+  if left is not None and not _reaches_ends(mask[:, :left + 1].T, end):
+    left = None
+  if right is not None and not _reaches_ends(mask[:, right:].T, end):
+    right = None
   if sum(s is not None for s in (top, bottom, left, right)) == 1:
     gap = max(2, int(0.03 * max(h, w)))
     if top is not None and cov_r[top + 1:top + 1 + gap].max(initial=0) > 0:
@@ -72,6 +88,12 @@ def _inside_border(mask: np.ndarray) -> tuple[slice, slice]:
   if r1 - r0 < 3 or c1 - c0 < 3:
     return slice(0, h), slice(0, w)
   return slice(r0, r1), slice(c0, c1)
+
+
+def _reaches_ends(rows: np.ndarray, end: int) -> bool:
+  """Whether the ink of ``rows`` (a frame's side, along its length) lies within ``end`` pixels
+  of both its ends."""
+  return bool(rows[:, :end].any() and rows[:, -end:].any())
 
 
 def _strip_border(mask: np.ndarray, top: int, left: int, bottom: int, right: int) -> bool:
@@ -109,6 +131,11 @@ def _box_outline(part: np.ndarray) -> np.ndarray | None:
   corners = cv2.approxPolyDP(hull, 0.02 * cv2.arcLength(hull, True), True).reshape(-1, 2)
   if len(corners) != 4:
     corners = cv2.boxPoints(((cx, cy), (rw, rh), angle)).astype(np.int32)
+  # A box's hull is its four corners' polygon; a round digit's (a 0, a 6's or 9's loop) fills
+  # pi/4 of its rectangle, or overflows four points taken on it: its strokes, not a frame.
+  fill = cv2.contourArea(hull) / max(cv2.contourArea(corners.astype(np.float32)), 1.0)
+  if not _CORNERS_FILL[0] <= fill <= _CORNERS_FILL[1]:
+    return None
   band = max(3, int(0.06 * min(rw, rh)))
   # Drawn along 70% of its length: found by thinning the band's coverage to the outline's own
   # one-pixel path.
@@ -127,7 +154,13 @@ def _box_outline(part: np.ndarray) -> np.ndarray | None:
   inside = np.bincount(labels[far & (rest > 0)], minlength=count) > 0
   _, _, w, h, area = stats.T
   long_side = np.maximum(w, h)
-  inside &= ~((long_side >= 0.7 * min(rw, rh)) & (area <= 1.5 * band * long_side))
+  walls = np.flatnonzero(inside & (long_side >= 0.7 * min(rw, rh)) &
+                         (area <= 1.5 * band * long_side))
+  for i in walls:
+    # A wall is straight: thin across its own rectangle, where a thin-stroked 0 or 8 as
+    # tall as the box is as wide as a digit.
+    if min(cv2.minAreaRect(_outer_points(labels == i))[1]) <= 2 * band:
+      inside[i] = False
   inside[0] = False
   return part & ~inside[labels]
 

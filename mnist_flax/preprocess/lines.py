@@ -29,6 +29,9 @@ _LONE_SPAN = 0.8  # and a margin crosses most of the picture.
 _ALIKE = 0.6  # Rules of one ruling are at least this fraction of the longest one.
 _EVEN_LINES = 6  # Evenly spaced lines, this many, are a ruling whatever the writing's size.
 _MAX_TILT_DEGREES = 15.0
+_RUN_GAP = 2.5  # Lines of one ruling: a step apart, two where Hough missed one under writing.
+# Hough finds at least this fraction of a ruling's reach (lines fade, hide under writing).
+_REACH_SHORT = 1.5
 # Thicker than this fraction of the extent is a stroke or a bar, not a printed rule.
 _MAX_THICKNESS = 0.03
 
@@ -217,6 +220,19 @@ def _ruling(segments: np.ndarray, vertical: bool, band_width: int) -> bool:
   return _gaps(segments, vertical, band_width).size >= 2
 
 
+def _reach(segments: np.ndarray, vertical: bool) -> int:
+  """How far apart the outermost lines of a ruling lie (across them): its longest run of lines
+  at most _RUN_GAP steps apart (a desk's or sheet's edge beyond it is no rule of it)."""
+  middles = np.sort((segments[:, 0] + segments[:, 2] if vertical
+                     else segments[:, 1] + segments[:, 3]) / 2)
+  gaps = np.diff(middles)
+  if gaps.size == 0:
+    return 0
+  breaks = np.flatnonzero(gaps > _RUN_GAP * float(np.median(gaps)))
+  starts, ends = np.r_[0, breaks + 1], np.r_[breaks, middles.size - 1]
+  return int((middles[ends] - middles[starts]).max())
+
+
 def _even(segments: np.ndarray, vertical: bool, band_width: int) -> bool:
   """Whether segments are a ruling beyond doubt: _EVEN_LINES lines or more, most of them evenly
   spaced, some perhaps missed by Hough (a number's strokes are neither that many nor that
@@ -233,7 +249,8 @@ def remove_rules(mask: np.ndarray) -> np.ndarray:
   """``mask`` without ruled lines, grid lines and margin lines (see the module docstring)."""
   # Hough's sampling misses some lines of a dense grid; they stand out once the others are gone.
   # Lines left in a direction once ruled are that ruling's, held to its test, not a margin's.
-  out, ruled = mask, set()
+  out: np.ndarray = mask
+  ruled: dict[bool, int] = {}
   for _ in range(3):
     cleaner = _remove_rules_once(out, ruled)
     if cleaner is out:
@@ -242,16 +259,24 @@ def remove_rules(mask: np.ndarray) -> np.ndarray:
   return out
 
 
-def _remove_rules_once(mask: np.ndarray, ruled: set[bool]) -> np.ndarray:
-  """One pass of remove_rules; adds to ``ruled`` the directions (vertical or not) found ruled."""
+def _remove_rules_once(mask: np.ndarray, ruled: dict[bool, int]) -> np.ndarray:
+  """One pass of remove_rules; adds to ``ruled`` the directions (vertical or not) found ruled,
+  with how far apart their outermost rules lie."""
   ys, xs = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
   if ys.size == 0:
     return mask
   height, width = int(ys[-1] - ys[0] + 1), int(xs[-1] - xs[0] + 1)
+  # A grid's lines run as far as the rules across them reach: on a sheet photographed on a desk
+  # the ink's extent is the desk's edges', and the grid's other lines, not yet found, fall
+  # short of its _SPAN. (Once found, what is left are its leftovers, measured on the ink.)
+  along = {True: height, False: width}
+  for vertical in (True, False):
+    if vertical not in ruled and (not vertical) in ruled:
+      along[vertical] = min(along[vertical], int(_REACH_SHORT * ruled[not vertical]))
   mask8 = mask.astype(np.uint8)
   small = _shrunk(mask8)
   found = {vertical: hit for vertical in (False, True) if (hit := _lines(
-      mask8, small, vertical, *((height, width) if vertical else (width, height)))) is not None}
+      mask8, small, vertical, along[vertical], width if vertical else height)) is not None}
   if not found:
     return mask
   # What the writing would be without every candidate line, measured to tell rules (far longer
@@ -272,7 +297,8 @@ def _remove_rules_once(mask: np.ndarray, ruled: set[bool]) -> np.ndarray:
     if vertical in ruled or _ruling(segments[rules], vertical, band_width):
       if lengths.max() < _LONGER * writing and not _even(segments[rules], vertical, band_width):
         continue
-      ruled.add(vertical)
+      # The ruling's reach as first found (later passes find what it left of itself).
+      ruled.setdefault(vertical, _reach(segments[rules], vertical))
     else:
       # Not ruled paper: a single line (a margin) crosses the whole picture, far longer than
       # the writing.
