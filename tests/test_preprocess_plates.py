@@ -40,7 +40,8 @@ def test_dark_plate_parted_by_its_painted_line_is_found():
   assert page is not None
   plate = paper.find_plate(page.mask)
   assert plate is not None
-  px0, py0, px1, py1 = plate
+  (px0, py0, px1, py1), face = plate
+  assert face.shape == (py1 - py0, px1 - px0) and face.mean() > 0.9  # Square: all face.
   # Inside the plate, and most of it.
   assert x0 <= px0 < px1 <= x1 and y0 <= py0 < py1 <= y1
   assert (px1 - px0) * (py1 - py0) >= 0.7 * (x1 - x0) * (y1 - y0)
@@ -76,3 +77,46 @@ def test_bold_light_digit_on_dark_plate_is_the_ink():
   # The whole painted 5 (not a piece of the plate between its strokes), within a few pixels.
   assert abs(bx0 - xs.min()) <= 4 and abs(bx1 - 1 - xs.max()) <= 4
   assert abs(by0 - ys.min()) <= 4 and abs(by1 - 1 - ys.max()) <= 4
+
+
+def _brick_wall_plate() -> tuple[Image.Image, tuple[int, int, int, int]]:
+  """A dark plate with a light painted border and a light 4, tilted, on a dark brick wall with
+  light mortar whose whole bricks (a dozen or more, some cut by the picture's edge) are each
+  larger than the plate's panel; and the 4's box (x0, y0, x1, y1)."""
+  rng = np.random.default_rng(2)
+  h, w = 800, 600
+  a = np.full((h, w), 175, np.uint8)  # Mortar.
+  for row, top in enumerate(range(-20, h, 100)):
+    for left in range(-150 if row % 2 else -40, w, 220):
+      a[max(0, top + 8):top + 100, max(0, left + 8):left + 220] = 75  # Bricks, 212 x 92.
+  plate = np.array([[240, 340], [370, 332], [378, 462], [248, 470]], np.int32)
+  cv2.fillConvexPoly(a, plate, 40)
+  cv2.polylines(a, [plate + np.array([[12, 12], [-12, 12], [-12, -12], [12, -12]])], True, 170, 5)
+  four = np.zeros_like(a)
+  cv2.putText(four, "4", (275, 440), cv2.FONT_HERSHEY_SIMPLEX, 2.6, 1, 9)
+  a[four > 0] = 170
+  ys, xs = np.nonzero(four)
+  a = cv2.GaussianBlur(a.astype(np.float32), (5, 5), 0)
+  a += rng.normal(0, 3, a.shape).astype(np.float32)
+  image = Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8), "L")
+  return image, (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+
+
+def test_plate_among_larger_bricks_is_found_with_its_face():
+  """The panel is found though a dozen bricks are larger, and though a brick cut by the
+  picture's edge beside it lacks a corner (as a form's cell holding ink would); its face leaves
+  out the wall in the corners of the tilted plate's box; the 4 is read on it."""
+  image, (x0, y0, x1, y1) = _brick_wall_plate()
+  lum, _ = gray.luminance(image)
+  page = paper.find_ink(lum)
+  assert page is not None
+  plate = paper.find_plate(page.mask)
+  assert plate is not None
+  (px0, py0, px1, py1), face = plate
+  # The panel inside the painted border (about 255..363 across, 347..455 down).
+  assert 250 <= px0 <= x0 and x1 <= px1 <= 370 and 340 <= py0 <= y0 and y1 <= py1 <= 462
+  assert not face[0, 0] and not face[-1, -1] and face[face.shape[0] // 2, face.shape[1] // 2]
+  found = to_digits(image, single=True)
+  assert len(found) == 1
+  bx0, by0, bx1, by1 = found[0].box
+  assert abs(bx0 - x0) <= 4 and abs(bx1 - x1) <= 4 and abs(by0 - y0) <= 4 and abs(by1 - y1) <= 4

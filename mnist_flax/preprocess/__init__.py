@@ -82,8 +82,8 @@ def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
       return []
     plate = paper.find_plate(page.mask)
     if plate is not None:  # Read on the plate, as if it were the whole picture.
-      dx, dy, x1, y1 = plate
-      page = paper.find_ink(lum[dy:y1, dx:x1], plate=True)
+      (dx, dy, x1, y1), face = plate
+      page = paper.find_ink(lum[dy:y1, dx:x1], plate=face)
       if page is None:
         return []
     mask, components = frames.remove_frames(lines.remove_rules(page.mask))

@@ -22,7 +22,7 @@ The steps, in order:
    the background; ink outside it (the desk's texture, the sheet's own edge, a pen) is dropped.
 5. A plate (a house number, a card): "ink" that is one solid region holding large light shapes
    is the thing the digit is painted on (``find_plate``); the caller reads inside it again,
-   the plate's surface taken for the paper whatever its shade (``find_ink(inside, plate=True)``).
+   the plate's surface taken for the paper whatever its shade (``find_ink(inside, plate=face)``).
 """
 
 from __future__ import annotations
@@ -290,18 +290,21 @@ def find_ink_clean(lum: np.ndarray) -> Page | None:
   return Page(ink=np.clip(values, 0.0, 1.0).astype(np.float32, copy=False), mask=mask, lit=None)
 
 
-def find_ink(lum: np.ndarray, plate: bool = False) -> Page | None:
+def find_ink(lum: np.ndarray, plate: np.ndarray | None = None) -> Page | None:
   """The ink map and mask of a luminance image; None if nothing stands out from the paper.
 
-  ``plate``: ``lum`` is the inside of a plate (see find_plate), whose surface is most of it, so
-  the paper is Otsu's larger side: ink_is_dark would take a bold light digit filling a dark
-  plate for a sheet on a desk.
+  ``plate``: ``lum`` is the box of a plate (see find_plate) and this its face (bool, lum's
+  shape), whose surface is most of it, so the paper is Otsu's larger side: ink_is_dark would
+  take a bold light digit filling a dark plate for a sheet on a desk. Ink off the face (the
+  wall in the corners of a tilted plate's box, the plate's rim) is left out.
   """
   if min(lum.shape) < 3:
     return None
-  if not (_mostly_light(lum) if plate else ink_is_dark(lum)):
+  if not (_mostly_light(lum) if plate is not None else ink_is_dark(lum)):
     lum = 1.0 - lum
   background, sheet, lit = _background(lum)
+  if plate is not None:  # The face is the sheet: its noise, and ink only on it.
+    sheet = plate if sheet is None else sheet & plate
   ink = np.maximum(background, 1e-3)  # Then 1 - lum / it, in place: two copies fewer.
   np.subtract(1.0, np.divide(lum, ink, out=ink), out=ink)
   # The noise is judged in absolute darkening, where a photo's noise is about even: divided by
@@ -325,6 +328,8 @@ def find_ink(lum: np.ndarray, plate: bool = False) -> Page | None:
     on_sheet = np.bincount(labels[mask & sheet], minlength=count)
     seeded &= on_sheet >= 0.5 * stats[:, cv2.CC_STAT_AREA]
     mask[mask] = seeded[labels[mask]]
+  if plate is not None:
+    mask &= plate  # A digit painted up to the rim keeps its strokes, not the rim.
   if not seeded.any():
     return None
   # Stretch so the strong ink reaches 1: the normalised strokes then look like MNIST's.
@@ -336,24 +341,31 @@ def find_ink(lum: np.ndarray, plate: bool = False) -> Page | None:
   return Page(ink=np.clip(ink, 0.0, 1.0, out=ink), mask=mask, lit=lit)  # lum float32: ink too.
 
 
-def find_plate(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+def find_plate(mask: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
   """The box (x0, y0, x1, y1) inside a plate (see the module docstring and plates.is_plate) of at
-  least 1% of the picture; None if there is none.
+  least 1% of the picture, and the plate's face within it (bool, the box's shape: a tilted
+  plate's box holds wall in its corners); None if there is none.
 
   The plate is looked for as "ink" (a dark plate on a light wall), then as the paper between
   the ink, away from the picture's edge (a plate inside its painted border on a wall whose
-  mortar or grain is the picture's ink)."""
+  mortar or grain is the picture's ink): there among all regions of 1% of the picture or more,
+  as a wall's bricks are as large as a small plate's panel, and as many as there are."""
   for solid, border_ok in ((mask, True), (~mask, False)):
     # Opened first: thin lines touching the plate (a brick wall's mortar) come off it.
     solid = cv2.morphologyEx(solid.astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
     if cv2.countNonZero(solid) < 0.01 * mask.size:
       continue
     count, labels, stats, _ = fast.connected_components(solid, connectivity=8)
-    order = 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:3 if border_ok else 8]
+    order = 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])
+    order = order[:3] if border_ok else order[stats[order, cv2.CC_STAT_AREA] >= 0.01 * mask.size]
+
+    def on_border(i: int) -> bool:
+      x, y, w, h = (int(v) for v in stats[i, :4])
+      return x == 0 or y == 0 or x + w == mask.shape[1] or y + h == mask.shape[0]
 
     def plate(i: int) -> bool:
       x, y, w, h, area = (int(v) for v in stats[i])
-      if not border_ok and (x == 0 or y == 0 or x + w == mask.shape[1] or y + h == mask.shape[0]):
+      if not border_ok and on_border(i):
         return False
       part = labels[y:y + h, x:x + w] == i
       if border_ok:  # A dark plate's rim, parted from its panel by a painted line, holds it.
@@ -363,11 +375,15 @@ def find_plate(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     for i in order:
       if plate(i):
         # One of a row of cells, each holding something (a form's boxes, a digit in each),
-        # is no plate: the number is read across them all.
-        if any(plates.cell_beside(stats[i], stats[j]) and plates.holds_ink(labels, stats[j], j)
-               for j in order if j != i):
+        # is no plate: the number is read across them all. A region cut by the picture's edge
+        # is no cell (a brick there lacks a corner, as if it held ink).
+        if any(plates.cell_beside(stats[i], stats[j]) and not on_border(j)
+               and plates.holds_ink(labels, stats[j], j) for j in order if j != i):
           break
         x, y, w, h, _ = (int(v) for v in stats[i])
         inset = max(2, int(0.03 * min(w, h)))  # The plate's own edge is not read.
-        return x + inset, y + inset, x + w - inset, y + h - inset
+        face = plates.filled(labels[y:y + h, x:x + w] == i).astype(np.uint8)
+        face = cv2.erode(face, np.ones((2 * inset + 1, 2 * inset + 1), np.uint8), borderValue=0)
+        return ((x + inset, y + inset, x + w - inset, y + h - inset),
+                face[inset:h - inset, inset:w - inset] > 0)
   return None
