@@ -53,6 +53,11 @@ _SHEET_LEVEL = 0.35
 # A small light region is a sheet (not chalk) when a disc this fraction of the picture's short
 # side fits in it.
 _SHEET_DEPTH = 0.15
+# A step in the paper's level (the sheet's edge on a desk, a hard shadow's edge) is where it
+# changes by at least _STEP_RATIO within _STEP_FRACTION of the long side; thin ink that mostly
+# lies on such steps is their shading (see _off_steps).
+_STEP_RATIO = 1.1
+_STEP_FRACTION = 0.009
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,9 +164,10 @@ def _stroke_width(mask: np.ndarray) -> float:
   return 2.0 * fast.percentile(values, 75) if values.size else 0.0
 
 
-def _background(lum: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-  """The paper's brightness under dark ink at full size, the sheet (see _sheet) and where it
-  most likely is (see _lit_sheet).
+def _background(lum: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+  """The paper's brightness under dark ink at full size, the sheet (see _sheet), where it
+  most likely is (see _lit_sheet), and where the estimate dips (see _off_steps; None: nowhere).
 
   A grey closing wider than the strokes (in 8 bits at half size: 10x faster than float at full
   size): first one wider than any stroke could be, which finds the strokes; then, when they are
@@ -180,14 +186,18 @@ def _background(lum: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndar
   centre, sigma = _noise(rough, sheet)
   stroke = _stroke_width(rough > centre + max(_SEED_SIGMAS * sigma, _MIN_SEED))
   k = _odd(min(widest, max(7, 4 * stroke + 5)))
+  dip = None
   if k < widest:
-    closed = _closing(small8, k)
+    wide, closed = closed, _closing(small8, k)
+    # Where the narrower closing falls well below the widest one, it follows something
+    # narrower than a quarter of the picture: a stroke too thick for it, or a shadow.
+    dip = closed.astype(np.float32) * np.float32(_STEP_RATIO) < wide
   lit = _lit_sheet(closed)
   full = cv2.resize(closed, (w, h), interpolation=cv2.INTER_LINEAR)
-  sheet, lit = (None if m is None else
-                cv2.resize(m.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
-                for m in (sheet, lit))
-  return np.multiply(full, np.float32(1 / 255), dtype=np.float32), sheet, lit
+  sheet, lit, dip = (None if m is None else
+                     cv2.resize(m.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+                     for m in (sheet, lit, dip))
+  return np.multiply(full, np.float32(1 / 255), dtype=np.float32), sheet, lit, dip
 
 
 def _lit_sheet(background: np.ndarray) -> np.ndarray | None:
@@ -302,7 +312,7 @@ def find_ink(lum: np.ndarray, plate: np.ndarray | None = None) -> Page | None:
     return None
   if not (_mostly_light(lum) if plate is not None else ink_is_dark(lum)):
     lum = 1.0 - lum
-  background, sheet, lit = _background(lum)
+  background, sheet, lit, dip = _background(lum)
   if plate is not None:  # The face is the sheet: its noise, and ink only on it.
     sheet = plate if sheet is None else sheet & plate
   ink = np.maximum(background, 1e-3)  # Then 1 - lum / it, in place: two copies fewer.
@@ -330,6 +340,7 @@ def find_ink(lum: np.ndarray, plate: np.ndarray | None = None) -> Page | None:
     mask[mask] = seeded[labels[mask]]
   if plate is not None:
     mask &= plate  # A digit painted up to the rim keeps its strokes, not the rim.
+  mask = _off_steps(mask, labels, count, background, dip)
   if not seeded.any():
     return None
   # Stretch so the strong ink reaches 1: the normalised strokes then look like MNIST's.
@@ -339,6 +350,37 @@ def find_ink(lum: np.ndarray, plate: np.ndarray | None = None) -> Page | None:
     return None
   np.divide(np.subtract(ink, join, out=ink), max(core - join, 1e-3), out=ink)  # No copies.
   return Page(ink=np.clip(ink, 0.0, 1.0, out=ink), mask=mask, lit=lit)  # lum float32: ink too.
+
+
+def _off_steps(mask: np.ndarray, labels: np.ndarray, count: int, background: np.ndarray,
+               dip: np.ndarray | None) -> np.ndarray:
+  """``mask`` less the pixels on or beside steps of the paper's level (see _STEP_RATIO) of each
+  piece of ink (``labels``, ``count`` of them) that mostly lies on them and is at most twice
+  as thick as a step is wide: the sheet's outline on a desk of about its shade, a hard
+  shadow's edge. The rest of such a piece stays (a stroke touching the sheet's edge); so does
+  all of a piece that only crosses a step (a digit across a shadow's edge), and one whose
+  steps are mostly where the paper's estimate ``dip``s (a stroke too thick for the closing,
+  or its fragments)."""
+  k = _odd(_STEP_FRACTION * max(mask.shape))
+  kernel = np.ones((k, k), np.uint8)
+  on = mask & (cv2.dilate(background, kernel) > _STEP_RATIO * cv2.erode(background, kernel))
+  edge = np.bincount(labels[on], minlength=count) >= 0.5 * np.maximum(
+      np.bincount(labels[mask], minlength=count), 1)
+  edge[0] = False
+  if dip is not None:
+    edge &= np.bincount(labels[on & dip], minlength=count) < 0.8 * np.maximum(
+        np.bincount(labels[on], minlength=count), 1)
+  if not edge.any():
+    return mask
+  lines = mask & np.take(edge, labels)
+  # Twice the distance to the paper is the thickness; a piece's thickest part decides.
+  depth = cv2.distanceTransform(lines.astype(np.uint8), cv2.DIST_L2, 3)
+  thickest = np.zeros(count, np.float32)
+  np.maximum.at(thickest, labels[lines], depth[lines])
+  edge &= thickest <= k  # Twice the distance: no thicker than twice a step is wide.
+  # The shading runs along the step, a line's width beside where the closing puts it.
+  near = cv2.dilate(on.astype(np.uint8), kernel) > 0
+  return mask & ~(near & np.take(edge, labels))
 
 
 def find_plate(mask: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
