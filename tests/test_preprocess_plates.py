@@ -120,3 +120,52 @@ def test_plate_among_larger_bricks_is_found_with_its_face():
   assert len(found) == 1
   bx0, by0, bx1, by1 = found[0].box
   assert abs(bx0 - x0) <= 4 and abs(bx1 - x1) <= 4 and abs(by0 - y0) <= 4 and abs(by1 - y1) <= 4
+
+
+def _light_plate_photo(digit: bool) -> tuple[Image.Image, tuple[int, int, int, int]]:
+  """A grey plate (2.6% of the picture) on a lighter wall, in uneven light with noise: with a
+  dark pen 3 on it (``digit``; then ink without holes, one solid region) or blank beside a 3
+  on the wall; and the 3's box (x0, y0, x1, y1)."""
+  rng = np.random.default_rng(4)
+  h, w = 800, 600
+  a = np.full((h, w), 215, np.uint8)
+  cv2.fillConvexPoly(a, np.array([[200, 300], [330, 296], [334, 420], [204, 424]], np.int32), 135)
+  three = np.zeros_like(a)
+  x, y = (235, 400) if digit else (420, 620)
+  cv2.putText(three, "3", (x, y), cv2.FONT_HERSHEY_SIMPLEX, 2.6, 1, 6)
+  a[three > 0] = 40
+  ys, xs = np.nonzero(three)
+  f = cv2.GaussianBlur(a.astype(np.float32), (5, 5), 0)
+  f *= np.linspace(0.8, 1.0, w, dtype=np.float32)[None, :]
+  f += rng.normal(0, 3, f.shape).astype(np.float32)
+  image = Image.fromarray(np.clip(f + 0.5, 0, 255).astype(np.uint8), "L")
+  return image, (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+
+
+def test_light_plate_painted_darker_is_found_and_read():
+  """A plate whose digit is darker than it is one solid region of ink, without holes: still a
+  plate, and the digit on it is read, not the plate."""
+  image, (x0, y0, x1, y1) = _light_plate_photo(digit=True)
+  lum, _ = gray.luminance(image)
+  page = paper.find_ink(lum)
+  assert page is not None
+  plate = paper.find_plate(page.mask)
+  assert plate is not None
+  (px0, py0, px1, py1), _ = plate
+  assert 200 <= px0 <= x0 and x1 <= px1 <= 334 and 296 <= py0 <= y0 and y1 <= py1 <= 424
+  found = to_digits(image, single=True)
+  assert len(found) == 1
+  bx0, by0, bx1, by1 = found[0].box
+  assert abs(bx0 - x0) <= 4 and abs(bx1 - x1) <= 4 and abs(by0 - y0) <= 4 and abs(by1 - y1) <= 4
+
+
+def test_blank_plate_leaves_the_picture_read(monkeypatch):
+  """A plate with no ink on it (a blank patch of wall taken for one) does not hide the digit
+  beside it: the picture is read."""
+  image, (x0, y0, x1, y1) = _light_plate_photo(digit=False)
+  blank = np.ones((100, 100), bool)
+  monkeypatch.setattr(paper, "find_plate", lambda mask: ((40, 40, 140, 140), blank))
+  found = to_digits(image, single=True)
+  assert len(found) == 1
+  bx0, by0, bx1, by1 = found[0].box
+  assert abs(bx0 - x0) <= 4 and abs(bx1 - x1) <= 4 and abs(by0 - y0) <= 4 and abs(by1 - y1) <= 4

@@ -82,10 +82,10 @@ def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
       return []
     plate = paper.find_plate(page.mask)
     if plate is not None:  # Read on the plate, as if it were the whole picture.
-      (dx, dy, x1, y1), face = plate
-      page = paper.find_ink(lum[dy:y1, dx:x1], plate=face)
-      if page is None:
-        return []
+      (x0, y0, x1, y1), face = plate
+      on_plate = paper.find_ink(lum[y0:y1, x0:x1], plate=face)
+      if on_plate is not None:  # Else a blank plate-shaped patch: the picture is read.
+        dx, dy, page = x0, y0, on_plate
     mask, components = frames.remove_frames(lines.remove_rules(page.mask))
   out: list[Digit] = []
 

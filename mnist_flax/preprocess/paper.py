@@ -412,7 +412,10 @@ def find_plate(mask: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray]
       part = labels[y:y + h, x:x + w] == i
       if border_ok:  # A dark plate's rim, parted from its panel by a painted line, holds it.
         part = plates.filled(part) & (solid[y:y + h, x:x + w] > 0)
-      return int(part.sum()) >= 0.01 * mask.size and plates.is_plate(part)
+      # Ink without holes is a plate only clear of the picture's edge (a shadow or the desk
+      # reaches it); the caller reads on it only if ink is found there.
+      return int(part.sum()) >= 0.01 * mask.size and plates.is_plate(
+          part, solid_ok=border_ok and not on_border(i))
 
     for i in order:
       if plate(i):

@@ -18,10 +18,11 @@ import numpy as np
 _PLATE_DEPTH = 0.25
 
 
-def is_plate(part: np.ndarray) -> bool:
+def is_plate(part: np.ndarray, solid_ok: bool = False) -> bool:
   """Whether a region (its pixels within its box) is a plate or a card with something painted
   on it: its outline a quadrilateral (seen in perspective; a thick 0 or 8 is rounder), mostly
-  solid, with holes (the painted digit, a painted frame) of at least a twentieth of it."""
+  solid, with holes (the painted digit, a painted frame) of at least a twentieth of it; or,
+  with ``solid_ok``, none (a light plate painted darker than itself is one region of ink)."""
   part8 = part.astype(np.uint8)
   contours, _ = cv2.findContours(part8, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
   outline = max(contours, key=cv2.contourArea)
@@ -32,7 +33,7 @@ def is_plate(part: np.ndarray) -> bool:
   inside = float(within.sum())
   solid = float((part8 & within).sum())
   if not (4 <= len(corners) <= 5 and inside >= 0.9 * cv2.contourArea(hull)
-          and 0.35 * inside <= solid <= 0.95 * inside):
+          and 0.35 * inside <= solid <= (inside if solid_ok else 0.95 * inside)):
     return False
   # Solid as a plate is (a thick 0 or 8 is only a stroke wide anywhere): somewhere more than
   # a third of its short side from any hole or edge.
