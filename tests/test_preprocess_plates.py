@@ -1,4 +1,4 @@
-"""Plates (a house number, a card) found in photos and read inside (preprocess.paper.find_plate).
+"""Plates (a house number, a card) found in photos and read inside (preprocess.plates.find_plate).
 
 Run: python -m pytest tests/test_preprocess_plates.py -q
 """
@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from mnist_flax.preprocess import gray, paper, to_digits
+from mnist_flax.preprocess import gray, paper, plates, to_digits
 
 _WALL, _PLATE, _PAINT = 200, 50, 190  # 8-bit levels: a light wall, a dark plate, light paint.
 
@@ -38,7 +38,7 @@ def test_dark_plate_parted_by_its_painted_line_is_found():
   lum, _ = gray.luminance(image)
   page = paper.find_ink(lum)
   assert page is not None
-  plate = paper.find_plate(page.mask)
+  plate = plates.find_plate(page.mask)
   assert plate is not None
   (px0, py0, px1, py1), face = plate
   assert face.shape == (py1 - py0, px1 - px0) and face.mean() > 0.9  # Square: all face.
@@ -79,11 +79,39 @@ def test_bold_light_digit_on_dark_plate_is_the_ink():
   assert abs(by0 - ys.min()) <= 4 and abs(by1 - 1 - ys.max()) <= 4
 
 
+def _photo(a8: np.ndarray, digit: np.ndarray, seed: int, light: float
+           ) -> tuple[Image.Image, tuple[int, int, int, int]]:
+  """A drawn scene (8-bit) as a camera sees it, blurred, lit from the right (``light`` at the
+  left edge, 1 at the right) with noise; and the box (x0, y0, x1, y1) of ``digit``'s pixels."""
+  a = cv2.GaussianBlur(a8.astype(np.float32), (5, 5), 0)
+  a *= np.linspace(light, 1.0, a.shape[1], dtype=np.float32)[None, :]
+  a += np.random.default_rng(seed).normal(0, 3, a.shape).astype(np.float32)
+  ys, xs = np.nonzero(digit)
+  image = Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8), "L")
+  return image, (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+
+
+def _plate(image: Image.Image) -> tuple[tuple[int, int, int, int], np.ndarray]:
+  """The plate find_plate finds in a picture's ink (asserted found)."""
+  lum, _ = gray.luminance(image)
+  page = paper.find_ink(lum)
+  assert page is not None
+  plate = plates.find_plate(page.mask)
+  assert plate is not None
+  return plate
+
+
+def _assert_read_at(image: Image.Image, box: tuple[int, int, int, int]) -> None:
+  """The one digit read in ``image`` is at ``box``, within 4 pixels each side."""
+  found = to_digits(image, single=True)
+  assert len(found) == 1
+  assert all(abs(a - b) <= 4 for a, b in zip(found[0].box, box))
+
+
 def _brick_wall_plate() -> tuple[Image.Image, tuple[int, int, int, int]]:
   """A dark plate with a light painted border and a light 4, tilted, on a dark brick wall with
   light mortar whose whole bricks (a dozen or more, some cut by the picture's edge) are each
   larger than the plate's panel; and the 4's box (x0, y0, x1, y1)."""
-  rng = np.random.default_rng(2)
   h, w = 800, 600
   a = np.full((h, w), 175, np.uint8)  # Mortar.
   for row, top in enumerate(range(-20, h, 100)):
@@ -95,11 +123,7 @@ def _brick_wall_plate() -> tuple[Image.Image, tuple[int, int, int, int]]:
   four = np.zeros_like(a)
   cv2.putText(four, "4", (275, 440), cv2.FONT_HERSHEY_SIMPLEX, 2.6, 1, 9)
   a[four > 0] = 170
-  ys, xs = np.nonzero(four)
-  a = cv2.GaussianBlur(a.astype(np.float32), (5, 5), 0)
-  a += rng.normal(0, 3, a.shape).astype(np.float32)
-  image = Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8), "L")
-  return image, (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+  return _photo(a, four, seed=2, light=1.0)
 
 
 def test_plate_among_larger_bricks_is_found_with_its_face():
@@ -107,65 +131,38 @@ def test_plate_among_larger_bricks_is_found_with_its_face():
   picture's edge beside it lacks a corner (as a form's cell holding ink would); its face leaves
   out the wall in the corners of the tilted plate's box; the 4 is read on it."""
   image, (x0, y0, x1, y1) = _brick_wall_plate()
-  lum, _ = gray.luminance(image)
-  page = paper.find_ink(lum)
-  assert page is not None
-  plate = paper.find_plate(page.mask)
-  assert plate is not None
-  (px0, py0, px1, py1), face = plate
+  (px0, py0, px1, py1), face = _plate(image)
   # The panel inside the painted border (about 255..363 across, 347..455 down).
   assert 250 <= px0 <= x0 and x1 <= px1 <= 370 and 340 <= py0 <= y0 and y1 <= py1 <= 462
   assert not face[0, 0] and not face[-1, -1] and face[face.shape[0] // 2, face.shape[1] // 2]
-  found = to_digits(image, single=True)
-  assert len(found) == 1
-  bx0, by0, bx1, by1 = found[0].box
-  assert abs(bx0 - x0) <= 4 and abs(bx1 - x1) <= 4 and abs(by0 - y0) <= 4 and abs(by1 - y1) <= 4
+  _assert_read_at(image, (x0, y0, x1, y1))
 
 
 def _light_plate_photo(digit: bool) -> tuple[Image.Image, tuple[int, int, int, int]]:
   """A grey plate (2.6% of the picture) on a lighter wall, in uneven light with noise: with a
   dark pen 3 on it (``digit``; then ink without holes, one solid region) or blank beside a 3
   on the wall; and the 3's box (x0, y0, x1, y1)."""
-  rng = np.random.default_rng(4)
-  h, w = 800, 600
-  a = np.full((h, w), 215, np.uint8)
+  a = np.full((800, 600), 215, np.uint8)
   cv2.fillConvexPoly(a, np.array([[200, 300], [330, 296], [334, 420], [204, 424]], np.int32), 135)
   three = np.zeros_like(a)
-  x, y = (235, 400) if digit else (420, 620)
-  cv2.putText(three, "3", (x, y), cv2.FONT_HERSHEY_SIMPLEX, 2.6, 1, 6)
+  cv2.putText(three, "3", (235, 400) if digit else (420, 620), cv2.FONT_HERSHEY_SIMPLEX, 2.6, 1, 6)
   a[three > 0] = 40
-  ys, xs = np.nonzero(three)
-  f = cv2.GaussianBlur(a.astype(np.float32), (5, 5), 0)
-  f *= np.linspace(0.8, 1.0, w, dtype=np.float32)[None, :]
-  f += rng.normal(0, 3, f.shape).astype(np.float32)
-  image = Image.fromarray(np.clip(f + 0.5, 0, 255).astype(np.uint8), "L")
-  return image, (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+  return _photo(a, three, seed=4, light=0.8)
 
 
 def test_light_plate_painted_darker_is_found_and_read():
   """A plate whose digit is darker than it is one solid region of ink, without holes: still a
   plate, and the digit on it is read, not the plate."""
   image, (x0, y0, x1, y1) = _light_plate_photo(digit=True)
-  lum, _ = gray.luminance(image)
-  page = paper.find_ink(lum)
-  assert page is not None
-  plate = paper.find_plate(page.mask)
-  assert plate is not None
-  (px0, py0, px1, py1), _ = plate
+  (px0, py0, px1, py1), _ = _plate(image)
   assert 200 <= px0 <= x0 and x1 <= px1 <= 334 and 296 <= py0 <= y0 and y1 <= py1 <= 424
-  found = to_digits(image, single=True)
-  assert len(found) == 1
-  bx0, by0, bx1, by1 = found[0].box
-  assert abs(bx0 - x0) <= 4 and abs(bx1 - x1) <= 4 and abs(by0 - y0) <= 4 and abs(by1 - y1) <= 4
+  _assert_read_at(image, (x0, y0, x1, y1))
 
 
 def test_blank_plate_leaves_the_picture_read(monkeypatch):
   """A plate with no ink on it (a blank patch of wall taken for one) does not hide the digit
   beside it: the picture is read."""
-  image, (x0, y0, x1, y1) = _light_plate_photo(digit=False)
+  image, box = _light_plate_photo(digit=False)
   blank = np.ones((100, 100), bool)
-  monkeypatch.setattr(paper, "find_plate", lambda mask: ((40, 40, 140, 140), blank))
-  found = to_digits(image, single=True)
-  assert len(found) == 1
-  bx0, by0, bx1, by1 = found[0].box
-  assert abs(bx0 - x0) <= 4 and abs(bx1 - x1) <= 4 and abs(by0 - y0) <= 4 and abs(by1 - y1) <= 4
+  monkeypatch.setattr(plates, "find_plate", lambda mask: ((40, 40, 140, 140), blank))
+  _assert_read_at(image, box)

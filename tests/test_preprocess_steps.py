@@ -14,7 +14,8 @@ from mnist_flax.preprocess import gray, paper, to_digits
 
 def _sheet_on_desk() -> tuple[Image.Image, np.ndarray, np.ndarray]:
   """A small tilted sheet on a desk a little darker than it, in light falling off to one side,
-  its edge a thin dark line (the shading a camera sees there), a pen 7 on it; the sheet's corners and the 7's pixels."""
+  its edge a thin dark line (the shading a camera sees there), a pen 7 on it; the sheet's
+  corners and the 7's pixels."""
   rng = np.random.default_rng(3)
   h, w = 800, 600
   a = np.full((h, w), 150, np.uint8)  # The desk.
@@ -24,7 +25,6 @@ def _sheet_on_desk() -> tuple[Image.Image, np.ndarray, np.ndarray]:
   seven = np.zeros_like(a)
   cv2.polylines(seven, [np.array([[270, 340], [340, 335], [300, 460]], np.int32)], False, 1, 5)
   a[seven > 0] = 60
-  ys, xs = np.nonzero(seven)
   f = cv2.GaussianBlur(a.astype(np.float32), (5, 5), 0)
   f *= np.linspace(1.0, 0.8, h, dtype=np.float32)[:, None]
   f += rng.normal(0, 3, f.shape).astype(np.float32)

@@ -21,8 +21,9 @@ The steps, in order:
 4. The sheet: in a photo whose border shows the desk, the paper is the largest bright region of
    the background; ink outside it (the desk's texture, the sheet's own edge, a pen) is dropped.
 5. A plate (a house number, a card): "ink" that is one solid region holding large light shapes
-   is the thing the digit is painted on (``find_plate``); the caller reads inside it again,
-   the plate's surface taken for the paper whatever its shade (``find_ink(inside, plate=face)``).
+   is the thing the digit is painted on (``plates.find_plate``); the caller reads inside it
+   again, the plate's surface taken for the paper whatever its shade
+   (``find_ink(inside, plate=face)``).
 """
 
 from __future__ import annotations
@@ -303,7 +304,7 @@ def find_ink_clean(lum: np.ndarray) -> Page | None:
 def find_ink(lum: np.ndarray, plate: np.ndarray | None = None) -> Page | None:
   """The ink map and mask of a luminance image; None if nothing stands out from the paper.
 
-  ``plate``: ``lum`` is the box of a plate (see find_plate) and this its face (bool, lum's
+  ``plate``: ``lum`` is the box of a plate (see plates.find_plate) and this its face (bool, lum's
   shape), whose surface is most of it, so the paper is Otsu's larger side: ink_is_dark would
   take a bold light digit filling a dark plate for a sheet on a desk. Ink off the face (the
   wall in the corners of a tilted plate's box, the plate's rim) is left out.
@@ -381,54 +382,3 @@ def _off_steps(mask: np.ndarray, labels: np.ndarray, count: int, background: np.
   # The shading runs along the step, a line's width beside where the closing puts it.
   near = cv2.dilate(on.astype(np.uint8), kernel) > 0
   return mask & ~(near & np.take(edge, labels))
-
-
-def find_plate(mask: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
-  """The box (x0, y0, x1, y1) inside a plate (see the module docstring and plates.is_plate) of at
-  least 1% of the picture, and the plate's face within it (bool, the box's shape: a tilted
-  plate's box holds wall in its corners); None if there is none.
-
-  The plate is looked for as "ink" (a dark plate on a light wall), then as the paper between
-  the ink, away from the picture's edge (a plate inside its painted border on a wall whose
-  mortar or grain is the picture's ink): there among all regions of 1% of the picture or more,
-  as a wall's bricks are as large as a small plate's panel, and as many as there are."""
-  for solid, border_ok in ((mask, True), (~mask, False)):
-    # Opened first: thin lines touching the plate (a brick wall's mortar) come off it.
-    solid = cv2.morphologyEx(solid.astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
-    if cv2.countNonZero(solid) < 0.01 * mask.size:
-      continue
-    count, labels, stats, _ = fast.connected_components(solid, connectivity=8)
-    order = 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])
-    order = order[:3] if border_ok else order[stats[order, cv2.CC_STAT_AREA] >= 0.01 * mask.size]
-
-    def on_border(i: int) -> bool:
-      x, y, w, h = (int(v) for v in stats[i, :4])
-      return x == 0 or y == 0 or x + w == mask.shape[1] or y + h == mask.shape[0]
-
-    def plate(i: int) -> bool:
-      x, y, w, h, area = (int(v) for v in stats[i])
-      if not border_ok and on_border(i):
-        return False
-      part = labels[y:y + h, x:x + w] == i
-      if border_ok:  # A dark plate's rim, parted from its panel by a painted line, holds it.
-        part = plates.filled(part) & (solid[y:y + h, x:x + w] > 0)
-      # Ink without holes is a plate only clear of the picture's edge (a shadow or the desk
-      # reaches it); the caller reads on it only if ink is found there.
-      return int(part.sum()) >= 0.01 * mask.size and plates.is_plate(
-          part, solid_ok=border_ok and not on_border(i))
-
-    for i in order:
-      if plate(i):
-        # One of a row of cells, each holding something (a form's boxes, a digit in each),
-        # is no plate: the number is read across them all. A region cut by the picture's edge
-        # is no cell (a brick there lacks a corner, as if it held ink).
-        if any(plates.cell_beside(stats[i], stats[j]) and not on_border(j)
-               and plates.holds_ink(labels, stats[j], j) for j in order if j != i):
-          break
-        x, y, w, h, _ = (int(v) for v in stats[i])
-        inset = max(2, int(0.03 * min(w, h)))  # The plate's own edge is not read.
-        face = plates.filled(labels[y:y + h, x:x + w] == i).astype(np.uint8)
-        face = cv2.erode(face, np.ones((2 * inset + 1, 2 * inset + 1), np.uint8), borderValue=0)
-        return ((x + inset, y + inset, x + w - inset, y + h - inset),
-                face[inset:h - inset, inset:w - inset] > 0)
-  return None
