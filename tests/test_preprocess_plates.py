@@ -1,4 +1,4 @@
-"""Plates (a house number, a card) found in photos and read inside (preprocess.paper.find_plate).
+"""Plates (a house number, a card) found in photos and read inside (preprocess.plates.find_plate).
 
 Run: python -m pytest tests/test_preprocess_plates.py -q
 """
@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from mnist_flax.preprocess import gray, paper, to_digits
+from mnist_flax.preprocess import gray, paper, plates, to_digits
 
 _WALL, _PLATE, _PAINT = 200, 50, 190  # 8-bit levels: a light wall, a dark plate, light paint.
 
@@ -38,9 +38,10 @@ def test_dark_plate_parted_by_its_painted_line_is_found():
   lum, _ = gray.luminance(image)
   page = paper.find_ink(lum)
   assert page is not None
-  plate = paper.find_plate(page.mask)
+  plate = plates.find_plate(page.mask)
   assert plate is not None
-  px0, py0, px1, py1 = plate
+  (px0, py0, px1, py1), face = plate
+  assert face.shape == (py1 - py0, px1 - px0) and face.mean() > 0.9  # Square: all face.
   # Inside the plate, and most of it.
   assert x0 <= px0 < px1 <= x1 and y0 <= py0 < py1 <= y1
   assert (px1 - px0) * (py1 - py0) >= 0.7 * (x1 - x0) * (y1 - y0)
@@ -76,3 +77,92 @@ def test_bold_light_digit_on_dark_plate_is_the_ink():
   # The whole painted 5 (not a piece of the plate between its strokes), within a few pixels.
   assert abs(bx0 - xs.min()) <= 4 and abs(bx1 - 1 - xs.max()) <= 4
   assert abs(by0 - ys.min()) <= 4 and abs(by1 - 1 - ys.max()) <= 4
+
+
+def _photo(a8: np.ndarray, digit: np.ndarray, seed: int, light: float
+           ) -> tuple[Image.Image, tuple[int, int, int, int]]:
+  """A drawn scene (8-bit) as a camera sees it, blurred, lit from the right (``light`` at the
+  left edge, 1 at the right) with noise; and the box (x0, y0, x1, y1) of ``digit``'s pixels."""
+  a = cv2.GaussianBlur(a8.astype(np.float32), (5, 5), 0)
+  a *= np.linspace(light, 1.0, a.shape[1], dtype=np.float32)[None, :]
+  a += np.random.default_rng(seed).normal(0, 3, a.shape).astype(np.float32)
+  ys, xs = np.nonzero(digit)
+  image = Image.fromarray(np.clip(a + 0.5, 0, 255).astype(np.uint8), "L")
+  return image, (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+
+
+def _plate(image: Image.Image) -> tuple[tuple[int, int, int, int], np.ndarray]:
+  """The plate find_plate finds in a picture's ink (asserted found)."""
+  lum, _ = gray.luminance(image)
+  page = paper.find_ink(lum)
+  assert page is not None
+  plate = plates.find_plate(page.mask)
+  assert plate is not None
+  return plate
+
+
+def _assert_read_at(image: Image.Image, box: tuple[int, int, int, int]) -> None:
+  """The one digit read in ``image`` is at ``box``, within 4 pixels each side."""
+  found = to_digits(image, single=True)
+  assert len(found) == 1
+  assert all(abs(a - b) <= 4 for a, b in zip(found[0].box, box))
+
+
+def _brick_wall_plate() -> tuple[Image.Image, tuple[int, int, int, int]]:
+  """A dark plate with a light painted border and a light 4, tilted, on a dark brick wall with
+  light mortar whose whole bricks (a dozen or more, some cut by the picture's edge) are each
+  larger than the plate's panel; and the 4's box (x0, y0, x1, y1)."""
+  h, w = 800, 600
+  a = np.full((h, w), 175, np.uint8)  # Mortar.
+  for row, top in enumerate(range(-20, h, 100)):
+    for left in range(-150 if row % 2 else -40, w, 220):
+      a[max(0, top + 8):top + 100, max(0, left + 8):left + 220] = 75  # Bricks, 212 x 92.
+  plate = np.array([[240, 340], [370, 332], [378, 462], [248, 470]], np.int32)
+  cv2.fillConvexPoly(a, plate, 40)
+  cv2.polylines(a, [plate + np.array([[12, 12], [-12, 12], [-12, -12], [12, -12]])], True, 170, 5)
+  four = np.zeros_like(a)
+  cv2.putText(four, "4", (275, 440), cv2.FONT_HERSHEY_SIMPLEX, 2.6, 1, 9)
+  a[four > 0] = 170
+  return _photo(a, four, seed=2, light=1.0)
+
+
+def test_plate_among_larger_bricks_is_found_with_its_face():
+  """The panel is found though a dozen bricks are larger, and though a brick cut by the
+  picture's edge beside it lacks a corner (as a form's cell holding ink would); its face leaves
+  out the wall in the corners of the tilted plate's box; the 4 is read on it."""
+  image, (x0, y0, x1, y1) = _brick_wall_plate()
+  (px0, py0, px1, py1), face = _plate(image)
+  # The panel inside the painted border (about 255..363 across, 347..455 down).
+  assert 250 <= px0 <= x0 and x1 <= px1 <= 370 and 340 <= py0 <= y0 and y1 <= py1 <= 462
+  assert not face[0, 0] and not face[-1, -1] and face[face.shape[0] // 2, face.shape[1] // 2]
+  _assert_read_at(image, (x0, y0, x1, y1))
+
+
+def _light_plate_photo(digit: bool) -> tuple[Image.Image, tuple[int, int, int, int]]:
+  """A grey plate (2.6% of the picture) on a lighter wall, in uneven light with noise: with a
+  dark pen 3 on it (``digit``; then ink without holes, one solid region) or blank beside a 3
+  on the wall; and the 3's box (x0, y0, x1, y1)."""
+  a = np.full((800, 600), 215, np.uint8)
+  cv2.fillConvexPoly(a, np.array([[200, 300], [330, 296], [334, 420], [204, 424]], np.int32), 135)
+  three = np.zeros_like(a)
+  cv2.putText(three, "3", (235, 400) if digit else (420, 620), cv2.FONT_HERSHEY_SIMPLEX, 2.6, 1, 6)
+  a[three > 0] = 40
+  return _photo(a, three, seed=4, light=0.8)
+
+
+def test_light_plate_painted_darker_is_found_and_read():
+  """A plate whose digit is darker than it is one solid region of ink, without holes: still a
+  plate, and the digit on it is read, not the plate."""
+  image, (x0, y0, x1, y1) = _light_plate_photo(digit=True)
+  (px0, py0, px1, py1), _ = _plate(image)
+  assert 200 <= px0 <= x0 and x1 <= px1 <= 334 and 296 <= py0 <= y0 and y1 <= py1 <= 424
+  _assert_read_at(image, (x0, y0, x1, y1))
+
+
+def test_blank_plate_leaves_the_picture_read(monkeypatch):
+  """A plate with no ink on it (a blank patch of wall taken for one) does not hide the digit
+  beside it: the picture is read."""
+  image, box = _light_plate_photo(digit=False)
+  blank = np.ones((100, 100), bool)
+  monkeypatch.setattr(plates, "find_plate", lambda mask: ((40, 40, 140, 140), blank))
+  _assert_read_at(image, box)

@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from mnist_flax.errors import NoDigitFound, shown_path
-from mnist_flax.preprocess import digits, frames, gray, lines, normalise, paper, read
+from mnist_flax.preprocess import digits, frames, gray, lines, normalise, paper, plates, read
 from mnist_flax.preprocess.read import MAX_PIXELS, SUPPORTED_FORMATS, open_image
 
 # Pieces replace their glyph only when at least this many times less likely wrong than it.
@@ -80,12 +80,12 @@ def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
     page = paper.find_ink(lum)
     if page is None:
       return []
-    plate = paper.find_plate(page.mask)
+    plate = plates.find_plate(page.mask)
     if plate is not None:  # Read on the plate, as if it were the whole picture.
-      dx, dy, x1, y1 = plate
-      page = paper.find_ink(lum[dy:y1, dx:x1], plate=True)
-      if page is None:
-        return []
+      (x0, y0, x1, y1), face = plate
+      on_plate = paper.find_ink(lum[y0:y1, x0:x1], plate=face)
+      if on_plate is not None:  # Else a blank plate-shaped patch: the picture is read.
+        dx, dy, page = x0, y0, on_plate
     mask, components = frames.remove_frames(lines.remove_rules(page.mask))
   out: list[Digit] = []
 

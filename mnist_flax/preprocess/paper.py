@@ -21,8 +21,9 @@ The steps, in order:
 4. The sheet: in a photo whose border shows the desk, the paper is the largest bright region of
    the background; ink outside it (the desk's texture, the sheet's own edge, a pen) is dropped.
 5. A plate (a house number, a card): "ink" that is one solid region holding large light shapes
-   is the thing the digit is painted on (``find_plate``); the caller reads inside it again,
-   the plate's surface taken for the paper whatever its shade (``find_ink(inside, plate=True)``).
+   is the thing the digit is painted on (``plates.find_plate``); the caller reads inside it
+   again, the plate's surface taken for the paper whatever its shade
+   (``find_ink(inside, plate=face)``).
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ _SHEET_LEVEL = 0.35
 # A small light region is a sheet (not chalk) when a disc this fraction of the picture's short
 # side fits in it.
 _SHEET_DEPTH = 0.15
+# A step in the paper's level (the sheet's edge on a desk, a hard shadow's edge) is where it
+# changes by at least _STEP_RATIO within _STEP_FRACTION of the long side; thin ink that mostly
+# lies on such steps is their shading (see _off_steps).
+_STEP_RATIO = 1.1
+_STEP_FRACTION = 0.009
 
 
 @dataclasses.dataclass(frozen=True)
@@ -159,9 +165,10 @@ def _stroke_width(mask: np.ndarray) -> float:
   return 2.0 * fast.percentile(values, 75) if values.size else 0.0
 
 
-def _background(lum: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-  """The paper's brightness under dark ink at full size, the sheet (see _sheet) and where it
-  most likely is (see _lit_sheet).
+def _background(lum: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+  """The paper's brightness under dark ink at full size, the sheet (see _sheet), where it
+  most likely is (see _lit_sheet), and where the estimate dips (see _off_steps; None: nowhere).
 
   A grey closing wider than the strokes (in 8 bits at half size: 10x faster than float at full
   size): first one wider than any stroke could be, which finds the strokes; then, when they are
@@ -180,14 +187,18 @@ def _background(lum: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, np.ndar
   centre, sigma = _noise(rough, sheet)
   stroke = _stroke_width(rough > centre + max(_SEED_SIGMAS * sigma, _MIN_SEED))
   k = _odd(min(widest, max(7, 4 * stroke + 5)))
+  dip = None
   if k < widest:
-    closed = _closing(small8, k)
+    wide, closed = closed, _closing(small8, k)
+    # Where the narrower closing falls well below the widest one, it follows something
+    # narrower than a quarter of the picture: a stroke too thick for it, or a shadow.
+    dip = closed.astype(np.float32) * np.float32(_STEP_RATIO) < wide
   lit = _lit_sheet(closed)
   full = cv2.resize(closed, (w, h), interpolation=cv2.INTER_LINEAR)
-  sheet, lit = (None if m is None else
-                cv2.resize(m.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
-                for m in (sheet, lit))
-  return np.multiply(full, np.float32(1 / 255), dtype=np.float32), sheet, lit
+  sheet, lit, dip = (None if m is None else
+                     cv2.resize(m.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
+                     for m in (sheet, lit, dip))
+  return np.multiply(full, np.float32(1 / 255), dtype=np.float32), sheet, lit, dip
 
 
 def _lit_sheet(background: np.ndarray) -> np.ndarray | None:
@@ -290,18 +301,21 @@ def find_ink_clean(lum: np.ndarray) -> Page | None:
   return Page(ink=np.clip(values, 0.0, 1.0).astype(np.float32, copy=False), mask=mask, lit=None)
 
 
-def find_ink(lum: np.ndarray, plate: bool = False) -> Page | None:
+def find_ink(lum: np.ndarray, plate: np.ndarray | None = None) -> Page | None:
   """The ink map and mask of a luminance image; None if nothing stands out from the paper.
 
-  ``plate``: ``lum`` is the inside of a plate (see find_plate), whose surface is most of it, so
-  the paper is Otsu's larger side: ink_is_dark would take a bold light digit filling a dark
-  plate for a sheet on a desk.
+  ``plate``: ``lum`` is the box of a plate (see plates.find_plate) and this its face (bool, lum's
+  shape), whose surface is most of it, so the paper is Otsu's larger side: ink_is_dark would
+  take a bold light digit filling a dark plate for a sheet on a desk. Ink off the face (the
+  wall in the corners of a tilted plate's box, the plate's rim) is left out.
   """
   if min(lum.shape) < 3:
     return None
-  if not (_mostly_light(lum) if plate else ink_is_dark(lum)):
+  if not (_mostly_light(lum) if plate is not None else ink_is_dark(lum)):
     lum = 1.0 - lum
-  background, sheet, lit = _background(lum)
+  background, sheet, lit, dip = _background(lum)
+  if plate is not None:  # The face is the sheet: its noise, and ink only on it.
+    sheet = plate if sheet is None else sheet & plate
   ink = np.maximum(background, 1e-3)  # Then 1 - lum / it, in place: two copies fewer.
   np.subtract(1.0, np.divide(lum, ink, out=ink), out=ink)
   # The noise is judged in absolute darkening, where a photo's noise is about even: divided by
@@ -325,6 +339,9 @@ def find_ink(lum: np.ndarray, plate: bool = False) -> Page | None:
     on_sheet = np.bincount(labels[mask & sheet], minlength=count)
     seeded &= on_sheet >= 0.5 * stats[:, cv2.CC_STAT_AREA]
     mask[mask] = seeded[labels[mask]]
+  if plate is not None:
+    mask &= plate  # A digit painted up to the rim keeps its strokes, not the rim.
+  mask = _off_steps(mask, labels, count, background, dip)
   if not seeded.any():
     return None
   # Stretch so the strong ink reaches 1: the normalised strokes then look like MNIST's.
@@ -336,38 +353,32 @@ def find_ink(lum: np.ndarray, plate: bool = False) -> Page | None:
   return Page(ink=np.clip(ink, 0.0, 1.0, out=ink), mask=mask, lit=lit)  # lum float32: ink too.
 
 
-def find_plate(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-  """The box (x0, y0, x1, y1) inside a plate (see the module docstring and plates.is_plate) of at
-  least 1% of the picture; None if there is none.
-
-  The plate is looked for as "ink" (a dark plate on a light wall), then as the paper between
-  the ink, away from the picture's edge (a plate inside its painted border on a wall whose
-  mortar or grain is the picture's ink)."""
-  for solid, border_ok in ((mask, True), (~mask, False)):
-    # Opened first: thin lines touching the plate (a brick wall's mortar) come off it.
-    solid = cv2.morphologyEx(solid.astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
-    if cv2.countNonZero(solid) < 0.01 * mask.size:
-      continue
-    count, labels, stats, _ = fast.connected_components(solid, connectivity=8)
-    order = 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:3 if border_ok else 8]
-
-    def plate(i: int) -> bool:
-      x, y, w, h, area = (int(v) for v in stats[i])
-      if not border_ok and (x == 0 or y == 0 or x + w == mask.shape[1] or y + h == mask.shape[0]):
-        return False
-      part = labels[y:y + h, x:x + w] == i
-      if border_ok:  # A dark plate's rim, parted from its panel by a painted line, holds it.
-        part = plates.filled(part) & (solid[y:y + h, x:x + w] > 0)
-      return int(part.sum()) >= 0.01 * mask.size and plates.is_plate(part)
-
-    for i in order:
-      if plate(i):
-        # One of a row of cells, each holding something (a form's boxes, a digit in each),
-        # is no plate: the number is read across them all.
-        if any(plates.cell_beside(stats[i], stats[j]) and plates.holds_ink(labels, stats[j], j)
-               for j in order if j != i):
-          break
-        x, y, w, h, _ = (int(v) for v in stats[i])
-        inset = max(2, int(0.03 * min(w, h)))  # The plate's own edge is not read.
-        return x + inset, y + inset, x + w - inset, y + h - inset
-  return None
+def _off_steps(mask: np.ndarray, labels: np.ndarray, count: int, background: np.ndarray,
+               dip: np.ndarray | None) -> np.ndarray:
+  """``mask`` less the pixels on or beside steps of the paper's level (see _STEP_RATIO) of each
+  piece of ink (``labels``, ``count`` of them) that mostly lies on them and is at most twice
+  as thick as a step is wide: the sheet's outline on a desk of about its shade, a hard
+  shadow's edge. The rest of such a piece stays (a stroke touching the sheet's edge); so does
+  all of a piece that only crosses a step (a digit across a shadow's edge), and one whose
+  steps are mostly where the paper's estimate ``dip``s (a stroke too thick for the closing,
+  or its fragments)."""
+  k = _odd(_STEP_FRACTION * max(mask.shape))
+  kernel = np.ones((k, k), np.uint8)
+  on = mask & (cv2.dilate(background, kernel) > _STEP_RATIO * cv2.erode(background, kernel))
+  edge = np.bincount(labels[on], minlength=count) >= 0.5 * np.maximum(
+      np.bincount(labels[mask], minlength=count), 1)
+  edge[0] = False
+  if dip is not None:
+    edge &= np.bincount(labels[on & dip], minlength=count) < 0.8 * np.maximum(
+        np.bincount(labels[on], minlength=count), 1)
+  if not edge.any():
+    return mask
+  lines = mask & np.take(edge, labels)
+  # Twice the distance to the paper is the thickness; a piece's thickest part decides.
+  depth = cv2.distanceTransform(lines.astype(np.uint8), cv2.DIST_L2, 3)
+  thickest = np.zeros(count, np.float32)
+  np.maximum.at(thickest, labels[lines], depth[lines])
+  edge &= thickest <= k  # Twice the distance: no thicker than twice a step is wide.
+  # The shading runs along the step, a line's width beside where the closing puts it.
+  near = cv2.dilate(on.astype(np.uint8), kernel) > 0
+  return mask & ~(near & np.take(edge, labels))

@@ -1,12 +1,15 @@
-"""What a plate, a card or a form's cell looks like: shape tests on regions of a mask.
+"""What a plate, a card or a form's cell looks like: shape tests on regions of a mask, and the
+plate a digit is painted on.
 
     from mnist_flax.preprocess import plates
+    plate = plates.find_plate(page.mask)   # ((x0, y0, x1, y1), face) inside a plate, or None
     plates.is_plate(part)        # part: bool (h, w), a region's pixels within its box
     plates.filled(part)          # the region with everything inside its outline
     plates.holds_ink(labels, stats, i), plates.cell_beside(stats[i], stats[j])
 
-Used by paper.ink_is_dark (a dark plate on a light wall is no ink) and paper.find_plate (the
-plate a digit is painted on, read inside; a form's cells are not plates).
+Used by paper.ink_is_dark (a dark plate on a light wall is no ink) and by preprocess.to_digits,
+which reads on the plate found here as if it were the whole picture (paper.find_ink(inside,
+plate=face)); a form's cells are not plates.
 """
 
 from __future__ import annotations
@@ -14,14 +17,17 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from mnist_flax.preprocess import fast
+
 # A plate is solid: its thickest part is at least this fraction of its short side.
 _PLATE_DEPTH = 0.25
 
 
-def is_plate(part: np.ndarray) -> bool:
+def is_plate(part: np.ndarray, solid_ok: bool = False) -> bool:
   """Whether a region (its pixels within its box) is a plate or a card with something painted
   on it: its outline a quadrilateral (seen in perspective; a thick 0 or 8 is rounder), mostly
-  solid, with holes (the painted digit, a painted frame) of at least a twentieth of it."""
+  solid, with holes (the painted digit, a painted frame) of at least a twentieth of it; or,
+  with ``solid_ok``, none (a light plate painted darker than itself is one region of ink)."""
   part8 = part.astype(np.uint8)
   contours, _ = cv2.findContours(part8, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
   outline = max(contours, key=cv2.contourArea)
@@ -32,7 +38,7 @@ def is_plate(part: np.ndarray) -> bool:
   inside = float(within.sum())
   solid = float((part8 & within).sum())
   if not (4 <= len(corners) <= 5 and inside >= 0.9 * cv2.contourArea(hull)
-          and 0.35 * inside <= solid <= 0.95 * inside):
+          and 0.35 * inside <= solid <= (inside if solid_ok else 0.95 * inside)):
     return False
   # Solid as a plate is (a thick 0 or 8 is only a stroke wide anywhere): somewhere more than
   # a third of its short side from any hole or edge.
@@ -71,3 +77,54 @@ def cell_beside(a: np.ndarray, b: np.ndarray) -> bool:
   apart = not (ax <= bx + bw / 2 <= ax + aw and ay <= by + bh / 2 <= ay + ah) and not (
       bx <= ax + aw / 2 <= bx + bw and by <= ay + ah / 2 <= by + bh)
   return bool(apart and 0.5 <= aa / max(ba, 1) <= 2.0 and gap_x <= near and gap_y <= near)
+
+
+def find_plate(mask: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+  """The box (x0, y0, x1, y1) inside a plate (see is_plate) of at
+  least 1% of the picture, and the plate's face within it (bool, the box's shape: a tilted
+  plate's box holds wall in its corners); None if there is none.
+
+  The plate is looked for as "ink" (a dark plate on a light wall), then as the paper between
+  the ink, away from the picture's edge (a plate inside its painted border on a wall whose
+  mortar or grain is the picture's ink): there among all regions of 1% of the picture or more,
+  as a wall's bricks are as large as a small plate's panel, and as many as there are."""
+  for solid, border_ok in ((mask, True), (~mask, False)):
+    # Opened first: thin lines touching the plate (a brick wall's mortar) come off it.
+    solid = cv2.morphologyEx(solid.astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+    if cv2.countNonZero(solid) < 0.01 * mask.size:
+      continue
+    count, labels, stats, _ = fast.connected_components(solid, connectivity=8)
+    order = 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])
+    order = order[:3] if border_ok else order[stats[order, cv2.CC_STAT_AREA] >= 0.01 * mask.size]
+
+    def on_border(i: int) -> bool:
+      x, y, w, h = (int(v) for v in stats[i, :4])
+      return x == 0 or y == 0 or x + w == mask.shape[1] or y + h == mask.shape[0]
+
+    def plate(i: int) -> bool:
+      x, y, w, h, area = (int(v) for v in stats[i])
+      if not border_ok and on_border(i):
+        return False
+      part = labels[y:y + h, x:x + w] == i
+      if border_ok:  # A dark plate's rim, parted from its panel by a painted line, holds it.
+        part = filled(part) & (solid[y:y + h, x:x + w] > 0)
+      # Ink without holes is a plate only clear of the picture's edge (a shadow or the desk
+      # reaches it); the caller reads on it only if ink is found there.
+      return int(part.sum()) >= 0.01 * mask.size and is_plate(
+          part, solid_ok=border_ok and not on_border(i))
+
+    for i in order:
+      if plate(i):
+        # One of a row of cells, each holding something (a form's boxes, a digit in each),
+        # is no plate: the number is read across them all. A region cut by the picture's edge
+        # is no cell (a brick there lacks a corner, as if it held ink).
+        if any(cell_beside(stats[i], stats[j]) and not on_border(j)
+               and holds_ink(labels, stats[j], j) for j in order if j != i):
+          break
+        x, y, w, h, _ = (int(v) for v in stats[i])
+        inset = max(2, int(0.03 * min(w, h)))  # The plate's own edge is not read.
+        face = filled(labels[y:y + h, x:x + w] == i).astype(np.uint8)
+        face = cv2.erode(face, np.ones((2 * inset + 1, 2 * inset + 1), np.uint8), borderValue=0)
+        return ((x + inset, y + inset, x + w - inset, y + h - inset),
+                face[inset:h - inset, inset:w - inset] > 0)
+  return None
