@@ -184,10 +184,10 @@ def _subfolders_note(folder: str, names: Sequence[str]) -> str:
 
 
 def _misnamed_note(folder: str, names: Sequence[str]) -> str:
-  count = f"{len(names)} file" + (f"s named like pictures are not" if len(names) > 1
+  count = f"{len(names)} file" + ("s named like pictures are not" if len(names) > 1
                                    else " named like a picture is not")
   return (f"{_display(folder)}: {count} a JPEG, PNG, GIF or BMP image ({_named(names)}); "
-          f"skipped (give a file as a path to see why)")
+          "skipped (give a file as a path to see why)")
 
 
 def answer(path: str, probs: Any, boxes: Sequence[Sequence[int]], top_k: int = 1) -> dict[str, Any]:
