@@ -160,25 +160,34 @@ def _row(groups: list[_Group], main: _Group) -> list[_Group]:
   return mates[lo:hi + 1]
 
 
-def _seam(ink: np.ndarray, lo: int, hi: int) -> np.ndarray:
-  """The path from the top row to the bottom one, a column per row, moving at most one column
-  from a row to the next and staying in columns lo <= x < hi, that crosses the least ``ink``
-  (in [0, 1]) plus _SIDESTEP per step sideways."""
+def _seams(ink: np.ndarray, bands: list[tuple[int, int]]) -> list[np.ndarray]:
+  """For each band (lo, hi), the path from the top row to the bottom one, a column per row,
+  moving at most one column from a row to the next and staying in columns lo <= x < hi, that
+  crosses the least ``ink`` (in [0, 1]) plus _SIDESTEP per step sideways. All bands in one
+  pass over the rows: the rows are a Python loop, the bands ride along in NumPy."""
   h, w = ink.shape
+  if not bands:
+    return []
   cols = np.arange(w)
-  cost = np.where((cols < lo) | (cols >= hi), np.inf, ink)
-  acc = cost[0].copy()
-  step = np.zeros((h, w), np.int8)
+  limits = np.array(bands)
+  outside = (cols < limits[:, :1]) | (cols >= limits[:, 1:])  # (bands, w)
+  acc = np.where(outside, np.inf, ink[0])
+  step = np.zeros((h, len(bands), w), np.int8)
+  wall = np.full((len(bands), 1), np.inf)
   for y in range(1, h):
-    moves = np.stack((np.concatenate(([np.inf], acc[:-1])) + _SIDESTEP, acc,
-                      np.concatenate((acc[1:], [np.inf])) + _SIDESTEP))
-    step[y] = np.argmin(moves, axis=0) - 1
-    acc = cost[y] + moves[step[y] + 1, cols]
-  path = np.empty(h, np.int64)
-  path[-1] = int(np.argmin(acc))
-  for y in range(h - 1, 0, -1):
-    path[y - 1] = path[y] + step[y, path[y]]
-  return path
+    moves = np.stack((np.concatenate((wall, acc[:, :-1]), axis=1) + _SIDESTEP, acc,
+                      np.concatenate((acc[:, 1:], wall), axis=1) + _SIDESTEP))
+    best = np.argmin(moves, axis=0)
+    step[y] = best - 1
+    acc = np.where(outside, np.inf, ink[y]) + np.take_along_axis(moves, best[None], 0)[0]
+  paths = []
+  for k in range(len(bands)):
+    path = np.empty(h, np.int64)
+    path[-1] = int(np.argmin(acc[k]))
+    for y in range(h - 1, 0, -1):
+      path[y - 1] = path[y] + step[y, k, path[y]]
+    paths.append(path)
+  return paths
 
 
 def _cut_paths(mask: np.ndarray) -> list[np.ndarray]:
@@ -194,10 +203,11 @@ def _cut_paths(mask: np.ndarray) -> list[np.ndarray]:
                      interpolation=cv2.INTER_AREA)
   sh, sw = small.shape
   margin, reach = max(1, round(_CUT_MARGIN * sh)), max(1, round(_CUT_REACH * sh))
-  tried = []  # (mean column, ink crossed, path)
-  for c in range(margin, sw - margin, max(1, round(_CUT_STEP * sh))):
-    path = _seam(small, max(1, c - reach), min(sw - 1, c + reach + 1))
-    tried.append((float(path.mean()), float(small[np.arange(sh), path].sum()), path))
+  bands = [(max(1, c - reach), min(sw - 1, c + reach + 1))
+           for c in range(margin, sw - margin, max(1, round(_CUT_STEP * sh)))]
+  # (mean column, ink crossed, path)
+  tried = [(float(path.mean()), float(small[np.arange(sh), path].sum()), path)
+           for path in _seams(small, bands)]
   kept: list[tuple[float, float, np.ndarray]] = []
   for i, (mean, ink, path) in enumerate(tried):
     # Neighbouring stretches often find the same path through the same gap.
