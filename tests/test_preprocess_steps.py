@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 from PIL import Image
 
-from mnist_flax.preprocess import gray, paper, to_digits
+from mnist_flax import errors
+from mnist_flax.preprocess import gray, paper, read_digits, to_digits
 
 
 def _sheet_on_desk() -> tuple[Image.Image, np.ndarray, np.ndarray]:
@@ -48,3 +50,15 @@ def test_sheet_outline_is_not_ink_and_the_digit_is():
   bx0, by0, bx1, by1 = found[0].box
   assert abs(bx0 - xs.min()) <= 4 and abs(bx1 - 1 - xs.max()) <= 4
   assert abs(by0 - ys.min()) <= 4 and abs(by1 - 1 - ys.max()) <= 4
+
+
+def test_a_blank_sheet_on_a_desk_has_no_digit(tmp_path):
+  """All the "ink" is the sheet's outline, which is no ink: no digit, not an error."""
+  rng = np.random.default_rng(0)
+  a = np.full((1500, 2000), 150, np.float32) + rng.normal(0, 6, (1500, 2000))
+  a[200:1300, 300:1700] = 235 + rng.normal(0, 3, (1100, 1400))
+  a = cv2.GaussianBlur(a, (5, 5), 0)
+  path = tmp_path / "blank_sheet.jpg"
+  Image.fromarray(np.clip(a, 0, 255).astype(np.uint8)).convert("RGB").save(path, quality=85)
+  with pytest.raises(errors.NoDigitFound):
+    read_digits(path)

@@ -342,7 +342,7 @@ def find_ink(lum: np.ndarray, plate: np.ndarray | None = None) -> Page | None:
   if plate is not None:
     mask &= plate  # A digit painted up to the rim keeps its strokes, not the rim.
   mask = _off_steps(mask, labels, count, background, dip)
-  if not seeded.any():
+  if not mask.any():  # Nothing seeded, or all of it the sheet's edge, a shadow's, a rim.
     return None
   # Stretch so the strong ink reaches 1: the normalised strokes then look like MNIST's.
   strokes = ink[mask]
