@@ -153,9 +153,10 @@ def expand_inputs(inputs: Sequence[str]) -> Inputs:
         notes.append(_subfolders_note(path, subfolders))
       # Named like a picture but not one infer reads (a WEBP or HEIC saved as .jpg, text):
       # said, so that it does not vanish from the answers unnoticed.
+      read = set(found)
       misnamed = [name for name, child in children
-                  if name.rsplit(".", 1)[-1].lower() in _PICTURE_SUFFIXES
-                  and os.path.isfile(child) and child not in found]
+                  if child not in read and name.rsplit(".", 1)[-1].lower() in _PICTURE_SUFFIXES
+                  and os.path.isfile(child)]
       if not found:  # Said, not silently skipped: the user expected answers from it.
         out.append((path, errors.InputNotFound(
             f"{_display(path)}: folder holds no JPEG, PNG, GIF or BMP image"

@@ -13,12 +13,12 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from mnist_flax.preprocess import fast
+
 # How much of a box's hull the polygon of its four corners holds (hull area / polygon area):
 # a drawn, printed or photographed box's is about 1 (measured 1.01-1.10 on forms and plates);
 # a round digit's hull against its rectangle about pi/4, against four points on it well over 1.
 _CORNERS_FILL = (0.9, 1.15)
-
-from mnist_flax.preprocess import fast
 
 
 def _edge_lines(coverage: np.ndarray, length: int) -> tuple[int | None, int | None]:
