@@ -289,7 +289,11 @@ def _download_with_tfds(
         break
       except subprocess.TimeoutExpired:
         pass
-      for path in download_dir.glob(f"{tmp_glob}/*"):
+      try:
+        partial = list(download_dir.glob(f"{tmp_glob}/*"))
+      except OSError:  # A temporary folder moved or removed while it was listed.
+        partial = []
+      for path in partial:
         try:
           size = path.stat().st_size
         except OSError:  # renamed out as complete since the glob
