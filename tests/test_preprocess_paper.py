@@ -1,5 +1,6 @@
-"""The paper stage's stroke measure (preprocess.paper._stroke_width), which sizes the closing
-that estimates the paper under the ink: too small, and a thick stroke is read hollow.
+"""The paper stage's stroke measure (preprocess.strokes.width), which sizes the closing that
+estimates the paper under the ink: too small, and a thick stroke is read hollow; and what that
+closing makes of a shadow's band joined to the digit, and of bold strokes thicker than it.
 
 Run: python -m pytest tests/test_preprocess_paper.py -q
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from mnist_flax.preprocess import paper
+from mnist_flax.preprocess import paper, strokes
 
 
 def _ring(stroke: int) -> np.ndarray:
@@ -29,16 +30,59 @@ def _specks(mask: np.ndarray, count: int, seed: int = 0) -> np.ndarray:
 
 
 def test_stroke_width_of_a_clean_stroke():
-  assert 14 <= paper._stroke_width(_ring(16)) <= 18
+  assert 14 <= strokes.width(_ring(16)) <= 18
 
 
 def test_noise_specks_do_not_halve_a_thick_stroke():
   # A photo's grain: thousands of specks, each a ridge a pixel wide, outnumbering the stroke's.
-  assert 14 <= paper._stroke_width(_specks(_ring(16), 3000)) <= 18
+  assert 14 <= strokes.width(_specks(_ring(16), 3000)) <= 18
 
 
 def test_specks_alone_are_still_measured():
   # Nothing but grain (the ink elsewhere touches the picture's edge): its width, not none.
   mask = _specks(np.zeros((400, 300), bool), 300)
   mask[:, :40] = True  # A shadow band along the edge, left out.
-  assert 0 < paper._stroke_width(mask) < 4
+  assert 0 < strokes.width(mask) < 4
+
+
+
+def _shadowed_ring(stroke: int, tail: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """A photo-like 600 x 800 luminance: a 0 ``stroke`` pixels wide and a hard shadow's band
+  (half the light) across the picture, rows 300 to 460; the 0 crosses the band, or with a
+  ``tail`` (its width) lies above it, the tail reaching into it. The 0 (with its tail) and the
+  band as masks."""
+  ring = np.zeros((600, 800), np.uint8)
+  if tail:
+    cv2.ellipse(ring, (400, 150), (80, 110), 0, 0, 360, 1, stroke)
+    cv2.line(ring, (400, 260), (400, 380), 1, tail)
+  else:
+    cv2.ellipse(ring, (400, 300), (110, 170), 0, 0, 360, 1, stroke)
+  band = np.zeros_like(ring)
+  band[300:460] = 1
+  rng = np.random.default_rng(1)
+  lum = np.where(ring > 0, 0.12, 0.85) * np.where(band > 0, 0.5, 1.0)
+  lum = (lum + rng.normal(0, 0.01, lum.shape)).astype(np.float32)
+  return np.clip(lum, 0, 1), ring > 0, band > 0
+
+
+def _band_and_ink(stroke: int, tail: int = 0) -> tuple[float, float]:
+  """The share of the band away from the 0 read as ink, and of the 0 above the band."""
+  lum, ring, band = _shadowed_ring(stroke, tail)
+  page = paper.find_ink(lum)
+  assert page is not None
+  away = band & (cv2.dilate(ring.astype(np.uint8), np.ones((15, 15), np.uint8)) == 0)
+  return float(page.mask[away].mean()), float(page.mask[ring & ~band].mean())
+
+
+def test_a_shadow_band_across_the_digit_is_no_ink():
+  # The band joins the digit's strokes, all of it touching the picture's edge: its width is no
+  # stroke's, and a closing that wide read the whole band as ink.
+  shadow, digit = _band_and_ink(6)
+  assert shadow < 0.02 and digit > 0.8
+
+
+def test_a_bold_digit_joined_to_a_shadow_band_is_read_solid():
+  # The closing is then as narrow as the band needs; the bold strokes, too thick for it, are
+  # found where it dips below the widest one, clear of the band.
+  shadow, digit = _band_and_ink(40, tail=5)
+  assert shadow < 0.02 and digit > 0.9

@@ -33,12 +33,18 @@ import dataclasses
 import cv2
 import numpy as np
 
-from mnist_flax.preprocess import fast, plates
-from mnist_flax.preprocess.digits import is_speck
+from mnist_flax.preprocess import fast, plates, strokes
 
 # The closing that estimates the paper is this fraction of the long side wide: wider than the
 # thickest marker stroke of a digit that fills the frame (~1/8 of the side).
 _CLOSING_FRACTION = 0.25
+# The paper's estimate at the strokes' scale is at most this fraction of the long side wide, or
+# 1.5 strokes if more: a shadow's band or corner wider than that stays paper. Parts of strokes
+# thicker than it are found where it dips below the widest one (see _thick_strokes).
+_CLOSING_MOST = 0.05
+# The inside of such a stroke is at least this much darker than the paper around it (relative):
+# the paper's mottle, a soft shade or a grey desk's grain are less.
+_THICK_DEPTH = 0.3
 # The polarity's residual is measured on an image this small (long side): fast and plenty.
 _POLARITY_SIDE = 160
 # Ink must stand this many noise deviations above the paper to seed, and half that to join.
@@ -141,30 +147,6 @@ def _noise(ink: np.ndarray, where: np.ndarray | None) -> tuple[float, float]:
   return centre, 1.4826 * fast.median(np.abs(sample - centre))
 
 
-def _stroke_width(mask: np.ndarray) -> float:
-  """A typical stroke width of the ink in ``mask``, in pixels: twice the distance to the
-  nearest paper along the strokes' middles (where that distance peaks), at its 75th percentile,
-  so that thin rules do not hide a marker's width, nor a blob a pen's. Ink that touches the
-  picture's edge (a shadow band, the desk) is left out when there is other ink: a shadow across
-  the picture has more middle than a digit, and its width would let the closing fill it in."""
-  mask8 = mask.astype(np.uint8)
-  _, labels, stats, _ = fast.connected_components(mask8, connectivity=8)
-  x, y, w, h = (stats[:, i] for i in range(4))
-  border = (x == 0) | (y == 0) | (x + w == mask.shape[1]) | (y + h == mask.shape[0])
-  border[0] = True
-  if not border.all():
-    # Noise specks too, when there are strokes: a photo's grain leaves hundreds, each a ridge a
-    # pixel or two wide, which halved a thick stroke's width and left the stroke hollow.
-    side = max(mask.shape)
-    strokes = ~border & ~np.array([is_speck(int(a), int(max(b, c)), side)
-                                   for a, b, c in zip(stats[:, cv2.CC_STAT_AREA], w, h)])
-    mask8 = np.take(strokes if strokes.any() else ~border, labels).astype(np.uint8)
-  dist = cv2.distanceTransform(mask8, cv2.DIST_L2, 3)
-  ridge = (dist > 0) & (dist >= cv2.dilate(dist, np.ones((3, 3), np.uint8)) - 1e-3)
-  values = dist[ridge]
-  return 2.0 * fast.percentile(values, 75) if values.size else 0.0
-
-
 def _background(lum: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, np.ndarray | None]:
   """The paper's brightness under dark ink at full size, the sheet (see _sheet), where it
@@ -172,7 +154,8 @@ def _background(lum: np.ndarray
 
   A grey closing wider than the strokes (in 8 bits at half size: 10x faster than float at full
   size): first one wider than any stroke could be, which finds the strokes; then, when they are
-  thin, one a few strokes wide, so that a shadow wider than that stays in the paper, not ink.
+  thin, one a few strokes wide (at most _CLOSING_MOST), so that a shadow wider than that stays
+  in the paper, not ink; strokes too thick for it are lifted to the first (see _thick_strokes).
   """
   h, w = lum.shape
   half = (max(1, w // 2), max(1, h // 2))
@@ -185,20 +168,56 @@ def _background(lum: np.ndarray
   sheet = _sheet(closed)
   rough = 1.0 - small / np.maximum(closed.astype(np.float32) * np.float32(1 / 255), 1e-3)
   centre, sigma = _noise(rough, sheet)
-  stroke = _stroke_width(rough > centre + max(_SEED_SIGMAS * sigma, _MIN_SEED))
-  k = _odd(min(widest, max(7, 4 * stroke + 5)))
+  stroke = strokes.width(rough > centre + max(_SEED_SIGMAS * sigma, _MIN_SEED))
+  # A few strokes wide, but no wider than _CLOSING_MOST unless the strokes need it.
+  k = _odd(min(widest, max(7, min(4 * stroke + 5,
+                                  max(_CLOSING_MOST * max(half), 1.5 * stroke + 5)))))
   dip = None
   if k < widest:
     wide, closed = closed, _closing(small8, k)
     # Where the narrower closing falls well below the widest one, it follows something
     # narrower than a quarter of the picture: a stroke too thick for it, or a shadow.
     dip = closed.astype(np.float32) * np.float32(_STEP_RATIO) < wide
+    closed = _thick_strokes(closed, wide, dip, sheet if sheet is not None else _lit_sheet(wide))
   lit = _lit_sheet(closed)
   full = cv2.resize(closed, (w, h), interpolation=cv2.INTER_LINEAR)
   sheet, lit, dip = (None if m is None else
                      cv2.resize(m.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
                      for m in (sheet, lit, dip))
   return np.multiply(full, np.float32(1 / 255), dtype=np.float32), sheet, lit, dip
+
+
+def _thick_strokes(closed: np.ndarray, wide: np.ndarray, dip: np.ndarray,
+                   sheet: np.ndarray | None) -> np.ndarray:
+  """The narrow closing (uint8) with the strokes too thick for it lifted to the ``wide`` one:
+  the regions where it ``dip``s that are clear of the picture's edge (a shadow or the desk
+  reaches it), mostly on the ``sheet`` (None: everywhere), at least _THICK_DEPTH darker than
+  the wide closing, and with paper as light as that around them (ink is darker than the paper
+  on both sides of a stroke; a shadow's corner, narrower than the wide closing, goes on into
+  more shadow)."""
+  count, labels, stats, _ = fast.connected_components(dip.astype(np.uint8), connectivity=8)
+  x, y, w, h, area = (stats[:, i] for i in range(5))
+  thick = ~((x == 0) | (y == 0) | (x + w == dip.shape[1]) | (y + h == dip.shape[0]))
+  thick[0] = False
+  if not thick.any():
+    return closed
+  if sheet is not None:
+    thick &= np.bincount(labels[sheet], minlength=count) >= 0.5 * area
+  flat = labels.ravel()
+  paper = np.bincount(flat, wide.ravel(), minlength=count) / np.maximum(area, 1)
+  inside = np.bincount(flat, closed.ravel(), minlength=count) / np.maximum(area, 1)
+  thick &= inside < (1 - _THICK_DEPTH) * paper
+  # The ring a few pixels around each region (the larger label where two rings meet).
+  near = cv2.dilate(labels.astype(np.float32), np.ones((7, 7), np.uint8)).astype(np.int32)
+  ring = (near > 0) & ~dip
+  owner = near[ring]
+  shade = closed[ring] * np.float32(_STEP_RATIO) < paper[owner]
+  thick &= np.bincount(owner, shade, minlength=count) < 0.2 * np.bincount(owner, minlength=count)
+  if not thick.any():
+    return closed
+  # A little wider: the stroke's blurred edge is just short of the dip.
+  lift = cv2.dilate(np.take(thick, labels).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+  return np.where(lift, np.maximum(closed, wide), closed)
 
 
 def _lit_sheet(background: np.ndarray) -> np.ndarray | None:
