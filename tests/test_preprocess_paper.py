@@ -86,3 +86,17 @@ def test_a_bold_digit_joined_to_a_shadow_band_is_read_solid():
   # found where it dips below the widest one, clear of the band.
   shadow, digit = _band_and_ink(40, tail=5)
   assert shadow < 0.02 and digit > 0.9
+
+
+def test_a_hard_shadow_over_ruled_paper_is_no_clean_picture():
+  # Otsu's darker side is the shadow, the rules in the lit part fall to the paper, which is then
+  # even: read as a drawing, the rules stayed and the shadow was ink. It keeps half the light.
+  lum = np.full((600, 800), 0.85, np.float32)
+  lum[40::40] = 0.6  # Ruled lines.
+  cv2.line(lum, (350, 250), (420, 380), 0.1, 5)  # A stroke.
+  lum[480:560] *= 0.5  # A pen's shadow across the sheet, beside the digit.
+  assert paper.find_ink_clean(lum) is None
+  # A drawing's thick stroke running off the picture's edge takes most of the light: clean.
+  drawing = np.full((600, 800), 0.95, np.float32)
+  cv2.line(drawing, (400, 200), (400, 600), 0.05, 60)
+  assert paper.find_ink_clean(drawing) is not None

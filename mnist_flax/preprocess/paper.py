@@ -40,11 +40,8 @@ from mnist_flax.preprocess import fast, plates, strokes
 _CLOSING_FRACTION = 0.25
 # The paper's estimate at the strokes' scale is at most this fraction of the long side wide, or
 # 1.5 strokes if more: a shadow's band or corner wider than that stays paper. Parts of strokes
-# thicker than it are found where it dips below the widest one (see _thick_strokes).
+# thicker than it are found where it dips below the widest one (see strokes.lift_thick).
 _CLOSING_MOST = 0.05
-# The inside of such a stroke is at least this much darker than the paper around it (relative):
-# the paper's mottle, a soft shade or a grey desk's grain are less.
-_THICK_DEPTH = 0.3
 # The polarity's residual is measured on an image this small (long side): fast and plenty.
 _POLARITY_SIDE = 160
 # Ink must stand this many noise deviations above the paper to seed, and half that to join.
@@ -155,7 +152,7 @@ def _background(lum: np.ndarray
   A grey closing wider than the strokes (in 8 bits at half size: 10x faster than float at full
   size): first one wider than any stroke could be, which finds the strokes; then, when they are
   thin, one a few strokes wide (at most _CLOSING_MOST), so that a shadow wider than that stays
-  in the paper, not ink; strokes too thick for it are lifted to the first (see _thick_strokes).
+  in the paper, not ink; strokes too thick for it are lifted to the first (see strokes.lift_thick).
   """
   h, w = lum.shape
   half = (max(1, w // 2), max(1, h // 2))
@@ -178,46 +175,14 @@ def _background(lum: np.ndarray
     # Where the narrower closing falls well below the widest one, it follows something
     # narrower than a quarter of the picture: a stroke too thick for it, or a shadow.
     dip = closed.astype(np.float32) * np.float32(_STEP_RATIO) < wide
-    closed = _thick_strokes(closed, wide, dip, sheet if sheet is not None else _lit_sheet(wide))
+    closed = strokes.lift_thick(closed, wide, dip, _STEP_RATIO,
+                                sheet if sheet is not None else _lit_sheet(wide))
   lit = _lit_sheet(closed)
   full = cv2.resize(closed, (w, h), interpolation=cv2.INTER_LINEAR)
   sheet, lit, dip = (None if m is None else
                      cv2.resize(m.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
                      for m in (sheet, lit, dip))
   return np.multiply(full, np.float32(1 / 255), dtype=np.float32), sheet, lit, dip
-
-
-def _thick_strokes(closed: np.ndarray, wide: np.ndarray, dip: np.ndarray,
-                   sheet: np.ndarray | None) -> np.ndarray:
-  """The narrow closing (uint8) with the strokes too thick for it lifted to the ``wide`` one:
-  the regions where it ``dip``s that are clear of the picture's edge (a shadow or the desk
-  reaches it), mostly on the ``sheet`` (None: everywhere), at least _THICK_DEPTH darker than
-  the wide closing, and with paper as light as that around them (ink is darker than the paper
-  on both sides of a stroke; a shadow's corner, narrower than the wide closing, goes on into
-  more shadow)."""
-  count, labels, stats, _ = fast.connected_components(dip.astype(np.uint8), connectivity=8)
-  x, y, w, h, area = (stats[:, i] for i in range(5))
-  thick = ~((x == 0) | (y == 0) | (x + w == dip.shape[1]) | (y + h == dip.shape[0]))
-  thick[0] = False
-  if not thick.any():
-    return closed
-  if sheet is not None:
-    thick &= np.bincount(labels[sheet], minlength=count) >= 0.5 * area
-  flat = labels.ravel()
-  paper = np.bincount(flat, wide.ravel(), minlength=count) / np.maximum(area, 1)
-  inside = np.bincount(flat, closed.ravel(), minlength=count) / np.maximum(area, 1)
-  thick &= inside < (1 - _THICK_DEPTH) * paper
-  # The ring a few pixels around each region (the larger label where two rings meet).
-  near = cv2.dilate(labels.astype(np.float32), np.ones((7, 7), np.uint8)).astype(np.int32)
-  ring = (near > 0) & ~dip
-  owner = near[ring]
-  shade = closed[ring] * np.float32(_STEP_RATIO) < paper[owner]
-  thick &= np.bincount(owner, shade, minlength=count) < 0.2 * np.bincount(owner, minlength=count)
-  if not thick.any():
-    return closed
-  # A little wider: the stroke's blurred edge is just short of the dip.
-  lift = cv2.dilate(np.take(thick, labels).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
-  return np.where(lift, np.maximum(closed, wide), closed)
 
 
 def _lit_sheet(background: np.ndarray) -> np.ndarray | None:
@@ -281,6 +246,12 @@ _CLEAN_CONTRAST = 0.3
 _CLEAN_INK = 0.3
 _CLEAN_WIDEST = 0.2
 _CLEAN_BLOCKS = 8  # Blocks along the long side.
+# Nor is a picture clean whose "ink" reaches its edge wider than _CLEAN_EDGE of its long side
+# and keeps _CLEAN_SHADE of the paper's light: a hard shadow (Otsu's darker side, the ruled lines
+# in the lit part taken for paper); ink takes most of the light (a drawing's stroke cut by the
+# edge). Such a picture is read as a photo.
+_CLEAN_EDGE = 0.03
+_CLEAN_SHADE = 0.25
 
 
 def find_ink_clean(lum: np.ndarray) -> Page | None:
@@ -313,6 +284,12 @@ def find_ink_clean(lum: np.ndarray) -> Page | None:
   depth = cv2.distanceTransform(strokes, cv2.DIST_L2, 3)
   if 2 * float(depth.max()) >= _CLEAN_WIDEST * max(small.shape):
     return None
+  light, ink_light = (level, ink_level) if dark_ink else (1 - level, 1 - ink_level)
+  if ink_light >= _CLEAN_SHADE * light:
+    core = cv2.erode(strokes, np.ones((3, 3), np.uint8),
+                     iterations=max(1, round(_CLEAN_EDGE * max(small.shape) / 2)))
+    if core[0].any() or core[-1].any() or core[:, 0].any() or core[:, -1].any():
+      return None
   values = (level - lum) / contrast if dark_ink else (lum - level) / contrast
   mask = values > 0.35
   if not mask.any():

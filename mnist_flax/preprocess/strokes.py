@@ -1,9 +1,9 @@
-"""How thick the strokes of a binary ink mask are, ignoring a photo's grain and what touches the
-picture's edge: the paper stage sizes the closing that estimates the paper under the ink by it
-(too narrow, and a thick stroke is read hollow; too wide, and a shadow's band is read as ink).
+"""How thick the strokes are, for the paper stage's estimate of the paper under the ink (a grey
+closing: too narrow, and a thick stroke is read hollow; too wide, and a shadow's band is ink).
 
     from mnist_flax.preprocess import strokes
     strokes.width(mask)    # mask: bool (H, W); a typical stroke width in pixels, 0.0 if unknown
+    strokes.lift_thick(closed, wide, dip, ratio, sheet)   # a narrow closing, thick strokes filled
 """
 
 from __future__ import annotations
@@ -14,6 +14,10 @@ import numpy as np
 from mnist_flax.preprocess import fast
 from mnist_flax.preprocess.digits import is_speck
 
+# The inside of a stroke too thick for the narrow closing is at least this much darker than the
+# paper around it (relative): the paper's mottle, a soft shade or a grey desk's grain are less.
+_THICK_DEPTH = 0.3
+
 
 def width(mask: np.ndarray) -> float:
   """A typical stroke width of the ink in ``mask``, in pixels: twice the distance to the
@@ -22,7 +26,7 @@ def width(mask: np.ndarray) -> float:
   picture's edge (a shadow band, the desk) is left out: a shadow across the picture has more
   middle than a digit, and its width would let the closing fill it in. When all ink touches it
   (a shadow whose edge crosses the digit joins its strokes to it), 0: the narrowest closing,
-  parts of strokes too thick for it then found by paper._thick_strokes."""
+  parts of strokes too thick for it then found by lift_thick."""
   mask8 = mask.astype(np.uint8)
   _, labels, stats, _ = fast.connected_components(mask8, connectivity=8)
   x, y, w, h = (stats[:, i] for i in range(4))
@@ -40,3 +44,36 @@ def width(mask: np.ndarray) -> float:
   ridge = (dist > 0) & (dist >= cv2.dilate(dist, np.ones((3, 3), np.uint8)) - 1e-3)
   values = dist[ridge]
   return 2.0 * fast.percentile(values, 75) if values.size else 0.0
+
+
+def lift_thick(closed: np.ndarray, wide: np.ndarray, dip: np.ndarray, ratio: float,
+               sheet: np.ndarray | None) -> np.ndarray:
+  """A narrow closing (uint8) with the strokes too thick for it lifted to the ``wide`` one: the
+  regions where it ``dip``s (``ratio`` times darker than ``wide``) clear of the picture's edge
+  (a shadow or the desk reaches it), mostly on the ``sheet`` (None: everywhere), at least
+  _THICK_DEPTH darker than the wide closing, and with paper as light as that around them (ink
+  is darker than the paper on both sides of a stroke; a shadow's corner, narrower than the wide
+  closing, goes on into more shadow)."""
+  count, labels, stats, _ = fast.connected_components(dip.astype(np.uint8), connectivity=8)
+  x, y, w, h, area = (stats[:, i] for i in range(5))
+  thick = ~((x == 0) | (y == 0) | (x + w == dip.shape[1]) | (y + h == dip.shape[0]))
+  thick[0] = False
+  if not thick.any():
+    return closed
+  if sheet is not None:
+    thick &= np.bincount(labels[sheet], minlength=count) >= 0.5 * area
+  flat = labels.ravel()
+  paper = np.bincount(flat, wide.ravel(), minlength=count) / np.maximum(area, 1)
+  inside = np.bincount(flat, closed.ravel(), minlength=count) / np.maximum(area, 1)
+  thick &= inside < (1 - _THICK_DEPTH) * paper
+  # The ring a few pixels around each region (the larger label where two rings meet).
+  near = cv2.dilate(labels.astype(np.float32), np.ones((7, 7), np.uint8)).astype(np.int32)
+  ring = (near > 0) & ~dip
+  owner = near[ring]
+  shade = closed[ring] * np.float32(ratio) < paper[owner]
+  thick &= np.bincount(owner, shade, minlength=count) < 0.2 * np.bincount(owner, minlength=count)
+  if not thick.any():
+    return closed
+  # A little wider: the stroke's blurred edge is just short of the dip.
+  lift = cv2.dilate(np.take(thick, labels).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+  return np.where(lift, np.maximum(closed, wide), closed)
