@@ -17,6 +17,9 @@ from mnist_flax.preprocess.digits import is_speck
 # The inside of a stroke too thick for the narrow closing is at least this much darker than the
 # paper around it (relative): the paper's mottle, a soft shade or a grey desk's grain are less.
 _THICK_DEPTH = 0.3
+# A stroke is at most this fraction as thick as it is long: a solid patch (a blank grey plate, a
+# dark blot) is no stroke.
+_STROKE_SHAPE = 0.5
 
 
 def width(mask: np.ndarray) -> float:
@@ -51,9 +54,9 @@ def lift_thick(closed: np.ndarray, wide: np.ndarray, dip: np.ndarray, ratio: flo
   """A narrow closing (uint8) with the strokes too thick for it lifted to the ``wide`` one: the
   regions where it ``dip``s (``ratio`` times darker than ``wide``) clear of the picture's edge
   (a shadow or the desk reaches it), mostly on the ``sheet`` (None: everywhere), at least
-  _THICK_DEPTH darker than the wide closing, and with paper as light as that around them (ink
-  is darker than the paper on both sides of a stroke; a shadow's corner, narrower than the wide
-  closing, goes on into more shadow)."""
+  _THICK_DEPTH darker than the wide closing, with paper as light as that around them (ink is
+  darker than the paper on both sides of a stroke; a shadow's corner, narrower than the wide
+  closing, goes on into more shadow), and shaped like strokes (see _STROKE_SHAPE)."""
   count, labels, stats, _ = fast.connected_components(dip.astype(np.uint8), connectivity=8)
   x, y, w, h, area = (stats[:, i] for i in range(5))
   thick = ~((x == 0) | (y == 0) | (x + w == dip.shape[1]) | (y + h == dip.shape[0]))
@@ -72,6 +75,10 @@ def lift_thick(closed: np.ndarray, wide: np.ndarray, dip: np.ndarray, ratio: flo
   owner = near[ring]
   shade = closed[ring] * np.float32(ratio) < paper[owner]
   thick &= np.bincount(owner, shade, minlength=count) < 0.2 * np.bincount(owner, minlength=count)
+  for i in np.flatnonzero(thick):
+    part = np.pad(labels[y[i]:y[i] + h[i], x[i]:x[i] + w[i]] == i, 1).astype(np.uint8)
+    thickness = 2.0 * float(cv2.distanceTransform(part, cv2.DIST_L2, 3).max())
+    thick[i] = thickness <= _STROKE_SHAPE * max(w[i], h[i])
   if not thick.any():
     return closed
   # A little wider: the stroke's blurred edge is just short of the dip.
