@@ -3,7 +3,7 @@ closing: too narrow, and a thick stroke is read hollow; too wide, and a shadow's
 
     from mnist_flax.preprocess import strokes
     strokes.width(mask)    # mask: bool (H, W); a typical stroke width in pixels, 0.0 if unknown
-    strokes.lift_thick(closed, wide, dip, ratio, sheet)   # a narrow closing, thick strokes filled
+    strokes.lift_thick(lum8, closed, wide, dip, ratio, sheet)   # thick strokes filled in
 """
 
 from __future__ import annotations
@@ -49,14 +49,15 @@ def width(mask: np.ndarray) -> float:
   return 2.0 * fast.percentile(values, 75) if values.size else 0.0
 
 
-def lift_thick(closed: np.ndarray, wide: np.ndarray, dip: np.ndarray, ratio: float,
-               sheet: np.ndarray | None) -> np.ndarray:
+def lift_thick(lum8: np.ndarray, closed: np.ndarray, wide: np.ndarray, dip: np.ndarray,
+               ratio: float, sheet: np.ndarray | None) -> np.ndarray:
   """A narrow closing (uint8) with the strokes too thick for it lifted to the ``wide`` one: the
   regions where it ``dip``s (``ratio`` times darker than ``wide``) clear of the picture's edge
   (a shadow or the desk reaches it), mostly on the ``sheet`` (None: everywhere), at least
   _THICK_DEPTH darker than the wide closing, with paper as light as that around them (ink is
   darker than the paper on both sides of a stroke; a shadow's corner, narrower than the wide
-  closing, goes on into more shadow), and shaped like strokes (see _STROKE_SHAPE)."""
+  closing, goes on into more shadow), and shaped like strokes (see _STROKE_SHAPE) unless ringed
+  by ink in ``lum8`` (the picture the closings were taken of)."""
   count, labels, stats, _ = fast.connected_components(dip.astype(np.uint8), connectivity=8)
   x, y, w, h, area = (stats[:, i] for i in range(5))
   thick = ~((x == 0) | (y == 0) | (x + w == dip.shape[1]) | (y + h == dip.shape[0]))
@@ -74,8 +75,12 @@ def lift_thick(closed: np.ndarray, wide: np.ndarray, dip: np.ndarray, ratio: flo
   ring = (near > 0) & ~dip
   owner = near[ring]
   shade = closed[ring] * np.float32(ratio) < paper[owner]
-  thick &= np.bincount(owner, shade, minlength=count) < 0.2 * np.bincount(owner, minlength=count)
-  for i in np.flatnonzero(thick):
+  rings = np.maximum(np.bincount(owner, minlength=count), 1)
+  thick &= np.bincount(owner, shade, minlength=count) < 0.2 * rings
+  # A patch inside ink (what the narrow closing leaves of a large light plate's face) is lifted
+  # whatever its shape: the plate finder looks for the plate whole.
+  held = np.bincount(owner, lum8[ring] * np.float32(ratio) < paper[owner], minlength=count)
+  for i in np.flatnonzero(thick & (held < 0.5 * rings)):
     part = np.pad(labels[y[i]:y[i] + h[i], x[i]:x[i] + w[i]] == i, 1).astype(np.uint8)
     thickness = 2.0 * float(cv2.distanceTransform(part, cv2.DIST_L2, 3).max())
     thick[i] = thickness <= _STROKE_SHAPE * max(w[i], h[i])
