@@ -176,7 +176,7 @@ def _background(lum: np.ndarray
     # narrower than a quarter of the picture: a stroke too thick for it, or a shadow.
     dip = closed.astype(np.float32) * np.float32(_STEP_RATIO) < wide
     closed = strokes.lift_thick(small8, closed, wide, dip, _STEP_RATIO,
-                                sheet if sheet is not None else _lit_sheet(wide))
+                                lambda: sheet if sheet is not None else _lit_sheet(wide))
   lit = _lit_sheet(closed)
   full = cv2.resize(closed, (w, h), interpolation=cv2.INTER_LINEAR)
   sheet, lit, dip = (None if m is None else

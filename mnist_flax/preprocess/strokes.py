@@ -8,6 +8,8 @@ closing: too narrow, and a thick stroke is read hollow; too wide, and a shadow's
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 
@@ -50,42 +52,45 @@ def width(mask: np.ndarray) -> float:
 
 
 def lift_thick(lum8: np.ndarray, closed: np.ndarray, wide: np.ndarray, dip: np.ndarray,
-               ratio: float, sheet: np.ndarray | None) -> np.ndarray:
+               ratio: float, sheet: Callable[[], np.ndarray | None]) -> np.ndarray:
   """A narrow closing (uint8) with the strokes too thick for it lifted to the ``wide`` one: the
   regions where it ``dip``s (``ratio`` times darker than ``wide``) clear of the picture's edge
-  (a shadow or the desk reaches it), mostly on the ``sheet`` (None: everywhere), at least
-  _THICK_DEPTH darker than the wide closing, with paper as light as that around them (ink is
-  darker than the paper on both sides of a stroke; a shadow's corner, narrower than the wide
-  closing, goes on into more shadow), and shaped like strokes (see _STROKE_SHAPE) unless ringed
-  by ink in ``lum8`` (the picture the closings were taken of)."""
+  (a shadow or the desk reaches it), at least _THICK_DEPTH darker than the wide closing, mostly
+  on the ``sheet()`` (None: everywhere; asked only when needed), with paper as light as that
+  around them (ink is darker than the paper on both sides of a stroke; a shadow's corner,
+  narrower than the wide closing, goes on into more shadow), and shaped like strokes (see
+  _STROKE_SHAPE) unless ringed by ink in ``lum8`` (the picture the closings were taken of)."""
   count, labels, stats, _ = fast.connected_components(dip.astype(np.uint8), connectivity=8)
   x, y, w, h, area = (stats[:, i] for i in range(5))
   thick = ~((x == 0) | (y == 0) | (x + w == dip.shape[1]) | (y + h == dip.shape[0]))
   thick[0] = False
   if not thick.any():
     return closed
-  if sheet is not None:
-    thick &= np.bincount(labels[sheet], minlength=count) >= 0.5 * area
   flat = labels.ravel()
   paper = np.bincount(flat, wide.ravel(), minlength=count) / np.maximum(area, 1)
   inside = np.bincount(flat, closed.ravel(), minlength=count) / np.maximum(area, 1)
   thick &= inside < (1 - _THICK_DEPTH) * paper
-  # The ring a few pixels around each region (the larger label where two rings meet).
-  near = cv2.dilate(labels.astype(np.float32), np.ones((7, 7), np.uint8)).astype(np.int32)
-  ring = (near > 0) & ~dip
-  owner = near[ring]
-  shade = closed[ring] * np.float32(ratio) < paper[owner]
-  rings = np.maximum(np.bincount(owner, minlength=count), 1)
-  thick &= np.bincount(owner, shade, minlength=count) < 0.2 * rings
-  # A patch inside ink (what the narrow closing leaves of a large light plate's face) is lifted
-  # whatever its shape: the plate finder looks for the plate whole.
-  held = np.bincount(owner, lum8[ring] * np.float32(ratio) < paper[owner], minlength=count)
-  for i in np.flatnonzero(thick & (held < 0.5 * rings)):
-    part = np.pad(labels[y[i]:y[i] + h[i], x[i]:x[i] + w[i]] == i, 1).astype(np.uint8)
-    thickness = 2.0 * float(cv2.distanceTransform(part, cv2.DIST_L2, 3).max())
-    thick[i] = thickness <= _STROKE_SHAPE * max(w[i], h[i])
-  if not thick.any():
+  on = sheet() if thick.any() else None
+  if on is not None:
+    thick &= np.bincount(labels[on], minlength=count) >= 0.5 * area
+  lift = np.zeros(dip.shape, np.uint8)
+  for i in np.flatnonzero(thick):
+    # The region and the ring a few pixels around it, within its box.
+    x0, y0 = max(0, x[i] - 3), max(0, y[i] - 3)
+    box = np.s_[y0:y[i] + h[i] + 3, x0:x[i] + w[i] + 3]
+    part = (labels[box] == i).astype(np.uint8)
+    ring = (cv2.dilate(part, np.ones((7, 7), np.uint8)) > 0) & ~dip[box]
+    level = np.float32(paper[i] / ratio)
+    if np.count_nonzero(closed[box][ring] < level) >= 0.2 * max(1, np.count_nonzero(ring)):
+      continue
+    # A patch inside ink (what the narrow closing leaves of a large light plate's face) is
+    # lifted whatever its shape: the plate finder looks for the plate whole.
+    held = np.count_nonzero(lum8[box][ring] < level) >= 0.5 * np.count_nonzero(ring)
+    thickness = 2.0 * float(cv2.distanceTransform(np.pad(part, 1), cv2.DIST_L2, 3).max())
+    if held or thickness <= _STROKE_SHAPE * max(w[i], h[i]):
+      lift[box] |= part
+  if not lift.any():
     return closed
   # A little wider: the stroke's blurred edge is just short of the dip.
-  lift = cv2.dilate(np.take(thick, labels).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+  lift = cv2.dilate(lift, np.ones((5, 5), np.uint8)) > 0
   return np.where(lift, np.maximum(closed, wide), closed)
