@@ -88,3 +88,41 @@ def test_a_short_piece_is_a_stroke_cut_off_not_a_digit() -> None:
 def test_glyphs_without_pieces_are_read_in_order() -> None:
   found = [Digit(_FIELD, (0, 0, 10, 10)), Digit(_FIELD, (20, 0, 30, 10))]
   assert choose(found, np.array([0.3, 0.2])) == [0, 1]
+
+
+def test_slant_is_how_far_the_ink_leans_right_per_row() -> None:
+  upright = np.zeros((100, 60), np.uint8)
+  cv2.line(upright, (30, 5), (30, 95), 1, 5)
+  leaning = np.zeros((100, 60), np.uint8)
+  cv2.line(leaning, (45, 5), (15, 95), 1, 5)  # 30 columns right over 90 rows up.
+  assert abs(digits.slant(upright)) < 0.01
+  assert abs(digits.slant(leaning) - 1 / 3) < 0.03
+
+
+def test_slanted_digits_that_touch_are_cut_along_their_slant() -> None:
+  # Two strokes leaning 0.4 with a 12-px slanted gap, touching halfway down: no cut within
+  # the vertical bands finds that gap (it drifts 40 px over the height), one along the row's
+  # slant does.
+  left, right = np.zeros((120, 200), np.uint8), np.zeros((120, 200), np.uint8)
+  cv2.line(left, (95, 10), (55, 110), 1, 9)
+  cv2.line(right, (119, 10), (79, 110), 1, 9)
+  cv2.line(right, (70, 60), (100, 60), 1, 5)  # The second runs into the first.
+  left, right = left.astype(bool), right.astype(bool) & ~left.astype(bool)
+  (glyph,) = digits.find(left | right)
+  ends = {b for a, b, p in glyph.pieces if a == 0 and _share(p, left) > 0.9 and _share(p, right) < 0.1}
+  starts = {a for a, b, p in glyph.pieces
+            if b == glyph.cuts + 1 and _share(p, right) > 0.9 and _share(p, left) < 0.1}
+  assert ends & starts
+
+
+def test_a_digit_broken_into_short_fragments_joins_the_row() -> None:
+  # A ring (the main glyph) and a "1" whose stroke skipped: two fragments, each too short for
+  # the row, too far apart sideways to be stacked, too far apart upright to be touching.
+  mask = np.zeros((200, 300), np.uint8)
+  cv2.ellipse(mask, (80, 100), (30, 50), 0, 0, 360, 1, 6)
+  cv2.line(mask, (178, 52), (172, 92), 1, 6)
+  cv2.line(mask, (168, 106), (162, 148), 1, 6)
+  glyphs = digits.find(mask.astype(bool))
+  assert [g.box[0] < 120 for g in glyphs] == [True, False]
+  x0, y0, x1, y1 = glyphs[1].box
+  assert y1 - y0 > 90 and x1 - x0 < 30
