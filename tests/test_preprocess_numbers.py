@@ -85,6 +85,15 @@ def test_a_short_piece_is_a_stroke_cut_off_not_a_digit() -> None:
   assert choose(tall, np.array([0.9, 0.999, 0.999])) == [1, 2]
 
 
+def test_a_glyph_twice_as_wide_as_tall_is_not_one_digit() -> None:
+  # The model reads "00" run together as a 0 as surely as each 0: the width decides.
+  found = [Digit(_FIELD, (0, 0, 200, 100), -1, (0, 2)),
+           Digit(_FIELD, (0, 0, 110, 100), 0, (0, 1)), Digit(_FIELD, (90, 0, 200, 100), 0, (1, 2))]
+  assert choose(found, np.array([0.99, 0.97, 0.97])) == [1, 2]
+  found[0] = Digit(_FIELD, (0, 0, 100, 100), -1, (0, 2))  # As wide as tall: one digit.
+  assert choose(found, np.array([0.99, 0.97, 0.97])) == [0]
+
+
 def test_glyphs_without_pieces_are_read_in_order() -> None:
   found = [Digit(_FIELD, (0, 0, 10, 10)), Digit(_FIELD, (20, 0, 30, 10))]
   assert choose(found, np.array([0.3, 0.2])) == [0, 1]

@@ -66,6 +66,9 @@ _MAX_SLANT, _LEAST_SIDE = 0.4, 0.03
 # Fragments of a broken digit: at most this many, each within _BAND heights of the next (and
 # of the row's band); the generator's pen skips twice per stroke at most, and so do people.
 _BAND, _MOST_FRAGMENTS = 0.15, 3
+# A digit is at most this many heights wide (the widest handwritten 0s and 4s are ~1; a
+# form's line or a stroke's tail left on one adds a little).
+WIDEST_DIGIT = 1.2
 # A piece is one digit only up to this many heights wide.
 _WIDEST = 1.3
 
