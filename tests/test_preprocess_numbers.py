@@ -135,3 +135,13 @@ def test_a_digit_broken_into_short_fragments_joins_the_row() -> None:
   assert [g.box[0] < 120 for g in glyphs] == [True, False]
   x0, y0, x1, y1 = glyphs[1].box
   assert y1 - y0 > 90 and x1 - x0 < 30
+
+
+def test_a_long_thin_line_beside_a_digit_is_not_part_of_it() -> None:
+  # A sheet's edge (longer than the digit, more ink, a hundred times longer than thick) passes
+  # a ring 12 px away: the ring is read alone, not as a glyph reaching down the edge.
+  mask = np.zeros((420, 200), np.uint8)
+  cv2.ellipse(mask, (80, 200), (30, 50), 0, 0, 360, 1, 4)
+  cv2.line(mask, (124, 10), (124, 409), 1, 4)
+  boxes = [g.box for g in digits.find(mask.astype(bool))]
+  assert any(x1 - x0 < 70 and y1 - y0 < 110 for x0, y0, x1, y1 in boxes), boxes

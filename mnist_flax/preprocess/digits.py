@@ -9,8 +9,9 @@ From OpenCV's connected components, in order:
 
 1. Specks (too small for a digit of this image) are dropped.
 2. Pieces become glyphs: a piece joins the nearest glyph it overlaps in x (a 5's flag, a 7's
-   bar, a broken pencil stroke) and is no taller than, or one it nearly touches when the two
-   together are no wider than a digit; the biggest pieces are placed first.
+   bar, a broken pencil stroke), or one it nearly touches when the two together are no wider
+   than a digit; the biggest pieces are placed first. Long thin pieces (what a rule or a
+   sheet's edge leaves) join nothing and nothing joins them.
 3. Glyphs that touch the picture's edge are left out when others do not, and the answer is
    built around a glyph on the lit sheet (see ``find``).
 4. The number is the row of glyphs around the main one (the most ink, see ``_main``): glyphs
@@ -39,8 +40,8 @@ from mnist_flax.preprocess import fast
 
 # Long side squared over area: a thin-pen "1" is ~20, a leftover rule or grain 50 and more.
 _MAX_ELONGATION = 35.0
-# A glyph beside the main one may be thinner (a pencil "1" is up to ~36) but not a dotted
-# rule's remnant or a margin (100 and more).
+# A glyph beside the main one, or a piece of a glyph, may be thinner (a pencil "1" is up to
+# ~36) but not a rule's remnant, a margin or a sheet's edge (70-100 and more).
 _MATE_ELONGATION = 2 * _MAX_ELONGATION
 # Glyphs in a number are at least this fraction of the main glyph's height (a "1" is as tall as
 # the others; a dot, a comma or a stray mark is not).
@@ -94,6 +95,7 @@ class _Group:
   x1: int
   y1: int
   area: int
+  line: bool = False  # A rule's or an edge's remnant: joins nothing, nothing joins it.
 
   def add(self, label: int, x0: int, y0: int, x1: int, y1: int, area: int) -> None:
     self.labels.append(label)
@@ -121,17 +123,18 @@ def _groups(stats: np.ndarray, side: int) -> list[_Group]:
     if is_speck(area, max(w, h), side):
       continue
     best, nearest = None, np.inf
+    line = max(w, h) ** 2 / area > _MATE_ELONGATION
     for g in groups:
+      if line or g.line:
+        continue
       overlap = min(x1, g.x1) - max(x, g.x0)
       gap_y = max(g.y0 - y1, y - g.y1, 0)
       gap_x = max(g.x0 - x1, x - g.x1, 0)
       union_w = max(x1, g.x1) - min(x, g.x0)
       union_h = max(y1, g.y1) - min(y, g.y0)
       # Above or below, within the glyph's columns (a 5's flag, a 7's bar; not a line under a
-      # whole number), and no taller than it: a digit below a rule's remnant or a sheet's edge
-      # is not part of it.
-      stacked = (overlap >= 0.5 * w and w <= 1.5 * (g.x1 - g.x0) and gap_y <= 0.5 * g.height
-                 and h <= g.height)
+      # whole number).
+      stacked = (overlap >= 0.5 * w and w <= 1.5 * (g.x1 - g.x0) and gap_y <= 0.5 * g.height)
       # A fragment (shorter than the glyph: a broken stroke) joins across a small gap, a
       # full-height piece (a "1" beside a "2") only when it all but touches.
       fragment = h < 0.75 * g.height
@@ -145,7 +148,7 @@ def _groups(stats: np.ndarray, side: int) -> list[_Group]:
       if (stacked or close or small) and np.hypot(gap_x, gap_y) < nearest:
         best, nearest = g, np.hypot(gap_x, gap_y)
     if best is None:
-      groups.append(_Group([int(label)], x, y, x1, y1, area))
+      groups.append(_Group([int(label)], x, y, x1, y1, area, line))
     else:
       best.add(int(label), x, y, x1, y1, area)
   return groups
