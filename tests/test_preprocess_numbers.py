@@ -109,16 +109,18 @@ def test_slant_is_how_far_the_ink_leans_right_per_row() -> None:
 
 
 def test_slanted_digits_that_touch_are_cut_along_their_slant() -> None:
-  # Two strokes leaning 0.4 with a 12-px slanted gap, touching halfway down: no cut within
-  # the vertical bands finds that gap (it drifts 40 px over the height), one along the row's
-  # slant does.
-  left, right = np.zeros((120, 200), np.uint8), np.zeros((120, 200), np.uint8)
-  cv2.line(left, (95, 10), (55, 110), 1, 9)
-  cv2.line(right, (119, 10), (79, 110), 1, 9)
-  cv2.line(right, (70, 60), (100, 60), 1, 5)  # The second runs into the first.
+  # Three strokes leaning 0.4 with 11-px slanted gaps ("111" run together halfway down): no
+  # cut within the vertical bands finds a gap (each drifts 40 px over the height), one along
+  # the row's slant does.
+  left, right = np.zeros((130, 220), np.uint8), np.zeros((130, 220), np.uint8)
+  cv2.line(left, (100, 10), (60, 110), 1, 9)
+  for dx in (20, 40):
+    cv2.line(right, (100 + dx, 10), (60 + dx, 110), 1, 9)
+  cv2.line(right, (80, 60), (120, 60), 1, 5)  # Run into each other.
   left, right = left.astype(bool), right.astype(bool) & ~left.astype(bool)
   (glyph,) = digits.find(left | right)
-  ends = {b for a, b, p in glyph.pieces if a == 0 and _share(p, left) > 0.9 and _share(p, right) < 0.1}
+  ends = {b for a, b, p in glyph.pieces
+          if a == 0 and _share(p, left) > 0.9 and _share(p, right) < 0.1}
   starts = {a for a, b, p in glyph.pieces
             if b == glyph.cuts + 1 and _share(p, right) > 0.9 and _share(p, left) < 0.1}
   assert ends & starts

@@ -10,8 +10,8 @@ From OpenCV's connected components, in order:
 1. Specks (too small for a digit of this image) are dropped.
 2. Pieces become glyphs: a piece joins the nearest glyph it overlaps in x (a 5's flag, a 7's
    bar, a broken pencil stroke), or one it nearly touches when the two together are no wider
-   than a digit; the biggest pieces are placed first. Long thin pieces (what a rule or a
-   sheet's edge leaves) join nothing and nothing joins them.
+   than a digit; the biggest pieces are placed first. Nothing joins a long thin piece placed
+   first (what a rule or a sheet's edge leaves): the digits beside it are not part of it.
 3. Glyphs that touch the picture's edge are left out when others do not, and the answer is
    built around a glyph on the lit sheet (see ``find``).
 4. The number is the row of glyphs around the main one (the most ink, see ``_main``): glyphs
@@ -19,12 +19,12 @@ From OpenCV's connected components, in order:
    gaps of at most about a digit's height, none of them long and thin (a rule's remnant). A
    digit broken into fragments each too short for the row (a pencil "1" that skipped) is
    gathered from them. Anything else (a doodle above, a word below) is not part of the answer.
-5. A glyph wider than a narrow digit may be two or more digits that touch (people write
-   fast): it gets cut paths, top to bottom, each crossing the least ink in its stretch of
-   columns (of the glyph sheared upright by the row's slant: the gap between slanted digits
-   slants too) and free to bend around a digit that leans into its neighbour, and the pieces
-   between any two of them that could be one digit (``Glyph.pieces``). Which pieces make the
-   glyph is the model's call (``mnist_flax.preprocess.choose``): the likeliest row of pieces
+5. A glyph about as wide as it is tall, or wider, may be two or more digits that touch
+   (people write fast): it gets cut paths, top to bottom, each crossing the least ink in its
+   stretch of columns (of the glyph sheared upright by the row's slant: the gap between
+   slanted digits slants too) and free to bend around a digit that leans into its neighbour,
+   and the pieces between any two of them that could be one digit (``Glyph.pieces``). Which
+   pieces make the glyph is the model's call (``mnist_flax.preprocess.choose``): the likeliest row of pieces
    from the left edge to the right one, so a single digit is split only where its pieces read
    better than it does.
 """
@@ -49,8 +49,9 @@ ROW_HEIGHT = 0.6
 # Digits in a number are at most this many (main-glyph) heights apart.
 _ROW_GAP = 1.2
 # From this many heights wide, a glyph may be touching digits: two narrow 8s that touch are
-# ~0.8 heights wide, a "1" run into a 9 ~0.65.
-_TOUCHING_ASPECT = 0.62
+# ~0.8 heights wide. (A "1" run into a 9 is ~0.65, but so are a bold printed 6 and 9, whose
+# halves read as a 1 and a 3.)
+_TOUCHING_ASPECT = 0.75
 # Cut paths are tried every _CUT_STEP heights across a glyph (none nearer its sides than
 # _CUT_MARGIN), each within _CUT_REACH heights either way, on the glyph shrunk to _CUT_ROWS rows
 # (a path's bends need no finer grain); a sideways step costs _SIDESTEP of a pixel's ink, so
@@ -95,7 +96,7 @@ class _Group:
   x1: int
   y1: int
   area: int
-  line: bool = False  # A rule's or an edge's remnant: joins nothing, nothing joins it.
+  line: bool = False  # Began as a rule's or an edge's remnant: nothing joins it.
 
   def add(self, label: int, x0: int, y0: int, x1: int, y1: int, area: int) -> None:
     self.labels.append(label)
@@ -125,7 +126,7 @@ def _groups(stats: np.ndarray, side: int) -> list[_Group]:
     best, nearest = None, np.inf
     line = max(w, h) ** 2 / area > _MATE_ELONGATION
     for g in groups:
-      if line or g.line:
+      if g.line:
         continue
       overlap = min(x1, g.x1) - max(x, g.x0)
       gap_y = max(g.y0 - y1, y - g.y1, 0)
