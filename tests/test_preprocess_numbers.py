@@ -85,6 +85,65 @@ def test_a_short_piece_is_a_stroke_cut_off_not_a_digit() -> None:
   assert choose(tall, np.array([0.9, 0.999, 0.999])) == [1, 2]
 
 
+def test_a_glyph_twice_as_wide_as_tall_is_not_one_digit() -> None:
+  # The model reads "00" run together as a 0 as surely as each 0: the width decides.
+  found = [Digit(_FIELD, (0, 0, 200, 100), -1, (0, 2)),
+           Digit(_FIELD, (0, 0, 110, 100), 0, (0, 1)), Digit(_FIELD, (90, 0, 200, 100), 0, (1, 2))]
+  assert choose(found, np.array([0.99, 0.97, 0.97])) == [1, 2]
+  found[0] = Digit(_FIELD, (0, 0, 100, 100), -1, (0, 2))  # As wide as tall: one digit.
+  assert choose(found, np.array([0.99, 0.97, 0.97])) == [0]
+
+
 def test_glyphs_without_pieces_are_read_in_order() -> None:
   found = [Digit(_FIELD, (0, 0, 10, 10)), Digit(_FIELD, (20, 0, 30, 10))]
   assert choose(found, np.array([0.3, 0.2])) == [0, 1]
+
+
+def test_slant_is_how_far_the_ink_leans_right_per_row() -> None:
+  upright = np.zeros((100, 60), np.uint8)
+  cv2.line(upright, (30, 5), (30, 95), 1, 5)
+  leaning = np.zeros((100, 60), np.uint8)
+  cv2.line(leaning, (45, 5), (15, 95), 1, 5)  # 30 columns right over 90 rows up.
+  assert abs(digits.slant(upright)) < 0.01
+  assert abs(digits.slant(leaning) - 1 / 3) < 0.03
+
+
+def test_slanted_digits_that_touch_are_cut_along_their_slant() -> None:
+  # Three strokes leaning 0.4 with 11-px slanted gaps ("111" run together halfway down): no
+  # cut within the vertical bands finds a gap (each drifts 40 px over the height), one along
+  # the row's slant does.
+  left, right = np.zeros((130, 220), np.uint8), np.zeros((130, 220), np.uint8)
+  cv2.line(left, (100, 10), (60, 110), 1, 9)
+  for dx in (20, 40):
+    cv2.line(right, (100 + dx, 10), (60 + dx, 110), 1, 9)
+  cv2.line(right, (80, 60), (120, 60), 1, 5)  # Run into each other.
+  left, right = left.astype(bool), right.astype(bool) & ~left.astype(bool)
+  (glyph,) = digits.find(left | right)
+  ends = {b for a, b, p in glyph.pieces
+          if a == 0 and _share(p, left) > 0.9 and _share(p, right) < 0.1}
+  starts = {a for a, b, p in glyph.pieces
+            if b == glyph.cuts + 1 and _share(p, right) > 0.9 and _share(p, left) < 0.1}
+  assert ends & starts
+
+
+def test_a_digit_broken_into_short_fragments_joins_the_row() -> None:
+  # A ring (the main glyph) and a "1" whose stroke skipped: two fragments, each too short for
+  # the row, too far apart sideways to be stacked, too far apart upright to be touching.
+  mask = np.zeros((200, 300), np.uint8)
+  cv2.ellipse(mask, (80, 100), (30, 50), 0, 0, 360, 1, 6)
+  cv2.line(mask, (178, 52), (172, 92), 1, 6)
+  cv2.line(mask, (168, 106), (162, 148), 1, 6)
+  glyphs = digits.find(mask.astype(bool))
+  assert [g.box[0] < 120 for g in glyphs] == [True, False]
+  x0, y0, x1, y1 = glyphs[1].box
+  assert y1 - y0 > 90 and x1 - x0 < 30
+
+
+def test_a_long_thin_line_beside_a_digit_is_not_part_of_it() -> None:
+  # A sheet's edge (longer than the digit, more ink, a hundred times longer than thick) passes
+  # a ring 12 px away: the ring is read alone, not as a glyph reaching down the edge.
+  mask = np.zeros((420, 200), np.uint8)
+  cv2.ellipse(mask, (80, 200), (30, 50), 0, 0, 360, 1, 4)
+  cv2.line(mask, (124, 10), (124, 409), 1, 4)
+  boxes = [g.box for g in digits.find(mask.astype(bool))]
+  assert any(x1 - x0 < 70 and y1 - y0 < 110 for x0, y0, x1, y1 in boxes), boxes

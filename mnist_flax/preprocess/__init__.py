@@ -116,7 +116,9 @@ def choose(found: list[Digit], confidence: np.ndarray) -> list[int]:
   A row's likelihood is the product of its pieces' confidences, each piece shorter than
   digits.ROW_HEIGHT of its glyph counting as that much less likely to the fourth power: a digit
   is about as tall as its neighbours; a stroke's end cut off one is not, however sure the model
-  is of what it looks like.
+  is of what it looks like. Likewise the glyph itself counts as less likely one digit, to the
+  fourth power, by how much it is wider than digits.WIDEST_DIGIT heights: the model reads two
+  0s run together as a 0 about as surely as either of them.
   """
   pieces: dict[int, list[int]] = {}
   for j, digit in enumerate(found):
@@ -139,7 +141,9 @@ def choose(found: list[Digit], confidence: np.ndarray) -> list[int]:
       if b not in best or score > best[b][0]:
         best[b] = (score, best[a][1] + [j])
     row = best.get(digit.span[1])
-    if row is not None and _SPLIT_ODDS * (1 - np.exp(row[0])) < 1 - float(confidence[i]):
+    wide = (digit.box[2] - digit.box[0]) / height
+    whole = float(confidence[i]) * min(1.0, digits.WIDEST_DIGIT / wide) ** 4
+    if row is not None and _SPLIT_ODDS * (1 - np.exp(row[0])) < 1 - whole:
       chosen.extend(row[1])
     else:
       chosen.append(i)

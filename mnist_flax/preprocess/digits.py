@@ -8,20 +8,23 @@
 From OpenCV's connected components, in order:
 
 1. Specks (too small for a digit of this image) are dropped.
-2. Pieces become glyphs: a piece joins a glyph it overlaps in x (a 5's flag, a 7's bar, a
-   broken pencil stroke), or one it nearly touches when the two together are no wider than a
-   digit; the biggest pieces are placed first.
+2. Pieces become glyphs: a piece joins the nearest glyph it overlaps in x (a 5's flag, a 7's
+   bar, a broken pencil stroke), or one it nearly touches when the two together are no wider
+   than a digit; the biggest pieces are placed first. Nothing joins a long thin piece placed
+   first (what a rule or a sheet's edge leaves): the digits beside it are not part of it.
 3. Glyphs that touch the picture's edge are left out when others do not, and the answer is
    built around a glyph on the lit sheet (see ``find``).
 4. The number is the row of glyphs around the main one (the most ink, see ``_main``): glyphs
    of a comparable height whose middles lie within its height, chained left and right across
-   gaps of at most about a digit's height. Anything else (a doodle above, a word below) is not
-   part of the answer.
-5. A glyph about as wide as it is tall, or wider, may be two or more digits that touch (people
-   write fast): it gets cut paths, top to bottom, each crossing the least ink in its stretch of
-   columns and free to bend around a digit that leans into its neighbour, and the pieces
-   between any two of them that could be one digit (``Glyph.pieces``). Which pieces make the
-   glyph is the model's call (``mnist_flax.preprocess.choose``): the likeliest row of pieces
+   gaps of at most about a digit's height, none of them long and thin (a rule's remnant). A
+   digit broken into fragments each too short for the row (a pencil "1" that skipped) is
+   gathered from them. Anything else (a doodle above, a word below) is not part of the answer.
+5. A glyph about as wide as it is tall, or wider, may be two or more digits that touch
+   (people write fast): it gets cut paths, top to bottom, each crossing the least ink in its
+   stretch of columns (of the glyph sheared upright by the row's slant: the gap between
+   slanted digits slants too) and free to bend around a digit that leans into its neighbour,
+   and the pieces between any two of them that could be one digit (``Glyph.pieces``). Which
+   pieces make the glyph is the model's call (``mnist_flax.preprocess.choose``): the likeliest row of pieces
    from the left edge to the right one, so a single digit is split only where its pieces read
    better than it does.
 """
@@ -37,13 +40,17 @@ from mnist_flax.preprocess import fast
 
 # Long side squared over area: a thin-pen "1" is ~20, a leftover rule or grain 50 and more.
 _MAX_ELONGATION = 35.0
+# A glyph beside the main one, or a piece of a glyph, may be thinner (a pencil "1" is up to
+# ~36) but not a rule's remnant, a margin or a sheet's edge (70-100 and more).
+_MATE_ELONGATION = 2 * _MAX_ELONGATION
 # Glyphs in a number are at least this fraction of the main glyph's height (a "1" is as tall as
 # the others; a dot, a comma or a stray mark is not).
 ROW_HEIGHT = 0.6
 # Digits in a number are at most this many (main-glyph) heights apart.
 _ROW_GAP = 1.2
 # From this many heights wide, a glyph may be touching digits: two narrow 8s that touch are
-# ~0.8 heights wide.
+# ~0.8 heights wide. (A "1" run into a 9 is ~0.65, but so are a bold printed 6 and 9, whose
+# halves read as a 1 and a 3.)
 _TOUCHING_ASPECT = 0.75
 # Cut paths are tried every _CUT_STEP heights across a glyph (none nearer its sides than
 # _CUT_MARGIN), each within _CUT_REACH heights either way, on the glyph shrunk to _CUT_ROWS rows
@@ -55,6 +62,15 @@ _CUT_STEP, _CUT_MARGIN, _CUT_REACH = 0.06, 0.1, 0.12
 _CUT_ROWS = 48
 _SIDESTEP = 0.05
 _CUTS_PER_HEIGHT = 2
+# Writing leans at most this many columns per row (a slant estimate beyond is a shape's, not
+# a hand's); a cut leaves at least _LEAST_SIDE of the glyph's ink on either side.
+_MAX_SLANT, _LEAST_SIDE = 0.4, 0.03
+# Fragments of a broken digit: at most this many, each within _BAND heights of the next (and
+# of the row's band); the generator's pen skips twice per stroke at most, and so do people.
+_BAND, _MOST_FRAGMENTS = 0.15, 3
+# A digit is at most this many heights wide (the widest handwritten 0s and 4s are ~1; a
+# form's line or a stroke's tail left on one adds a little).
+WIDEST_DIGIT = 1.2
 # A piece is one digit only up to this many heights wide.
 _WIDEST = 1.3
 
@@ -80,6 +96,7 @@ class _Group:
   x1: int
   y1: int
   area: int
+  line: bool = False  # Began as a rule's or an edge's remnant: nothing joins it.
 
   def add(self, label: int, x0: int, y0: int, x1: int, y1: int, area: int) -> None:
     self.labels.append(label)
@@ -106,8 +123,11 @@ def _groups(stats: np.ndarray, side: int) -> list[_Group]:
     x1, y1 = x + w, y + h
     if is_speck(area, max(w, h), side):
       continue
-    best = None
+    best, nearest = None, np.inf
+    line = max(w, h) ** 2 / area > _MATE_ELONGATION
     for g in groups:
+      if g.line:
+        continue
       overlap = min(x1, g.x1) - max(x, g.x0)
       gap_y = max(g.y0 - y1, y - g.y1, 0)
       gap_x = max(g.x0 - x1, x - g.x1, 0)
@@ -124,23 +144,27 @@ def _groups(stats: np.ndarray, side: int) -> list[_Group]:
       small = (fragment and area < 0.25 * g.area and h < 0.5 * g.height
                and gap_x <= 0.2 * g.height and gap_y <= 0.2 * g.height
                and union_w <= 1.0 * union_h)
-      if stacked or close or small:
-        best = g
-        break
+      # The nearest glyph it may join: a broken "1"'s foot belongs to its stem, not to the
+      # wider neighbour placed first whose box it grazes.
+      if (stacked or close or small) and np.hypot(gap_x, gap_y) < nearest:
+        best, nearest = g, np.hypot(gap_x, gap_y)
     if best is None:
-      groups.append(_Group([int(label)], x, y, x1, y1, area))
+      groups.append(_Group([int(label)], x, y, x1, y1, area, line))
     else:
       best.add(int(label), x, y, x1, y1, area)
   return groups
 
 
+def _elongation(g: _Group) -> float:
+  """Long side squared over area (see _MAX_ELONGATION)."""
+  side = max(g.height, g.x1 - g.x0)
+  return side * side / max(g.area, 1)
+
+
 def _main(groups: list[_Group]) -> _Group:
   """The glyph the answer is built around: the one with the most ink, but for long thin ones
   (what rules, a sheet's edge or a desk's grain leave behind) while there are others."""
-  def elongation(g: _Group) -> float:
-    side = max(g.height, g.x1 - g.x0)
-    return side * side / max(g.area, 1)
-  shaped = [g for g in groups if elongation(g) <= _MAX_ELONGATION] or groups
+  shaped = [g for g in groups if _elongation(g) <= _MAX_ELONGATION] or groups
   return max(shaped, key=lambda g: g.area)
 
 
@@ -148,7 +172,7 @@ def _row(groups: list[_Group], main: _Group) -> list[_Group]:
   """The glyphs in a row with ``main``, left to right."""
   h = main.height
   mates = [g for g in groups if g is main or (
-      ROW_HEIGHT * h <= g.height <= h / ROW_HEIGHT
+      ROW_HEIGHT * h <= g.height <= h / ROW_HEIGHT and _elongation(g) <= _MATE_ELONGATION
       and main.y0 - 0.25 * h <= (g.y0 + g.y1) / 2 <= main.y1 + 0.25 * h)]
   mates.sort(key=lambda g: g.x0)
   i = mates.index(main)
@@ -158,6 +182,37 @@ def _row(groups: list[_Group], main: _Group) -> list[_Group]:
   while hi + 1 < len(mates) and mates[hi + 1].x0 - mates[hi].x1 <= _ROW_GAP * h:
     hi += 1
   return mates[lo:hi + 1]
+
+
+def _rejoined(groups: list[_Group], row: list[_Group]) -> list[_Group]:
+  """``row`` and the digits broken into fragments beside it, left to right: fragments each too
+  short for the row (a "1" whose stroke skipped twice), between or beside its glyphs and within
+  its band, gathered while they nearly touch; a gathering as tall as a digit of the row is one.
+  """
+  h = float(np.median([g.height for g in row]))
+  top, bottom = min(g.y0 for g in row) - _BAND * h, max(g.y1 for g in row) + _BAND * h
+  left, right = row[0].x0 - _ROW_GAP * h, row[-1].x1 + _ROW_GAP * h
+  loose = sorted((g for g in groups if g not in row and g.height < ROW_HEIGHT * h
+                  and top <= g.y0 and g.y1 <= bottom and left <= g.x0 and g.x1 <= right
+                  and all(min(g.x1, r.x1) <= max(g.x0, r.x0) for r in row)),
+                 key=lambda g: g.x0)
+  gathered: list[list[_Group]] = []
+  for g in loose:
+    last = gathered[-1][-1] if gathered else None
+    if (last is not None and len(gathered[-1]) < _MOST_FRAGMENTS
+        and g.x0 - max(f.x1 for f in gathered[-1]) <= _BAND * h
+        and max(g.y0 - last.y1, last.y0 - g.y1) <= _BAND * h):
+      gathered[-1].append(g)
+    else:
+      gathered.append([g])
+  joined = []
+  for pieces in gathered:
+    whole = _Group([label for f in pieces for label in f.labels], min(f.x0 for f in pieces),
+                   min(f.y0 for f in pieces), max(f.x1 for f in pieces),
+                   max(f.y1 for f in pieces), sum(f.area for f in pieces))
+    if len(pieces) > 1 and whole.height >= ROW_HEIGHT * h and whole.x1 - whole.x0 <= _WIDEST * h:
+      joined.append(whole)
+  return sorted(row + joined, key=lambda g: g.x0)
 
 
 def _seams(ink: np.ndarray, bands: list[tuple[int, int]]) -> list[np.ndarray]:
@@ -190,11 +245,20 @@ def _seams(ink: np.ndarray, bands: list[tuple[int, int]]) -> list[np.ndarray]:
   return paths
 
 
-def _cut_paths(mask: np.ndarray) -> list[np.ndarray]:
+def slant(mask: np.ndarray) -> float:
+  """How far the ink leans right per row down the page (0 upright; a "/" leans right): the
+  regression of its columns on its rows, as MNIST's deskewing takes it."""
+  m = cv2.moments(mask.astype(np.uint8), binaryImage=True)
+  return float(np.clip(-m["mu11"] / m["mu02"], -_MAX_SLANT, _MAX_SLANT)) if m["mu02"] > 0 else 0.0
+
+
+def _cut_paths(mask: np.ndarray, lean: float = 0.0) -> list[np.ndarray]:
   """Where a glyph may be cut into touching digits: paths top to bottom, left to right, each
   as the first column right of the cut on every row of ``mask``; [] for a glyph too narrow to
   be more than one digit. Paths bend, so digits that lean into each other (a "1" under a 9's
-  loop, a 2's foot under the next digit) come apart where they touch, not through one of them."""
+  loop, a 2's foot under the next digit) come apart where they touch, not through one of them;
+  they are looked for on the glyph sheared upright by the writing's ``lean`` (see slant), as
+  the gap between slanted digits slants with them."""
   h, w = mask.shape
   if w < _TOUCHING_ASPECT * h:
     return []
@@ -202,12 +266,27 @@ def _cut_paths(mask: np.ndarray) -> list[np.ndarray]:
   small = cv2.resize(mask.astype(np.float32), (max(1, round(w * scale)), max(1, round(h * scale))),
                      interpolation=cv2.INTER_AREA)
   sh, sw = small.shape
+  # Upright: column x of row y moves to x + lean * (y - middle) + pad.
+  pad = int(np.ceil(abs(lean) * sh / 2)) + 1
+  middle = (sh - 1) / 2
+  shift = lean * (np.arange(sh) - middle) + pad
+  upright = cv2.warpAffine(small, np.float32([[1, lean, pad - lean * middle], [0, 1, 0]]),
+                           (sw + 2 * pad, sh), flags=cv2.INTER_LINEAR)
+  inked = np.flatnonzero(upright.any(axis=0))
+  if inked.size == 0:
+    return []
   margin, reach = max(1, round(_CUT_MARGIN * sh)), max(1, round(_CUT_REACH * sh))
-  bands = [(max(1, c - reach), min(sw - 1, c + reach + 1))
-           for c in range(margin, sw - margin, max(1, round(_CUT_STEP * sh)))]
+  lo, hi = int(inked[0]), int(inked[-1]) + 1
+  bands = [(max(lo + 1, c - reach), min(hi - 1, c + reach + 1))
+           for c in range(lo + margin, hi - margin, max(1, round(_CUT_STEP * sh)))]
+  total = float(upright.sum())
+  columns = np.arange(upright.shape[1])[None, :]
   # (mean column, ink crossed, path)
-  tried = [(float(path.mean()), float(small[np.arange(sh), path].sum()), path)
-           for path in _seams(small, bands)]
+  tried = []
+  for path in _seams(upright, bands):
+    left = float(upright[columns < path[:, None]].sum())
+    if min(left, total - left) >= _LEAST_SIDE * total:  # Ink on both sides: a cut, not a rim.
+      tried.append((float(path.mean()), float(upright[np.arange(sh), path].sum()), path))
   kept: list[tuple[float, float, np.ndarray]] = []
   for i, (mean, ink, path) in enumerate(tried):
     # Neighbouring stretches often find the same path through the same gap.
@@ -216,14 +295,15 @@ def _cut_paths(mask: np.ndarray) -> list[np.ndarray]:
       kept.append((mean, ink, path))
   kept = sorted(kept, key=lambda k: k[1])[:max(1, round(_CUTS_PER_HEIGHT * w / h))]
   rows = np.minimum(np.arange(h) * sh // h, sh - 1)
-  return [np.round(path[rows] * w / sw).astype(np.int64)
+  return [np.clip(np.round((path - shift)[rows] * w / sw), 0, w).astype(np.int64)
           for _, _, path in sorted(kept, key=lambda k: k[0])]
 
 
-def _pieces(part: np.ndarray, x: int, y: int) -> tuple[int, tuple[tuple[int, int, Glyph], ...]]:
-  """The cut paths of the glyph whose pixels are ``part`` (corner at x, y), and the pieces
-  between them that could each be one digit (see Glyph)."""
-  paths = _cut_paths(part)
+def _pieces(part: np.ndarray, x: int, y: int, lean: float
+            ) -> tuple[int, tuple[tuple[int, int, Glyph], ...]]:
+  """The cut paths of the glyph whose pixels are ``part`` (corner at x, y) in writing that
+  leans by ``lean``, and the pieces between them that could each be one digit (see Glyph)."""
+  paths = _cut_paths(part, lean)
   if not paths:
     return 0, ()
   h, w = part.shape
@@ -273,15 +353,20 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
   lit_groups = [g for g in groups
                 if lit is not None and lit[(g.y0 + g.y1) // 2, (g.x0 + g.x1) // 2]]
   main = _main(lit_groups if any(g.height >= 0.04 * max(h, w) for g in lit_groups) else groups)
-  row = [main] if single else _row(groups, main)
-  glyphs = []
+  row = [main] if single else _rejoined(groups, _row(groups, main))
+  parts = []
   for g in row:
     member = np.zeros(len(stats), bool)
     member[g.labels] = True
-    part = member[labels[g.y0:g.y1, g.x0:g.x1]]
+    parts.append((g, member[labels[g.y0:g.y1, g.x0:g.x1]]))
+  # One writer, one slant: the row's, so that a pair of touching digits, whose own moments
+  # lean with how they sit side by side, is cut along its neighbours' slant.
+  lean = 0.0 if single else float(np.median([slant(part) for _, part in parts]))
+  glyphs = []
+  for g, part in parts:
     whole = _trimmed(part, g.x0, g.y0)
     if whole is not None:
-      cuts, pieces = (0, ()) if single else _pieces(part, g.x0, g.y0)
+      cuts, pieces = (0, ()) if single else _pieces(part, g.x0, g.y0, lean)
       glyphs.append(dataclasses.replace(whole, cuts=cuts, pieces=pieces))
   return glyphs
 
