@@ -7,7 +7,7 @@
 
 MNIST holds only handwritten digits, so a model trained on it alone answers a letter "A" with
 "4" at 0.999, and reads a printed "1" with a flag as a 7 (issue 13). A run whose config sets
-``extra_data`` (``configs/shipped.py`` does; the default config does not) trains on these too:
+``config.extra_data`` (none in configs/ does yet: see "Measured") trains on these too:
 
 * non-digits: letters and symbols that cannot be read as a digit (no O, I, l, S, Z, B, G, T,
   q, ... : ``extra_render.LETTERS``), printed in every font at hand or drawn as pen strokes
@@ -31,10 +31,10 @@ Fonts: Pillow's own scalable font (``ImageFont.load_default(size)``, always ther
 DejaVu and Liberation families where the system has them. Every image gets its own random
 slant, shear, aspect, rotation, pen and blur, then goes through ``preprocess.normalise.to_field``
 as a glyph found on a photo does, so it looks like what the model sees at inference
-(``mnist_flax.extra_render`` draws them). Each image comes from its own random stream of ``(seed, kind, index)``: the same arguments and
-fonts give the same bytes, and ``digest`` names them (a resumed run checks it). Rendering
-costs about 2 ms of CPU per image (40 s for the shipped config's 20,000), once per process:
-``make`` keeps its last answers.
+(``mnist_flax.extra_render`` draws them). Each image comes from its own random stream of
+``(seed, kind, index)``: the same arguments and fonts give the same bytes, and ``digest`` names
+them (a resumed run checks it). Rendering costs about 2 ms of CPU per image (40 s for 20,000),
+once per process: ``make`` keeps its last answers.
 """
 
 from __future__ import annotations
