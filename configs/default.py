@@ -68,6 +68,12 @@ def get_config() -> ml_collections.ConfigDict:
   # split recipes are chosen on. 0: train on all 60k.
   config.data.validation = 0
 
+  # Rendered images trained on besides MNIST (mnist_flax/extra_data.py): that many non-digits
+  # (letters, symbols, marks; taught as "unsure", a uniform target) and printed digits. 0: none.
+  config.extra_data = ml_collections.ConfigDict()
+  config.extra_data.nondigits = 0
+  config.extra_data.printed = 0
+
   # The temperature for a run that holds out no validation split: one measured on a held-out
   # replica of the same recipe (see configs/shipped.py). Unset: such a run is not calibrated.
   config.calibration = ml_collections.ConfigDict()

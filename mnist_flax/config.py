@@ -193,6 +193,11 @@ def validate(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
       0 <= validation <= 50000):
     raise errors.ConfigError(
         f"config.data.validation must be an integer in [0, 50000], got {validation!r}")
+  for name in ("nondigits", "printed"):
+    count = config.extra_data[name]
+    if isinstance(count, bool) or not isinstance(count, int) or not 0 <= count <= 200000:
+      raise errors.ConfigError(
+          f"config.extra_data.{name} must be an integer in [0, 200000], got {count!r}")
   temperature = config.calibration.temperature
   if temperature is not None:
     _positive_float(temperature, "calibration.temperature")

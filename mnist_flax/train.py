@@ -48,6 +48,7 @@ import optax
 from flax.training import train_state
 
 from mnist_flax import augment, checkpoint, config as config_lib, data, distributed, errors
+from mnist_flax import extra_data
 from mnist_flax import model, optimizer, promotion, run_log, stop as stop_lib
 from mnist_flax import workdir as workdir_lib
 
@@ -81,6 +82,8 @@ def variables_of(state: TrainState) -> dict[str, Any]:
 
 def _cross_entropy(logits: jax.Array, labels: jax.Array, smoothing: float) -> jax.Array:
   targets = optax.smooth_labels(jax.nn.one_hot(labels, model.NUM_CLASSES), smoothing)
+  # A non-digit (extra_data) is taught as "unsure": equally likely any digit.
+  targets = jnp.where((labels == extra_data.NOT_A_DIGIT)[..., None], 0.1, targets)
   return optax.softmax_cross_entropy(logits, targets)
 
 
@@ -122,7 +125,8 @@ def train_step(state: TrainState, batch: dict[str, jax.Array], rng: jax.Array, *
 
   (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   state = state.apply_gradients(grads=grads, batch_stats=updates.get("batch_stats", {}))
-  accuracy = (jax.nn.softmax(logits).mean(axis=0).argmax(-1) == batch["label"]).mean()
+  accuracy = ((jax.nn.softmax(logits).mean(axis=0).argmax(-1) == batch["label"]).sum()  # of digits
+              / jnp.maximum((batch["label"] != extra_data.NOT_A_DIGIT).sum(), 1))
   loss = loss / logits.shape[0]
   return state, {"loss": loss, "accuracy": accuracy}
 
@@ -187,7 +191,7 @@ class Setup:
   shard: jax.sharding.Sharding  # batches: split over the mesh's data axis
   mnist: data.Mnist
   num_train: int  # the first num_train training images; the rest are held out
-  train_images: jax.Array
+  train_images: jax.Array  # those, then extra_data's images (if the config asks for them)
   train_labels: jax.Array
   test_images: jax.Array
   test_labels: jax.Array
@@ -200,13 +204,13 @@ class Setup:
 
   @property
   def steps_per_epoch(self) -> int:
-    return self.num_train // self.config.batch_size
+    return self.train_images.shape[0] // self.config.batch_size
 
   def step(self, state: TrainState, step: int) -> tuple[TrainState, dict[str, jax.Array]]:
     """Update ``step``: no sync with the host, so dispatch overlaps the computation."""
     epoch, within = divmod(step, self.steps_per_epoch)
     if epoch != self._order[0]:
-      self._order = (epoch, epoch_permutation(self.data_key, self.num_train, epoch))
+      self._order = (epoch, epoch_permutation(self.data_key, self.train_images.shape[0], epoch))
     bs = self.config.batch_size
     batch = draw_batch(self.train_images, self.train_labels, self._order[1], within * bs,
                        batch_size=bs, sharding=self.shard)
@@ -233,10 +237,12 @@ def setup(config: ml_collections.ConfigDict, mesh: jax.sharding.Mesh | None = No
   abstract = jax.tree.map(
       lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=replicated), abstract)
   put = lambda x: distributed.replicate(x, mesh)
+  extra_images, extra_labels = extra_data.for_config(config)
   return Setup(
       config=config, mesh=mesh, shard=distributed.batch_sharding(mesh), mnist=mnist,
-      num_train=num_train, train_images=put(mnist.train_images[:num_train]),
-      train_labels=put(mnist.train_labels[:num_train]),
+      num_train=num_train,
+      train_images=put(np.concatenate([mnist.train_images[:num_train], extra_images])),
+      train_labels=put(np.concatenate([mnist.train_labels[:num_train], extra_labels])),
       test_images=put(mnist.test_images[:test_images]),
       test_labels=put(mnist.test_labels[:test_images]),
       init=lambda: init(jax.random.fold_in(root, _INIT)), abstract=abstract,
@@ -308,6 +314,7 @@ def _restore(s: Setup, saver: checkpoint.StepSaver, workdir: pathlib.Path,
   compat = _compat(config)
   if config.data.validation:  # Absent otherwise, so runs from before it existed still resume.
     compat["validation"] = config.data.validation
+  compat.update(extra_data.compat(config))  # Likewise absent when there are none.
   run_meta = {"compat": compat, "config": json.loads(config.to_json_best_effort()),
               "config_history": []}
   restored = checkpoint.restore_latest(saver.manager, s.abstract, run_meta, log=log.note)
