@@ -25,7 +25,7 @@ from mnist_flax.preprocess import fast
 _SPAN = 0.4
 _LONGER = 1.15  # A ruling's lines cross the sheet; a number may fill most of it.
 _LONE_LONGER = 2.5  # For a line alone (a margin): the bar of a 7 is never 2.5x the rest,
-_LONE_SPAN = 0.8  # and a margin crosses most of the picture.
+_LONE_SPAN = 0.8  # and a margin crosses most of the picture, or of the ruling across it.
 _ALIKE = 0.6  # Rules of one ruling are at least this fraction of the longest one.
 _EVEN_LINES = 6  # Evenly spaced lines, this many, are a ruling whatever the writing's size.
 _MAX_TILT_DEGREES = 15.0
@@ -34,6 +34,10 @@ _RUN_GAP = 2.5  # Lines of one ruling: a step apart, two where Hough missed one 
 _REACH_SHORT = 1.5
 # Thicker than this fraction of the extent is a stroke or a bar, not a printed rule.
 _MAX_THICKNESS = 0.03
+# The ink's extent leaves out this fraction of the ink at each end: specks of the desk or the
+# picture's edge far from a sheet that fills a part of the picture would make its rules seem
+# short beside the extent.
+_STRAY = 0.01
 
 
 # Lines are looked for on the mask shrunk by this factor (Hough's cost grows with the ink).
@@ -96,13 +100,23 @@ def _extent(rest: np.ndarray, vertical: bool, longest: float) -> float:
   return float(box[3] - box[1] if vertical else box[2] - box[0])
 
 
+def _reach_of_ink(mask: np.ndarray) -> tuple[int, int]:
+  """The ink's (height, width) without the stray _STRAY of it at either end of each axis."""
+  sides = []
+  for axis in (1, 0):
+    ink = np.cumsum(np.count_nonzero(mask, axis=axis))
+    lo, hi = np.searchsorted(ink, [_STRAY * ink[-1], (1 - _STRAY) * ink[-1]])
+    sides.append(int(hi - lo + 1))
+  return sides[0], sides[1]
+
+
 def _lines(mask8: np.ndarray, small: np.ndarray, vertical: bool, extent: int,
-           across: int) -> tuple[np.ndarray, np.ndarray, int, np.ndarray] | None:
+           across: int, lone: float) -> tuple[np.ndarray, np.ndarray, int, np.ndarray] | None:
   """Long thin lines in one direction: their segments (N, 4) and lengths (N,), found at
   1/_SHRINK and refined to the ink at full size (see _refine), the width of a band that
   covers them, and the segments cut to the ink found (see _clipped); None if there are none.
-  ``extent``: how far the ink reaches along the lines, ``across``: across them; ``small``: the
-  mask shrunk (see _shrunk)."""
+  ``extent``: how far the ink reaches along the lines, ``across``: across them; ``lone``: how
+  long a line alone must be (see _lone); ``small``: the mask shrunk (see _shrunk)."""
   if extent < 40:
     return None
   segments = _segments(small, _SPAN * extent)
@@ -113,7 +127,7 @@ def _lines(mask8: np.ndarray, small: np.ndarray, vertical: bool, extent: int,
   if not keep.any():
     return None
   lengths = np.hypot(dx, dy)[keep]
-  if keep.sum() < 3 and lengths.max() < _LONE_SPAN * (mask8.shape[0] if vertical else mask8.shape[1]):
+  if keep.sum() < 3 and lengths.max() < lone:
     return None  # Neither a ruling nor a margin (see _remove_rules_once): a digit's strokes.
   kept = segments[keep]
   segments, sources = _refine(mask8, kept, vertical)
@@ -249,23 +263,39 @@ def remove_rules(mask: np.ndarray) -> np.ndarray:
   """``mask`` without ruled lines, grid lines and margin lines (see the module docstring)."""
   # Hough's sampling misses some lines of a dense grid; they stand out once the others are gone.
   # Lines left in a direction once ruled are that ruling's, held to its test, not a margin's.
+  if not mask.any():
+    return mask
+  # Measured once: what later passes leave is the writing and a few lines, not the sheet.
+  sheet = _reach_of_ink(mask)
   out: np.ndarray = mask
   ruled: dict[bool, int] = {}
   for _ in range(3):
-    cleaner = _remove_rules_once(out, ruled)
+    cleaner = _remove_rules_once(out, ruled, sheet)
     if cleaner is out:
       break
     out = cleaner
   return out
 
 
-def _remove_rules_once(mask: np.ndarray, ruled: dict[bool, int]) -> np.ndarray:
+def _lone(shape: tuple[int, ...], vertical: bool, ruled: dict[bool, int]) -> float:
+  """How long a line alone (a margin) must be: it crosses most of the picture, or, on a sheet
+  ruled across it that fills only part of the picture, most of that ruling's reach."""
+  side = float(shape[0 if vertical else 1])
+  if (not vertical) in ruled:
+    side = min(side, float(ruled[not vertical]))
+  return _LONE_SPAN * side
+
+
+def _remove_rules_once(mask: np.ndarray, ruled: dict[bool, int],
+                       sheet: tuple[int, int]) -> np.ndarray:
   """One pass of remove_rules; adds to ``ruled`` the directions (vertical or not) found ruled,
-  with how far apart their outermost rules lie."""
+  with how far apart their outermost rules lie. ``sheet``: the (height, width) of the ink
+  first given to remove_rules (see _reach_of_ink)."""
   ys, xs = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
   if ys.size == 0:
     return mask
-  height, width = int(ys[-1] - ys[0] + 1), int(xs[-1] - xs[0] + 1)
+  height = min(sheet[0], int(ys[-1] - ys[0] + 1))
+  width = min(sheet[1], int(xs[-1] - xs[0] + 1))
   # A grid's lines run as far as the rules across them reach: on a sheet photographed on a desk
   # the ink's extent is the desk's edges', and the grid's other lines, not yet found, fall
   # short of its _SPAN. (Once found, what is left are its leftovers, measured on the ink.)
@@ -276,7 +306,8 @@ def _remove_rules_once(mask: np.ndarray, ruled: dict[bool, int]) -> np.ndarray:
   mask8 = mask.astype(np.uint8)
   small = _shrunk(mask8)
   found = {vertical: hit for vertical in (False, True) if (hit := _lines(
-      mask8, small, vertical, along[vertical], width if vertical else height)) is not None}
+      mask8, small, vertical, along[vertical], width if vertical else height,
+      _lone(mask.shape, vertical, ruled))) is not None}
   if not found:
     return mask
   # What the writing would be without every candidate line, measured to tell rules (far longer
@@ -300,9 +331,9 @@ def _remove_rules_once(mask: np.ndarray, ruled: dict[bool, int]) -> np.ndarray:
       # The ruling's reach as first found (later passes find what it left of itself).
       ruled.setdefault(vertical, _reach(segments[rules], vertical))
     else:
-      # Not ruled paper: a single line (a margin) crosses the whole picture, far longer than
-      # the writing.
-      rules &= lengths >= max(_LONE_LONGER * writing, _LONE_SPAN * mask.shape[0 if vertical else 1])
+      # Not ruled this way: a single line (a margin) crosses the whole picture, or the ruling
+      # across it, far longer than the writing.
+      rules &= lengths >= max(_LONE_LONGER * writing, _lone(mask.shape, vertical, ruled))
     if rules.any():
       out = _without(out, _band(mask.shape, segments[rules], band_width, vertical), band_width,
                      vertical)
