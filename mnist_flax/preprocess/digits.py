@@ -382,24 +382,24 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
 
 
 def _thin_off(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray) -> np.ndarray | None:
-  """``mask`` (its components ``labels``, ``stats``) less the thin lines that thick strokes touch (see _THIN_RATIO), or None if no
-  piece of ink has any: the digit's row is then built from the digit, not from the rule, the
-  margin or the sheet's edge that a stroke happens to touch."""
+  """``mask`` (its components ``labels``, ``stats``) less the thin lines that thick strokes
+  touch (see _THIN_RATIO), or None if no piece of ink has any: the digit's row is then built
+  from the digit, not from the rule, the margin or the sheet's edge that a stroke touches."""
+  # Padded: ink that reaches the picture's edge has paper beyond it all the same.
+  depth = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
+  # A stroke's middle at least _THIN_RATIO times as deep as a one- or two-pixel line's
+  # (~1.4 pixels deep): thinner strokes cannot be told from the lines.
+  deep = depth >= 1.5 * _THIN_RATIO
   side = max(mask.shape)
   out = None
-  for label in range(1, len(stats)):
+  for label in np.unique(labels[deep]):
     x, y, w, h, area = (int(v) for v in stats[label])
-    if is_speck(area, max(w, h), side):
+    if label == 0 or is_speck(area, max(w, h), side):
       continue
     part = labels[y:y + h, x:x + w] == label
-    # Padded: a part that fills its box has paper around it all the same.
-    depth = cv2.distanceTransform(np.pad(part, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
-    deepest = float(depth.max())
-    # A stroke's middle at least _THIN_RATIO times as deep as a one- or two-pixel line's
-    # (~1.4 pixels deep): thinner strokes cannot be told from the lines.
-    if deepest < 1.5 * _THIN_RATIO:
-      continue
-    core = (depth >= deepest / _THIN_RATIO).astype(np.uint8)
+    inner = np.where(part, depth[y:y + h, x:x + w], 0)
+    deepest = float(inner.max())
+    core = (inner >= deepest / _THIN_RATIO).astype(np.uint8)
     r = int(np.ceil(deepest)) + 1
     kept = part & (cv2.dilate(core, cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
                                                               (2 * r + 1, 2 * r + 1))) > 0)
