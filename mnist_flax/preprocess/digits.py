@@ -9,7 +9,7 @@ From OpenCV's connected components, in order:
 
 1. Specks (too small for a digit of this image) are dropped, and so are thin lines run into
    strokes at least twice as thick and reaching well beyond them (a rule's remnant, a margin or
-   the sheet's edge touching a marker digit; see ``_thin_off``).
+   the sheet's edge touching a marker digit; see ``thin.lines_off``).
 2. Pieces become glyphs: a piece joins the nearest glyph it overlaps in x (a 5's flag, a 7's
    bar, a broken pencil stroke), or one it nearly touches when the two together are no wider
    than a digit; the biggest pieces are placed first. A long thin piece (what a rule or a
@@ -39,7 +39,7 @@ import dataclasses
 import cv2
 import numpy as np
 
-from mnist_flax.preprocess import fast
+from mnist_flax.preprocess import fast, thin
 
 # Long side squared over area: a thin-pen "1" is ~20, a leftover rule or grain 50 and more.
 _MAX_ELONGATION = 35.0
@@ -76,10 +76,6 @@ _BAND, _MOST_FRAGMENTS = 0.15, 3
 WIDEST_DIGIT = 1.2
 # A piece is one digit only up to this many heights wide.
 _WIDEST = 1.3
-# Thin ink joined to strokes at least _THIN_RATIO times as thick (a marker digit touching a
-# rule's remnant, a margin or the sheet's edge) and reaching out to _THIN_REACH times the thick
-# strokes' extent is a line, not part of the digit (see _thin_off).
-_THIN_RATIO, _THIN_REACH = 2.0, 1.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +99,7 @@ class _Group:
   x1: int
   y1: int
   area: int
-  line: bool = False  # Began as a rule's or an edge's remnant: nothing joins it.
+  line: bool = False  # A rule's or an edge's remnant: it joins nothing, nothing joins it.
 
   def add(self, label: int, x0: int, y0: int, x1: int, y1: int, area: int) -> None:
     self.labels.append(label)
@@ -352,7 +348,7 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
     # digit written on the sheet is inside it. (Only a crop has its digit touch the edge.)
     stats = stats.copy()
     stats[~inside, cv2.CC_STAT_AREA] = 0  # Left out of every glyph (see is_speck).
-  thick = _thin_off(mask, labels, stats)
+  thick = thin.lines_off(mask, labels, stats)
   if thick is not None:
     _, labels, stats, _ = fast.connected_components(thick.astype(np.uint8), connectivity=8)
   groups = _groups(stats, max(mask.shape))
@@ -379,37 +375,6 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
       cuts, pieces = (0, ()) if single else _pieces(part, g.x0, g.y0, lean)
       glyphs.append(dataclasses.replace(whole, cuts=cuts, pieces=pieces))
   return glyphs
-
-
-def _thin_off(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray) -> np.ndarray | None:
-  """``mask`` (its components ``labels``, ``stats``) less the thin lines that thick strokes
-  touch (see _THIN_RATIO), or None if no piece of ink has any: the digit's row is then built
-  from the digit, not from the rule, the margin or the sheet's edge that a stroke touches."""
-  # Padded: ink that reaches the picture's edge has paper beyond it all the same.
-  depth = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
-  # A stroke's middle at least _THIN_RATIO times as deep as a one- or two-pixel line's
-  # (~1.4 pixels deep): thinner strokes cannot be told from the lines.
-  deep = depth >= 1.5 * _THIN_RATIO
-  side = max(mask.shape)
-  out = None
-  for label in np.unique(labels[deep]):
-    x, y, w, h, area = (int(v) for v in stats[label])
-    if label == 0 or is_speck(area, max(w, h), side):
-      continue
-    part = labels[y:y + h, x:x + w] == label
-    inner = np.where(part, depth[y:y + h, x:x + w], 0)
-    deepest = float(inner.max())
-    core = (inner >= deepest / _THIN_RATIO).astype(np.uint8)
-    r = int(np.ceil(deepest)) + 1
-    kept = part & (cv2.dilate(core, cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
-                                                              (2 * r + 1, 2 * r + 1))) > 0)
-    ys, xs = np.nonzero(kept)
-    if w <= _THIN_REACH * (np.ptp(xs) + 1) and h <= _THIN_REACH * (np.ptp(ys) + 1):
-      continue  # The thin ink stays within the strokes' reach: a tapering end, a serif.
-    if out is None:  # The pieces left out (area 0) stay out.
-      out = mask & np.take(stats[:, cv2.CC_STAT_AREA] > 0, labels)
-    out[y:y + h, x:x + w] &= ~(part & ~kept)
-  return out
 
 
 def _trimmed(part: np.ndarray, x: int, y: int) -> Glyph | None:
