@@ -147,3 +147,25 @@ def test_a_long_thin_line_beside_a_digit_is_not_part_of_it() -> None:
   cv2.line(mask, (124, 10), (124, 409), 1, 4)
   boxes = [g.box for g in digits.find(mask.astype(bool))]
   assert any(x1 - x0 < 70 and y1 - y0 < 110 for x0, y0, x1, y1 in boxes), boxes
+
+
+def test_a_thin_line_touching_a_digit_does_not_join_it() -> None:
+  # A margin (less ink than the ring, a pixel thick) all but touches the ring's side: it is no
+  # piece of the ring, which is read alone.
+  mask = np.zeros((420, 200), np.uint8)
+  cv2.ellipse(mask, (80, 200), (30, 50), 0, 0, 360, 1, 6)
+  mask[20:400, 112] = 1
+  glyphs = digits.find(mask.astype(bool))
+  x0, y0, x1, y1 = glyphs[0].box
+  assert x1 - x0 < 70 and y1 - y0 < 110, glyphs[0].box
+
+
+def test_a_thin_rule_run_into_a_thick_stroke_is_cut_off() -> None:
+  # A rule two pixels thick runs from far left into a marker ring, one piece of ink with it: the
+  # ring is read without the rule.
+  mask = np.zeros((300, 400), np.uint8)
+  cv2.ellipse(mask, (300, 150), (30, 50), 0, 0, 360, 1, 10)
+  mask[150:152, 10:275] = 1
+  (glyph,) = digits.find(mask.astype(bool))
+  x0, y0, x1, y1 = glyph.box
+  assert x0 > 250 and x1 - x0 < 80, glyph.box

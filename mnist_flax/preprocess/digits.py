@@ -7,11 +7,14 @@
 
 From OpenCV's connected components, in order:
 
-1. Specks (too small for a digit of this image) are dropped.
+1. Specks (too small for a digit of this image) are dropped, and so are thin lines run into
+   strokes at least twice as thick and reaching well beyond them (a rule's remnant, a margin or
+   the sheet's edge touching a marker digit; see ``thin.lines_off``).
 2. Pieces become glyphs: a piece joins the nearest glyph it overlaps in x (a 5's flag, a 7's
    bar, a broken pencil stroke), or one it nearly touches when the two together are no wider
-   than a digit; the biggest pieces are placed first. Nothing joins a long thin piece placed
-   first (what a rule or a sheet's edge leaves): the digits beside it are not part of it.
+   than a digit; the biggest pieces are placed first. A long thin piece (what a rule or a
+   sheet's edge leaves) neither joins a glyph nor takes pieces: the digits beside it are not
+   part of it.
 3. Glyphs that touch the picture's edge are left out when others do not, and the answer is
    built around a glyph on the lit sheet (see ``find``).
 4. The number is the row of glyphs around the main one (the most ink, see ``_main``): glyphs
@@ -36,7 +39,7 @@ import dataclasses
 import cv2
 import numpy as np
 
-from mnist_flax.preprocess import fast
+from mnist_flax.preprocess import fast, thin
 
 # Long side squared over area: a thin-pen "1" is ~20, a leftover rule or grain 50 and more.
 _MAX_ELONGATION = 35.0
@@ -96,7 +99,7 @@ class _Group:
   x1: int
   y1: int
   area: int
-  line: bool = False  # Began as a rule's or an edge's remnant: nothing joins it.
+  line: bool = False  # A rule's or an edge's remnant: it joins nothing, nothing joins it.
 
   def add(self, label: int, x0: int, y0: int, x1: int, y1: int, area: int) -> None:
     self.labels.append(label)
@@ -126,7 +129,7 @@ def _groups(stats: np.ndarray, side: int) -> list[_Group]:
     best, nearest = None, np.inf
     line = max(w, h) ** 2 / area > _MATE_ELONGATION
     for g in groups:
-      if g.line:
+      if g.line or line:  # A line neither takes pieces nor joins a glyph it touches.
         continue
       overlap = min(x1, g.x1) - max(x, g.x0)
       gap_y = max(g.y0 - y1, y - g.y1, 0)
@@ -345,6 +348,9 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
     # digit written on the sheet is inside it. (Only a crop has its digit touch the edge.)
     stats = stats.copy()
     stats[~inside, cv2.CC_STAT_AREA] = 0  # Left out of every glyph (see is_speck).
+  thick = thin.lines_off(mask, labels, stats)
+  if thick is not None:
+    _, labels, stats, _ = fast.connected_components(thick.astype(np.uint8), connectivity=8)
   groups = _groups(stats, max(mask.shape))
   if not groups:
     return []

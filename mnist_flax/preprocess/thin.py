@@ -1,0 +1,48 @@
+"""Thin lines run into thick strokes, cut off: a marker digit touching a rule's remnant, a
+margin or the sheet's edge is one piece of ink with it, and would be read as one glyph.
+
+    from mnist_flax.preprocess import thin
+    cleaner = thin.lines_off(mask, labels, stats)   # None: no piece has such lines
+
+``labels``, ``stats``: the mask's 8-connected components (OpenCV's); pieces whose area is 0 in
+``stats`` are left out (see digits.find).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# Thin ink joined to strokes at least _RATIO times as thick and reaching out to _REACH times
+# the thick strokes' extent is a line, not part of the digit.
+_RATIO, _REACH = 2.0, 1.5
+
+
+def lines_off(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray) -> np.ndarray | None:
+  """``mask`` (its components ``labels``, ``stats``) less the thin lines that thick strokes
+  touch (see _RATIO), or None if no piece of ink has any: the digit's row is then built
+  from the digit, not from the rule, the margin or the sheet's edge that a stroke touches."""
+  # Padded: ink that reaches the picture's edge has paper beyond it all the same.
+  depth = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
+  # A stroke's middle at least _RATIO times as deep as a one- or two-pixel line's
+  # (~1.4 pixels deep): thinner strokes cannot be told from the lines.
+  deep = depth >= 1.5 * _RATIO
+  out = None
+  for label in np.unique(labels[deep]):
+    x, y, w, h, area = (int(v) for v in stats[label])
+    if label == 0 or area == 0:  # The paper, or a piece left out.
+      continue
+    part = labels[y:y + h, x:x + w] == label
+    inner = np.where(part, depth[y:y + h, x:x + w], 0)
+    deepest = float(inner.max())
+    core = (inner >= deepest / _RATIO).astype(np.uint8)
+    r = int(np.ceil(deepest)) + 1
+    kept = part & (cv2.dilate(core, cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
+                                                              (2 * r + 1, 2 * r + 1))) > 0)
+    ys, xs = np.nonzero(kept)
+    if w <= _REACH * (np.ptp(xs) + 1) and h <= _REACH * (np.ptp(ys) + 1):
+      continue  # The thin ink stays within the strokes' reach: a tapering end, a serif.
+    if out is None:  # The pieces left out (area 0) stay out.
+      out = mask & np.take(stats[:, cv2.CC_STAT_AREA] > 0, labels)
+    out[y:y + h, x:x + w] &= ~(part & ~kept)
+  return out
