@@ -19,6 +19,9 @@ from mnist_flax.preprocess.digits import is_speck
 # The inside of a stroke too thick for the narrow closing is at least this much darker than the
 # paper around it (relative): the paper's mottle, a soft shade or a grey desk's grain are less.
 _THICK_DEPTH = 0.3
+# A region reaching the picture's edge (a shadow, the desk) is a stroke only this much darker:
+# a shadow takes at most about half the paper's light, a marker's ink nearly all of it.
+_INK_DEPTH = 0.75
 # A stroke is at most this fraction as thick as it is long: a solid patch (a blank grey plate, a
 # dark blot) is no stroke.
 _STROKE_SHAPE = 0.5
@@ -62,14 +65,16 @@ def lift_thick(lum8: np.ndarray, closed: np.ndarray, wide: np.ndarray, dip: np.n
   _STROKE_SHAPE) unless ringed by ink in ``lum8`` (the picture the closings were taken of)."""
   count, labels, stats, _ = fast.connected_components(dip.astype(np.uint8), connectivity=8)
   x, y, w, h, area = (stats[:, i] for i in range(5))
-  thick = ~((x == 0) | (y == 0) | (x + w == dip.shape[1]) | (y + h == dip.shape[0]))
+  thick = np.ones(count, bool)
   thick[0] = False
-  if not thick.any():
-    return closed
   flat = labels.ravel()
   paper = np.bincount(flat, wide.ravel(), minlength=count) / np.maximum(area, 1)
   inside = np.bincount(flat, closed.ravel(), minlength=count) / np.maximum(area, 1)
-  thick &= inside < (1 - _THICK_DEPTH) * paper
+  # Clear of the picture's edge, unless as dark as ink (a thick digit cropped tightly).
+  edge = (x == 0) | (y == 0) | (x + w == dip.shape[1]) | (y + h == dip.shape[0])
+  thick &= inside < np.where(edge, 1 - _INK_DEPTH, 1 - _THICK_DEPTH) * paper
+  if not thick.any():
+    return closed
   on = sheet() if thick.any() else None
   if on is not None:
     thick &= np.bincount(labels[on], minlength=count) >= 0.5 * area
