@@ -36,6 +36,9 @@ def lines_off(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray) -> np.nda
     inner = np.where(part, depth[y:y + h, x:x + w], 0)
     deepest = float(inner.max())
     core = (inner >= deepest / _RATIO).astype(np.uint8)
+    ys, xs = np.nonzero(core)
+    if w <= _REACH * (np.ptp(xs) + 1) and h <= _REACH * (np.ptp(ys) + 1):
+      continue  # Within reach of the core already, so of the strokes (a cheap first test).
     r = int(np.ceil(deepest)) + 1
     kept = part & (cv2.dilate(core, cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
                                                               (2 * r + 1, 2 * r + 1))) > 0)
