@@ -340,8 +340,8 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
   if len(stats) < 2:
     return []
   h, w = mask.shape
-  x, y, cw, ch = (stats[:, i] for i in range(4))
-  inside = (x > 0) & (y > 0) & (x + cw < w) & (y + ch < h)
+  ch = stats[:, cv2.CC_STAT_HEIGHT]
+  inside = ~fast.touches_edge(stats, mask.shape)
   inside[0] = False
   if (inside & (ch >= 0.04 * max(h, w))).any():
     # In a photo, what touches the frame's edge is the desk, the sheet's edge or a shadow; a

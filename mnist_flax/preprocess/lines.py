@@ -83,7 +83,7 @@ def _extent(rest: np.ndarray, vertical: bool, longest: float) -> float:
   x, y, w, h, area = stats[1:].T
   long_side = np.maximum(w, h)
   residue = (long_side >= longest / 3) & (area <= long_side * long_side / 10)
-  border = (x == 0) | (y == 0) | (x + w == rest.shape[1]) | (y + h == rest.shape[0])
+  border = fast.touches_edge(stats[1:], rest.shape)
   keep = ~residue & ~border
   if not keep.any():
     return float("inf")

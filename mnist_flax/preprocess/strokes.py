@@ -37,8 +37,8 @@ def width(mask: np.ndarray) -> float:
   parts of strokes too thick for it then found by lift_thick."""
   mask8 = mask.astype(np.uint8)
   _, labels, stats, _ = fast.connected_components(mask8, connectivity=8)
-  x, y, w, h = (stats[:, i] for i in range(4))
-  border = (x == 0) | (y == 0) | (x + w == mask.shape[1]) | (y + h == mask.shape[0])
+  w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
+  border = fast.touches_edge(stats, mask.shape)
   border[0] = True
   if border.all():
     return 0.0
@@ -71,7 +71,7 @@ def lift_thick(lum8: np.ndarray, closed: np.ndarray, wide: np.ndarray, dip: np.n
   paper = np.bincount(flat, wide.ravel(), minlength=count) / np.maximum(area, 1)
   inside = np.bincount(flat, closed.ravel(), minlength=count) / np.maximum(area, 1)
   # Clear of the picture's edge, unless as dark as ink (a thick digit cropped tightly).
-  edge = (x == 0) | (y == 0) | (x + w == dip.shape[1]) | (y + h == dip.shape[0])
+  edge = fast.touches_edge(stats, dip.shape)
   thick &= inside < np.where(edge, 1 - _INK_DEPTH, 1 - _THICK_DEPTH) * paper
   if not thick.any():
     return closed
