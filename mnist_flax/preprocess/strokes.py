@@ -67,9 +67,10 @@ def lift_thick(lum8: np.ndarray, closed: np.ndarray, wide: np.ndarray, dip: np.n
   x, y, w, h, area = (stats[:, i] for i in range(5))
   thick = np.ones(count, bool)
   thick[0] = False
-  flat = labels.ravel()
-  paper = np.bincount(flat, wide.ravel(), minlength=count) / np.maximum(area, 1)
-  inside = np.bincount(flat, closed.ravel(), minlength=count) / np.maximum(area, 1)
+  # Sums over the dip only (label 0, the rest, is never lifted): the same sums, in the same order.
+  flat = labels[dip]
+  paper = np.bincount(flat, wide[dip], minlength=count) / np.maximum(area, 1)
+  inside = np.bincount(flat, closed[dip], minlength=count) / np.maximum(area, 1)
   # Clear of the picture's edge, unless as dark as ink (a thick digit cropped tightly).
   edge = fast.touches_edge(stats, dip.shape)
   thick &= inside < np.where(edge, 1 - _INK_DEPTH, 1 - _THICK_DEPTH) * paper
@@ -77,7 +78,7 @@ def lift_thick(lum8: np.ndarray, closed: np.ndarray, wide: np.ndarray, dip: np.n
     return closed
   on = sheet() if thick.any() else None
   if on is not None:
-    thick &= np.bincount(labels[on], minlength=count) >= 0.5 * area
+    thick &= np.bincount(labels[on & dip], minlength=count) >= 0.5 * area
   lift = np.zeros(dip.shape, np.uint8)
   for i in np.flatnonzero(thick):
     # The region and the ring a few pixels around it, within its box.
