@@ -88,6 +88,34 @@ def test_a_bold_digit_joined_to_a_shadow_band_is_read_solid():
   assert shadow < 0.02 and digit > 0.9
 
 
+def test_a_bold_digit_across_a_shadow_band_is_read_solid():
+  # The 0 and the band are one region where the closing dips, reaching the picture's edge and
+  # as a whole no darker than a shadow: the 0 was read as its outline (about 10% of it ink).
+  for stroke in (30, 50):
+    lum, ring, band = _shadowed_ring(stroke)
+    page = paper.find_ink(lum)
+    assert page is not None
+    away = band & (cv2.dilate(ring.astype(np.uint8), np.ones((15, 15), np.uint8)) == 0)
+    assert page.mask[away].mean() < 0.02
+    assert page.mask[ring & band].mean() > 0.95 and page.mask[ring & ~band].mean() > 0.95
+
+
+def test_the_desk_at_the_edge_is_no_dark_plate():
+  # A mostly light photo whose dark side is a plate-shaped patch of desk (a light card lying on
+  # it) in a corner: a plate hangs clear of the picture's edge, so the ink stays dark. Read as
+  # light ink, the paper around the pen's strokes was the "ink".
+  lum = np.full((600, 800), 0.85, np.float32)
+  lum[40::40] = 0.6  # Ruled lines.
+  cv2.line(lum, (250, 150), (300, 330), 0.1, 5)  # A stroke.
+  lum[350:, 500:] = 0.25
+  lum[420:480, 600:700] = 0.85
+  assert paper.ink_is_dark(lum)
+  plate = np.full((600, 800), 0.85, np.float32)  # The same patch on the wall: a dark plate.
+  plate[150:450, 250:550] = 0.2
+  cv2.line(plate, (400, 200), (380, 400), 0.9, 20)
+  assert not paper.ink_is_dark(plate)
+
+
 def test_a_hard_shadow_over_ruled_paper_is_no_clean_picture():
   # Otsu's darker side is the shadow, the rules in the lit part fall to the paper, which is then
   # even: read as a drawing, the rules stayed and the shadow was ink. It keeps half the light.

@@ -110,8 +110,12 @@ def ink_is_dark(lum: np.ndarray) -> bool:
     return float(np.median(small)) > 0.5
   _, light = cv2.threshold(small8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
   if light.mean() >= 0.5:
+    # A dark plate hangs on the wall, clear of the picture's edge; a dark side that reaches the
+    # edge is a shadow, the desk or the lens's vignetting around a sheet.
     dark = _largest(1 - light)
-    return not (dark is not None and dark[1][4] >= 0.05 * light.size and plates.is_plate(dark[0]))
+    return not (dark is not None and dark[1][4] >= 0.05 * light.size
+                and not fast.touches_edge(np.array([dark[1]]), light.shape)[0]
+                and plates.is_plate(dark[0]))
   # Closed first: grid lines cut the paper into cells, which are one sheet.
   sheet = _largest(cv2.morphologyEx(light, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)))
   if sheet is None:

@@ -54,6 +54,25 @@ def width(mask: np.ndarray) -> float:
   return 2.0 * fast.percentile(values, 75) if values.size else 0.0
 
 
+def _regions(dip: np.ndarray, closed: np.ndarray, wide: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+  """The regions of ``dip`` (labels, stats), the paper's level around each (the wide closing's
+  mean over it), and which are dark enough to be thick strokes: at
+  least _THICK_DEPTH darker than the ``wide`` closing in the ``closed`` one, and _INK_DEPTH
+  when they reach the picture's edge (a shadow or the desk does; a thick digit cropped
+  tightly is as dark as ink)."""
+  count, labels, stats, _ = fast.connected_components(dip.astype(np.uint8), connectivity=8)
+  area = np.maximum(stats[:, cv2.CC_STAT_AREA], 1)
+  # Sums over the dip only (label 0, the rest, is never lifted).
+  flat = labels[dip]
+  paper = np.bincount(flat, wide[dip], minlength=count) / area
+  inside = np.bincount(flat, closed[dip], minlength=count) / area
+  edge = fast.touches_edge(stats, dip.shape)
+  thick = inside < np.where(edge, 1 - _INK_DEPTH, 1 - _THICK_DEPTH) * paper
+  thick[0] = False
+  return labels, stats, paper, thick
+
+
 def lift_thick(lum8: np.ndarray, closed: np.ndarray, wide: np.ndarray, dip: np.ndarray,
                ratio: float, sheet: Callable[[], np.ndarray | None]) -> np.ndarray:
   """A narrow closing (uint8) with the strokes too thick for it lifted to the ``wide`` one: the
@@ -63,17 +82,21 @@ def lift_thick(lum8: np.ndarray, closed: np.ndarray, wide: np.ndarray, dip: np.n
   around them (ink is darker than the paper on both sides of a stroke; a shadow's corner,
   narrower than the wide closing, goes on into more shadow), and shaped like strokes (see
   _STROKE_SHAPE) unless ringed by ink in ``lum8`` (the picture the closings were taken of)."""
-  count, labels, stats, _ = fast.connected_components(dip.astype(np.uint8), connectivity=8)
+  shade = dip  # Where the narrow closing dips: the ring around a region lies outside it.
+  labels, stats, paper, thick = _regions(dip, closed, wide)
+  pale = fast.touches_edge(stats, dip.shape) & ~thick
+  pale[0] = False
+  if pale.any():
+    # A bold stroke inside a shadow's band is one region with the band, which reaches the
+    # picture's edge and is no darker than a shadow as a whole: of such a region, the parts as
+    # dark as ink and clear of the edge are judged as regions of their own.
+    banded = np.take(pale, labels)
+    dip = dip & ~(banded & (closed.astype(np.float32) >= np.float32(1 - _INK_DEPTH) * wide))
+    labels, stats, paper, thick = _regions(dip, closed, wide)
+    thick &= ~(fast.touches_edge(stats, dip.shape)
+               & (np.bincount(labels[dip & banded], minlength=len(stats)) > 0))
   x, y, w, h, area = (stats[:, i] for i in range(5))
-  thick = np.ones(count, bool)
-  thick[0] = False
-  # Sums over the dip only (label 0, the rest, is never lifted): the same sums, in the same order.
-  flat = labels[dip]
-  paper = np.bincount(flat, wide[dip], minlength=count) / np.maximum(area, 1)
-  inside = np.bincount(flat, closed[dip], minlength=count) / np.maximum(area, 1)
-  # Clear of the picture's edge, unless as dark as ink (a thick digit cropped tightly).
-  edge = fast.touches_edge(stats, dip.shape)
-  thick &= inside < np.where(edge, 1 - _INK_DEPTH, 1 - _THICK_DEPTH) * paper
+  count = len(stats)
   if not thick.any():
     return closed
   on = sheet() if thick.any() else None
@@ -85,7 +108,7 @@ def lift_thick(lum8: np.ndarray, closed: np.ndarray, wide: np.ndarray, dip: np.n
     x0, y0 = max(0, x[i] - 3), max(0, y[i] - 3)
     box = np.s_[y0:y[i] + h[i] + 3, x0:x[i] + w[i] + 3]
     part = (labels[box] == i).astype(np.uint8)
-    ring = (cv2.dilate(part, np.ones((7, 7), np.uint8)) > 0) & ~dip[box]
+    ring = (cv2.dilate(part, np.ones((7, 7), np.uint8)) > 0) & ~shade[box]
     level = np.float32(paper[i] / ratio)
     if np.count_nonzero(closed[box][ring] < level) >= 0.2 * max(1, np.count_nonzero(ring)):
       continue
