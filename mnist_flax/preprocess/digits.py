@@ -23,7 +23,8 @@ From OpenCV's connected components, in order:
    digit broken into fragments each too short for the row (a pencil "1" that skipped) is
    gathered from them. Anything else (a doodle above, a word below) is not part of the answer.
 5. A glyph about as wide as it is tall, or wider, may be two or more digits that touch
-   (people write fast): it gets cut paths, top to bottom, each crossing the least ink in its
+   (people write fast; a narrower one, a "1" run into its neighbour, where a cut crosses one
+   stroke only): it gets cut paths, top to bottom, each crossing the least ink in its
    stretch of columns (of the glyph sheared upright by the row's slant: the gap between
    slanted digits slants too) and free to bend around a digit that leans into its neighbour,
    and the pieces between any two of them that could be one digit (``Glyph.pieces``). Which
@@ -52,9 +53,13 @@ ROW_HEIGHT = 0.6
 # Digits in a number are at most this many (main-glyph) heights apart.
 _ROW_GAP = 1.2
 # From this many heights wide, a glyph may be touching digits: two narrow 8s that touch are
-# ~0.8 heights wide. (A "1" run into a 9 is ~0.65, but so are a bold printed 6 and 9, whose
-# halves read as a 1 and a 3.)
+# ~0.8 heights wide.
 _TOUCHING_ASPECT = 0.75
+# A narrower glyph, from this many heights wide, may be a "1" run into its neighbour (a 19 or an
+# 11 is ~0.5-0.65), but so are a bold printed 6 and 9, whose halves read as a 1 and a 3: such a
+# glyph is cut only where the digits touch at one place: a cut between a 6's stem and its loop,
+# or through a 0, crosses two strokes (ink less than _ONE_TOUCH heights apart is one stroke).
+_NARROW_TOUCHING, _ONE_TOUCH = 0.5, 0.05
 # Cut paths are tried every _CUT_STEP heights across a glyph (none nearer its sides than
 # _CUT_MARGIN), each within _CUT_REACH heights either way, on the glyph shrunk to _CUT_ROWS rows
 # (a path's bends need no finer grain); a sideways step costs _SIDESTEP of a pixel's ink, so
@@ -263,7 +268,7 @@ def _cut_paths(mask: np.ndarray, lean: float = 0.0) -> list[np.ndarray]:
   they are looked for on the glyph sheared upright by the writing's ``lean`` (see slant), as
   the gap between slanted digits slants with them."""
   h, w = mask.shape
-  if w < _TOUCHING_ASPECT * h:
+  if w < _NARROW_TOUCHING * h:
     return []
   scale = min(1.0, _CUT_ROWS / h)
   small = cv2.resize(mask.astype(np.float32), (max(1, round(w * scale)), max(1, round(h * scale))),
@@ -298,8 +303,20 @@ def _cut_paths(mask: np.ndarray, lean: float = 0.0) -> list[np.ndarray]:
       kept.append((mean, ink, path))
   kept = sorted(kept, key=lambda k: k[1])[:max(1, round(_CUTS_PER_HEIGHT * w / h))]
   rows = np.minimum(np.arange(h) * sh // h, sh - 1)
-  return [np.clip(np.round((path - shift)[rows] * w / sw), 0, w).astype(np.int64)
-          for _, _, path in sorted(kept, key=lambda k: k[0])]
+  paths = [np.clip(np.round((path - shift)[rows] * w / sw), 0, w).astype(np.int64)
+           for _, _, path in sorted(kept, key=lambda k: k[0])]
+  if w >= _TOUCHING_ASPECT * h:
+    return paths
+  return [p for p in paths if _strokes_crossed(mask, p) <= 1]
+
+
+def _strokes_crossed(mask: np.ndarray, path: np.ndarray) -> int:
+  """How many strokes of ``mask`` cut ``path`` crosses: its stretches of rows parting ink from
+  ink, those less than _ONE_TOUCH heights apart counted as one (a pixel's jitter)."""
+  h, w = mask.shape
+  rows = np.arange(h)
+  inked = np.flatnonzero(mask[rows, np.maximum(path - 1, 0)] & mask[rows, np.minimum(path, w - 1)])
+  return int(inked.size > 0) + int((np.diff(inked) > max(1.0, _ONE_TOUCH * h)).sum())
 
 
 def _pieces(part: np.ndarray, x: int, y: int, lean: float
