@@ -53,13 +53,10 @@ ROW_HEIGHT = 0.6
 # Digits in a number are at most this many (main-glyph) heights apart.
 _ROW_GAP = 1.2
 # From this many heights wide, a glyph may be touching digits: two narrow 8s that touch are
-# ~0.8 heights wide.
-_TOUCHING_ASPECT = 0.75
-# A narrower glyph, from this many heights wide, may be a "1" run into its neighbour (a 19 or an
-# 11 is ~0.5-0.65), but so are a bold printed 6 and 9, whose halves read as a 1 and a 3: such a
-# glyph is cut only where the digits touch at one place: a cut between a 6's stem and its loop,
-# or through a 0, crosses two strokes (ink less than _ONE_TOUCH heights apart is one stroke).
-_NARROW_TOUCHING, _ONE_TOUCH = 0.5, 0.05
+# ~0.8 heights wide. From _NARROW_TOUCHING, a "1" run into a 9 (~0.5-0.65), but so are a bold
+# printed 6 and 9, whose halves read as a 1 and a 3: only a cut crossing one stroke parts those
+# (one across a 6's or a 0's loop crosses two; ink less than _ONE_TOUCH heights apart is one).
+_TOUCHING_ASPECT, _NARROW_TOUCHING, _ONE_TOUCH = 0.75, 0.5, 0.05
 # Cut paths are tried every _CUT_STEP heights across a glyph (none nearer its sides than
 # _CUT_MARGIN), each within _CUT_REACH heights either way, on the glyph shrunk to _CUT_ROWS rows
 # (a path's bends need no finer grain); a sideways step costs _SIDESTEP of a pixel's ink, so
@@ -305,9 +302,8 @@ def _cut_paths(mask: np.ndarray, lean: float = 0.0) -> list[np.ndarray]:
   rows = np.minimum(np.arange(h) * sh // h, sh - 1)
   paths = [np.clip(np.round((path - shift)[rows] * w / sw), 0, w).astype(np.int64)
            for _, _, path in sorted(kept, key=lambda k: k[0])]
-  if w >= _TOUCHING_ASPECT * h:
-    return paths
-  return [p for p in paths if _strokes_crossed(mask, p) <= 1]
+  return paths if w >= _TOUCHING_ASPECT * h else [
+      p for p in paths if _strokes_crossed(mask, p) <= 1]
 
 
 def _strokes_crossed(mask: np.ndarray, path: np.ndarray) -> int:
