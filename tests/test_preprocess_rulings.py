@@ -53,6 +53,13 @@ def test_a_4s_bar_between_rules_is_no_rule(tmp_path: Path) -> None:
   assert ruled[box].sum() >= 0.85 * mask[box].sum()
 
 
+def test_a_digit_crossing_its_form_box_keeps_what_lies_outside(tmp_path: Path) -> None:
+  # A marker 6 over the box's bottom and top sides: its strokes crossing them were cut, and
+  # what lay beyond went with the box (77% of the box's ink left, read "15").
+  mask, _, framed, box = _stages(tmp_path, kinds.draw("photos", 66, seed=4242))
+  assert framed[box].sum() >= 0.85 * mask[box].sum()
+
+
 def test_a_stroke_turned_from_the_rules_stays() -> None:
   # Rules fanning out in perspective, a long stroke across them turned 8 degrees: the
   # ruling's lines fit one turn per step, the stroke does not.
