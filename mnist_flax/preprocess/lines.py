@@ -7,7 +7,9 @@ Rules are long, thin, straight and nearly horizontal or vertical (a photo tilts 
 ~15 degrees): found by OpenCV's probabilistic Hough transform, they must span most of the ink's
 extent, and a single one must span nearly all of it, so that the bar of a 7 that fills the
 picture is never taken for one. Where a digit's stroke crosses a rule, the rule's pixels with
-stroke on both sides are put back (a closing across the rule), so the digit stays whole.
+stroke on both sides are put back (a closing across the rule), so the digit stays whole. The
+lines of a ruling turn alike (see ruling.py): a digit's straight stroke among them that turns
+away from them (a 1 between a form box's sides, a 4's bar) stays.
 """
 
 from __future__ import annotations

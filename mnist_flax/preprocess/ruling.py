@@ -1,14 +1,14 @@
 """The geometry of one ruling (a notebook's rules, one direction of a grid), for lines.py.
 
     from mnist_flax.preprocess import ruling
-    keep = ruling.parallel(segments, vertical)            # each line runs as its neighbours do
+    keep = ruling.parallel(segments, vertical)            # lines that turn as most others do
     grid = ruling.Ruling(reach, segments[keep], vertical)
     grid.holds(candidates, inked)                          # lines that run as its rules do
 
 A ruling's lines are parallel, or fan out slowly in perspective (a step's turn is well under a
 degree at the generator's 12 degrees of tilt, a few across the sheet). A digit's straight
 stroke found among them (a 1 between a form box's sides, a 4's bar left between two rules)
-turns away from the lines beside it by more than that: it is kept.
+turns away from them by more than that: it is kept.
 Segments are (N, 4) x0, y0, x1, y1 arrays, drawn across the picture (see lines._refine).
 """
 
