@@ -77,3 +77,13 @@ def test_a_stroke_turned_from_the_rules_stays() -> None:
   held = rules.holds(np.array([[0, 330, 799, 442], [0, 300, 799, 320]]),
                      np.array([[100, 344, 300, 372], [100, 303, 300, 307]]))
   assert held.tolist() == [False, True]
+
+
+def test_a_7s_bar_along_its_form_boxs_top_stays_and_the_box_goes(tmp_path: Path) -> None:
+  # The 7's stem across the box was taken for a wall between cells, and the whole component
+  # for box: nothing went (the box read with the 7). Without that, the band along the top
+  # side took the 7's bar lying just under it (51% of the 7 left, read "1").
+  sample = photo.render("7", np.random.default_rng([5353, 57]), surface="form")
+  mask, _, framed, box = _stages(tmp_path, sample)
+  assert framed[box].sum() >= 0.8 * mask[box].sum()
+  assert framed.sum() <= 0.8 * mask.sum()  # The box's sides (about 30% of the ink) went.

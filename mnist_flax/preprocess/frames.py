@@ -208,6 +208,19 @@ def _crossings(part: np.ndarray, outline: np.ndarray, corners: np.ndarray, width
       ink = (inside & (off[np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)] > 0)).any(axis=1)
       met.append(cv2.dilate(ink.astype(np.uint8)[None], np.ones((1, width), np.uint8))[0] > 0)
     crossed = met[0] & met[1]
+    # A stroke lying along the side (a 7's bar under the top): the ink across the band runs
+    # further than the side's own (a printed side is as thick all along) for a stretch longer
+    # than the band is wide, away from the corners (where the next side runs across).
+    across = np.arange(-(width // 2) - 2, width // 2 + 3, dtype=np.float64)
+    x = np.rint(a[0] + u[:, None] * t[0] + across * n[0]).astype(np.int64)
+    y = np.rint(a[1] + u[:, None] * t[1] + across * n[1]).astype(np.int64)
+    inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+    run = (inside & part[np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)]).sum(axis=1)
+    own = float(np.median(run))
+    lying = (run >= own + max(2.0, own / 2)).astype(np.uint8)[None]
+    lying = cv2.morphologyEx(lying, cv2.MORPH_OPEN, np.ones((1, width), np.uint8))[0] > 0
+    lying[:width] = lying[-width:] = False
+    crossed |= lying
     if not crossed.any():
       continue
     side = np.zeros(part.shape, np.uint8)
