@@ -51,6 +51,49 @@ def test_a_narrow_glyph_is_not_cut() -> None:
   assert glyph.cuts == 0 and glyph.pieces == ()
 
 
+def test_a_one_run_into_a_seven_is_cut_though_narrower_than_two_digits() -> None:
+  # A 1 and a 7 whose bar reaches the 1's stem: 0.56 heights wide, one touch; a 1 after them.
+  one = np.zeros((200, 300), np.uint8)
+  seven = one.copy()
+  cv2.line(one, (50, 24), (50, 170), 1, 8)
+  cv2.line(seven, (54, 28), (128, 28), 1, 8)
+  cv2.line(seven, (128, 28), (86, 170), 1, 8)
+  one, seven = one.astype(bool), seven.astype(bool)
+  glyph, after = digits.find(one | seven | _another_one())
+  assert after.cuts == 0
+  right = glyph.cuts + 1
+  ones = {b for a, b, p in glyph.pieces
+          if a == 0 and _share(p, one) > 0.99 and _share(p, seven) < 0.2}
+  sevens = {a for a, b, p in glyph.pieces
+            if b == right and _share(p, one) < 0.01 and _share(p, seven) > 0.8}
+  assert ones & sevens
+
+
+def test_a_narrow_digit_is_not_cut_through_two_strokes() -> None:
+  # A bold 0 as narrow as a 1 run into a 9: any cut crosses it twice, so it is one digit.
+  zero = np.zeros((200, 300), np.uint8)
+  cv2.ellipse(zero, (100, 100), (32, 62), 0, 0, 360, 1, 12)
+  glyph, _ = digits.find(zero.astype(bool) | _another_one())
+  assert glyph.cuts == 0 and glyph.pieces == ()
+
+
+def test_a_narrow_glyph_alone_is_one_digit() -> None:
+  # The 1 run into a 7 of the test above, with nothing beside it: not cut.
+  one = np.zeros((200, 200), np.uint8)
+  cv2.line(one, (50, 24), (50, 170), 1, 8)
+  cv2.line(one, (54, 28), (128, 28), 1, 8)
+  cv2.line(one, (128, 28), (86, 170), 1, 8)
+  (glyph,) = digits.find(one.astype(bool))
+  assert glyph.cuts == 0 and glyph.pieces == ()
+
+
+def _another_one() -> np.ndarray:
+  """A "1" at the right of a 200 x 300 mask: the next digit of a number."""
+  one = np.zeros((200, 300), np.uint8)
+  cv2.line(one, (230, 26), (230, 168), 1, 8)
+  return one.astype(bool)
+
+
 def _glyph(*pieces: tuple[int, int, int]) -> list[Digit]:
   """A glyph 100 px tall spanning cuts (0, n), then its pieces (a, b, height)."""
   last = max(b for _, b, _ in pieces)

@@ -23,7 +23,8 @@ From OpenCV's connected components, in order:
    digit broken into fragments each too short for the row (a pencil "1" that skipped) is
    gathered from them. Anything else (a doodle above, a word below) is not part of the answer.
 5. A glyph about as wide as it is tall, or wider, may be two or more digits that touch
-   (people write fast): it gets cut paths, top to bottom, each crossing the least ink in its
+   (people write fast; a narrower one, a "1" run into its neighbour, where a cut crosses one
+   stroke only): it gets cut paths, top to bottom, each crossing the least ink in its
    stretch of columns (of the glyph sheared upright by the row's slant: the gap between
    slanted digits slants too) and free to bend around a digit that leans into its neighbour,
    and the pieces between any two of them that could be one digit (``Glyph.pieces``). Which
@@ -52,9 +53,11 @@ ROW_HEIGHT = 0.6
 # Digits in a number are at most this many (main-glyph) heights apart.
 _ROW_GAP = 1.2
 # From this many heights wide, a glyph may be touching digits: two narrow 8s that touch are
-# ~0.8 heights wide. (A "1" run into a 9 is ~0.65, but so are a bold printed 6 and 9, whose
-# halves read as a 1 and a 3.)
-_TOUCHING_ASPECT = 0.75
+# ~0.8 heights wide. From _NARROW_TOUCHING, a "1" run into a 9 (~0.5-0.65), but so are a bold
+# printed 6 and 9, whose halves read as a 1 and a 3: only a cut crossing one stroke parts those
+# (one across a 6's or a 0's loop crosses two; ink less than _ONE_TOUCH heights apart is one);
+# in a number of two glyphs or more (a lone glyph is one digit, cut sooner than another's).
+_TOUCHING_ASPECT, _NARROW_TOUCHING, _ONE_TOUCH = 0.75, 0.5, 0.05
 # Cut paths are tried every _CUT_STEP heights across a glyph (none nearer its sides than
 # _CUT_MARGIN), each within _CUT_REACH heights either way, on the glyph shrunk to _CUT_ROWS rows
 # (a path's bends need no finer grain); a sideways step costs _SIDESTEP of a pixel's ink, so
@@ -255,15 +258,16 @@ def slant(mask: np.ndarray) -> float:
   return float(np.clip(-m["mu11"] / m["mu02"], -_MAX_SLANT, _MAX_SLANT)) if m["mu02"] > 0 else 0.0
 
 
-def _cut_paths(mask: np.ndarray, lean: float = 0.0) -> list[np.ndarray]:
+def _cut_paths(mask: np.ndarray, lean: float = 0.0, narrow: bool = True) -> list[np.ndarray]:
   """Where a glyph may be cut into touching digits: paths top to bottom, left to right, each
   as the first column right of the cut on every row of ``mask``; [] for a glyph too narrow to
-  be more than one digit. Paths bend, so digits that lean into each other (a "1" under a 9's
-  loop, a 2's foot under the next digit) come apart where they touch, not through one of them;
-  they are looked for on the glyph sheared upright by the writing's ``lean`` (see slant), as
-  the gap between slanted digits slants with them."""
+  be more than one digit (with ``narrow``, than a "1" run into another: _NARROW_TOUCHING).
+  Paths bend, so digits that lean into each other (a "1" under a 9's loop, a 2's foot under
+  the next digit) come apart where they touch, not through one of them; they are looked for on
+  the glyph sheared upright by the writing's ``lean`` (see slant), as the gap between slanted
+  digits slants with them."""
   h, w = mask.shape
-  if w < _TOUCHING_ASPECT * h:
+  if w < (_NARROW_TOUCHING if narrow else _TOUCHING_ASPECT) * h:
     return []
   scale = min(1.0, _CUT_ROWS / h)
   small = cv2.resize(mask.astype(np.float32), (max(1, round(w * scale)), max(1, round(h * scale))),
@@ -298,15 +302,25 @@ def _cut_paths(mask: np.ndarray, lean: float = 0.0) -> list[np.ndarray]:
       kept.append((mean, ink, path))
   kept = sorted(kept, key=lambda k: k[1])[:max(1, round(_CUTS_PER_HEIGHT * w / h))]
   rows = np.minimum(np.arange(h) * sh // h, sh - 1)
-  return [np.clip(np.round((path - shift)[rows] * w / sw), 0, w).astype(np.int64)
-          for _, _, path in sorted(kept, key=lambda k: k[0])]
+  paths = [np.clip(np.round((path - shift)[rows] * w / sw), 0, w).astype(np.int64)
+           for _, _, path in sorted(kept, key=lambda k: k[0])]
+  return paths if w >= _TOUCHING_ASPECT * h else [
+      p for p in paths if _strokes_crossed(mask, p) <= 1]
 
 
-def _pieces(part: np.ndarray, x: int, y: int, lean: float
+def _strokes_crossed(mask: np.ndarray, path: np.ndarray) -> int:
+  """How many strokes of ``mask`` cut ``path`` crosses: its stretches of rows parting ink from
+  ink, those less than _ONE_TOUCH heights apart counted as one (a pixel's jitter)."""
+  rows, w = np.arange(len(mask)), mask.shape[1]
+  inked = np.flatnonzero(mask[rows, np.maximum(path - 1, 0)] & mask[rows, np.minimum(path, w - 1)])
+  return int(inked.size > 0) + int((np.diff(inked) > max(1.0, _ONE_TOUCH * len(mask))).sum())
+
+
+def _pieces(part: np.ndarray, x: int, y: int, lean: float, narrow: bool = True
             ) -> tuple[int, tuple[tuple[int, int, Glyph], ...]]:
   """The cut paths of the glyph whose pixels are ``part`` (corner at x, y) in writing that
   leans by ``lean``, and the pieces between them that could each be one digit (see Glyph)."""
-  paths = _cut_paths(part, lean)
+  paths = _cut_paths(part, lean, narrow)
   if not paths:
     return 0, ()
   h, w = part.shape
@@ -372,7 +386,7 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
   for g, part in parts:
     whole = _trimmed(part, g.x0, g.y0)
     if whole is not None:
-      cuts, pieces = (0, ()) if single else _pieces(part, g.x0, g.y0, lean)
+      cuts, pieces = (0, ()) if single else _pieces(part, g.x0, g.y0, lean, len(parts) > 1)
       glyphs.append(dataclasses.replace(whole, cuts=cuts, pieces=pieces))
   return glyphs
 

@@ -10,6 +10,8 @@ ink's extent (a screenshot's border) with a clear gap inside them.
 
 from __future__ import annotations
 
+import math
+
 import cv2
 import numpy as np
 
@@ -19,6 +21,9 @@ from mnist_flax.preprocess import fast
 # a drawn, printed or photographed box's is about 1 (measured 1.01-1.10 on forms and plates);
 # a round digit's hull against its rectangle about pi/4, against four points on it well over 1.
 _CORNERS_FILL = (0.9, 1.15)
+# A wall between a form's cells runs within this of the box's sides (a box seen in
+# perspective turns its sides a few degrees apart).
+_WALL_TURN = math.radians(6.0)
 
 
 def _edge_lines(coverage: np.ndarray, length: int) -> tuple[int | None, int | None]:
@@ -144,11 +149,13 @@ def _box_outline(part: np.ndarray) -> np.ndarray | None:
   near = cv2.dilate(part.astype(np.uint8), np.ones((5, 5), np.uint8))
   if (near & path).sum() < 0.7 * path.sum():
     return None
-  cv2.polylines(outline, [corners], True, 1, max(band, _wall(part, near, corners, path, band)))
+  width = max(band, _wall(part, near, corners, path, band))
+  cv2.polylines(outline, [corners], True, 1, width)
   # What the band misses of a box drawn by hand or seen in perspective is the box too: pieces
   # left that never get two bands from its path (a digit touching the box reaches inside);
-  # so are the walls between a form's cells: thin lines across the whole box.
-  rest = (part & (outline == 0)).astype(np.uint8)
+  # so are the walls between a form's cells: thin lines across the whole box. A digit's
+  # stroke that crosses a side stays whole, and with it what it holds outside the box.
+  rest = (part & ((outline == 0) | _crossings(part, outline > 0, corners, width))).astype(np.uint8)
   count, labels, stats, _ = fast.connected_components(rest, connectivity=8)
   far = cv2.distanceTransform(1 - path, cv2.DIST_L2, 3) > 2 * band
   inside = np.bincount(labels[far & (rest > 0)], minlength=count) > 0
@@ -156,13 +163,73 @@ def _box_outline(part: np.ndarray) -> np.ndarray | None:
   long_side = np.maximum(w, h)
   walls = np.flatnonzero(inside & (long_side >= 0.7 * min(rw, rh)) &
                          (area <= 1.5 * band * long_side))
+  sides = np.roll(corners, -1, axis=0) - corners
+  turns = np.arctan2(sides[:, 1], sides[:, 0])
   for i in walls:
     # A wall is straight: thin across its own rectangle, where a thin-stroked 0 or 8 as
-    # tall as the box is as wide as a digit.
-    if min(cv2.minAreaRect(_outer_points(labels == i))[1]) <= 2 * band:
+    # tall as the box is as wide as a digit; and it runs along two of the box's sides, where
+    # a 1's or a 7's stroke across the box leans.
+    (_, _), (ww, wh), turn = cv2.minAreaRect(_outer_points(labels == i))
+    along = math.radians(turn if ww >= wh else turn + 90)
+    if min(ww, wh) <= 2 * band and _parallel_to(along, turns):
       inside[i] = False
   inside[0] = False
   return part & ~inside[labels]
+
+
+def _parallel_to(turn: float, turns: np.ndarray) -> bool:
+  """Whether a line turned ``turn`` (radians) runs within _WALL_TURN of one of ``turns``."""
+  off = np.abs((turns - turn + math.pi / 2) % math.pi - math.pi / 2)
+  return bool((off <= _WALL_TURN).any())
+
+
+def _crossings(part: np.ndarray, outline: np.ndarray, corners: np.ndarray, width: int
+               ) -> np.ndarray:
+  """The pixels of ``outline`` (the box's sides, ``width`` wide, between ``corners``) where a
+  stroke crosses a side: the component ``part`` has ink off the outline just beyond both
+  edges of the side there, within a side's width of each other along it (a stroke crosses
+  at a slant)."""
+  off = (part & ~outline).astype(np.uint8)
+  h, w = part.shape
+  out = np.zeros(part.shape, bool)
+  beyond = width / 2 + np.array([1.0, 2.0, 3.0])  # Just off the band, across the side.
+  for a, b in zip(corners.astype(np.float64), np.roll(corners, -1, axis=0).astype(np.float64)):
+    length = float(np.hypot(*(b - a)))
+    if length < 1:
+      continue
+    t = (b - a) / length
+    n = np.array([-t[1], t[0]])
+    u = np.arange(int(length) + 1, dtype=np.float64)
+    met = []
+    for sign in (1.0, -1.0):
+      x = np.rint(a[0] + u[:, None] * t[0] + sign * beyond * n[0]).astype(np.int64)
+      y = np.rint(a[1] + u[:, None] * t[1] + sign * beyond * n[1]).astype(np.int64)
+      inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+      ink = (inside & (off[np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)] > 0)).any(axis=1)
+      met.append(cv2.dilate(ink.astype(np.uint8)[None], np.ones((1, width), np.uint8))[0] > 0)
+    crossed = met[0] & met[1]
+    # A stroke lying along the side (a 7's bar under the top): the ink across the band runs
+    # further than the side's own (a printed side is as thick all along) for a stretch longer
+    # than the band is wide, away from the corners (where the next side runs across).
+    across = np.arange(-(width // 2) - 2, width // 2 + 3, dtype=np.float64)
+    x = np.rint(a[0] + u[:, None] * t[0] + across * n[0]).astype(np.int64)
+    y = np.rint(a[1] + u[:, None] * t[1] + across * n[1]).astype(np.int64)
+    inside = (x >= 0) & (x < w) & (y >= 0) & (y < h)
+    run = (inside & part[np.clip(y, 0, h - 1), np.clip(x, 0, w - 1)]).sum(axis=1)
+    own = float(np.median(run))
+    lying = (run >= own + max(2.0, own / 2)).astype(np.uint8)[None]
+    lying = cv2.morphologyEx(lying, cv2.MORPH_OPEN, np.ones((1, width), np.uint8))[0] > 0
+    lying[:width] = lying[-width:] = False
+    crossed |= lying
+    if not crossed.any():
+      continue
+    side = np.zeros(part.shape, np.uint8)
+    cv2.line(side, (int(a[0]), int(a[1])), (int(b[0]), int(b[1])), 1, width)
+    ys, xs = np.nonzero((side > 0) & outline)
+    along = np.rint((xs - a[0]) * t[0] + (ys - a[1]) * t[1]).astype(np.int64)
+    keep = crossed[np.clip(along, 0, u.size - 1)]
+    out[ys[keep], xs[keep]] = True
+  return out
 
 
 def _wall(part: np.ndarray, near: np.ndarray, corners: np.ndarray, path: np.ndarray,

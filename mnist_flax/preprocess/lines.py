@@ -7,7 +7,9 @@ Rules are long, thin, straight and nearly horizontal or vertical (a photo tilts 
 ~15 degrees): found by OpenCV's probabilistic Hough transform, they must span most of the ink's
 extent, and a single one must span nearly all of it, so that the bar of a 7 that fills the
 picture is never taken for one. Where a digit's stroke crosses a rule, the rule's pixels with
-stroke on both sides are put back (a closing across the rule), so the digit stays whole.
+stroke on both sides are put back (a closing across the rule), so the digit stays whole. The
+lines of a ruling turn alike (see ruling.py): a digit's straight stroke among them that turns
+away from them (a 1 between a form box's sides, a 4's bar) stays.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import math
 import cv2
 import numpy as np
 
-from mnist_flax.preprocess import fast
+from mnist_flax.preprocess import fast, ruling
 
 # A rule spans at least this fraction of the ink's extent (the sheet, in practice), and is this
 # many times longer than what is left without the rules (the digits, a number): a "1", or "111",
@@ -220,6 +222,14 @@ def _without(mask: np.ndarray, band: np.ndarray, width: int, vertical: bool) -> 
   return kept | (rule & bridged)
 
 
+def _on_edge(segments: np.ndarray, shape: tuple[int, ...], vertical: bool) -> np.ndarray:
+  """Which lines (drawn across the picture, see _refine) run along its edge: within _SHRINK
+  pixels of the same side at both ends."""
+  across = (segments[:, [0, 2]] if vertical else segments[:, [1, 3]]).astype(np.int64)
+  side = shape[1 if vertical else 0] - 1
+  return (across <= _SHRINK).all(axis=1) | (across >= side - _SHRINK).all(axis=1)
+
+
 def _gaps(segments: np.ndarray, vertical: bool, band_width: int) -> np.ndarray:
   """The gaps between separate lines, across them."""
   middles = np.sort((segments[:, 0] + segments[:, 2] if vertical
@@ -268,7 +278,7 @@ def remove_rules(mask: np.ndarray) -> np.ndarray:
   # Measured once: what later passes leave is the writing and a few lines, not the sheet.
   sheet = _reach_of_ink(mask)
   out: np.ndarray = mask
-  ruled: dict[bool, int] = {}
+  ruled: dict[bool, ruling.Ruling] = {}
   for _ in range(3):
     cleaner = _remove_rules_once(out, ruled, sheet)
     if cleaner is out:
@@ -277,19 +287,19 @@ def remove_rules(mask: np.ndarray) -> np.ndarray:
   return out
 
 
-def _lone(shape: tuple[int, ...], vertical: bool, ruled: dict[bool, int]) -> float:
+def _lone(shape: tuple[int, ...], vertical: bool, ruled: dict[bool, ruling.Ruling]) -> float:
   """How long a line alone (a margin) must be: it crosses most of the picture, or, on a sheet
   ruled across it that fills only part of the picture, most of that ruling's reach."""
   side = float(shape[0 if vertical else 1])
   if (not vertical) in ruled:
-    side = min(side, float(ruled[not vertical]))
+    side = min(side, float(ruled[not vertical].reach))
   return _LONE_SPAN * side
 
 
-def _remove_rules_once(mask: np.ndarray, ruled: dict[bool, int],
+def _remove_rules_once(mask: np.ndarray, ruled: dict[bool, ruling.Ruling],
                        sheet: tuple[int, int]) -> np.ndarray:
   """One pass of remove_rules; adds to ``ruled`` the directions (vertical or not) found ruled,
-  with how far apart their outermost rules lie. ``sheet``: the (height, width) of the ink
+  with the rules found. ``sheet``: the (height, width) of the ink
   first given to remove_rules (see _reach_of_ink)."""
   ys, xs = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
   if ys.size == 0:
@@ -302,7 +312,7 @@ def _remove_rules_once(mask: np.ndarray, ruled: dict[bool, int],
   along = {True: height, False: width}
   for vertical in (True, False):
     if vertical not in ruled and (not vertical) in ruled:
-      along[vertical] = min(along[vertical], int(_REACH_SHORT * ruled[not vertical]))
+      along[vertical] = min(along[vertical], int(_REACH_SHORT * ruled[not vertical].reach))
   mask8 = mask.astype(np.uint8)
   small = _shrunk(mask8)
   found = {vertical: hit for vertical in (False, True) if (hit := _lines(
@@ -316,7 +326,7 @@ def _remove_rules_once(mask: np.ndarray, ruled: dict[bool, int],
   # along it only where their ink was found (a 1's line drawn across the picture would cut the
   # number's other digits down).
   out = mask
-  for vertical, (segments, lengths, band_width, _) in found.items():
+  for vertical, (segments, lengths, band_width, clipped) in found.items():
     rest = mask
     for other, (lines_, _, width, inked) in found.items():
       drawn = lines_ if other != vertical else inked
@@ -325,11 +335,19 @@ def _remove_rules_once(mask: np.ndarray, ruled: dict[bool, int],
     # Rules are all about as long (the sheet's width, seen in perspective), the longest far
     # longer than the writing; a digit's own straight stroke (a 4's bar) is shorter.
     rules = lengths >= _ALIKE * lengths.max()
+    # A ruling's lines run alike (see ruling.py): a digit's stroke among them turns away.
+    # One along the picture's edge (the sheet's, the picture's border) is never a stroke.
+    edge = _on_edge(segments, mask.shape, vertical)
+    if vertical in ruled:
+      rules &= ruled[vertical].holds(segments, clipped) | edge
+    else:
+      rules[rules] = ruling.parallel(segments[rules], vertical) | edge[rules]
     if vertical in ruled or _ruling(segments[rules], vertical, band_width):
       if lengths.max() < _LONGER * writing and not _even(segments[rules], vertical, band_width):
         continue
-      # The ruling's reach as first found (later passes find what it left of itself).
-      ruled.setdefault(vertical, _reach(segments[rules], vertical))
+      # The ruling as first found (later passes find what it left of itself).
+      ruled.setdefault(vertical, ruling.Ruling(_reach(segments[rules], vertical),
+                                               segments[rules], vertical))
     else:
       # Not ruled this way: a single line (a margin) crosses the whole picture, or the ruling
       # across it, far longer than the writing.
