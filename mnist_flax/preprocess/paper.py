@@ -93,23 +93,6 @@ def _largest(mask: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int, in
   return labels[y:y + h, x:x + w] == i, (x, y, w, h, area)
 
 
-def _dark_plate(dark: np.ndarray) -> bool:
-  """Whether the dark side (uint8) of a mostly light picture holds a plate (see plates.is_plate)
-  of at least 5% of the picture. A plate hangs on the wall, clear of the picture's edge (a dark
-  side reaching it is a shadow, the desk or the lens's vignetting around a sheet); it is judged
-  with all the dark inside its outline, as a light frame painted on it parts its rim from its
-  panel. The few largest regions by their box are tried."""
-  count, labels, stats, _ = fast.connected_components(dark, connectivity=4)
-  x, y, w, h = (stats[:, i] for i in range(4))
-  clear = np.flatnonzero(~fast.touches_edge(stats, dark.shape) & (w * h >= 0.05 * dark.size))
-  for i in clear[np.argsort(-(w * h)[clear])][:3]:
-    box = np.s_[y[i]:y[i] + h[i], x[i]:x[i] + w[i]]
-    within = plates.filled(labels[box] == i)
-    if np.count_nonzero(within) >= 0.05 * dark.size and plates.is_plate(within & (dark[box] > 0)):
-      return True
-  return False
-
-
 def ink_is_dark(lum: np.ndarray) -> bool:
   """Whether the ink is darker than the paper, decided from the pixels alone.
 
@@ -127,7 +110,12 @@ def ink_is_dark(lum: np.ndarray) -> bool:
     return float(np.median(small)) > 0.5
   _, light = cv2.threshold(small8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
   if light.mean() >= 0.5:
-    return not _dark_plate(1 - light)
+    # A dark plate hangs on the wall, clear of the picture's edge; a dark side that reaches the
+    # edge is a shadow, the desk or the lens's vignetting around a sheet.
+    dark = _largest(1 - light)
+    return not (dark is not None and dark[1][4] >= 0.05 * light.size
+                and not fast.touches_edge(np.array([dark[1]]), light.shape)[0]
+                and plates.is_plate(dark[0]))
   # Closed first: grid lines cut the paper into cells, which are one sheet.
   sheet = _largest(cv2.morphologyEx(light, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)))
   if sheet is None:
