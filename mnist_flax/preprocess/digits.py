@@ -130,7 +130,7 @@ def _groups(stats: np.ndarray, side: int) -> list[_Group]:
     if is_speck(area, max(w, h), side):
       continue
     best, nearest = None, np.inf
-    line = max(w, h) ** 2 / area > _MATE_ELONGATION
+    line = _elongation_of(max(w, h), area) > _MATE_ELONGATION
     for g in groups:
       if g.line or line:  # A line neither takes pieces nor joins a glyph it touches.
         continue
@@ -163,8 +163,11 @@ def _groups(stats: np.ndarray, side: int) -> list[_Group]:
 
 def _elongation(g: _Group) -> float:
   """Long side squared over area (see _MAX_ELONGATION)."""
-  side = max(g.height, g.x1 - g.x0)
-  return side * side / max(g.area, 1)
+  return _elongation_of(max(g.height, g.x1 - g.x0), g.area)
+
+
+def _elongation_of(long_side: int, area: int) -> float:
+  return long_side * long_side / max(area, 1)
 
 
 def _main(groups: list[_Group]) -> _Group:

@@ -55,11 +55,11 @@ def width(mask: np.ndarray) -> float:
 
 
 def _regions(dip: np.ndarray, closed: np.ndarray, wide: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
   """The regions of ``dip`` (labels, stats), the paper's level around each (the wide closing's
-  mean over it), and which are dark enough to be thick strokes: at
-  least _THICK_DEPTH darker than the ``wide`` closing in the ``closed`` one, and _INK_DEPTH
-  when they reach the picture's edge (a shadow or the desk does; a thick digit cropped
+  mean over it), which reach the picture's edge, and which are dark enough to be thick
+  strokes: at least _THICK_DEPTH darker than the ``wide`` closing in the ``closed`` one, and
+  _INK_DEPTH when they reach the edge (a shadow or the desk does; a thick digit cropped
   tightly is as dark as ink)."""
   count, labels, stats, _ = fast.connected_components(dip.astype(np.uint8), connectivity=8)
   area = np.maximum(stats[:, cv2.CC_STAT_AREA], 1)
@@ -70,7 +70,7 @@ def _regions(dip: np.ndarray, closed: np.ndarray, wide: np.ndarray
   edge = fast.touches_edge(stats, dip.shape)
   thick = inside < np.where(edge, 1 - _INK_DEPTH, 1 - _THICK_DEPTH) * paper
   thick[0] = False
-  return labels, stats, paper, thick
+  return labels, stats, paper, edge, thick
 
 
 def lift_thick(lum8: np.ndarray, closed: np.ndarray, wide: np.ndarray, dip: np.ndarray,
@@ -83,8 +83,8 @@ def lift_thick(lum8: np.ndarray, closed: np.ndarray, wide: np.ndarray, dip: np.n
   narrower than the wide closing, goes on into more shadow), and shaped like strokes (see
   _STROKE_SHAPE) unless ringed by ink in ``lum8`` (the picture the closings were taken of)."""
   shade = dip  # Where the narrow closing dips: the ring around a region lies outside it.
-  labels, stats, paper, thick = _regions(dip, closed, wide)
-  pale = fast.touches_edge(stats, dip.shape) & ~thick
+  labels, stats, paper, edge, thick = _regions(dip, closed, wide)
+  pale = edge & ~thick
   pale[0] = False
   if pale.any():
     # A bold stroke inside a shadow's band is one region with the band, which reaches the
@@ -92,14 +92,13 @@ def lift_thick(lum8: np.ndarray, closed: np.ndarray, wide: np.ndarray, dip: np.n
     # dark as ink and clear of the edge are judged as regions of their own.
     banded = np.take(pale, labels)
     dip = dip & ~(banded & (closed.astype(np.float32) >= np.float32(1 - _INK_DEPTH) * wide))
-    labels, stats, paper, thick = _regions(dip, closed, wide)
-    thick &= ~(fast.touches_edge(stats, dip.shape)
-               & (np.bincount(labels[dip & banded], minlength=len(stats)) > 0))
+    labels, stats, paper, edge, thick = _regions(dip, closed, wide)
+    thick &= ~(edge & (np.bincount(labels[dip & banded], minlength=len(stats)) > 0))
   x, y, w, h, area = (stats[:, i] for i in range(5))
   count = len(stats)
   if not thick.any():
     return closed
-  on = sheet() if thick.any() else None
+  on = sheet()
   if on is not None:
     thick &= np.bincount(labels[on & dip], minlength=count) >= 0.5 * area
   lift = np.zeros(dip.shape, np.uint8)
