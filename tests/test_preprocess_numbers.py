@@ -212,3 +212,16 @@ def test_a_thin_rule_run_into_a_thick_stroke_is_cut_off() -> None:
   (glyph,) = digits.find(mask.astype(bool))
   x0, y0, x1, y1 = glyph.box
   assert x0 > 250 and x1 - x0 < 80, glyph.box
+
+
+def test_a_digit_tied_to_the_frames_edge_by_a_thin_line_is_read() -> None:
+  # A rule's remnant (or a shadow's edge) runs from the picture's right edge into the second
+  # marker ring of "00": the ring is inside the picture once the line is off, so it stays in
+  # the number rather than going out with what touches the edge (the desk, a shadow).
+  mask = np.zeros((300, 500), np.uint8)
+  cv2.ellipse(mask, (150, 150), (30, 50), 0, 0, 360, 1, 10)
+  cv2.ellipse(mask, (260, 150), (30, 50), 0, 0, 360, 1, 10)
+  mask[150:152, 290:500] = 1
+  glyphs = digits.find(mask.astype(bool))
+  assert [(x0 // 10, x1 - x0 < 80) for x0, _, x1, _ in (g.box for g in glyphs)] == [
+      (11, True), (22, True)], [g.box for g in glyphs]

@@ -15,8 +15,9 @@ From OpenCV's connected components, in order:
    than a digit; the biggest pieces are placed first. A long thin piece (what a rule or a
    sheet's edge leaves) neither joins a glyph nor takes pieces: the digits beside it are not
    part of it.
-3. Glyphs that touch the picture's edge are left out when others do not, and the answer is
-   built around a glyph on the lit sheet (see ``find``).
+3. Glyphs that touch the picture's edge (once thin lines are off: a rule's remnant may tie a
+   digit to it) are left out when others do not, and the answer is built around a glyph on the
+   lit sheet (see ``find``).
 4. The number is the row of glyphs around the main one (the most ink, see ``_main``): glyphs
    of a comparable height whose middles lie within its height, chained left and right across
    gaps of at most about a digit's height, none of them long and thin (a rule's remnant). A
@@ -357,6 +358,11 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
   if len(stats) < 2:
     return []
   h, w = mask.shape
+  # Thin lines off first: a digit that a rule's remnant or a shadow's edge ties to the frame's
+  # edge is inside it once they are off.
+  thick = thin.lines_off(mask, labels, stats)
+  if thick is not None:
+    _, labels, stats, _ = fast.connected_components(thick.astype(np.uint8), connectivity=8)
   ch = stats[:, cv2.CC_STAT_HEIGHT]
   inside = ~fast.touches_edge(stats, mask.shape)
   inside[0] = False
@@ -365,9 +371,6 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
     # digit written on the sheet is inside it. (Only a crop has its digit touch the edge.)
     stats = stats.copy()
     stats[~inside, cv2.CC_STAT_AREA] = 0  # Left out of every glyph (see is_speck).
-  thick = thin.lines_off(mask, labels, stats)
-  if thick is not None:
-    _, labels, stats, _ = fast.connected_components(thick.astype(np.uint8), connectivity=8)
   groups = _groups(stats, max(mask.shape))
   if not groups:
     return []
