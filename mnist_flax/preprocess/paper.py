@@ -20,6 +20,7 @@ The steps, in order:
    so faint pencil is read and JPEG speckle is not.
 4. The sheet: in a photo whose border shows the desk, the paper is the largest bright region of
    the background; ink outside it (the desk's texture, the sheet's own edge, a pen) is dropped.
+   A desk as light as shadowed paper (wood, a grey top) is told from it by its grain.
 5. A plate (a house number, a card): "ink" that is one solid region holding large light shapes
    is the thing the digit is painted on (``plates.find_plate``); the caller reads inside it
    again, the plate's surface taken for the paper whatever its shade
@@ -54,6 +55,11 @@ _MIN_JOIN = 0.035
 # The paper is where the background is at least this fraction of the brightest paper: shadowed
 # paper stays in (a shadow rarely takes two thirds of the light), a dark desk falls out.
 _SHEET_LEVEL = 0.35
+# A desk's grain: ink (at least _GRAIN_INK of a block, _GRAIN_BLOCKS along the long side) in
+# at least _GRAIN of its blocks around a lit sheet that has little (see _on_grain).
+_GRAIN = 0.6
+_GRAIN_INK = 0.02
+_GRAIN_BLOCKS = 32
 # A small light region is a sheet (not chalk) when a disc this fraction of the picture's short
 # side fits in it.
 _SHEET_DEPTH = 0.15
@@ -211,6 +217,18 @@ def _lit_sheet(background: np.ndarray) -> np.ndarray | None:
   return _without_rim(out)
 
 
+def _on_grain(mask: np.ndarray, lit: np.ndarray) -> bool:
+  """Whether the lit sheet lies on a grained desk: ink in most blocks of the rest of the picture
+  (see _GRAIN), as a desk's grain is, and not in the sheet's (a shadow on paper holds no more ink
+  than the lit paper does; a ruling is on both sides)."""
+  side = max(2, -(-max(mask.shape) // _GRAIN_BLOCKS))
+  inked, within = (cv2.resize(m.astype(np.float32), None, fx=1 / side, fy=1 / side,
+                              interpolation=cv2.INTER_AREA) for m in (mask, lit))
+  inked = inked > _GRAIN_INK
+  rest, sheet = inked[within < 0.1], inked[within > 0.9]
+  return rest.size > 0 and rest.mean() >= _GRAIN and sheet.size > 0 and sheet.mean() < _GRAIN / 2
+
+
 def _sheet(background: np.ndarray) -> np.ndarray | None:
   """The sheet of paper where the photo shows the desk around it, else None (all paper)."""
   level = fast.percentile(background[::2, ::2], 95)
@@ -347,6 +365,10 @@ def find_ink(lum: np.ndarray, plate: np.ndarray | None = None) -> Page | None:
     mask[mask] = seeded[labels[mask]]
   if plate is not None:
     mask &= plate  # A digit painted up to the rim keeps its strokes, not the rim.
+  elif sheet is None and lit is not None and _on_grain(mask, lit):
+    # A desk as light as shadowed paper: ink counts only where most of it lies on the lit sheet.
+    on_lit = np.bincount(labels[mask & lit], minlength=count)
+    mask &= np.take(on_lit >= 0.5 * np.bincount(labels[mask], minlength=count), labels)
   mask = _off_steps(mask, labels, count, background8, dip)
   if not mask.any():  # Nothing seeded, or all of it the sheet's edge, a shadow's, a rim.
     return None
