@@ -225,3 +225,15 @@ def test_a_digit_tied_to_the_frames_edge_by_a_thin_line_is_read() -> None:
   glyphs = digits.find(mask.astype(bool))
   assert [(x0 // 10, x1 - x0 < 80) for x0, _, x1, _ in (g.box for g in glyphs)] == [
       (11, True), (22, True)], [g.box for g in glyphs]
+
+
+def test_a_solid_patch_tied_to_the_frames_edge_stays_out() -> None:
+  # A shadow's corner on the sheet (a solid wedge) tied to the desk's grain at the picture's
+  # edge by thin lines: freed of them, it is still no digit beside the ring.
+  mask = np.zeros((300, 500), np.uint8)
+  cv2.ellipse(mask, (150, 150), (30, 50), 0, 0, 360, 1, 10)
+  cv2.fillConvexPoly(mask, np.array([[300, 100], [380, 100], [340, 200]], np.int32), 1)
+  for y in (110, 130, 150):
+    mask[y:y + 2, 375:500] = 1
+  glyphs = digits.find(mask.astype(bool))
+  assert [g.box[0] // 10 for g in glyphs] == [11], [g.box for g in glyphs]

@@ -361,11 +361,18 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
   # Thin lines off first: a digit that a rule's remnant or a shadow's edge ties to the frame's
   # edge is inside it once they are off.
   thick = thin.lines_off(mask, labels, stats)
+  solid = None
   if thick is not None:
+    tied = fast.touches_edge(stats, mask.shape)
+    tied[0] = False
+    tied = np.take(tied, labels)
     _, labels, stats, _ = fast.connected_components(thick.astype(np.uint8), connectivity=8)
+    solid = thin.freed_solid(tied, labels, stats)
   ch = stats[:, cv2.CC_STAT_HEIGHT]
   inside = ~fast.touches_edge(stats, mask.shape)
   inside[0] = False
+  if solid is not None:
+    inside &= ~solid
   if (inside & (ch >= 0.04 * max(h, w))).any():
     # In a photo, what touches the frame's edge is the desk, the sheet's edge or a shadow; a
     # digit written on the sheet is inside it. (Only a crop has its digit touch the edge.)

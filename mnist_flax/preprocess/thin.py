@@ -3,6 +3,7 @@ margin or the sheet's edge is one piece of ink with it, and would be read as one
 
     from mnist_flax.preprocess import thin
     cleaner = thin.lines_off(mask, labels, stats)   # None: no piece has such lines
+    solid = thin.freed_solid(tied, labels, stats)   # per piece: freed of the edge, yet solid
 
 ``labels``, ``stats``: the mask's 8-connected components (OpenCV's); pieces whose area is 0 in
 ``stats`` are left out (see digits.find).
@@ -13,9 +14,14 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from mnist_flax.preprocess import fast
+
 # Thin ink joined to strokes at least _RATIO times as thick and reaching out to _REACH times
 # the thick strokes' extent is a line, not part of the digit.
 _RATIO, _REACH = 2.0, 1.5
+# A piece that lines tied to the picture's edge is solid, no strokes, when thicker than this
+# fraction of its long side: a shadow's corner on the sheet, tied to the desk's grain.
+_SOLID = 0.5
 
 
 def lines_off(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray) -> np.ndarray | None:
@@ -49,3 +55,19 @@ def lines_off(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray) -> np.nda
       out = mask & np.take(stats[:, cv2.CC_STAT_AREA] > 0, labels)
     out[y:y + h, x:x + w] &= ~(part & ~kept)
   return out
+
+
+def freed_solid(tied: np.ndarray, labels: np.ndarray, stats: np.ndarray) -> np.ndarray:
+  """Which pieces of ink (``labels``, ``stats``: the components once lines_off took the lines
+  off) are clear of the picture's edge only since, holding ink ``tied`` (bool, per pixel) to it
+  before, and solid (see _SOLID): a digit freed of a rule's remnant is strokes, a shadow's
+  corner is not."""
+  freed = np.bincount(labels[tied], minlength=len(stats)) > 0
+  freed &= ~fast.touches_edge(stats, labels.shape)
+  freed[0] = False
+  solid = np.zeros(len(stats), bool)
+  for i in np.flatnonzero(freed):
+    x, y, w, h, _ = (int(v) for v in stats[i])
+    part = np.pad(labels[y:y + h, x:x + w] == i, 1).astype(np.uint8)
+    solid[i] = 2 * float(cv2.distanceTransform(part, cv2.DIST_L2, 3).max()) > _SOLID * max(w, h)
+  return solid
