@@ -344,11 +344,13 @@ def _pieces(part: np.ndarray, x: int, y: int, lean: float, narrow: bool = True
 
 
 def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
-         components: tuple[np.ndarray, np.ndarray] | None = None) -> list[Glyph]:
+         components: tuple[np.ndarray, np.ndarray] | None = None,
+         lines: bool = True) -> list[Glyph]:
   """The digits in ``mask`` left to right ([] if none; at most one with ``single``).
 
   ``lit``: where the sheet most likely is (see paper.Page); ``components``: the mask's
-  8-connected components (labels, stats) where already known.
+  8-connected components (labels, stats) where already known; ``lines``: whether thin lines
+  may run into the digits (see thin.lines_off).
   """
   if components is None:
     _, labels, stats, _ = fast.connected_components(mask.astype(np.uint8), connectivity=8)
@@ -365,7 +367,7 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
     # digit written on the sheet is inside it. (Only a crop has its digit touch the edge.)
     stats = stats.copy()
     stats[~inside, cv2.CC_STAT_AREA] = 0  # Left out of every glyph (see is_speck).
-  thick = thin.lines_off(mask, labels, stats)
+  thick = thin.lines_off(mask, labels, stats) if lines else None
   if thick is not None:
     _, labels, stats, _ = fast.connected_components(thick.astype(np.uint8), connectivity=8)
   groups = _groups(stats, max(mask.shape))
