@@ -58,6 +58,9 @@ _ROW_GAP = 1.2
 # (one across a 6's or a 0's loop crosses two; ink less than _ONE_TOUCH heights apart is one);
 # in a number of two glyphs or more (a lone glyph is one digit, cut sooner than another's).
 _TOUCHING_ASPECT, _NARROW_TOUCHING, _ONE_TOUCH = 0.75, 0.5, 0.05
+# Below this many heights wide, a cut runs through no hole at least _HOLE of the glyph's box:
+# it would cut a loop open (a bold 0 read as "11", an 8 as "125"), not part touching digits.
+_LOOP_CUT, _HOLE = 1.0, 0.02
 # Cut paths are tried every _CUT_STEP heights across a glyph (none nearer its sides than
 # _CUT_MARGIN), each within _CUT_REACH heights either way, on the glyph shrunk to _CUT_ROWS rows
 # (a path's bends need no finer grain); a sideways step costs _SIDESTEP of a pixel's ink, so
@@ -307,8 +310,20 @@ def _cut_paths(mask: np.ndarray, lean: float = 0.0, narrow: bool = True) -> list
   rows = np.minimum(np.arange(h) * sh // h, sh - 1)
   paths = [np.clip(np.round((path - shift)[rows] * w / sw), 0, w).astype(np.int64)
            for _, _, path in sorted(kept, key=lambda k: k[0])]
+  if w < _LOOP_CUT * h:
+    hole = _holes(mask)
+    paths = [p for p in paths if not hole[np.arange(h), np.minimum(p, w - 1)].any()]
   return paths if w >= _TOUCHING_ASPECT * h else [
       p for p in paths if _strokes_crossed(mask, p) <= 1]
+
+
+def _holes(mask: np.ndarray) -> np.ndarray:
+  """A glyph's holes, at least _HOLE of its box each: paper its ink encloses."""
+  _, labels, stats, _ = cv2.connectedComponentsWithStats(
+      np.pad(~mask, 1, constant_values=True).view(np.uint8), connectivity=4)
+  hole = stats[:, cv2.CC_STAT_AREA] >= _HOLE * mask.size
+  hole[[0, labels[0, 0]]] = False  # The ink, and the paper around the glyph.
+  return hole[labels[1:-1, 1:-1]]
 
 
 def _strokes_crossed(mask: np.ndarray, path: np.ndarray) -> int:
