@@ -77,6 +77,16 @@ def test_a_narrow_digit_is_not_cut_through_two_strokes() -> None:
   assert glyph.cuts == 0 and glyph.pieces == ()
 
 
+def test_a_bold_zero_a_little_wider_is_not_cut_across_its_loop() -> None:
+  # 0.84 heights wide: any cut crosses its loop twice, and its halves read as "1"s more surely
+  # than the model reads the 0 (a bold printed 0 was answered "11").
+  for pen in (14, 26):
+    zero = np.zeros((300, 300), np.uint8)
+    cv2.ellipse(zero, (150, 150), (66, 80), 0, 0, 360, 1, pen)
+    (glyph,) = digits.find(zero.astype(bool))
+    assert glyph.cuts == 0 and glyph.pieces == ()
+
+
 def test_a_narrow_glyph_alone_is_one_digit() -> None:
   # The 1 run into a 7 of the test above, with nothing beside it: not cut.
   one = np.zeros((200, 200), np.uint8)

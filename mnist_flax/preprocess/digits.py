@@ -59,6 +59,9 @@ _ROW_GAP = 1.2
 # (one across a 6's or a 0's loop crosses two; ink less than _ONE_TOUCH heights apart is one);
 # in a number of two glyphs or more (a lone glyph is one digit, cut sooner than another's).
 _TOUCHING_ASPECT, _NARROW_TOUCHING, _ONE_TOUCH = 0.75, 0.5, 0.05
+# Below this many heights wide, a cut runs through no hole at least _HOLE of the glyph's box:
+# it would cut a loop open (a bold 0 read as "11", an 8 as "125"), not part touching digits.
+_LOOP_CUT, _HOLE = 1.0, 0.02
 # Cut paths are tried every _CUT_STEP heights across a glyph (none nearer its sides than
 # _CUT_MARGIN), each within _CUT_REACH heights either way, on the glyph shrunk to _CUT_ROWS rows
 # (a path's bends need no finer grain); a sideways step costs _SIDESTEP of a pixel's ink, so
@@ -308,8 +311,20 @@ def _cut_paths(mask: np.ndarray, lean: float = 0.0, narrow: bool = True) -> list
   rows = np.minimum(np.arange(h) * sh // h, sh - 1)
   paths = [np.clip(np.round((path - shift)[rows] * w / sw), 0, w).astype(np.int64)
            for _, _, path in sorted(kept, key=lambda k: k[0])]
+  if w < _LOOP_CUT * h:
+    hole = _holes(mask)
+    paths = [p for p in paths if not hole[np.arange(h), np.minimum(p, w - 1)].any()]
   return paths if w >= _TOUCHING_ASPECT * h else [
       p for p in paths if _strokes_crossed(mask, p) <= 1]
+
+
+def _holes(mask: np.ndarray) -> np.ndarray:
+  """A glyph's holes, at least _HOLE of its box each: paper its ink encloses."""
+  _, labels, stats, _ = cv2.connectedComponentsWithStats(
+      np.pad(~mask, 1, constant_values=True).view(np.uint8), connectivity=4)
+  hole = stats[:, cv2.CC_STAT_AREA] >= _HOLE * mask.size
+  hole[[0, labels[0, 0]]] = False  # The ink, and the paper around the glyph.
+  return hole[labels[1:-1, 1:-1]]
 
 
 def _strokes_crossed(mask: np.ndarray, path: np.ndarray) -> int:
@@ -345,11 +360,13 @@ def _pieces(part: np.ndarray, x: int, y: int, lean: float, narrow: bool = True
 
 
 def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
-         components: tuple[np.ndarray, np.ndarray] | None = None) -> list[Glyph]:
+         components: tuple[np.ndarray, np.ndarray] | None = None,
+         lines: bool = True) -> list[Glyph]:
   """The digits in ``mask`` left to right ([] if none; at most one with ``single``).
 
   ``lit``: where the sheet most likely is (see paper.Page); ``components``: the mask's
-  8-connected components (labels, stats) where already known.
+  8-connected components (labels, stats) where already known; ``lines``: whether thin lines
+  may run into the digits (see thin.lines_off).
   """
   if components is None:
     _, labels, stats, _ = fast.connected_components(mask.astype(np.uint8), connectivity=8)
@@ -360,7 +377,7 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
   h, w = mask.shape
   # Thin lines off first: a digit that a rule's remnant or a shadow's edge ties to the frame's
   # edge is inside it once they are off.
-  thick = thin.lines_off(mask, labels, stats)
+  thick = thin.lines_off(mask, labels, stats) if lines else None
   solid = None
   if thick is not None:
     tied = fast.touches_edge(stats, mask.shape)

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from mnist_flax.constants import IMAGE_SIZE
+from mnist_flax.preprocess import fast
 from mnist_flax.preprocess.digits import Glyph
 
 BOX = 20  # MNIST's digit box inside the field.
@@ -48,7 +49,7 @@ def _normalise_strokes(crop: np.ndarray) -> np.ndarray:
   # form whose printed lines set the page's ink scale may peak at a twentieth of it.
   strong = x[x > 0.1 * float(x.max(initial=0.0))]
   if strong.size:
-    x = np.minimum(x / max(float(np.percentile(strong, 90)), 1e-3), 1.0)
+    x = np.minimum(x / max(fast.percentile(strong, 90), 1e-3), 1.0)
   width = _stroke_width(x)
   if 0 < width < _THIN:
     steps = min(6, round((_TARGET - width) / 2))
