@@ -115,9 +115,11 @@ class _Group:
     return self.y1 - self.y0
 
 
-def is_speck(area: int, long_side: int, side: int) -> bool:
-  """Too small to be (part of) a digit in an image whose long side is ``side``."""
-  return area < 12 or long_side < max(5, 0.02 * side)
+def is_speck(area: int | np.ndarray, long_side: int | np.ndarray, side: int
+             ) -> bool | np.ndarray:
+  """Too small to be (part of) a digit in an image whose long side is ``side`` (elementwise for
+  arrays)."""
+  return (area < 12) | (long_side < max(5, 0.02 * side))
 
 
 def _groups(stats: np.ndarray, side: int) -> list[_Group]:

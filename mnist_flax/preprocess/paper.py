@@ -67,6 +67,12 @@ _STEP_FRACTION = 0.009
 # table are several times faster than float.
 _LEVELS = np.arange(256, dtype=np.float32) * np.float32(1 / 255)
 _STEPPED = np.array([np.count_nonzero(_LEVELS <= _STEP_RATIO * v) - 1 for v in _LEVELS], np.uint8)
+# An 8-bit paper level as the divisor of the ink map (kept off zero), and the closing's level
+# a step above (float32(v) * _STEP_RATIO, floored: what an 8-bit level must exceed to be above
+# it): looked up, not computed on every pixel.
+_FLOORED = np.maximum(_LEVELS, 1e-3)
+_ABOVE = np.minimum(np.floor(np.arange(256, dtype=np.float32) * np.float32(_STEP_RATIO)),
+                    255).astype(np.uint8)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -172,7 +178,8 @@ def _background(lum: np.ndarray
   widest = _odd(_CLOSING_FRACTION * max(half))
   closed = _closing(small8, widest)
   sheet = _sheet(closed)
-  rough = 1.0 - small / np.maximum(closed.astype(np.float32) * np.float32(1 / 255), 1e-3)
+  rough = cv2.LUT(closed, _FLOORED)  # 1 - small / it, in place.
+  np.subtract(1.0, np.divide(small, rough, out=rough), out=rough)
   centre, sigma = _noise(rough, sheet)
   stroke = strokes.width(rough > centre + max(_SEED_SIGMAS * sigma, _MIN_SEED))
   # A few strokes wide, but no wider than _CLOSING_MOST unless the strokes need it.
@@ -183,7 +190,7 @@ def _background(lum: np.ndarray
     wide, closed = closed, _closing(small8, k)
     # Where the narrower closing falls well below the widest one, it follows something
     # narrower than a quarter of the picture: a stroke too thick for it, or a shadow.
-    dip = closed.astype(np.float32) * np.float32(_STEP_RATIO) < wide
+    dip = wide > cv2.LUT(closed, _ABOVE)
     closed = strokes.lift_thick(small8, closed, wide, dip, _STEP_RATIO,
                                 lambda: sheet if sheet is not None else _lit_sheet(wide))
   lit = _lit_sheet(closed)
@@ -319,27 +326,29 @@ def find_ink(lum: np.ndarray, plate: np.ndarray | None = None) -> Page | None:
   if not (_mostly_light(lum) if plate is not None else ink_is_dark(lum)):
     lum = 1.0 - lum
   background8, sheet, lit, dip = _background(lum)
-  background = np.multiply(background8, np.float32(1 / 255), dtype=np.float32)
   if plate is not None:  # The face is the sheet: its noise, and ink only on it.
     sheet = plate if sheet is None else sheet & plate
-  ink = np.maximum(background, 1e-3)  # Then 1 - lum / it, in place: two copies fewer.
+  ink = cv2.LUT(background8, _FLOORED)  # Then 1 - lum / it, in place: fewer copies.
   np.subtract(1.0, np.divide(lum, ink, out=ink), out=ink)
   # The noise is judged in absolute darkening, where a photo's noise is about even: divided by
   # a shadow's dim paper it is magnified, and the shadowed desk's grain would pass for ink.
   # Both before clipping: paper noise goes either way of the (median-smoothed) paper level.
-  dark = ink * background
+  dark = cv2.LUT(background8, _LEVELS)
+  np.multiply(ink, dark, out=dark)
   centre, sigma = _noise(ink, sheet)
   dark_centre, dark_sigma = _noise(dark, sheet)
   np.clip(ink, 0.0, 1.0, out=ink)
   join = centre + max(_JOIN_SIGMAS * sigma, _MIN_JOIN)
-  weak = ((ink > centre + _MIN_JOIN) & (dark > dark_centre + _JOIN_SIGMAS * dark_sigma))
-  count, labels, stats, _ = fast.connected_components(weak.astype(np.uint8), connectivity=8)
+  weak, above = ink > centre + _MIN_JOIN, dark > dark_centre + _JOIN_SIGMAS * dark_sigma
+  weak &= above
+  count, labels, stats, _ = fast.connected_components(weak, connectivity=8)
   if count < 2:
     return None
-  strong = (ink > centre + _MIN_SEED) & (dark > dark_centre + _SEED_SIGMAS * dark_sigma)
+  strong = np.greater(ink, centre + _MIN_SEED, out=weak)  # Buffers reused: weak is labelled.
+  strong &= np.greater(dark, dark_centre + _SEED_SIGMAS * dark_sigma, out=above)
   seeded = np.bincount(labels[strong], minlength=count) > 0
   seeded[0] = False
-  mask = np.take(seeded, labels)  # As seeded[labels], a third faster.
+  mask = fast.gather(seeded, labels, stats)
   if sheet is not None:
     # A piece of ink counts only where most of it lies on the sheet (counted on seeded ink).
     on_sheet = np.bincount(labels[mask & sheet], minlength=count)
@@ -347,7 +356,8 @@ def find_ink(lum: np.ndarray, plate: np.ndarray | None = None) -> Page | None:
     mask[mask] = seeded[labels[mask]]
   if plate is not None:
     mask &= plate  # A digit painted up to the rim keeps its strokes, not the rim.
-  mask = _off_steps(mask, labels, count, background8, dip)
+  mask = _off_steps(mask, labels, stats, background8, dip, None if plate is not None else
+                    np.where(seeded, stats[:, cv2.CC_STAT_AREA], 0))
   if not mask.any():  # Nothing seeded, or all of it the sheet's edge, a shadow's, a rim.
     return None
   # Stretch so the strong ink reaches 1: the normalised strokes then look like MNIST's.
@@ -359,32 +369,36 @@ def find_ink(lum: np.ndarray, plate: np.ndarray | None = None) -> Page | None:
   return Page(ink=np.clip(ink, 0.0, 1.0, out=ink), mask=mask, lit=lit)  # lum float32: ink too.
 
 
-def _off_steps(mask: np.ndarray, labels: np.ndarray, count: int, background8: np.ndarray,
-               dip: np.ndarray | None) -> np.ndarray:
+def _off_steps(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray,
+               background8: np.ndarray, dip: np.ndarray | None,
+               areas: np.ndarray | None) -> np.ndarray:
   """``mask`` less the pixels on or beside steps of the paper's level (see _STEP_RATIO) of each
-  piece of ink (``labels``, ``count`` of them) that mostly lies on them and is at most twice
+  piece of ink (``labels``, ``stats``; ``areas``: each one's pixels in ``mask``, None: count
+  them) that mostly lies on them and is at most twice
   as thick as a step is wide: the sheet's outline on a desk of about its shade, a hard
   shadow's edge. The rest of such a piece stays (a stroke touching the sheet's edge); so does
   all of a piece that only crosses a step (a digit across a shadow's edge), and one whose
   steps are mostly where the paper's estimate ``dip``s (a stroke too thick for the closing,
   or its fragments)."""
+  count = len(stats)
   k = _odd(_STEP_FRACTION * max(mask.shape))
   kernel = np.ones((k, k), np.uint8)
   on = mask & (cv2.dilate(background8, kernel) > cv2.LUT(cv2.erode(background8, kernel), _STEPPED))
-  edge = np.bincount(labels[on], minlength=count) >= 0.5 * np.maximum(
-      np.bincount(labels[mask], minlength=count), 1)
+  if areas is None:
+    areas = np.bincount(labels[mask], minlength=count)
+  edge = np.bincount(labels[on], minlength=count) >= 0.5 * np.maximum(areas, 1)
   edge[0] = False
   if dip is not None:
     edge &= np.bincount(labels[on & dip], minlength=count) < 0.8 * np.maximum(
         np.bincount(labels[on], minlength=count), 1)
   if not edge.any():
     return mask
-  lines = mask & np.take(edge, labels)
+  lines = mask & fast.gather(edge, labels, stats)
   # Twice the distance to the paper is the thickness; a piece's thickest part decides.
-  depth = cv2.distanceTransform(lines.astype(np.uint8), cv2.DIST_L2, 3)
+  depth = cv2.distanceTransform(lines.view(np.uint8), cv2.DIST_L2, 3)
   thickest = np.zeros(count, np.float32)
   np.maximum.at(thickest, labels[lines], depth[lines])
   edge &= thickest <= k  # Twice the distance: no thicker than twice a step is wide.
   # The shading runs along the step, a line's width beside where the closing puts it.
-  near = cv2.dilate(on.astype(np.uint8), kernel) > 0
-  return mask & ~(near & np.take(edge, labels))
+  near = cv2.dilate(on.view(np.uint8), kernel) > 0
+  return mask & ~(near & fast.gather(edge, labels, stats))
