@@ -81,7 +81,7 @@ def _extent(rest: np.ndarray, vertical: bool, longest: float) -> float:
   not count: specks and stubs (pieces under a fifth of the largest), long thin pieces (over a
   third of ``longest``, the longest rule, and ten times longer than thick) and pieces at the
   image's border (the sheet's edge, the desk)."""
-  _, _, stats, _ = fast.connected_components(rest.astype(np.uint8), connectivity=8)
+  _, _, stats, _ = fast.connected_components(rest, connectivity=8)
   x, y, w, h, area = stats[1:].T
   long_side = np.maximum(w, h)
   residue = (long_side >= longest / 3) & (area <= long_side * long_side / 10)
@@ -135,7 +135,7 @@ def _lines(mask8: np.ndarray, small: np.ndarray, vertical: bool, extent: int,
   segments, sources = _refine(mask8, kept, vertical)
   if sources.size == 0:
     return None
-  thick = _thickness(mask8, _band(mask8.shape, segments, 1, vertical).astype(np.uint8), vertical)
+  thick = _thickness(mask8, _band(mask8.shape, segments, 1, vertical).view(np.uint8), vertical)
   if thick > max(3, _MAX_THICKNESS * across):
     return None  # A thick bar: a stroke of the digit, not printed ruling.
   return segments, lengths[sources], thick + 2 + (thick % 2 == 0), _clipped(
@@ -208,18 +208,20 @@ def _band(shape: tuple[int, ...], segments: np.ndarray, width: int, vertical: bo
   if width > 1:
     size = (width, 1) if vertical else (1, width)
     drawn = cv2.dilate(drawn, cv2.getStructuringElement(cv2.MORPH_RECT, size))
-  return drawn > 0
+  return drawn.view(bool)  # 0 and 1: no comparison needed.
 
 
 def _without(mask: np.ndarray, band: np.ndarray, width: int, vertical: bool) -> np.ndarray:
   """``mask`` without its pixels in ``band``, but where a stroke crosses it: ink on both sides
   of the band, put back by a closing across it."""
-  rule = band & mask
-  kept = mask & ~rule
+  kept = mask > band  # Ink off the band (in place from here on: whole-picture copies cost).
   reach = width + 4
   kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (reach, 1) if vertical else (1, reach))
-  bridged = cv2.morphologyEx(kept.astype(np.uint8), cv2.MORPH_CLOSE, kernel) > 0
-  return kept | (rule & bridged)
+  bridged = cv2.morphologyEx(kept.view(np.uint8), cv2.MORPH_CLOSE, kernel).view(bool)
+  bridged &= band  # The rule's ink where a stroke crosses it.
+  bridged &= mask
+  kept |= bridged
+  return kept
 
 
 def _on_edge(segments: np.ndarray, shape: tuple[int, ...], vertical: bool) -> np.ndarray:
@@ -313,7 +315,7 @@ def _remove_rules_once(mask: np.ndarray, ruled: dict[bool, ruling.Ruling],
   for vertical in (True, False):
     if vertical not in ruled and (not vertical) in ruled:
       along[vertical] = min(along[vertical], int(_REACH_SHORT * ruled[not vertical].reach))
-  mask8 = mask.astype(np.uint8)
+  mask8 = mask.view(np.uint8)  # Only read: the mask's own bytes.
   small = _shrunk(mask8)
   found = {vertical: hit for vertical in (False, True) if (hit := _lines(
       mask8, small, vertical, along[vertical], width if vertical else height,

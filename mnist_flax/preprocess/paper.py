@@ -64,12 +64,10 @@ _STEP_RATIO = 1.1
 _STEP_FRACTION = 0.009
 # _STEPPED[v]: the brightest 8-bit paper level not a step above level v, so that "a > _STEPPED[b]"
 # is "a / 255 > _STEP_RATIO * b / 255" in float32 (the same pixels): 8-bit morphology and a
-# table are several times faster than float.
+# table are several times faster than float. So are _FLOORED, the ink map's divisor (kept off
+# zero), and _ABOVE[v], what a level must exceed to be _STEP_RATIO above v (in float32).
 _LEVELS = np.arange(256, dtype=np.float32) * np.float32(1 / 255)
 _STEPPED = np.array([np.count_nonzero(_LEVELS <= _STEP_RATIO * v) - 1 for v in _LEVELS], np.uint8)
-# An 8-bit paper level as the divisor of the ink map (kept off zero), and the closing's level
-# a step above (float32(v) * _STEP_RATIO, floored: what an 8-bit level must exceed to be above
-# it): looked up, not computed on every pixel.
 _FLOORED = np.maximum(_LEVELS, 1e-3)
 _ABOVE = np.minimum(np.floor(np.arange(256, dtype=np.float32) * np.float32(_STEP_RATIO)),
                     255).astype(np.uint8)
@@ -195,9 +193,8 @@ def _background(lum: np.ndarray
                                 lambda: sheet if sheet is not None else _lit_sheet(wide))
   lit = _lit_sheet(closed)
   full = cv2.resize(closed, (w, h), interpolation=cv2.INTER_LINEAR)
-  sheet, lit, dip = (None if m is None else
-                     cv2.resize(m.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
-                     for m in (sheet, lit, dip))
+  sheet, lit, dip = (None if m is None else cv2.resize(m.view(np.uint8), (w, h), interpolation=(
+      cv2.INTER_NEAREST)).view(bool) for m in (sheet, lit, dip))
   return full, sheet, lit, dip
 
 
@@ -248,7 +245,7 @@ def _main_outline(mask: np.ndarray) -> np.ndarray | None:
 def _without_rim(region: np.ndarray) -> np.ndarray:
   """A region (uint8) less its rim, 1% of the picture wide: the sheet's edge is shaded."""
   rim = _odd(0.01 * max(region.shape))
-  return cv2.erode(region, cv2.getStructuringElement(cv2.MORPH_RECT, (rim, rim))) > 0
+  return cv2.erode(region, cv2.getStructuringElement(cv2.MORPH_RECT, (rim, rim))).view(bool)
 
 
 # A picture is clean (a drawing, a scan, a screenshot, a photo of a plain card in even light)
@@ -356,8 +353,10 @@ def find_ink(lum: np.ndarray, plate: np.ndarray | None = None) -> Page | None:
     mask[mask] = seeded[labels[mask]]
   if plate is not None:
     mask &= plate  # A digit painted up to the rim keeps its strokes, not the rim.
-  mask = _off_steps(mask, labels, stats, background8, dip, None if plate is not None else
-                    np.where(seeded, stats[:, cv2.CC_STAT_AREA], 0))
+  # Each piece's pixels in the mask: whole components, unless the plate's face cut them.
+  areas = np.where(seeded, stats[:, cv2.CC_STAT_AREA], 0) if plate is None else np.bincount(
+      labels[mask], minlength=count)
+  mask = _off_steps(mask, labels, stats, areas, background8, dip)
   if not mask.any():  # Nothing seeded, or all of it the sheet's edge, a shadow's, a rim.
     return None
   # Stretch so the strong ink reaches 1: the normalised strokes then look like MNIST's.
@@ -369,36 +368,34 @@ def find_ink(lum: np.ndarray, plate: np.ndarray | None = None) -> Page | None:
   return Page(ink=np.clip(ink, 0.0, 1.0, out=ink), mask=mask, lit=lit)  # lum float32: ink too.
 
 
-def _off_steps(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray,
-               background8: np.ndarray, dip: np.ndarray | None,
-               areas: np.ndarray | None) -> np.ndarray:
+def _off_steps(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, areas: np.ndarray,
+               background8: np.ndarray, dip: np.ndarray | None) -> np.ndarray:
   """``mask`` less the pixels on or beside steps of the paper's level (see _STEP_RATIO) of each
-  piece of ink (``labels``, ``stats``; ``areas``: each one's pixels in ``mask``, None: count
-  them) that mostly lies on them and is at most twice
-  as thick as a step is wide: the sheet's outline on a desk of about its shade, a hard
-  shadow's edge. The rest of such a piece stays (a stroke touching the sheet's edge); so does
-  all of a piece that only crosses a step (a digit across a shadow's edge), and one whose
-  steps are mostly where the paper's estimate ``dip``s (a stroke too thick for the closing,
-  or its fragments)."""
+  piece of ink (``labels``, ``stats``; ``areas``: its pixels in ``mask``) that mostly lies on
+  them and is at most twice as thick as a step is wide: the sheet's outline on a desk of about
+  its shade, a hard shadow's edge. The rest of such a piece stays (a stroke touching the
+  sheet's edge); so does all of a piece that only crosses a step (a digit across a shadow's
+  edge), and one whose steps are mostly where the paper's estimate ``dip``s (a stroke too
+  thick for the closing, or its fragments)."""
   count = len(stats)
   k = _odd(_STEP_FRACTION * max(mask.shape))
   kernel = np.ones((k, k), np.uint8)
   on = mask & (cv2.dilate(background8, kernel) > cv2.LUT(cv2.erode(background8, kernel), _STEPPED))
-  if areas is None:
-    areas = np.bincount(labels[mask], minlength=count)
-  edge = np.bincount(labels[on], minlength=count) >= 0.5 * np.maximum(areas, 1)
+  stepped = np.bincount(labels[on], minlength=count)
+  edge = stepped >= 0.5 * np.maximum(areas, 1)
   edge[0] = False
   if dip is not None:
-    edge &= np.bincount(labels[on & dip], minlength=count) < 0.8 * np.maximum(
-        np.bincount(labels[on], minlength=count), 1)
+    edge &= np.bincount(labels[on & dip], minlength=count) < 0.8 * np.maximum(stepped, 1)
   if not edge.any():
     return mask
-  lines = mask & fast.gather(edge, labels, stats)
+  lines = fast.gather(edge, labels, stats)
+  lines &= mask
   # Twice the distance to the paper is the thickness; a piece's thickest part decides.
   depth = cv2.distanceTransform(lines.view(np.uint8), cv2.DIST_L2, 3)
   thickest = np.zeros(count, np.float32)
   np.maximum.at(thickest, labels[lines], depth[lines])
   edge &= thickest <= k  # Twice the distance: no thicker than twice a step is wide.
   # The shading runs along the step, a line's width beside where the closing puts it.
-  near = cv2.dilate(on.view(np.uint8), kernel) > 0
-  return mask & ~(near & fast.gather(edge, labels, stats))
+  off = fast.gather(edge, labels, stats)
+  off &= cv2.dilate(on.view(np.uint8), kernel).view(bool)
+  return np.greater(mask, off, out=off)  # mask & ~off, in place.
