@@ -4,6 +4,7 @@
     count, labels, stats, centroids = fast.connected_components(mask, connectivity=8)
     fast.touches_edge(stats, mask.shape)               # bool per component
     fast.gather(table, labels, stats)                  # == np.take(table, labels), table bool
+    fast.count_nonzero(mask, axis=1)                   # == np.count_nonzero, mask bool
     fast.median(values), fast.percentile(values, 90)   # == float(np.median(...)), np.percentile
 
 * connected_components: cv2.connectedComponentsWithStats with 16-bit labels (uint16; int32 when
@@ -13,6 +14,8 @@
   a shadow do; a digit on the sheet does not).
 * gather: table[labels] for a boolean table over those components, from the boxes of the few
   it holds: np.take first turns every 16-bit label into a 64-bit index (6 MB on a photo).
+* count_nonzero: a bool mask's ink per row or column by OpenCV's sums, ten times faster than
+  NumPy's (which compares every pixel to 0 into a new array first).
 * median, percentile: NumPy 2 partitions at several places at once for them (the middle pair,
   and the last element to look for NaN), a slow generic selection; one partition at one place
   takes its SIMD path, ten times faster on a photo's samples. The neighbouring order statistic
@@ -77,6 +80,15 @@ def gather(table: np.ndarray, labels: np.ndarray, stats: np.ndarray) -> np.ndarr
     x, y, w, h = (int(v) for v in stats[i, :4])
     out[y:y + h, x:x + w] |= labels[y:y + h, x:x + w] == i
   return out
+
+
+def count_nonzero(mask: np.ndarray, axis: int) -> np.ndarray:
+  """np.count_nonzero(mask, axis=axis) of a 2-D bool ``mask``."""
+  if mask.size == 0:
+    return np.count_nonzero(mask, axis=axis)
+  sums = cv2.reduce(np.ascontiguousarray(mask).view(np.uint8), axis, cv2.REDUCE_SUM,
+                    dtype=cv2.CV_32S)
+  return sums.ravel().astype(np.intp)
 
 
 def median(values: np.ndarray) -> float:

@@ -106,7 +106,7 @@ def _reach_of_ink(mask: np.ndarray) -> tuple[int, int]:
   """The ink's (height, width) without the stray _STRAY of it at either end of each axis."""
   sides = []
   for axis in (1, 0):
-    ink = np.cumsum(np.count_nonzero(mask, axis=axis))
+    ink = np.cumsum(fast.count_nonzero(mask, axis=axis))
     lo, hi = np.searchsorted(ink, [_STRAY * ink[-1], (1 - _STRAY) * ink[-1]])
     sides.append(int(hi - lo + 1))
   return sides[0], sides[1]
