@@ -178,18 +178,25 @@ def _refine(mask8: np.ndarray, segments: np.ndarray,
     kept.append(i)
   reach = _SHRINK + 2
   offsets = np.arange(-reach, reach + 1)
+  # Every second column of every line, all lines at once (their ink's middles are sums of
+  # whole numbers, exact in any order); each line fitted on its own.
+  spans = [np.arange(int(min(x0[i], x1[i])), int(max(x0[i], x1[i])) + 1, 2) for i in kept]
+  spans = [xs[(xs >= 0) & (xs < w)] for xs in spans]
+  line = np.repeat(np.array(kept, int), [len(xs) for xs in spans])
+  all_xs = np.concatenate(spans)
+  ys = np.rint(y0[line] + slope[line] * (all_xs - x0[line])).astype(np.int64)[:, None] + offsets
+  inside = (ys >= 0) & (ys < h)
+  ink = np.where(inside, grid[np.clip(ys, 0, h - 1), all_xs[:, None]], 0).astype(np.float32)
+  weights = ink.sum(axis=1)
+  middles = (ink * ys).sum(axis=1) / np.maximum(weights, 1)
+  ends = np.cumsum([len(xs) for xs in spans])
   out, sources = [], []
-  for i in kept:
-    xs = np.arange(int(min(x0[i], x1[i])), int(max(x0[i], x1[i])) + 1, 2)
-    xs = xs[(xs >= 0) & (xs < w)]
-    ys = np.rint(y0[i] + slope[i] * (xs - x0[i])).astype(np.int64)[:, None] + offsets
-    inside = (ys >= 0) & (ys < h)
-    ink = np.where(inside, grid[np.clip(ys, 0, h - 1), xs[:, None]], 0).astype(np.float32)
-    weight = ink.sum(axis=1)
-    hit = weight > 0
+  for i, xs, end in zip(kept, spans, ends):
+    run = np.s_[end - len(xs):end]
+    hit = weights[run] > 0
     if hit.sum() < 10:
       continue
-    points = np.stack([xs[hit], (ink[hit] * ys[hit]).sum(axis=1) / weight[hit]], 1)
+    points = np.stack([xs[hit], middles[run][hit]], 1)
     vx, vy, px, py = cv2.fitLine(points.astype(np.float32), cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
     if abs(vx) < 1e-6:
       continue
