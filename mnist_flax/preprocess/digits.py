@@ -366,7 +366,7 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
     stats[~inside, cv2.CC_STAT_AREA] = 0  # Left out of every glyph (see is_speck).
   thick = thin.lines_off(mask, labels, stats)
   if thick is not None:
-    _, labels, stats, _ = fast.connected_components(thick, connectivity=8)
+    _, labels, stats, _ = fast.connected_components(thick.astype(np.uint8), connectivity=8)
   groups = _groups(stats, max(mask.shape))
   if not groups:
     return []
