@@ -73,3 +73,31 @@ def test_components_beyond_16_bits() -> None:
   assert count == 90_001
   assert labels.dtype == np.int32 and int(labels.max()) == 90_000
   assert int(stats[1:, cv2.CC_STAT_AREA].sum()) == 90_000
+
+
+@pytest.mark.parametrize("chosen", [0, 3, 40, 200])
+def test_gather_is_take(chosen: int) -> None:
+  """table[labels] from the boxes of the chosen components (few and many; a blob spanning
+  the picture among them), the same as np.take, and a new array the caller may change."""
+  rng = np.random.default_rng(4)
+  mask = rng.random((240, 320)) < 0.08
+  mask[100, :] = True  # One component across the picture: a box as wide as it.
+  count, labels, stats, _ = fast.connected_components(mask, 8)
+  table = np.zeros(count, bool)
+  table[rng.choice(np.arange(1, count), min(chosen, count - 1), replace=False)] = True
+  for t in (table, np.r_[True, table[1:]]):  # The paper (label 0) chosen too.
+    got = fast.gather(t, labels, stats)
+    assert got.dtype == bool and np.array_equal(got, np.take(t, labels))
+    got[:] = False
+    assert not np.shares_memory(got, labels)
+
+
+def test_count_nonzero_is_numpys() -> None:
+  rng = np.random.default_rng(5)
+  for shape in ((300, 220), (1, 7), (7, 1), (0, 5)):
+    mask = rng.random(shape) < 0.3
+    for part in (mask, mask.T, mask[::2, 1:]):
+      for axis in (0, 1):
+        want = np.count_nonzero(part, axis=axis)
+        got = fast.count_nonzero(part, axis=axis)
+        assert got.dtype == want.dtype and np.array_equal(got, want), (shape, axis)

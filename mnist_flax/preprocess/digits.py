@@ -119,9 +119,11 @@ class _Group:
     return self.y1 - self.y0
 
 
-def is_speck(area: int, long_side: int, side: int) -> bool:
-  """Too small to be (part of) a digit in an image whose long side is ``side``."""
-  return area < 12 or long_side < max(5, 0.02 * side)
+def is_speck(area: int | np.ndarray, long_side: int | np.ndarray, side: int
+             ) -> bool | np.ndarray:
+  """Too small to be (part of) a digit in an image whose long side is ``side`` (elementwise for
+  arrays)."""
+  return (area < 12) | (long_side < max(5, 0.02 * side))
 
 
 def _groups(stats: np.ndarray, side: int) -> list[_Group]:
@@ -368,10 +370,7 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
   8-connected components (labels, stats) where already known; ``lines``: whether thin lines
   may run into the digits (see thin.lines_off).
   """
-  if components is None:
-    _, labels, stats, _ = fast.connected_components(mask.astype(np.uint8), connectivity=8)
-  else:
-    labels, stats = components
+  labels, stats = components or fast.connected_components(mask, connectivity=8)[1:3]
   if len(stats) < 2:
     return []
   h, w = mask.shape

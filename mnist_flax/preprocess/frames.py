@@ -61,8 +61,8 @@ def _inside_border(mask: np.ndarray) -> tuple[slice, slice]:
   from the rest, as the bar of a 7 touching the crop is never separated.
   """
   h, w = mask.shape
-  cov_r = mask.sum(axis=1) / w
-  cov_c = mask.sum(axis=0) / h
+  cov_r = fast.count_nonzero(mask, axis=1) / w
+  cov_c = fast.count_nonzero(mask, axis=0) / h
   top, bottom = _edge_lines(cov_r, h)
   left, right = _edge_lines(cov_c, w)
   # A frame's side runs into its corners, the ends of the ink's extent; the top of a round

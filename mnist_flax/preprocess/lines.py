@@ -81,7 +81,7 @@ def _extent(rest: np.ndarray, vertical: bool, longest: float) -> float:
   not count: specks and stubs (pieces under a fifth of the largest), long thin pieces (over a
   third of ``longest``, the longest rule, and ten times longer than thick) and pieces at the
   image's border (the sheet's edge, the desk)."""
-  _, _, stats, _ = fast.connected_components(rest.astype(np.uint8), connectivity=8)
+  _, _, stats, _ = fast.connected_components(rest, connectivity=8)
   x, y, w, h, area = stats[1:].T
   long_side = np.maximum(w, h)
   residue = (long_side >= longest / 3) & (area <= long_side * long_side / 10)
@@ -106,7 +106,7 @@ def _reach_of_ink(mask: np.ndarray) -> tuple[int, int]:
   """The ink's (height, width) without the stray _STRAY of it at either end of each axis."""
   sides = []
   for axis in (1, 0):
-    ink = np.cumsum(np.count_nonzero(mask, axis=axis))
+    ink = np.cumsum(fast.count_nonzero(mask, axis=axis))
     lo, hi = np.searchsorted(ink, [_STRAY * ink[-1], (1 - _STRAY) * ink[-1]])
     sides.append(int(hi - lo + 1))
   return sides[0], sides[1]
@@ -135,7 +135,7 @@ def _lines(mask8: np.ndarray, small: np.ndarray, vertical: bool, extent: int,
   segments, sources = _refine(mask8, kept, vertical)
   if sources.size == 0:
     return None
-  thick = _thickness(mask8, _band(mask8.shape, segments, 1, vertical).astype(np.uint8), vertical)
+  thick = _thickness(mask8, _band(mask8.shape, segments, 1, vertical).view(np.uint8), vertical)
   if thick > max(3, _MAX_THICKNESS * across):
     return None  # A thick bar: a stroke of the digit, not printed ruling.
   return segments, lengths[sources], thick + 2 + (thick % 2 == 0), _clipped(
@@ -178,18 +178,25 @@ def _refine(mask8: np.ndarray, segments: np.ndarray,
     kept.append(i)
   reach = _SHRINK + 2
   offsets = np.arange(-reach, reach + 1)
+  # Every second column of every line, all lines at once (their ink's middles are sums of
+  # whole numbers, exact in any order); each line fitted on its own.
+  spans = [np.arange(int(min(x0[i], x1[i])), int(max(x0[i], x1[i])) + 1, 2) for i in kept]
+  spans = [xs[(xs >= 0) & (xs < w)] for xs in spans]
+  line = np.repeat(np.array(kept, int), [len(xs) for xs in spans])
+  all_xs = np.concatenate(spans)
+  ys = np.rint(y0[line] + slope[line] * (all_xs - x0[line])).astype(np.int64)[:, None] + offsets
+  inside = (ys >= 0) & (ys < h)
+  ink = np.where(inside, grid[np.clip(ys, 0, h - 1), all_xs[:, None]], 0).astype(np.float32)
+  weights = ink.sum(axis=1)
+  middles = (ink * ys).sum(axis=1) / np.maximum(weights, 1)
+  ends = np.cumsum([len(xs) for xs in spans])
   out, sources = [], []
-  for i in kept:
-    xs = np.arange(int(min(x0[i], x1[i])), int(max(x0[i], x1[i])) + 1, 2)
-    xs = xs[(xs >= 0) & (xs < w)]
-    ys = np.rint(y0[i] + slope[i] * (xs - x0[i])).astype(np.int64)[:, None] + offsets
-    inside = (ys >= 0) & (ys < h)
-    ink = np.where(inside, grid[np.clip(ys, 0, h - 1), xs[:, None]], 0).astype(np.float32)
-    weight = ink.sum(axis=1)
-    hit = weight > 0
+  for i, xs, end in zip(kept, spans, ends):
+    run = np.s_[end - len(xs):end]
+    hit = weights[run] > 0
     if hit.sum() < 10:
       continue
-    points = np.stack([xs[hit], (ink[hit] * ys[hit]).sum(axis=1) / weight[hit]], 1)
+    points = np.stack([xs[hit], middles[run][hit]], 1)
     vx, vy, px, py = cv2.fitLine(points.astype(np.float32), cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
     if abs(vx) < 1e-6:
       continue
@@ -208,18 +215,20 @@ def _band(shape: tuple[int, ...], segments: np.ndarray, width: int, vertical: bo
   if width > 1:
     size = (width, 1) if vertical else (1, width)
     drawn = cv2.dilate(drawn, cv2.getStructuringElement(cv2.MORPH_RECT, size))
-  return drawn > 0
+  return drawn.view(bool)  # 0 and 1: no comparison needed.
 
 
 def _without(mask: np.ndarray, band: np.ndarray, width: int, vertical: bool) -> np.ndarray:
   """``mask`` without its pixels in ``band``, but where a stroke crosses it: ink on both sides
   of the band, put back by a closing across it."""
-  rule = band & mask
-  kept = mask & ~rule
+  kept = mask > band  # Ink off the band (in place from here on: whole-picture copies cost).
   reach = width + 4
   kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (reach, 1) if vertical else (1, reach))
-  bridged = cv2.morphologyEx(kept.astype(np.uint8), cv2.MORPH_CLOSE, kernel) > 0
-  return kept | (rule & bridged)
+  bridged = cv2.morphologyEx(kept.view(np.uint8), cv2.MORPH_CLOSE, kernel).view(bool)
+  bridged &= band  # The rule's ink where a stroke crosses it.
+  bridged &= mask
+  kept |= bridged
+  return kept
 
 
 def _on_edge(segments: np.ndarray, shape: tuple[int, ...], vertical: bool) -> np.ndarray:
@@ -313,7 +322,7 @@ def _remove_rules_once(mask: np.ndarray, ruled: dict[bool, ruling.Ruling],
   for vertical in (True, False):
     if vertical not in ruled and (not vertical) in ruled:
       along[vertical] = min(along[vertical], int(_REACH_SHORT * ruled[not vertical].reach))
-  mask8 = mask.astype(np.uint8)
+  mask8 = mask.view(np.uint8)  # Only read: the mask's own bytes.
   small = _shrunk(mask8)
   found = {vertical: hit for vertical in (False, True) if (hit := _lines(
       mask8, small, vertical, along[vertical], width if vertical else height,

@@ -70,9 +70,13 @@ _STEP_RATIO = 1.1
 _STEP_FRACTION = 0.009
 # _STEPPED[v]: the brightest 8-bit paper level not a step above level v, so that "a > _STEPPED[b]"
 # is "a / 255 > _STEP_RATIO * b / 255" in float32 (the same pixels): 8-bit morphology and a
-# table are several times faster than float.
+# table are several times faster than float. So are _FLOORED, the ink map's divisor (kept off
+# zero), and _ABOVE[v], what a level must exceed to be _STEP_RATIO above v (in float32).
 _LEVELS = np.arange(256, dtype=np.float32) * np.float32(1 / 255)
 _STEPPED = np.array([np.count_nonzero(_LEVELS <= _STEP_RATIO * v) - 1 for v in _LEVELS], np.uint8)
+_FLOORED = np.maximum(_LEVELS, 1e-3)
+_ABOVE = np.minimum(np.floor(np.arange(256, dtype=np.float32) * np.float32(_STEP_RATIO)),
+                    255).astype(np.uint8)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -178,7 +182,8 @@ def _background(lum: np.ndarray
   widest = _odd(_CLOSING_FRACTION * max(half))
   closed = _closing(small8, widest)
   sheet = _sheet(closed)
-  rough = 1.0 - small / np.maximum(closed.astype(np.float32) * np.float32(1 / 255), 1e-3)
+  rough = cv2.LUT(closed, _FLOORED)  # 1 - small / it, in place.
+  np.subtract(1.0, np.divide(small, rough, out=rough), out=rough)
   centre, sigma = _noise(rough, sheet)
   stroke = strokes.width(rough > centre + max(_SEED_SIGMAS * sigma, _MIN_SEED))
   # A few strokes wide, but no wider than _CLOSING_MOST unless the strokes need it.
@@ -189,14 +194,13 @@ def _background(lum: np.ndarray
     wide, closed = closed, _closing(small8, k)
     # Where the narrower closing falls well below the widest one, it follows something
     # narrower than a quarter of the picture: a stroke too thick for it, or a shadow.
-    dip = closed.astype(np.float32) * np.float32(_STEP_RATIO) < wide
+    dip = wide > cv2.LUT(closed, _ABOVE)
     closed = strokes.lift_thick(small8, closed, wide, dip, _STEP_RATIO,
                                 lambda: sheet if sheet is not None else _lit_sheet(wide))
   lit = _lit_sheet(closed)
   full = cv2.resize(closed, (w, h), interpolation=cv2.INTER_LINEAR)
-  sheet, lit, dip = (None if m is None else
-                     cv2.resize(m.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST) > 0
-                     for m in (sheet, lit, dip))
+  sheet, lit, dip = (None if m is None else cv2.resize(m.view(np.uint8), (w, h), interpolation=(
+      cv2.INTER_NEAREST)).view(bool) for m in (sheet, lit, dip))
   return full, sheet, lit, dip
 
 
@@ -259,7 +263,7 @@ def _main_outline(mask: np.ndarray) -> np.ndarray | None:
 def _without_rim(region: np.ndarray) -> np.ndarray:
   """A region (uint8) less its rim, 1% of the picture wide: the sheet's edge is shaded."""
   rim = _odd(0.01 * max(region.shape))
-  return cv2.erode(region, cv2.getStructuringElement(cv2.MORPH_RECT, (rim, rim))) > 0
+  return cv2.erode(region, cv2.getStructuringElement(cv2.MORPH_RECT, (rim, rim))).view(bool)
 
 
 # A picture is clean (a drawing, a scan, a screenshot, a photo of a plain card in even light)
@@ -337,27 +341,29 @@ def find_ink(lum: np.ndarray, plate: np.ndarray | None = None) -> Page | None:
   if not (_mostly_light(lum) if plate is not None else ink_is_dark(lum)):
     lum = 1.0 - lum
   background8, sheet, lit, dip = _background(lum)
-  background = np.multiply(background8, np.float32(1 / 255), dtype=np.float32)
   if plate is not None:  # The face is the sheet: its noise, and ink only on it.
     sheet = plate if sheet is None else sheet & plate
-  ink = np.maximum(background, 1e-3)  # Then 1 - lum / it, in place: two copies fewer.
+  ink = cv2.LUT(background8, _FLOORED)  # Then 1 - lum / it, in place: fewer copies.
   np.subtract(1.0, np.divide(lum, ink, out=ink), out=ink)
   # The noise is judged in absolute darkening, where a photo's noise is about even: divided by
   # a shadow's dim paper it is magnified, and the shadowed desk's grain would pass for ink.
   # Both before clipping: paper noise goes either way of the (median-smoothed) paper level.
-  dark = ink * background
+  dark = cv2.LUT(background8, _LEVELS)
+  np.multiply(ink, dark, out=dark)
   centre, sigma = _noise(ink, sheet)
   dark_centre, dark_sigma = _noise(dark, sheet)
   np.clip(ink, 0.0, 1.0, out=ink)
   join = centre + max(_JOIN_SIGMAS * sigma, _MIN_JOIN)
-  weak = ((ink > centre + _MIN_JOIN) & (dark > dark_centre + _JOIN_SIGMAS * dark_sigma))
-  count, labels, stats, _ = fast.connected_components(weak.astype(np.uint8), connectivity=8)
+  weak, above = ink > centre + _MIN_JOIN, dark > dark_centre + _JOIN_SIGMAS * dark_sigma
+  weak &= above
+  count, labels, stats, _ = fast.connected_components(weak, connectivity=8)
   if count < 2:
     return None
-  strong = (ink > centre + _MIN_SEED) & (dark > dark_centre + _SEED_SIGMAS * dark_sigma)
+  strong = np.greater(ink, centre + _MIN_SEED, out=weak)  # Buffers reused: weak is labelled.
+  strong &= np.greater(dark, dark_centre + _SEED_SIGMAS * dark_sigma, out=above)
   seeded = np.bincount(labels[strong], minlength=count) > 0
   seeded[0] = False
-  mask = np.take(seeded, labels)  # As seeded[labels], a third faster.
+  mask = fast.gather(seeded, labels, stats)
   if sheet is not None:
     # A piece of ink counts only where most of it lies on the sheet (counted on seeded ink).
     on_sheet = np.bincount(labels[mask & sheet], minlength=count)
@@ -368,8 +374,12 @@ def find_ink(lum: np.ndarray, plate: np.ndarray | None = None) -> Page | None:
   elif sheet is None and lit is not None and _on_grain(mask, lit):
     # A desk as light as shadowed paper: ink counts only where most of it lies on the lit sheet.
     on_lit = np.bincount(labels[mask & lit], minlength=count)
-    mask &= np.take(on_lit >= 0.5 * np.bincount(labels[mask], minlength=count), labels)
-  mask = _off_steps(mask, labels, count, background8, dip)
+    seeded &= on_lit >= 0.5 * np.bincount(labels[mask], minlength=count)
+    mask &= fast.gather(seeded, labels, stats)
+  # Each piece's pixels in the mask: whole components, unless the plate's face cut them.
+  areas = np.where(seeded, stats[:, cv2.CC_STAT_AREA], 0) if plate is None else np.bincount(
+      labels[mask], minlength=count)
+  mask = _off_steps(mask, labels, stats, areas, background8, dip)
   if not mask.any():  # Nothing seeded, or all of it the sheet's edge, a shadow's, a rim.
     return None
   # Stretch so the strong ink reaches 1: the normalised strokes then look like MNIST's.
@@ -381,32 +391,34 @@ def find_ink(lum: np.ndarray, plate: np.ndarray | None = None) -> Page | None:
   return Page(ink=np.clip(ink, 0.0, 1.0, out=ink), mask=mask, lit=lit)  # lum float32: ink too.
 
 
-def _off_steps(mask: np.ndarray, labels: np.ndarray, count: int, background8: np.ndarray,
-               dip: np.ndarray | None) -> np.ndarray:
+def _off_steps(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, areas: np.ndarray,
+               background8: np.ndarray, dip: np.ndarray | None) -> np.ndarray:
   """``mask`` less the pixels on or beside steps of the paper's level (see _STEP_RATIO) of each
-  piece of ink (``labels``, ``count`` of them) that mostly lies on them and is at most twice
-  as thick as a step is wide: the sheet's outline on a desk of about its shade, a hard
-  shadow's edge. The rest of such a piece stays (a stroke touching the sheet's edge); so does
-  all of a piece that only crosses a step (a digit across a shadow's edge), and one whose
-  steps are mostly where the paper's estimate ``dip``s (a stroke too thick for the closing,
-  or its fragments)."""
+  piece of ink (``labels``, ``stats``; ``areas``: its pixels in ``mask``) that mostly lies on
+  them and is at most twice as thick as a step is wide: the sheet's outline on a desk of about
+  its shade, a hard shadow's edge. The rest of such a piece stays (a stroke touching the
+  sheet's edge); so does all of a piece that only crosses a step (a digit across a shadow's
+  edge), and one whose steps are mostly where the paper's estimate ``dip``s (a stroke too
+  thick for the closing, or its fragments)."""
+  count = len(stats)
   k = _odd(_STEP_FRACTION * max(mask.shape))
   kernel = np.ones((k, k), np.uint8)
   on = mask & (cv2.dilate(background8, kernel) > cv2.LUT(cv2.erode(background8, kernel), _STEPPED))
-  edge = np.bincount(labels[on], minlength=count) >= 0.5 * np.maximum(
-      np.bincount(labels[mask], minlength=count), 1)
+  stepped = np.bincount(labels[on], minlength=count)
+  edge = stepped >= 0.5 * np.maximum(areas, 1)
   edge[0] = False
   if dip is not None:
-    edge &= np.bincount(labels[on & dip], minlength=count) < 0.8 * np.maximum(
-        np.bincount(labels[on], minlength=count), 1)
+    edge &= np.bincount(labels[on & dip], minlength=count) < 0.8 * np.maximum(stepped, 1)
   if not edge.any():
     return mask
-  lines = mask & np.take(edge, labels)
+  lines = fast.gather(edge, labels, stats)
+  lines &= mask
   # Twice the distance to the paper is the thickness; a piece's thickest part decides.
-  depth = cv2.distanceTransform(lines.astype(np.uint8), cv2.DIST_L2, 3)
+  depth = cv2.distanceTransform(lines.view(np.uint8), cv2.DIST_L2, 3)
   thickest = np.zeros(count, np.float32)
   np.maximum.at(thickest, labels[lines], depth[lines])
   edge &= thickest <= k  # Twice the distance: no thicker than twice a step is wide.
   # The shading runs along the step, a line's width beside where the closing puts it.
-  near = cv2.dilate(on.astype(np.uint8), kernel) > 0
-  return mask & ~(near & np.take(edge, labels))
+  off = fast.gather(edge, labels, stats)
+  off &= cv2.dilate(on.view(np.uint8), kernel).view(bool)
+  return np.greater(mask, off, out=off)  # mask & ~off, in place.

@@ -90,7 +90,7 @@ def find_plate(mask: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray]
   as a wall's bricks are as large as a small plate's panel, and as many as there are."""
   for solid, border_ok in ((mask, True), (~mask, False)):
     # Opened first: thin lines touching the plate (a brick wall's mortar) come off it.
-    solid = cv2.morphologyEx(solid.astype(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
+    solid = cv2.morphologyEx(solid.view(np.uint8), cv2.MORPH_OPEN, np.ones((5, 5), np.uint8))
     if cv2.countNonZero(solid) < 0.01 * mask.size:
       continue
     count, labels, stats, _ = fast.connected_components(solid, connectivity=8)

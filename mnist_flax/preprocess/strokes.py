@@ -35,8 +35,7 @@ def width(mask: np.ndarray) -> float:
   middle than a digit, and its width would let the closing fill it in. When all ink touches it
   (a shadow whose edge crosses the digit joins its strokes to it), 0: the narrowest closing,
   parts of strokes too thick for it then found by lift_thick."""
-  mask8 = mask.astype(np.uint8)
-  _, labels, stats, _ = fast.connected_components(mask8, connectivity=8)
+  _, labels, stats, _ = fast.connected_components(mask, connectivity=8)
   w, h = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT]
   border = fast.touches_edge(stats, mask.shape)
   border[0] = True
@@ -45,11 +44,13 @@ def width(mask: np.ndarray) -> float:
   # Noise specks too, when there are strokes: a photo's grain leaves hundreds, each a ridge a
   # pixel or two wide, which halved a thick stroke's width and left the stroke hollow.
   side = max(mask.shape)
-  strokes = ~border & ~np.array([is_speck(int(a), int(max(b, c)), side)
-                                 for a, b, c in zip(stats[:, cv2.CC_STAT_AREA], w, h)])
-  mask8 = np.take(strokes if strokes.any() else ~border, labels).astype(np.uint8)
+  strokes = ~border & ~is_speck(stats[:, cv2.CC_STAT_AREA], np.maximum(w, h), side)
+  mask8 = fast.gather(strokes if strokes.any() else ~border, labels, stats).view(np.uint8)
   dist = cv2.distanceTransform(mask8, cv2.DIST_L2, 3)
-  ridge = (dist > 0) & (dist >= cv2.dilate(dist, np.ones((3, 3), np.uint8)) - 1e-3)
+  near = cv2.dilate(dist, np.ones((3, 3), np.uint8))
+  near -= 1e-3
+  ridge = dist >= near
+  ridge &= dist > 0
   values = dist[ridge]
   return 2.0 * fast.percentile(values, 75) if values.size else 0.0
 
@@ -61,7 +62,7 @@ def _regions(dip: np.ndarray, closed: np.ndarray, wide: np.ndarray
   strokes: at least _THICK_DEPTH darker than the ``wide`` closing in the ``closed`` one, and
   _INK_DEPTH when they reach the edge (a shadow or the desk does; a thick digit cropped
   tightly is as dark as ink)."""
-  count, labels, stats, _ = fast.connected_components(dip.astype(np.uint8), connectivity=8)
+  count, labels, stats, _ = fast.connected_components(dip, connectivity=8)
   area = np.maximum(stats[:, cv2.CC_STAT_AREA], 1)
   # Sums over the dip only (label 0, the rest, is never lifted).
   flat = labels[dip]

@@ -28,18 +28,26 @@ def lines_off(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray) -> np.nda
   """``mask`` (its components ``labels``, ``stats``) less the thin lines that thick strokes
   touch (see _RATIO), or None if no piece of ink has any: the digit's row is then built
   from the digit, not from the rule, the margin or the sheet's edge that a stroke touches."""
-  # Padded: ink that reaches the picture's edge has paper beyond it all the same.
-  depth = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
+  ys = np.flatnonzero(mask.any(axis=1))
+  if ys.size == 0:
+    return None
+  # Distances over the ink's rows and a row of paper above and below them, where the nearest
+  # paper is (a column of it either side: ink that reaches the picture's edge has paper beyond
+  # it all the same). Every column is kept: OpenCV's sums along a row then run as they do over
+  # the whole picture (cut columns, a tie of two paths can differ in its last bit).
+  y0 = int(ys[0]) - 1
+  rows = np.s_[y0 + 1:int(ys[-1]) + 1]
+  depth = cv2.distanceTransform(np.pad(mask[rows], 1).view(np.uint8), cv2.DIST_L2, 3)
   # A stroke's middle at least _RATIO times as deep as a one- or two-pixel line's
   # (~1.4 pixels deep): thinner strokes cannot be told from the lines.
-  deep = depth >= 1.5 * _RATIO
+  deep = depth[1:-1, 1:-1] >= 1.5 * _RATIO
   out = None
-  for label in np.unique(labels[deep]):
+  for label in np.unique(labels[rows][deep]):
     x, y, w, h, area = (int(v) for v in stats[label])
     if label == 0 or area == 0:  # The paper, or a piece left out.
       continue
     part = labels[y:y + h, x:x + w] == label
-    inner = np.where(part, depth[y:y + h, x:x + w], 0)
+    inner = np.where(part, depth[y - y0:y - y0 + h, x + 1:x + 1 + w], 0)
     deepest = float(inner.max())
     core = (inner >= deepest / _RATIO).astype(np.uint8)
     ys, xs = np.nonzero(core)
