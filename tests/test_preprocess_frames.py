@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT
-from mnist_flax.preprocess import fast, frames, gray, lines, paper
+from mnist_flax.preprocess import clean, fast, frames, gray, lines, paper
 from mnist_flax.preprocess.read import open_image
 
 
@@ -53,7 +53,7 @@ def test_components_in_the_box_are_opencvs_for_the_sample_images() -> None:
   checked = 0
   for path in sorted((ROOT / "test").iterdir()):
     lum, _ = gray.luminance(open_image(path, draft_side=gray.WORK_SIDE))
-    for page in (paper.find_ink_clean(lum), paper.find_ink(lum)):
+    for page in (clean.find_ink(lum), paper.find_ink(lum)):
       if page is not None and page.mask.any():
         _same_as_whole(page.mask)
         _same_as_whole(lines.remove_rules(page.mask))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from mnist_flax.preprocess import Digit, choose, digits
+from mnist_flax.preprocess import Digit, choose, cuts, digits
 
 _FIELD = np.zeros((28, 28), np.float32)
 
@@ -157,8 +157,8 @@ def test_slant_is_how_far_the_ink_leans_right_per_row() -> None:
   cv2.line(upright, (30, 5), (30, 95), 1, 5)
   leaning = np.zeros((100, 60), np.uint8)
   cv2.line(leaning, (45, 5), (15, 95), 1, 5)  # 30 columns right over 90 rows up.
-  assert abs(digits.slant(upright)) < 0.01
-  assert abs(digits.slant(leaning) - 1 / 3) < 0.03
+  assert abs(cuts.slant(upright)) < 0.01
+  assert abs(cuts.slant(leaning) - 1 / 3) < 0.03
 
 
 def test_slanted_digits_that_touch_are_cut_along_their_slant() -> None:

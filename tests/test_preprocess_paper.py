@@ -10,7 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from mnist_flax.preprocess import paper, strokes
+from mnist_flax.preprocess import clean, paper, strokes
 
 
 def _ring(stroke: int) -> np.ndarray:
@@ -123,11 +123,11 @@ def test_a_hard_shadow_over_ruled_paper_is_no_clean_picture():
   lum[40::40] = 0.6  # Ruled lines.
   cv2.line(lum, (350, 250), (420, 380), 0.1, 5)  # A stroke.
   lum[480:560] *= 0.5  # A pen's shadow across the sheet, beside the digit.
-  assert paper.find_ink_clean(lum) is None
+  assert clean.find_ink(lum) is None
   # A drawing's thick stroke running off the picture's edge takes most of the light: clean.
   drawing = np.full((600, 800), 0.95, np.float32)
   cv2.line(drawing, (400, 200), (400, 600), 0.05, 60)
-  assert paper.find_ink_clean(drawing) is not None
+  assert clean.find_ink(drawing) is not None
 
 
 def test_thick_digits_cropped_tightly_are_read_solid():

@@ -10,10 +10,11 @@ The stages, one module each, in the order the pixels go through them:
 
   read        the file, by content (JPEG, PNG, GIF, BMP), first frame, EXIF orientation, safely
   gray        any mode and size to one luminance array at the working size
+  clean       a drawing, a scan, a screenshot: ink by a threshold (else, as a photo:)
   paper       polarity, lighting and shadows divided out, the sheet found, ink thresholded
   lines       ruled lines, grids and margins removed, crossing strokes kept
   frames      frames and boxes around the digit removed (a form's cells, a screenshot's border)
-  digits      the digit, or the row of digits of a number, split where digits touch
+  digits      the digit, or the row of digits of a number (cuts: where touching ones part)
   normalise   each digit to MNIST's 20x20 box, centred by mass in 28x28
 
 Errors are the project's: InputNotFound (missing path, broken symbolic link), ImageError (not a
@@ -32,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from mnist_flax.errors import NoDigitFound, shown_path
-from mnist_flax.preprocess import digits, frames, gray, lines, normalise, paper, plates, read
+from mnist_flax.preprocess import clean, digits, frames, gray, lines, normalise, paper, plates, read
 from mnist_flax.preprocess.read import MAX_PIXELS, SUPPORTED_FORMATS, open_image
 
 # Pieces replace their glyph only when at least this many times less likely wrong than it.
@@ -73,9 +74,9 @@ def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
   scale *= drafted
   width, height = (round(side * drafted) for side in image.size)
   dx = dy = 0
-  page = paper.find_ink_clean(lum)
-  clean = page is not None
-  if clean:  # A drawing, a scan, a screenshot: no rules, plates or shadows.
+  page = clean.find_ink(lum)
+  is_clean = page is not None
+  if is_clean:  # A drawing, a scan, a screenshot: no rules, plates or shadows.
     mask, components = frames.remove_frames(page.mask, touching=False)
   else:
     page = paper.find_ink(lum)
@@ -100,7 +101,7 @@ def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
   # A clean picture has no rules, margins or sheet's edge to run into its digits: on 1,142
   # clean pictures of the dev and benchmark sets thin.lines_off changed one glyph and no answer,
   # and cost a sixth of their reading.
-  glyphs = digits.find(mask, single=single, lit=page.lit, components=components, lines=not clean)
+  glyphs = digits.find(mask, single=single, lit=page.lit, components=components, lines=not is_clean)
   for glyph in glyphs:
     add(glyph, -1, (0, glyph.cuts + 1))
   # Every glyph before any piece: a caller keeping only the first few (reader_pool) loses

@@ -1,0 +1,149 @@
+"""Where a glyph may be touching digits cut apart: paths from its top row to its bottom one.
+
+    from mnist_flax.preprocess import cuts
+    lean = cuts.slant(mask)                 # columns per row the writing leans (0 upright)
+    for path in cuts.paths(mask, lean):     # left to right; [] for a glyph that is one digit
+      left = np.arange(mask.shape[1]) < path[:, None]   # the ink left of the cut, row by row
+
+A path is the first column right of the cut on every row. Paths are the cheapest ways through
+the glyph's ink within stretches of its columns (a seam: one column sideways per row at most),
+looked for on the glyph sheared upright by the writing's slant, so they bend around a digit
+that leans into its neighbour; a path that only shaves a rim, runs through a loop, or (in a
+narrow glyph) crosses more than one stroke is no cut between digits. ``digits`` turns them into
+the pieces the model reads.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+# From this many heights wide, a glyph may be touching digits: two narrow 8s that touch are
+# ~0.8 heights wide. From _NARROW_TOUCHING, a "1" run into a 9 (~0.5-0.65), but so are a bold
+# printed 6 and 9, whose halves read as a 1 and a 3: only a cut crossing one stroke parts those
+# (one across a 6's or a 0's loop crosses two; ink less than _ONE_TOUCH heights apart is one);
+# in a number of two glyphs or more (a lone glyph is one digit, cut sooner than another's).
+_TOUCHING_ASPECT, _NARROW_TOUCHING, _ONE_TOUCH = 0.75, 0.5, 0.05
+# Below this many heights wide, a cut runs through no hole at least _HOLE of the glyph's box:
+# it would cut a loop open (a bold 0 read as "11", an 8 as "125"), not part touching digits.
+_LOOP_CUT, _HOLE = 1.0, 0.02
+# Cut paths are tried every _CUT_STEP heights across a glyph (none nearer its sides than
+# _CUT_MARGIN), each within _CUT_REACH heights either way, on the glyph shrunk to _CUT_ROWS rows
+# (a path's bends need no finer grain); a sideways step costs _SIDESTEP of a pixel's ink, so
+# paths run straight where ink does not decide. Of the paths crossing less ink than their
+# neighbours, at most _CUTS_PER_HEIGHT per height of the glyph's width are kept, the cheapest
+# (two per digit's width: the gap on either side of a "1").
+_CUT_STEP, _CUT_MARGIN, _CUT_REACH = 0.06, 0.1, 0.12
+_CUT_ROWS = 48
+_SIDESTEP = 0.05
+_CUTS_PER_HEIGHT = 2
+# Writing leans at most this many columns per row (a slant estimate beyond is a shape's, not
+# a hand's); a cut leaves at least _LEAST_SIDE of the glyph's ink on either side.
+_MAX_SLANT, _LEAST_SIDE = 0.4, 0.03
+
+
+def _seams(ink: np.ndarray, bands: list[tuple[int, int]]) -> list[np.ndarray]:
+  """For each band (lo, hi), the path from the top row to the bottom one, a column per row,
+  moving at most one column from a row to the next and staying in columns lo <= x < hi, that
+  crosses the least ``ink`` (in [0, 1]) plus _SIDESTEP per step sideways. All bands in one
+  pass over the rows: the rows are a Python loop, the bands ride along in NumPy."""
+  h, w = ink.shape
+  if not bands:
+    return []
+  cols = np.arange(w)
+  limits = np.array(bands)
+  outside = (cols < limits[:, :1]) | (cols >= limits[:, 1:])  # (bands, w)
+  acc = np.where(outside, np.inf, ink[0])
+  step = np.zeros((h, len(bands), w), np.int8)
+  wall = np.full((len(bands), 1), np.inf)
+  for y in range(1, h):
+    moves = np.stack((np.concatenate((wall, acc[:, :-1]), axis=1) + _SIDESTEP, acc,
+                      np.concatenate((acc[:, 1:], wall), axis=1) + _SIDESTEP))
+    best = np.argmin(moves, axis=0)
+    step[y] = best - 1
+    acc = np.where(outside, np.inf, ink[y]) + np.take_along_axis(moves, best[None], 0)[0]
+  paths = []
+  for k in range(len(bands)):
+    path = np.empty(h, np.int64)
+    path[-1] = int(np.argmin(acc[k]))
+    for y in range(h - 1, 0, -1):
+      path[y - 1] = path[y] + step[y, k, path[y]]
+    paths.append(path)
+  return paths
+
+
+def slant(mask: np.ndarray) -> float:
+  """How far the ink leans right per row down the page (0 upright; a "/" leans right): the
+  regression of its columns on its rows, as MNIST's deskewing takes it."""
+  m = cv2.moments(mask.astype(np.uint8), binaryImage=True)
+  return float(np.clip(-m["mu11"] / m["mu02"], -_MAX_SLANT, _MAX_SLANT)) if m["mu02"] > 0 else 0.0
+
+
+def paths(mask: np.ndarray, lean: float = 0.0, narrow: bool = True) -> list[np.ndarray]:
+  """Where a glyph may be cut into touching digits: paths top to bottom, left to right, each
+  as the first column right of the cut on every row of ``mask``; [] for a glyph too narrow to
+  be more than one digit (with ``narrow``, than a "1" run into another: _NARROW_TOUCHING).
+  Paths bend, so digits that lean into each other (a "1" under a 9's loop, a 2's foot under
+  the next digit) come apart where they touch, not through one of them; they are looked for on
+  the glyph sheared upright by the writing's ``lean`` (see slant), as the gap between slanted
+  digits slants with them."""
+  h, w = mask.shape
+  if w < (_NARROW_TOUCHING if narrow else _TOUCHING_ASPECT) * h:
+    return []
+  scale = min(1.0, _CUT_ROWS / h)
+  small = cv2.resize(mask.astype(np.float32), (max(1, round(w * scale)), max(1, round(h * scale))),
+                     interpolation=cv2.INTER_AREA)
+  sh, sw = small.shape
+  # Upright: column x of row y moves to x + lean * (y - middle) + pad.
+  pad = int(np.ceil(abs(lean) * sh / 2)) + 1
+  middle = (sh - 1) / 2
+  shift = lean * (np.arange(sh) - middle) + pad
+  upright = cv2.warpAffine(small, np.float32([[1, lean, pad - lean * middle], [0, 1, 0]]),
+                           (sw + 2 * pad, sh), flags=cv2.INTER_LINEAR)
+  inked = np.flatnonzero(upright.any(axis=0))
+  if inked.size == 0:
+    return []
+  margin, reach = max(1, round(_CUT_MARGIN * sh)), max(1, round(_CUT_REACH * sh))
+  lo, hi = int(inked[0]), int(inked[-1]) + 1
+  bands = [(max(lo + 1, c - reach), min(hi - 1, c + reach + 1))
+           for c in range(lo + margin, hi - margin, max(1, round(_CUT_STEP * sh)))]
+  total = float(upright.sum())
+  columns = np.arange(upright.shape[1])[None, :]
+  # (mean column, ink crossed, path)
+  tried = []
+  for path in _seams(upright, bands):
+    left = float(upright[columns < path[:, None]].sum())
+    if min(left, total - left) >= _LEAST_SIDE * total:  # Ink on both sides: a cut, not a rim.
+      tried.append((float(path.mean()), float(upright[np.arange(sh), path].sum()), path))
+  kept: list[tuple[float, float, np.ndarray]] = []
+  for i, (mean, ink, path) in enumerate(tried):
+    # Neighbouring stretches often find the same path through the same gap.
+    same = any(np.abs(path - k[2]).mean() < 0.05 * sh for k in kept)
+    if not same and all(ink <= t[1] for t in tried[max(0, i - 1):i + 2]):
+      kept.append((mean, ink, path))
+  kept = sorted(kept, key=lambda k: k[1])[:max(1, round(_CUTS_PER_HEIGHT * w / h))]
+  rows = np.minimum(np.arange(h) * sh // h, sh - 1)
+  paths = [np.clip(np.round((path - shift)[rows] * w / sw), 0, w).astype(np.int64)
+           for _, _, path in sorted(kept, key=lambda k: k[0])]
+  if w < _LOOP_CUT * h:
+    hole = _holes(mask)
+    paths = [p for p in paths if not hole[np.arange(h), np.minimum(p, w - 1)].any()]
+  return paths if w >= _TOUCHING_ASPECT * h else [
+      p for p in paths if _strokes_crossed(mask, p) <= 1]
+
+
+def _holes(mask: np.ndarray) -> np.ndarray:
+  """A glyph's holes, at least _HOLE of its box each: paper its ink encloses."""
+  _, labels, stats, _ = cv2.connectedComponentsWithStats(
+      np.pad(~mask, 1, constant_values=True).view(np.uint8), connectivity=4)
+  hole = stats[:, cv2.CC_STAT_AREA] >= _HOLE * mask.size
+  hole[[0, labels[0, 0]]] = False  # The ink, and the paper around the glyph.
+  return hole[labels[1:-1, 1:-1]]
+
+
+def _strokes_crossed(mask: np.ndarray, path: np.ndarray) -> int:
+  """How many strokes of ``mask`` cut ``path`` crosses: its stretches of rows parting ink from
+  ink, those less than _ONE_TOUCH heights apart counted as one (a pixel's jitter)."""
+  rows, w = np.arange(len(mask)), mask.shape[1]
+  inked = np.flatnonzero(mask[rows, np.maximum(path - 1, 0)] & mask[rows, np.minimum(path, w - 1)])
+  return int(inked.size > 0) + int((np.diff(inked) > max(1.0, _ONE_TOUCH * len(mask))).sum())
