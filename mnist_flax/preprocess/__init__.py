@@ -75,8 +75,7 @@ def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
   width, height = (round(side * drafted) for side in image.size)
   dx = dy = 0
   page = clean.find_ink(lum)
-  is_clean = page is not None
-  if is_clean:  # A drawing, a scan, a screenshot: no rules, plates or shadows.
+  if page is not None:  # A drawing, a scan, a screenshot: no rules, plates or shadows.
     mask, components = frames.remove_frames(page.mask, touching=False)
   else:
     page = paper.find_ink(lum)
@@ -98,10 +97,7 @@ def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
            min(height, round(y1 * scale)))
     out.append(Digit(normalise.to_field(page.ink, glyph), box, split_of, span))
 
-  # A clean picture has no rules, margins or sheet's edge to run into its digits: on 1,142
-  # clean pictures of the dev and benchmark sets thin.lines_off changed one glyph and no answer,
-  # and cost a sixth of their reading.
-  glyphs = digits.find(mask, single=single, lit=page.lit, components=components, lines=not is_clean)
+  glyphs = digits.find(mask, single=single, lit=page.lit, components=components)
   for glyph in glyphs:
     add(glyph, -1, (0, glyph.cuts + 1))
   # Every glyph before any piece: a caller keeping only the first few (reader_pool) loses

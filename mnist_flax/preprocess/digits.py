@@ -233,13 +233,11 @@ def _pieces(part: np.ndarray, x: int, y: int, lean: float, narrow: bool = True
 
 
 def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
-         components: tuple[np.ndarray, np.ndarray] | None = None,
-         lines: bool = True) -> list[Glyph]:
+         components: tuple[np.ndarray, np.ndarray] | None = None) -> list[Glyph]:
   """The digits in ``mask`` left to right ([] if none; at most one with ``single``).
 
   ``lit``: where the sheet most likely is (see paper.Page); ``components``: the mask's
-  8-connected components (labels, stats) where already known; ``lines``: whether thin lines
-  may run into the digits (see thin.lines_off).
+  8-connected components (labels, stats) where already known.
   """
   labels, stats = components or fast.connected_components(mask, connectivity=8)[1:3]
   if len(stats) < 2:
@@ -247,7 +245,7 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
   h, w = mask.shape
   # Thin lines off first: a digit that a rule's remnant or a shadow's edge ties to the frame's
   # edge is inside it once they are off.
-  thick = thin.lines_off(mask, labels, stats) if lines else None
+  thick = thin.lines_off(mask, labels, stats)
   solid = None
   if thick is not None:
     tied = fast.touches_edge(stats, mask.shape)
