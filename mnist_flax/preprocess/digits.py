@@ -250,8 +250,8 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
   if thick is not None:
     tied = fast.touches_edge(stats, mask.shape)
     tied[0] = False
-    tied = np.take(tied, labels)
-    _, labels, stats, _ = fast.connected_components(thick.astype(np.uint8), connectivity=8)
+    tied = fast.gather(tied, labels, stats)
+    _, labels, stats, _ = fast.connected_components(thick, connectivity=8)
     solid = thin.freed_solid(tied, labels, stats)
   ch = stats[:, cv2.CC_STAT_HEIGHT]
   inside = ~fast.touches_edge(stats, mask.shape)

@@ -91,7 +91,7 @@ def lift_thick(lum8: np.ndarray, closed: np.ndarray, wide: np.ndarray, dip: np.n
     # A bold stroke inside a shadow's band is one region with the band, which reaches the
     # picture's edge and is no darker than a shadow as a whole: of such a region, the parts as
     # dark as ink and clear of the edge are judged as regions of their own.
-    banded = np.take(pale, labels)
+    banded = fast.gather(pale, labels, stats)
     dip = dip & ~(banded & (closed.astype(np.float32) >= np.float32(1 - _INK_DEPTH) * wide))
     labels, stats, paper, edge, thick = _regions(dip, closed, wide)
     thick &= ~(edge & (np.bincount(labels[dip & banded], minlength=len(stats)) > 0))
