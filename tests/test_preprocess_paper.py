@@ -100,6 +100,24 @@ def test_a_bold_digit_across_a_shadow_band_is_read_solid():
     assert page.mask[ring & band].mean() > 0.95 and page.mask[ring & ~band].mean() > 0.95
 
 
+def test_a_bold_digit_inside_a_hard_shadow_on_ruled_paper_is_read_solid():
+  # The rules join every stroke to the picture's edge, so no stroke width is measured and the
+  # closing is the narrowest; the bold 0 lies in a hard shadow (half the light) over the right
+  # half, off the lit sheet, or across its edge, where the paper beside it is partly shadowed:
+  # it was read as its outline (3-10% of it ink).
+  for stroke, centre in ((30, 600), (50, 600), (30, 450), (50, 450)):
+    ring = np.zeros((600, 800), np.uint8)
+    cv2.ellipse(ring, (centre, 300), (90, 150), 0, 0, 360, 1, stroke)
+    sheet = np.full(ring.shape, 0.85)
+    sheet[20::40] = 0.6  # Ruled lines.
+    lum = np.where(ring > 0, 0.1, sheet) * np.where(np.arange(800) >= 420, 0.5, 1.0)
+    lum = lum + np.random.default_rng(2).normal(0, 0.01, lum.shape)
+    page = paper.find_ink(np.clip(lum, 0, 1).astype(np.float32))
+    assert page is not None
+    paper_away = (sheet > 0.7) & (cv2.dilate(ring, np.ones((15, 15), np.uint8)) == 0)
+    assert page.mask[ring > 0].mean() > 0.95 and page.mask[paper_away].mean() < 0.01
+
+
 def test_the_desk_at_the_edge_is_no_dark_plate():
   # A mostly light photo whose dark side is a plate-shaped patch of desk (a light card lying on
   # it) in a corner: a plate hangs clear of the picture's edge, so the ink stays dark. Read as

@@ -22,6 +22,11 @@ _THICK_DEPTH = 0.3
 # A region reaching the picture's edge (a shadow, the desk) is a stroke only this much darker:
 # a shadow takes at most about half the paper's light, a marker's ink nearly all of it.
 _INK_DEPTH = 0.75
+# Off the sheet, a thick stroke's inside is at most this fraction of the paper right beside it
+# (a soft shadow's blob on a wall is 0.6-0.7 of it; a pen or marker in a hard shadow 0.1-0.3).
+_OFF_SHEET_DEPTH = 0.5
+# ... and at least this fraction of the long side thick: a thinner dip is a rule's or an edge's.
+_OFF_SHEET_THICK = 0.01
 # A stroke is at most this fraction as thick as it is long: a solid patch (a blank grey plate, a
 # dark blot) is no stroke.
 _STROKE_SHAPE = 0.5
@@ -56,10 +61,10 @@ def width(mask: np.ndarray) -> float:
 
 
 def _regions(dip: np.ndarray, closed: np.ndarray, wide: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
   """The regions of ``dip`` (labels, stats), the paper's level around each (the wide closing's
-  mean over it), which reach the picture's edge, and which are dark enough to be thick
-  strokes: at least _THICK_DEPTH darker than the ``wide`` closing in the ``closed`` one, and
+  mean over it), their own (the narrow closing's mean), which reach the picture's edge, and
+  which are dark enough to be thick strokes: at least _THICK_DEPTH darker than the ``wide`` closing in the ``closed`` one, and
   _INK_DEPTH when they reach the edge (a shadow or the desk does; a thick digit cropped
   tightly is as dark as ink)."""
   count, labels, stats, _ = fast.connected_components(dip, connectivity=8)
@@ -71,20 +76,23 @@ def _regions(dip: np.ndarray, closed: np.ndarray, wide: np.ndarray
   edge = fast.touches_edge(stats, dip.shape)
   thick = inside < np.where(edge, 1 - _INK_DEPTH, 1 - _THICK_DEPTH) * paper
   thick[0] = False
-  return labels, stats, paper, edge, thick
+  return labels, stats, paper, inside, edge, thick
 
 
 def lift_thick(lum8: np.ndarray, closed: np.ndarray, wide: np.ndarray, dip: np.ndarray,
                ratio: float, sheet: Callable[[], np.ndarray | None]) -> np.ndarray:
   """A narrow closing (uint8) with the strokes too thick for it lifted to the ``wide`` one: the
   regions where it ``dip``s (``ratio`` times darker than ``wide``) clear of the picture's edge
-  (a shadow or the desk reaches it), at least _THICK_DEPTH darker than the wide closing, mostly
-  on the ``sheet()`` (None: everywhere; asked only when needed), with paper as light as that
-  around them (ink is darker than the paper on both sides of a stroke; a shadow's corner,
-  narrower than the wide closing, goes on into more shadow), and shaped like strokes (see
-  _STROKE_SHAPE) unless ringed by ink in ``lum8`` (the picture the closings were taken of)."""
+  (a shadow or the desk reaches it), at least _THICK_DEPTH darker than the wide closing, with
+  paper beside them as light as that around them or well lighter than their inside (ink is
+  darker than the paper on both sides of a stroke, also across a hard shadow's edge; a shadow's
+  corner, narrower than the wide closing, goes on into more shadow), mostly on the ``sheet()``
+  (None: everywhere; asked only when needed) or else thick and as dark as ink against the paper
+  beside them (a bold digit inside a hard shadow, off the lit part of the sheet), and shaped
+  like strokes (see _STROKE_SHAPE) unless ringed by ink in ``lum8`` (the picture the closings
+  were taken of)."""
   shade = dip  # Where the narrow closing dips: the ring around a region lies outside it.
-  labels, stats, paper, edge, thick = _regions(dip, closed, wide)
+  labels, stats, paper, inside, edge, thick = _regions(dip, closed, wide)
   pale = edge & ~thick
   pale[0] = False
   if pale.any():
@@ -93,29 +101,40 @@ def lift_thick(lum8: np.ndarray, closed: np.ndarray, wide: np.ndarray, dip: np.n
     # dark as ink and clear of the edge are judged as regions of their own.
     banded = fast.gather(pale, labels, stats)
     dip = dip & ~(banded & (closed.astype(np.float32) >= np.float32(1 - _INK_DEPTH) * wide))
-    labels, stats, paper, edge, thick = _regions(dip, closed, wide)
+    labels, stats, paper, inside, edge, thick = _regions(dip, closed, wide)
     thick &= ~(edge & (np.bincount(labels[dip & banded], minlength=len(stats)) > 0))
   x, y, w, h, area = (stats[:, i] for i in range(5))
   count = len(stats)
   if not thick.any():
     return closed
   on = sheet()
-  if on is not None:
-    thick &= np.bincount(labels[on & dip], minlength=count) >= 0.5 * area
+  on_sheet = np.ones(count, bool) if on is None else (
+      np.bincount(labels[on & dip], minlength=count) >= 0.5 * area)
   lift = np.zeros(dip.shape, np.uint8)
-  for i in np.flatnonzero(thick):
+  side = max(dip.shape)
+  for i in np.flatnonzero(thick & (on_sheet | ~edge)):
     # The region and the ring a few pixels around it, within its box.
     x0, y0 = max(0, x[i] - 3), max(0, y[i] - 3)
     box = np.s_[y0:y[i] + h[i] + 3, x0:x[i] + w[i] + 3]
     part = (labels[box] == i).astype(np.uint8)
     ring = (cv2.dilate(part, np.ones((7, 7), np.uint8)) > 0) & ~shade[box]
+    beside = closed[box][ring]
     level = np.float32(paper[i] / ratio)
-    if np.count_nonzero(closed[box][ring] < level) >= 0.2 * max(1, np.count_nonzero(ring)):
+    # Paper beside a stroke is lit like the paper around it or, where a hard shadow's edge
+    # crosses the stroke, still well lighter than the stroke's inside; a shadow's corner goes
+    # on into shadow as dark as itself.
+    light = level if edge[i] else min(level, np.float32(inside[i] / (1 - _THICK_DEPTH)))
+    if np.count_nonzero(beside < light) >= 0.2 * max(1, beside.size):
+      continue
+    # Off the (lit) sheet, only what is as dark as ink against the paper right beside it: a
+    # bold digit inside a hard shadow; a soft shadow's blob on a wall is not.
+    thickness = 2.0 * float(cv2.distanceTransform(np.pad(part, 1), cv2.DIST_L2, 3).max())
+    if not on_sheet[i] and (thickness < _OFF_SHEET_THICK * side or not beside.size
+                            or inside[i] >= _OFF_SHEET_DEPTH * fast.median(beside)):
       continue
     # A patch inside ink (what the narrow closing leaves of a large light plate's face) is
     # lifted whatever its shape: the plate finder looks for the plate whole.
     held = np.count_nonzero(lum8[box][ring] < level) >= 0.5 * np.count_nonzero(ring)
-    thickness = 2.0 * float(cv2.distanceTransform(np.pad(part, 1), cv2.DIST_L2, 3).max())
     if held or thickness <= _STROKE_SHAPE * max(w[i], h[i]):
       lift[box] |= part
   if not lift.any():
