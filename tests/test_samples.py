@@ -22,7 +22,7 @@ from PIL import Image, ImageOps
 
 from conftest import run_module
 from mnist_flax.tools import samples
-from mnist_flax.tools.samples import camera, cases, handwriting, kinds, photo
+from mnist_flax.tools.samples import camera, cases, handwriting, kinds, light, photo
 
 SMALL = (1280, 960)
 # A clean view: no roll or perspective, so rows and columns of the photo follow the paper.
@@ -351,3 +351,26 @@ def test_a_plate_and_a_form_box_frame_the_digit():
     around[min(gy, y0):min(gy, y0) + y1 - y0, min(gx, x0):min(gx, x0) + x1 - x0] = 255
     dark = around < np.median(g) - 50  # printed lines near the digit, outside its box
     assert bool(dark.sum() > 0.1 * (x1 - x0)) == framed, s.tags
+
+
+def test_a_hands_shadow_falls_over_part_of_the_digit_or_beside_it():
+  # shadow-hand: a palm and fingers or a phone, 25-55% dark with a soft edge, its far end over
+  # part of the digit's box or clear of it.
+  shape = (450, 600)
+  box = np.array([[250, 180], [350, 180], [350, 300], [250, 300]], float)
+  seen = set()
+  for seed in range(12):
+    lit, info = light.illuminate(np.random.default_rng(seed), "shadow-hand", shape, 1.0, box,
+                                 np.ones(shape, np.float32))
+    grey = lit.mean(axis=2)
+    rel = grey / np.percentile(grey, 95)
+    digit = rel[180:300, 250:350]
+    assert 0.25 <= info["shadow_strength"] <= 0.55 and 0.35 <= rel.min() <= 0.8, info
+    assert 0.01 <= (rel < 0.85).mean() <= 0.5, info  # part of the picture, not all of it
+    what, where = info["shadow_of"].split("-")
+    seen.add(what)
+    if where == "over":
+      assert digit.min() < 0.8, info
+    else:
+      assert digit.min() > 0.9, info
+  assert seen == {"hand", "phone"}

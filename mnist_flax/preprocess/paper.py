@@ -17,7 +17,8 @@ The steps, in order:
    the paper level, which the closing keeps, so it never becomes ink.
 3. Threshold with hysteresis: the noise level comes from the paper itself (median and MAD of the
    ink map); pixels well above it seed the ink, fainter ones join only when connected to a seed,
-   so faint pencil is read and JPEG speckle is not.
+   so faint pencil is read and JPEG speckle is not. A hand's or a phone's shadow read as ink
+   with them is taken out where the ink is clearly darker than it (see shade.off_shadows).
 4. The sheet: in a photo whose border shows the desk, the paper is the largest bright region of
    the background; ink outside it (the desk's texture, the sheet's own edge, a pen) is dropped.
    A desk as light as shadowed paper (wood, a grey top) is told from it by its grain.
@@ -34,7 +35,7 @@ import dataclasses
 import cv2
 import numpy as np
 
-from mnist_flax.preprocess import fast, plates, strokes
+from mnist_flax.preprocess import fast, plates, shade, strokes
 
 # The closing that estimates the paper is this fraction of the long side wide: wider than the
 # thickest marker stroke of a digit that fills the frame (~1/8 of the side).
@@ -276,7 +277,8 @@ def find_ink(lum: np.ndarray, plate: np.ndarray | None = None) -> Page | None:
   """
   if min(lum.shape) < 3:
     return None
-  if not (_mostly_light(lum) if plate is not None else ink_is_dark(lum)):
+  dark_ink = _mostly_light(lum) if plate is not None else ink_is_dark(lum)
+  if not dark_ink:
     lum = 1.0 - lum
   background8, sheet, lit, dip = _background(lum)
   if plate is not None:  # The face is the sheet: its noise, and ink only on it.
@@ -318,6 +320,8 @@ def find_ink(lum: np.ndarray, plate: np.ndarray | None = None) -> Page | None:
   areas = np.where(seeded, stats[:, cv2.CC_STAT_AREA], 0) if plate is None else np.bincount(
       labels[mask], minlength=count)
   mask = _off_steps(mask, labels, stats, areas, background8, dip)
+  if plate is None and dark_ink:  # Shadows are dark; a plate's digits are wide, rims faint.
+    mask = shade.off_shadows(mask, ink)  # A hand's or a phone's shadow beside dark ink.
   if not mask.any():  # Nothing seeded, or all of it the sheet's edge, a shadow's, a rim.
     return None
   # Stretch so the strong ink reaches 1: the normalised strokes then look like MNIST's.

@@ -29,7 +29,8 @@ Kinds (``--kind``, default plain):
 plain      drawings as apps and scanners save them, in every format and mode (``formats``)
 photos     phone photos (JPEG, 1.2-12 MP) of one handwritten digit on plain, ruled or squared
            paper, in a form's box or on a house-number plate; marker, pen, blue ballpoint or
-           faint pencil; even light, gradients, soft and hard shadows; the desk; tilt
+           faint pencil; even light, gradients, soft and hard shadows, a hand's or a phone's
+           shadow; the desk; tilt
 numbers    such photos of several digits side by side: "42", "2026", "07", years
 printed    such photos of a printed digit (Pillow's font; a "1" with a flag and a base)
 nondigits  such photos of a letter, a scribble or a smiley (names start with ``x_``)

@@ -20,8 +20,10 @@ ink        marker (1.5-4.5 mm, black), pen (0.4-1 mm, black), ballpoint (0.3-0.7
            average about 90-95% of the paper's level, e.g. 225 on 245); digits 6-90 mm tall
            with the pen 3-14% of the height
 light      even, gradient, shadow-soft, shadow-hard-across (its edge crosses the digit),
-           shadow-hard-beside (its edge passes beside the digit); every light has a colour
-           cast, vignetting and an exposure that puts white paper at about 190-255
+           shadow-hard-beside (its edge passes beside the digit), shadow-hand (~7%: a hand's
+           palm and fingers or a phone held above the page, over part of the digit or beside
+           it, penumbra 0.5-4% of the side, 25-55% dark); every light has a colour cast,
+           vignetting and an exposure that puts white paper at about 190-255
 desk       the sheet's edge and the desk beside it in the frame (wood, dark, coloured), ~45%;
            a plate always shows its wall (stucco or brick)
 camera     1.2-12 MP (4000x3000), portrait or landscape, sometimes cropped (>= 0.9 MP); the
@@ -138,7 +140,8 @@ def render(truth: str, rng: np.random.Generator, *, printed: bool = False,
                else pick(rng, SURFACES, [0.25, 0.28, 0.2, 0.12, 0.15]))
   if surface not in SURFACES:
     raise ValueError(f"surface must be one of {SURFACES}, got {surface!r}")
-  light = pick(rng, LIGHTS, [0.25, 0.2, 0.15, 0.22, 0.18]) if light is None else light
+  # The hand's share comes out of the last (hard beside): the other lights draw as before.
+  light = pick(rng, LIGHTS, [0.25, 0.2, 0.15, 0.22, 0.11, 0.07]) if light is None else light
   size = frame_size(rng) if size is None else tuple(size)
   tags = [truth] if not numeric else []
   if surface == "plate":
