@@ -9,7 +9,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from mnist_flax.preprocess import thin
+from mnist_flax.preprocess import cuts, thin
 
 
 def _strokes(rng: np.random.Generator, h: int, w: int, x0: int, x1: int) -> np.ndarray:
@@ -38,3 +38,41 @@ def test_distances_over_aligned_columns_are_the_whole_pictures() -> None:
                                  cv2.DIST_L2, 3)
     assert np.array_equal(part.view(np.uint32),
                           whole[:, x0:x0 + part.shape[1]].view(np.uint32)), (h, w, x0)
+
+
+def _cheapest_paths(ink: np.ndarray, bands: list[tuple[int, int]]) -> list[list[int]]:
+  """cuts._seams the plain way: per band, row by row and column by column in Python floats
+  (float64, as the seams add up), the first of equal ways in (left, straight, right)."""
+  h, w = ink.shape
+  out = []
+  for lo, hi in bands:
+    cost = [[float(ink[0, x]) if lo <= x < hi else np.inf for x in range(w)]]
+    came = [[0] * w]
+    for y in range(1, h):
+      row, steps = [], []
+      for x in range(w):
+        ways = [cost[-1][x - 1] + cuts._SIDESTEP if x > 0 else np.inf, cost[-1][x],
+                cost[-1][x + 1] + cuts._SIDESTEP if x + 1 < w else np.inf]
+        best = min(range(3), key=lambda i: (ways[i], i))
+        row.append((float(ink[y, x]) if lo <= x < hi else np.inf) + ways[best])
+        steps.append(best - 1)
+      cost.append(row)
+      came.append(steps)
+    path = [min(range(w), key=lambda x: (cost[-1][x], x))]
+    for y in range(h - 1, 0, -1):
+      path.append(path[-1] + came[y][path[-1]])
+    out.append(path[::-1])
+  return out
+
+
+def test_seams_are_the_cheapest_paths_ties_to_the_left() -> None:
+  rng = np.random.default_rng(2)
+  for i in range(60):
+    h, w = int(rng.integers(2, 30)), int(rng.integers(3, 40))
+    ink = rng.random((h, w), dtype=np.float32)
+    if i % 2:  # Few levels: many ties.
+      ink = np.round(ink * 2).astype(np.float32) / 2
+    bands = [(max(1, c - 4), min(w - 1, c + 5)) for c in range(1, w - 1, max(1, w // 6))]
+    found = cuts._seams(ink, bands)
+    assert [list(p) for p in found] == _cheapest_paths(ink, bands), (h, w)
+    assert all(p.dtype == np.int64 for p in found)
