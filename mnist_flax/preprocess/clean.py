@@ -70,8 +70,11 @@ def find_ink(lum: np.ndarray) -> Page | None:
                      iterations=max(1, round(_CLEAN_EDGE * max(small.shape) / 2)))
     if core[0].any() or core[-1].any() or core[:, 0].any() or core[:, -1].any():
       return None
-  values = (level - lum) / contrast if dark_ink else (lum - level) / contrast
+  # In place, one array: each new picture-sized array costs its pages' first touch.
+  values = np.subtract(level, lum) if dark_ink else np.subtract(lum, level)
+  values /= contrast
   mask = values > 0.35
   if not mask.any():
     return None
-  return Page(ink=np.clip(values, 0.0, 1.0).astype(np.float32, copy=False), mask=mask, lit=None)
+  return Page(ink=np.clip(values, 0.0, 1.0, out=values).astype(np.float32, copy=False), mask=mask,
+              lit=None)
