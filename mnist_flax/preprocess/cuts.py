@@ -87,6 +87,13 @@ def slant(mask: np.ndarray) -> float:
   return float(np.clip(-m["mu11"] / m["mu02"], -_MAX_SLANT, _MAX_SLANT)) if m["mu02"] > 0 else 0.0
 
 
+def may_touch(shape: tuple[int, ...], narrow: bool = True) -> bool:
+  """Whether a glyph of ``shape`` (height, width) is wide enough to be touching digits, those
+  that ``paths`` looks for cuts in (with ``narrow``: see _NARROW_TOUCHING)."""
+  h, w = shape
+  return w >= (_NARROW_TOUCHING if narrow else _TOUCHING_ASPECT) * h
+
+
 def paths(mask: np.ndarray, lean: float = 0.0, narrow: bool = True) -> list[np.ndarray]:
   """Where a glyph may be cut into touching digits: paths top to bottom, left to right, each
   as the first column right of the cut on every row of ``mask``; [] for a glyph too narrow to
@@ -96,7 +103,7 @@ def paths(mask: np.ndarray, lean: float = 0.0, narrow: bool = True) -> list[np.n
   the glyph sheared upright by the writing's ``lean`` (see slant), as the gap between slanted
   digits slants with them."""
   h, w = mask.shape
-  if w < (_NARROW_TOUCHING if narrow else _TOUCHING_ASPECT) * h:
+  if not may_touch(mask.shape, narrow):
     return []
   scale = min(1.0, _CUT_ROWS / h)
   small = cv2.resize(mask.astype(np.float32), (max(1, round(w * scale)), max(1, round(h * scale))),

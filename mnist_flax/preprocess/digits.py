@@ -282,13 +282,16 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
     member[g.labels] = True
     parts.append((g, member[box]))
   # One writer, one slant: the row's, so that a pair of touching digits, whose own moments
-  # lean with how they sit side by side, is cut along its neighbours' slant.
-  lean = 0.0 if single else fast.median(np.array([cuts.slant(part) for _, part in parts]))
+  # lean with how they sit side by side, is cut along its neighbours' slant. Wanted only where
+  # a glyph may be touching digits (most are narrower: their moments are not taken).
+  narrow = len(parts) > 1
+  cut = not single and any(cuts.may_touch(part.shape, narrow) for _, part in parts)
+  lean = fast.median(np.array([cuts.slant(part) for _, part in parts])) if cut else 0.0
   glyphs = []
   for g, part in parts:
     whole = _trimmed(part, g.x0, g.y0)
     if whole is not None:
-      count, pieces = (0, ()) if single else _pieces(part, g.x0, g.y0, lean, len(parts) > 1)
+      count, pieces = _pieces(part, g.x0, g.y0, lean, narrow) if cut else (0, ())
       glyphs.append(dataclasses.replace(whole, cuts=count, pieces=pieces))
   return glyphs
 
