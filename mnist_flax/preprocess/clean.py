@@ -38,8 +38,11 @@ def find_ink(lum: np.ndarray) -> Page | None:
   """paper.find_ink for a clean picture (see _CLEAN_UNEVEN): None if the picture is not clean,
   or holds no ink."""
   factor = max(1, -(-max(lum.shape) // POLARITY_SIDE))
-  small = lum[::factor, ::factor]
-  small8 = np.clip(small * 255 + 0.5, 0, 255).astype(np.uint8)
+  # Contiguous, and its 8-bit copy made in place: a few passes over it fewer.
+  small = np.ascontiguousarray(lum[::factor, ::factor])
+  small8 = small * 255
+  small8 += 0.5
+  small8 = np.clip(small8, 0, 255, out=small8).astype(np.uint8)
   _, high = cv2.threshold(small8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
   dark_ink = cv2.countNonZero(high) >= 0.5 * high.size
   strokes = (1 - high) if dark_ink else high
@@ -53,7 +56,7 @@ def find_ink(lum: np.ndarray) -> Page | None:
     return None
   # The paper's evenness, block by block (a block with little paper says little).
   side = max(2, -(-max(small.shape) // _CLEAN_BLOCKS))
-  sums = cv2.resize(np.where(paper, small, 0).astype(np.float32), None, fx=1 / side,
+  sums = cv2.resize(np.where(paper, small, 0).astype(np.float32, copy=False), None, fx=1 / side,
                     fy=1 / side, interpolation=cv2.INTER_AREA)
   shares = cv2.resize(paper.astype(np.float32), None, fx=1 / side, fy=1 / side,
                       interpolation=cv2.INTER_AREA)
@@ -70,8 +73,11 @@ def find_ink(lum: np.ndarray) -> Page | None:
                      iterations=max(1, round(_CLEAN_EDGE * max(small.shape) / 2)))
     if core[0].any() or core[-1].any() or core[:, 0].any() or core[:, -1].any():
       return None
-  values = (level - lum) / contrast if dark_ink else (lum - level) / contrast
+  # In place, one array: each new picture-sized array costs its pages' first touch.
+  values = np.subtract(level, lum) if dark_ink else np.subtract(lum, level)
+  values /= contrast
   mask = values > 0.35
   if not mask.any():
     return None
-  return Page(ink=np.clip(values, 0.0, 1.0).astype(np.float32, copy=False), mask=mask, lit=None)
+  return Page(ink=np.clip(values, 0.0, 1.0, out=values).astype(np.float32, copy=False), mask=mask,
+              lit=None)

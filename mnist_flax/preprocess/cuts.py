@@ -18,6 +18,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from mnist_flax.preprocess import fast
+
 # From this many heights wide, a glyph may be touching digits: two narrow 8s that touch are
 # ~0.8 heights wide. From _NARROW_TOUCHING, a "1" run into a 9 (~0.5-0.65), but so are a bold
 # printed 6 and 9, whose halves read as a 1 and a 3: only a cut crossing one stroke parts those
@@ -45,31 +47,37 @@ _MAX_SLANT, _LEAST_SIDE = 0.4, 0.03
 def _seams(ink: np.ndarray, bands: list[tuple[int, int]]) -> list[np.ndarray]:
   """For each band (lo, hi), the path from the top row to the bottom one, a column per row,
   moving at most one column from a row to the next and staying in columns lo <= x < hi, that
-  crosses the least ``ink`` (in [0, 1]) plus _SIDESTEP per step sideways. All bands in one
-  pass over the rows: the rows are a Python loop, the bands ride along in NumPy."""
+  crosses the least ``ink`` (in [0, 1]) plus _SIDESTEP per step sideways; of equal ways, the
+  leftmost step. All bands in one pass over the rows: the rows are a Python loop, the bands
+  ride along in NumPy."""
   h, w = ink.shape
   if not bands:
     return []
   cols = np.arange(w)
   limits = np.array(bands)
   outside = (cols < limits[:, :1]) | (cols >= limits[:, 1:])  # (bands, w)
-  acc = np.where(outside, np.inf, ink[0])
-  step = np.zeros((h, len(bands), w), np.int8)
-  wall = np.full((len(bands), 1), np.inf)
+  own = np.where(outside[None], np.inf, ink[:, None, :])  # (h, bands, w), float32
+  # acc[y]: the least cost of a path down to each column of row y; a column of inf either side.
+  acc = np.empty((h, len(bands), w + 2))
+  acc[:, :, 0] = acc[:, :, -1] = np.inf
+  acc[0, :, 1:-1] = own[0]
+  # Rounding keeps order: min(a + s, b + s) is min(a, b) + s, bit for bit.
   for y in range(1, h):
-    moves = np.stack((np.concatenate((wall, acc[:, :-1]), axis=1) + _SIDESTEP, acc,
-                      np.concatenate((acc[:, 1:], wall), axis=1) + _SIDESTEP))
-    best = np.argmin(moves, axis=0)
-    step[y] = best - 1
-    acc = np.where(outside, np.inf, ink[y]) + np.take_along_axis(moves, best[None], 0)[0]
-  paths = []
-  for k in range(len(bands)):
-    path = np.empty(h, np.int64)
-    path[-1] = int(np.argmin(acc[k]))
-    for y in range(h - 1, 0, -1):
-      path[y - 1] = path[y] + step[y, k, path[y]]
-    paths.append(path)
-  return paths
+    above = acc[y - 1]
+    way = np.minimum(above[:, :-2], above[:, 2:])
+    way += _SIDESTEP
+    np.minimum(way, above[:, 1:-1], out=way)
+    np.add(own[y], way, out=acc[y, :, 1:-1])
+  # Back up from each band's cheapest end, each step the first of the cheapest ways in.
+  paths = np.empty((len(bands), h), np.int64)
+  paths[:, -1] = np.argmin(acc[-1, :, 1:-1], axis=1)
+  band = np.arange(len(bands))[:, None]
+  ways = np.arange(3)
+  sidestep = np.array([_SIDESTEP, 0.0, _SIDESTEP])
+  for y in range(h - 1, 0, -1):
+    came = acc[y - 1][band, paths[:, y, None] + ways] + sidestep
+    paths[:, y - 1] = paths[:, y] + np.argmin(came, axis=1) - 1
+  return list(paths)
 
 
 def slant(mask: np.ndarray) -> float:
@@ -77,6 +85,13 @@ def slant(mask: np.ndarray) -> float:
   regression of its columns on its rows, as MNIST's deskewing takes it."""
   m = cv2.moments(mask.astype(np.uint8), binaryImage=True)
   return float(np.clip(-m["mu11"] / m["mu02"], -_MAX_SLANT, _MAX_SLANT)) if m["mu02"] > 0 else 0.0
+
+
+def may_touch(shape: tuple[int, ...], narrow: bool = True) -> bool:
+  """Whether a glyph of ``shape`` (height, width) is wide enough to be touching digits, those
+  that ``paths`` looks for cuts in (with ``narrow``: see _NARROW_TOUCHING)."""
+  h, w = shape
+  return w >= (_NARROW_TOUCHING if narrow else _TOUCHING_ASPECT) * h
 
 
 def paths(mask: np.ndarray, lean: float = 0.0, narrow: bool = True) -> list[np.ndarray]:
@@ -88,7 +103,7 @@ def paths(mask: np.ndarray, lean: float = 0.0, narrow: bool = True) -> list[np.n
   the glyph sheared upright by the writing's ``lean`` (see slant), as the gap between slanted
   digits slants with them."""
   h, w = mask.shape
-  if w < (_NARROW_TOUCHING if narrow else _TOUCHING_ASPECT) * h:
+  if not may_touch(mask.shape, narrow):
     return []
   scale = min(1.0, _CUT_ROWS / h)
   small = cv2.resize(mask.astype(np.float32), (max(1, round(w * scale)), max(1, round(h * scale))),
@@ -134,8 +149,8 @@ def paths(mask: np.ndarray, lean: float = 0.0, narrow: bool = True) -> list[np.n
 
 def _holes(mask: np.ndarray) -> np.ndarray:
   """A glyph's holes, at least _HOLE of its box each: paper its ink encloses."""
-  _, labels, stats, _ = cv2.connectedComponentsWithStats(
-      np.pad(~mask, 1, constant_values=True).view(np.uint8), connectivity=4)
+  _, labels, stats, _ = fast.connected_components(np.pad(~mask, 1, constant_values=True),
+                                                  connectivity=4)
   hole = stats[:, cv2.CC_STAT_AREA] >= _HOLE * mask.size
   hole[[0, labels[0, 0]]] = False  # The ink, and the paper around the glyph.
   return hole[labels[1:-1, 1:-1]]

@@ -182,7 +182,7 @@ def _rejoined(groups: list[_Group], row: list[_Group]) -> list[_Group]:
   short for the row (a "1" whose stroke skipped twice), between or beside its glyphs and within
   its band, gathered while they nearly touch; a gathering as tall as a digit of the row is one.
   """
-  h = float(np.median([g.height for g in row]))
+  h = fast.median(np.array([g.height for g in row]))
   top, bottom = min(g.y0 for g in row) - _BAND * h, max(g.y1 for g in row) + _BAND * h
   left, right = row[0].x0 - _ROW_GAP * h, row[-1].x1 + _ROW_GAP * h
   loose = sorted((g for g in groups if g not in row and g.height < ROW_HEIGHT * h
@@ -274,27 +274,32 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
   row = [main] if single else _rejoined(groups, _row(groups, main))
   parts = []
   for g in row:
+    box = labels[g.y0:g.y1, g.x0:g.x1]
+    if len(g.labels) == 1:  # One piece (most glyphs): a comparison, not a lookup per pixel.
+      parts.append((g, box == g.labels[0]))
+      continue
     member = np.zeros(len(stats), bool)
     member[g.labels] = True
-    parts.append((g, member[labels[g.y0:g.y1, g.x0:g.x1]]))
+    parts.append((g, member[box]))
   # One writer, one slant: the row's, so that a pair of touching digits, whose own moments
-  # lean with how they sit side by side, is cut along its neighbours' slant.
-  lean = 0.0 if single else float(np.median([cuts.slant(part) for _, part in parts]))
+  # lean with how they sit side by side, is cut along its neighbours' slant. Wanted only where
+  # a glyph may be touching digits (most are narrower: their moments are not taken).
+  narrow = len(parts) > 1
+  cut = not single and any(cuts.may_touch(part.shape, narrow) for _, part in parts)
+  lean = fast.median(np.array([cuts.slant(part) for _, part in parts])) if cut else 0.0
   glyphs = []
   for g, part in parts:
     whole = _trimmed(part, g.x0, g.y0)
     if whole is not None:
-      count, pieces = (0, ()) if single else _pieces(part, g.x0, g.y0, lean, len(parts) > 1)
+      count, pieces = _pieces(part, g.x0, g.y0, lean, narrow) if cut else (0, ())
       glyphs.append(dataclasses.replace(whole, cuts=count, pieces=pieces))
   return glyphs
 
 
 def _trimmed(part: np.ndarray, x: int, y: int) -> Glyph | None:
   """The glyph of the ink in ``part`` (whose corner is at x, y), cut to its box."""
-  ys = np.flatnonzero(part.any(axis=1))
-  xs = np.flatnonzero(part.any(axis=0))
-  if ys.size == 0:
+  left, top, w, h = cv2.boundingRect(part.view(np.uint8))  # The box of its ink (bool part).
+  if w == 0:
     return None
-  piece = part[ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1]
-  x0, y0 = x + int(xs[0]), y + int(ys[0])
-  return Glyph((x0, y0, x0 + piece.shape[1], y0 + piece.shape[0]), piece)
+  x0, y0 = x + left, y + top
+  return Glyph((x0, y0, x0 + w, y0 + h), part[top:top + h, left:left + w])

@@ -26,13 +26,13 @@ _THIN, _TARGET, _THICK = 7, 10, 15
 
 def _stroke_width(x: np.ndarray) -> float:
   """Mean stroke width in pixels: twice the area over the boundary length."""
-  m = (x > 0.5).astype(np.uint8)
-  area = int(m.sum())
+  m = (x > 0.5).view(np.uint8)
+  area = cv2.countNonZero(m)
   if area == 0:
     return 0.0
   interior = cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_CROSS, (3, 3)),
                        borderType=cv2.BORDER_CONSTANT, borderValue=0)
-  return 2.0 * area / max(area - int(interior.sum()), 1)
+  return 2.0 * area / max(area - cv2.countNonZero(interior), 1)
 
 
 def _disc(steps: int) -> np.ndarray:
@@ -56,11 +56,10 @@ def _normalise_strokes(crop: np.ndarray) -> np.ndarray:
     x = cv2.dilate(cv2.copyMakeBorder(x, *[steps] * 4, cv2.BORDER_CONSTANT, value=0), _disc(steps))
   elif width > _THICK:
     x = cv2.erode(x, _disc(min(6, round((width - 12) / 2))))
-  visible = x > 0.02
-  ys, xs = np.flatnonzero(visible.any(axis=1)), np.flatnonzero(visible.any(axis=0))
-  if ys.size == 0:
+  left, top, wide, high = cv2.boundingRect((x > 0.02).view(np.uint8))  # The visible ink's box.
+  if wide == 0:
     return np.zeros((1, 1), np.float32)
-  return x[ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1]
+  return x[top:top + high, left:left + wide]
 
 
 def _centre(digit: np.ndarray) -> np.ndarray:

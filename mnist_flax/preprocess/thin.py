@@ -22,6 +22,9 @@ _RATIO, _REACH = 2.0, 1.5
 # A piece that lines tied to the picture's edge is solid, no strokes, when thicker than this
 # fraction of its long side: a shadow's corner on the sheet, tied to the desk's grain.
 _SOLID = 0.5
+# Columns of a distance map start at a multiple of this (see lines_off): OpenCV 5's rows run in
+# blocks of 4 floats (a multiple of 8 and 16 as well, for wider SIMD).
+_ALIGN = 16
 
 
 def lines_off(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray) -> np.ndarray | None:
@@ -31,33 +34,35 @@ def lines_off(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray) -> np.nda
   ys = np.flatnonzero(mask.any(axis=1))
   if ys.size == 0:
     return None
-  # Distances over the ink's rows and a row of paper above and below them, where the nearest
-  # paper is (a column of it either side: ink that reaches the picture's edge has paper beyond
-  # it all the same). Every column is kept: OpenCV's sums along a row then run as they do over
-  # the whole picture (cut columns, a tie of two paths can differ in its last bit).
-  y0 = int(ys[0]) - 1
-  rows = np.s_[y0 + 1:int(ys[-1]) + 1]
-  depth = cv2.distanceTransform(np.pad(mask[rows], 1).view(np.uint8), cv2.DIST_L2, 3)
+  # Distances over the ink's rows and columns and a row and a column of paper around them,
+  # where the nearest paper is (ink that reaches the picture's edge has paper beyond it all
+  # the same). OpenCV's distances along a row depend, in their last bit, on the column's
+  # place in its SIMD block (a tie of two paths): the columns start at a multiple of _ALIGN,
+  # so every distance is the one over the whole picture.
+  xs = np.flatnonzero(mask[int(ys[0]):int(ys[-1]) + 1].any(axis=0))
+  y0, x0 = int(ys[0]) - 1, int(xs[0]) - int(xs[0]) % _ALIGN - 1
+  rows, cols = np.s_[y0 + 1:int(ys[-1]) + 1], np.s_[x0 + 1:int(xs[-1]) + 1]
+  depth = cv2.distanceTransform(np.pad(mask[rows, cols], 1).view(np.uint8), cv2.DIST_L2, 3)
   # A stroke's middle at least _RATIO times as deep as a one- or two-pixel line's
   # (~1.4 pixels deep): thinner strokes cannot be told from the lines.
   deep = depth[1:-1, 1:-1] >= 1.5 * _RATIO
   out = None
-  for label in np.unique(labels[rows][deep]):
+  for label in np.unique(labels[rows, cols][deep]):
     x, y, w, h, area = (int(v) for v in stats[label])
     if label == 0 or area == 0:  # The paper, or a piece left out.
       continue
     part = labels[y:y + h, x:x + w] == label
-    inner = np.where(part, depth[y - y0:y - y0 + h, x + 1:x + 1 + w], 0)
+    inner = np.where(part, depth[y - y0:y - y0 + h, x - x0:x - x0 + w], 0)
     deepest = float(inner.max())
     core = (inner >= deepest / _RATIO).astype(np.uint8)
-    ys, xs = np.nonzero(core)
-    if w <= _REACH * (np.ptp(xs) + 1) and h <= _REACH * (np.ptp(ys) + 1):
+    _, _, reach_w, reach_h = cv2.boundingRect(core)  # The core's extent.
+    if w <= _REACH * reach_w and h <= _REACH * reach_h:
       continue  # Within reach of the core already, so of the strokes (a cheap first test).
     r = int(np.ceil(deepest)) + 1
     kept = part & (cv2.dilate(core, cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
                                                               (2 * r + 1, 2 * r + 1))) > 0)
-    ys, xs = np.nonzero(kept)
-    if w <= _REACH * (np.ptp(xs) + 1) and h <= _REACH * (np.ptp(ys) + 1):
+    _, _, reach_w, reach_h = cv2.boundingRect(kept.view(np.uint8))
+    if w <= _REACH * reach_w and h <= _REACH * reach_h:
       continue  # The thin ink stays within the strokes' reach: a tapering end, a serif.
     if out is None:  # The pieces left out (area 0) stay out.
       out = mask & np.take(stats[:, cv2.CC_STAT_AREA] > 0, labels)
