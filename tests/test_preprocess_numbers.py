@@ -259,3 +259,17 @@ def test_a_digit_on_a_line_in_a_clean_picture_is_read_without_it() -> None:
   (digit,) = [d for d in to_digits(Image.fromarray(page)) if d.split_of < 0]
   x0, _, x1, _ = digit.box
   assert 200 < x0 and x1 < 400
+
+
+def test_a_bold_serif_four_in_a_drawing_keeps_its_hairlines() -> None:
+  # A printed bold serif 4: a stem twice as thick as its diagonal and bar, which lines_off took
+  # for lines run into the stem (DejaVu Serif Bold's 4 was read as 1). In a drawing a line runs
+  # across the picture; thin ink within the glyph's own height is the glyph's.
+  page = np.full((300, 300), 255, np.uint8)
+  cv2.line(page, (175, 60), (175, 230), 0, 36)  # The stem.
+  cv2.line(page, (160, 62), (85, 185), 0, 10)  # The diagonal.
+  cv2.line(page, (85, 185), (215, 185), 0, 10)  # The bar.
+  cv2.line(page, (140, 232), (210, 232), 0, 10)  # The foot's serif.
+  (digit,) = [d for d in to_digits(Image.fromarray(page)) if d.split_of < 0]
+  x0, _, x1, _ = digit.box
+  assert x0 < 95 and x1 > 205

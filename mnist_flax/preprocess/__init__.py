@@ -75,7 +75,8 @@ def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
   width, height = (round(side * drafted) for side in image.size)
   dx = dy = 0
   page = clean.find_ink(lum)
-  if page is not None:  # A drawing, a scan, a screenshot: no rules, plates or shadows.
+  drawn = page is not None
+  if drawn:  # A drawing, a scan, a screenshot: no rules, plates or shadows.
     mask, components = frames.remove_frames(page.mask, touching=False)
   else:
     page = paper.find_ink(lum)
@@ -97,7 +98,7 @@ def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
            min(height, round(y1 * scale)))
     out.append(Digit(normalise.to_field(page.ink, glyph), box, split_of, span))
 
-  glyphs = digits.find(mask, single=single, lit=page.lit, components=components)
+  glyphs = digits.find(mask, single=single, lit=page.lit, components=components, drawn=drawn)
   for glyph in glyphs:
     add(glyph, -1, (0, glyph.cuts + 1))
   # Every glyph before any piece: a caller keeping only the first few (reader_pool) loses

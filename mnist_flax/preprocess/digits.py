@@ -233,11 +233,13 @@ def _pieces(part: np.ndarray, x: int, y: int, lean: float, narrow: bool = True
 
 
 def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
-         components: tuple[np.ndarray, np.ndarray] | None = None) -> list[Glyph]:
+         components: tuple[np.ndarray, np.ndarray] | None = None, drawn: bool = False
+         ) -> list[Glyph]:
   """The digits in ``mask`` left to right ([] if none; at most one with ``single``).
 
   ``lit``: where the sheet most likely is (see paper.Page); ``components``: the mask's
-  8-connected components (labels, stats) where already known.
+  8-connected components (labels, stats) where already known; ``drawn``: a drawing, a scan or
+  a screenshot (see thin.lines_off).
   """
   labels, stats = components or fast.connected_components(mask, connectivity=8)[1:3]
   if len(stats) < 2:
@@ -245,7 +247,7 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
   h, w = mask.shape
   # Thin lines off first: a digit that a rule's remnant or a shadow's edge ties to the frame's
   # edge is inside it once they are off.
-  thick = thin.lines_off(mask, labels, stats)
+  thick = thin.lines_off(mask, labels, stats, drawn)
   solid = None
   if thick is not None:
     tied = fast.touches_edge(stats, mask.shape)

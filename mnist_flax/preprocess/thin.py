@@ -27,10 +27,16 @@ _SOLID = 0.5
 _ALIGN = 16
 
 
-def lines_off(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray) -> np.ndarray | None:
+def lines_off(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, drawn: bool = False
+              ) -> np.ndarray | None:
   """``mask`` (its components ``labels``, ``stats``) less the thin lines that thick strokes
   touch (see _RATIO), or None if no piece of ink has any: the digit's row is then built
-  from the digit, not from the rule, the margin or the sheet's edge that a stroke touches."""
+  from the digit, not from the rule, the margin or the sheet's edge that a stroke touches.
+
+  ``drawn``: a drawing, a scan or a screenshot, where a line is drawn whole across the picture
+  (no rules were taken off around the digit, leaving stubs): thin ink reaching no farther than
+  _REACH times the strokes' own height or width, whichever is larger, is part of the glyph (a
+  bold serif 4's hairline bar and diagonal, half as thick as its stem)."""
   ys = np.flatnonzero(mask.any(axis=1))
   if ys.size == 0:
     return None
@@ -64,6 +70,8 @@ def lines_off(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray) -> np.nda
     _, _, reach_w, reach_h = cv2.boundingRect(kept.view(np.uint8))
     if w <= _REACH * reach_w and h <= _REACH * reach_h:
       continue  # The thin ink stays within the strokes' reach: a tapering end, a serif.
+    if drawn and max(w, h) <= _REACH * max(reach_w, reach_h):
+      continue
     if out is None:  # The pieces left out (area 0) stay out.
       out = mask & np.take(stats[:, cv2.CC_STAT_AREA] > 0, labels)
     out[y:y + h, x:x + w] &= ~(part & ~kept)
