@@ -92,3 +92,18 @@ def test_a_hands_shadow_by_a_pen_or_marker_digit_leaves_the_digit_alone():
       union = (a1 - a0) * (b1 - b0) + (c1 - c0) * (d1 - d0) - inter
       right += inter > 0.5 * union
   assert right >= 22
+
+
+def test_a_grey_or_coloured_marker_beside_black_ink_is_no_shadow() -> None:
+  # A number written in two markers, the second grey (or a light colour, or running dry): as
+  # wide and as faint beside the black ink as a finger's shadow, but its edges are sharp where
+  # a shadow's are a penumbra. It was taken out whole ("42" read as 4).
+  black, grey = np.zeros((600, 800), np.uint8), np.zeros((600, 800), np.uint8)
+  cv2.putText(black, "4", (170, 420), cv2.FONT_HERSHEY_SIMPLEX, 9, 1, 18, cv2.LINE_AA)
+  cv2.putText(grey, "2", (430, 420), cv2.FONT_HERSHEY_SIMPLEX, 9, 1, 22, cv2.LINE_AA)
+  lum = np.where(black > 0, 0.05, np.where(grey > 0, 0.45, 0.85)).astype(np.float32)
+  lum = cv2.GaussianBlur(lum, (3, 3), 0.8)  # The camera's blur.
+  lum += np.random.default_rng(3).normal(0, 0.01, lum.shape).astype(np.float32)
+  page = paper.find_ink(np.clip(lum, 0, 1))
+  assert page is not None
+  assert page.mask[grey > 0].mean() > 0.9

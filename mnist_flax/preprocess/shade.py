@@ -34,6 +34,10 @@ _ON_PAPER = 0.5
 # ... and at least this fraction of the picture large (a finger is 3-7% of the long side wide
 # and three times as long; a hole between a scribble's strokes is smaller).
 _AREA = 0.002
+# A shadow's edge is a penumbra: its darkness ramps up over at least this fraction of the long
+# side (the contrast over the steepest slope along its outline on paper); a marker's stroke,
+# grey, coloured or running dry, ends within a pixel or two, however faint it is.
+_PENUMBRA = 0.004
 # A plate's digit is painted at least this many pixels inside its rim.
 _RIM = 3
 
@@ -41,7 +45,8 @@ _RIM = 3
 def off_shadows(mask: np.ndarray, ink: np.ndarray) -> np.ndarray:
   """``mask`` less a shadow's regions: at least _WIDE of the long side wide, darkness (``ink``,
   relative to the paper's estimate) under _FAINT of the ink's level (its _CORE_PERCENTILE)
-  when that level is at least _DARK_INK, outlined by paper (see _ON_PAPER), and not a plate's
+  when that level is at least _DARK_INK, outlined by paper (see _ON_PAPER), edged by a
+  penumbra (see _PENUMBRA), and not a plate's
   face (a plate is as solid and as much fainter than the digit painted on it; see
   plates.is_plate); and less the pieces, all as faint, that such a region leaves beside it.
   ``mask`` itself (not a copy) when nothing is left out."""
@@ -77,6 +82,10 @@ def off_shadows(mask: np.ndarray, ink: np.ndarray) -> np.ndarray:
   shadow = paper >= _ON_PAPER * np.maximum(outline, 1)
   shadow &= stats[:, cv2.CC_STAT_AREA] >= _AREA * mask.size
   shadow[0] = False
+  if not shadow.any():
+    return mask
+  for i in np.flatnonzero(shadow):
+    shadow[i] = _edge_width(ink, mask, faint, labels, stats[i], i) >= _PENUMBRA * max(mask.shape)
   if not shadow.any():
     return mask
   # Whole pieces of the mask: a plate's face and its painted digit are one.
@@ -116,3 +125,25 @@ def _plate(labels: np.ndarray, stats: np.ndarray, j: int, faint: np.ndarray) -> 
   near = cv2.erode(plates.filled(part).view(np.uint8), rim, borderValue=0) == 0
   # A few of its pixels may touch the rim where the JPEG's blur joins them to it.
   return bool(dark.any()) and np.count_nonzero(dark & near) < 0.05 * np.count_nonzero(dark)
+
+
+def _edge_width(ink: np.ndarray, mask: np.ndarray, faint: np.ndarray, labels: np.ndarray,
+                stat: np.ndarray, i: int) -> float:
+  """How wide region ``i``'s edge is, in pixels, where it borders paper: its contrast (darkness
+  inside less the paper's beside it) over the steepest tenth of the slope across its outline."""
+  pad = 6
+  x, y, w, h = (int(v) for v in stat[:4])
+  box = np.s_[max(0, y - pad):y + h + pad, max(0, x - pad):x + w + pad]
+  region = (labels[box] == i).view(np.uint8)
+  sub = ink[box]
+  kernel = np.ones((2 * pad + 1, 2 * pad + 1), np.uint8)
+  near_dark = cv2.dilate((mask[box] & ~faint[box]).view(np.uint8), kernel).view(bool)
+  band = (cv2.dilate(region, np.ones((5, 5), np.uint8)) > 0) & ~(
+      cv2.erode(region, np.ones((5, 5), np.uint8)) > 0) & ~near_dark
+  outside = (cv2.dilate(region, kernel) > 0) & ~mask[box] & ~near_dark
+  if np.count_nonzero(band) < 10 or not outside.any():
+    return float("inf")
+  slope = cv2.magnitude(cv2.Sobel(sub, cv2.CV_32F, 1, 0), cv2.Sobel(sub, cv2.CV_32F, 0, 1))
+  steep = fast.percentile(slope[band], 90) / 8  # A 3x3 Sobel is 8 times the slope.
+  contrast = fast.median(sub[region.view(bool)]) - fast.median(sub[outside])
+  return float(contrast / max(steep, 1e-6))
