@@ -46,9 +46,9 @@ def off_shadows(mask: np.ndarray, ink: np.ndarray) -> np.ndarray:
   """``mask`` less a shadow's regions: at least _WIDE of the long side wide, darkness (``ink``,
   relative to the paper's estimate) under _FAINT of the ink's level (its _CORE_PERCENTILE)
   when that level is at least _DARK_INK, outlined by paper (see _ON_PAPER), edged by a
-  penumbra (see _PENUMBRA), and not a plate's
-  face (a plate is as solid and as much fainter than the digit painted on it; see
-  plates.is_plate); and less the pieces, all as faint, that such a region leaves beside it.
+  penumbra (see _PENUMBRA), and not a plate's face (a plate is as solid and as much fainter
+  than the digit painted on it; see plates.is_plate); and less the pieces, all as faint, that
+  such a region leaves beside it.
   ``mask`` itself (not a copy) when nothing is left out."""
   values = ink[mask]
   if values.size == 0:

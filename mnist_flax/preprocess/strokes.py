@@ -64,9 +64,9 @@ def _regions(dip: np.ndarray, closed: np.ndarray, wide: np.ndarray
              ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
   """The regions of ``dip`` (labels, stats), the paper's level around each (the wide closing's
   mean over it), their own (the narrow closing's mean), which reach the picture's edge, and
-  which are dark enough to be thick strokes: at least _THICK_DEPTH darker than the ``wide`` closing in the ``closed`` one, and
-  _INK_DEPTH when they reach the edge (a shadow or the desk does; a thick digit cropped
-  tightly is as dark as ink)."""
+  which are dark enough to be thick strokes: at least _THICK_DEPTH darker than the ``wide``
+  closing in the ``closed`` one, and _INK_DEPTH when they reach the edge (a shadow or the desk
+  does; a thick digit cropped tightly is as dark as ink)."""
   count, labels, stats, _ = fast.connected_components(dip, connectivity=8)
   area = np.maximum(stats[:, cv2.CC_STAT_AREA], 1)
   # Sums over the dip only (label 0, the rest, is never lifted).
