@@ -25,23 +25,6 @@ digit.
 workdir (or its ``checkpoints/`` folder) whose ``final`` to use; its architecture comes from
 the checkpoint itself (see ``mnist_flax.predictor``).
 
-0    every image read
-1    a path that does not exist (or a broken symbolic link), or a folder holding no
-     JPEG, PNG, GIF or BMP image
-2    bad command line: no path, unknown flag, ``--top-k`` outside 1-10, a
-     ``--save-preprocessed`` folder that cannot be created or written
-3    checkpoint missing, damaged or incompatible (the message says how to train one), or a
-     training step checkpoint (the message names the ``final`` to use)
-4    not a readable JPEG/PNG/GIF/BMP: another format (TIFF, WEBP, HEIC, ...), empty,
-     truncated, corrupt, too large (over 64 megapixels or 1 GiB), a pipe or device, a
-     symbolic link loop, no read permission, or a file that takes more than a few seconds
-     to decode
-5    no digit found (blank, flat or noise-only image): printed on stdout in place of the
-     answer ("No digit found."), as it is a result rather than a failure; nothing on stderr
-70   internal error (a bug; the one line says what broke)
-141  stdout closed early (e.g. piped into ``head``): stops quietly
-===  =============================================================================
-=======
 Exit codes: the table ``mnist_flax.errors.EXIT_CODES`` (README, "Exit codes"); with several
 inputs, the code of the first one that failed, the others still answered.
 
