@@ -193,6 +193,21 @@ def test_a_digit_broken_into_short_fragments_joins_the_row() -> None:
   assert y1 - y0 > 90 and x1 - x0 < 30
 
 
+def test_a_broken_one_at_the_low_end_of_a_tilted_number_joins_the_row() -> None:
+  # A number turned by 14 degrees (each digit a quarter of a height higher than the last) and
+  # a slanted "1" broken in two before it, as low again: its lower fragment reached 5 pixels below the
+  # row's level band, and "1959" read as 959 (the generator's numbers, seed 5151, #33).
+  mask = np.zeros((800, 700), np.uint8)
+  for x, y in ((200, 500), (300, 475), (400, 450)):
+    cv2.rectangle(mask, (x, y), (x + 59, y + 99), 1, 6)
+  cv2.line(mask, (130, 520), (124, 556), 1, 6)
+  cv2.line(mask, (120, 575), (113, 617), 1, 6)
+  glyphs = digits.find(mask.astype(bool))
+  assert len(glyphs) == 4
+  x0, y0, x1, y1 = glyphs[0].box
+  assert x1 <= 140 and y1 - y0 >= 95
+
+
 def test_a_long_thin_line_beside_a_digit_is_not_part_of_it() -> None:
   # A sheet's edge (longer than the digit, more ink, a hundred times longer than thick) passes
   # a ring 12 px away: the ring is read alone, not as a glyph reaching down the edge.

@@ -87,3 +87,14 @@ def test_a_7s_bar_along_its_form_boxs_top_stays_and_the_box_goes(tmp_path: Path)
   mask, _, framed, box = _stages(tmp_path, sample)
   assert framed[box].sum() >= 0.8 * mask[box].sum()
   assert framed.sum() <= 0.8 * mask.sum()  # The box's sides (about 30% of the ink) went.
+
+
+def test_a_numbers_straight_strokes_on_plain_paper_are_no_ruling(tmp_path: Path) -> None:
+  # "1941" on plain paper: the two 1s and the stems of the 9 and the 4 made four vertical
+  # lines, far longer than the loop and the bar they leave, and were taken for a ruling (read
+  # "94"). A ruling of a few lines across the picture has a line across it as long (a grid,
+  # a form's box), or six lines evenly spaced (the generator's numbers, seed 5151, #3).
+  sample = kinds.draw("numbers", 3, seed=5151)
+  assert sample.truth == "1941"
+  mask, ruled, _, _ = _stages(tmp_path, sample)
+  assert ruled.sum() >= 0.95 * mask.sum()

@@ -56,6 +56,8 @@ _ROW_GAP = 1.2
 # Fragments of a broken digit: at most this many, each within _BAND heights of the next (and
 # of the row's band); the generator's pen skips twice per stroke at most, and so do people.
 _BAND, _MOST_FRAGMENTS = 0.15, 3
+# A row of digits is turned at most this much (the slope, about 15 degrees).
+_MAX_TILT = 0.27
 # A digit is at most this many heights wide (the widest handwritten 0s and 4s are ~1; a
 # form's line or a stroke's tail left on one adds a little).
 WIDEST_DIGIT = 1.2
@@ -183,10 +185,23 @@ def _rejoined(groups: list[_Group], row: list[_Group]) -> list[_Group]:
   its band, gathered while they nearly touch; a gathering as tall as a digit of the row is one.
   """
   h = fast.median(np.array([g.height for g in row]))
-  top, bottom = min(g.y0 for g in row) - _BAND * h, max(g.y1 for g in row) + _BAND * h
+  # The band follows the row's tilt (a photo turns a number by up to ~15 degrees: its first
+  # digit sits a third of a height lower than its fourth).
+  centres = np.array([(g.x0 + g.x1) / 2 for g in row])
+  tilt = 0.0
+  if len(row) > 1:
+    middles = np.array([(g.y0 + g.y1) / 2 for g in row])
+    tilt = float(np.clip(np.polyfit(centres, middles, 1)[0], -_MAX_TILT, _MAX_TILT))
+  top = min(g.y0 - tilt * c for g, c in zip(row, centres)) - _BAND * h
+  bottom = max(g.y1 - tilt * c for g, c in zip(row, centres)) + _BAND * h
   left, right = row[0].x0 - _ROW_GAP * h, row[-1].x1 + _ROW_GAP * h
+
+  def within(g: _Group) -> bool:
+    shift = tilt * (g.x0 + g.x1) / 2
+    return top <= g.y0 - shift and g.y1 - shift <= bottom
+
   loose = sorted((g for g in groups if g not in row and g.height < ROW_HEIGHT * h
-                  and top <= g.y0 and g.y1 <= bottom and left <= g.x0 and g.x1 <= right
+                  and within(g) and left <= g.x0 and g.x1 <= right
                   and all(min(g.x1, r.x1) <= max(g.x0, r.x0) for r in row)),
                  key=lambda g: g.x0)
   gathered: list[list[_Group]] = []

@@ -9,7 +9,8 @@ extent, and a single one must span nearly all of it, so that the bar of a 7 that
 picture is never taken for one. Where a digit's stroke crosses a rule, the rule's pixels with
 stroke on both sides are put back (a closing across the rule), so the digit stays whole. The
 lines of a ruling turn alike (see ruling.py): a digit's straight stroke among them that turns
-away from them (a 1 between a form box's sides, a 4's bar) stays.
+away from them (a 1 between a form box's sides, a 4's bar) stays. A few upright lines are a
+ruling only with a line across them (a grid, a box): else they are a number's 1s and stems.
 """
 
 from __future__ import annotations
@@ -64,6 +65,15 @@ def _segments(small: np.ndarray, span: float) -> np.ndarray:
   if found is None:
     return np.zeros((0, 4), np.int32)
   return found.reshape(-1, 4) * _SHRINK + _SHRINK // 2
+
+
+def _crossed(small: np.ndarray, length: float) -> bool:
+  """Whether a nearly horizontal straight line at least _ALIKE of ``length`` runs through the
+  shrunk mask (see _shrunk)."""
+  found = _segments(small, _ALIKE * length)
+  dx = np.abs(found[:, 2] - found[:, 0])
+  dy = np.abs(found[:, 3] - found[:, 1])
+  return bool((dy <= math.tan(math.radians(_MAX_TILT_DEGREES)) * dx).any())
 
 
 def _thickness(mask8: np.ndarray, drawn: np.ndarray, vertical: bool) -> int:
@@ -352,7 +362,14 @@ def _remove_rules_once(mask: np.ndarray, ruled: dict[bool, ruling.Ruling],
     else:
       rules[rules] = ruling.parallel(segments[rules], vertical) | edge[rules]
     if vertical in ruled or _ruling(segments[rules], vertical, band_width):
-      if lengths.max() < _LONGER * writing and not _even(segments[rules], vertical, band_width):
+      even = _even(segments[rules], vertical, band_width)
+      if lengths.max() < _LONGER * writing and not even:
+        continue
+      # Upright lines, a few and unevenly spaced, with no line across them as long as they are
+      # (a grid's, a form box's top), are a number's strokes: the 1s and stems of "1941" on
+      # plain paper, far longer than the loop and the bar they leave.
+      if (vertical and vertical not in ruled and not even and False not in found
+          and False not in ruled and not _crossed(small, float(lengths.max()))):
         continue
       # The ruling as first found (later passes find what it left of itself).
       ruled.setdefault(vertical, ruling.Ruling(_reach(segments[rules], vertical),
