@@ -78,6 +78,20 @@ def test_a_narrow_digit_is_not_cut_through_two_strokes() -> None:
   assert glyph.cuts == 0 and glyph.pieces == ()
 
 
+def test_zeros_sharing_a_stroke_part_along_it() -> None:
+  # Two 0s written fast, the second's left side on the first's right one: the cheapest paths
+  # crossed each loop's middle (top and bottom strokes only), and "00" was read as 0 or 60;
+  # a path through a hole now costs as if it crossed ink, so it runs down the shared stroke.
+  mask = np.zeros((200, 260), np.uint8)
+  cv2.ellipse(mask, (60, 100), (45, 90), 0, 0, 360, 1, 10)
+  cv2.ellipse(mask, (150, 100), (45, 90), 0, 0, 360, 1, 10)
+  ys, xs = np.nonzero(mask)
+  glyph = mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1].astype(bool)  # 191 x 191
+  middles = [float(p.mean()) for p in cuts.paths(glyph, 0.0, narrow=False)]
+  assert any(88 <= m <= 106 for m in middles)  # The shared stroke: columns 90-100.
+  assert not any(30 <= m <= 70 or 120 <= m <= 160 for m in middles)  # A loop's middle.
+
+
 def test_a_bold_zero_a_little_wider_is_not_cut_across_its_loop() -> None:
   # 0.84 heights wide: any cut crosses its loop twice, and its halves read as "1"s more surely
   # than the model reads the 0 (a bold printed 0 was answered "11").

@@ -6,7 +6,8 @@
       left = np.arange(mask.shape[1]) < path[:, None]   # the ink left of the cut, row by row
 
 A path is the first column right of the cut on every row. Paths are the cheapest ways through
-the glyph's ink within stretches of its columns (a seam: one column sideways per row at most),
+the glyph's ink (and, in a glyph wide enough for two digits, its holes) within stretches of its
+columns (a seam: one column sideways per row at most),
 looked for on the glyph sheared upright by the writing's slant, so they bend around a digit
 that leans into its neighbour; a path that only shaves a rim, runs through a loop, or (in a
 narrow glyph) crosses more than one stroke is no cut between digits. ``digits`` turns them into
@@ -29,6 +30,10 @@ _TOUCHING_ASPECT, _NARROW_TOUCHING, _ONE_TOUCH = 0.75, 0.5, 0.05
 # Below this many heights wide, a cut runs through no hole at least _HOLE of the glyph's box:
 # it would cut a loop open (a bold 0 read as "11", an 8 as "125"), not part touching digits.
 _LOOP_CUT, _HOLE = 1.0, 0.02
+# From _LOOP_CUT heights wide, a path pays this much per pixel of hole it crosses (as for ink):
+# where two digits' loops share a stroke ("00", "08" written fast), the cheapest path would
+# cross each loop's middle (its top and bottom strokes only), not run down the shared stroke.
+_HOLE_COST = 1.0
 # Cut paths are tried every _CUT_STEP heights across a glyph (none nearer its sides than
 # _CUT_MARGIN), each within _CUT_REACH heights either way, on the glyph shrunk to _CUT_ROWS rows
 # (a path's bends need no finer grain); a sideways step costs _SIDESTEP of a pixel's ink, so
@@ -113,8 +118,14 @@ def paths(mask: np.ndarray, lean: float = 0.0, narrow: bool = True) -> list[np.n
   pad = int(np.ceil(abs(lean) * sh / 2)) + 1
   middle = (sh - 1) / 2
   shift = lean * (np.arange(sh) - middle) + pad
-  upright = cv2.warpAffine(small, np.float32([[1, lean, pad - lean * middle], [0, 1, 0]]),
-                           (sw + 2 * pad, sh), flags=cv2.INTER_LINEAR)
+  shear = np.float32([[1, lean, pad - lean * middle], [0, 1, 0]])
+  upright = cv2.warpAffine(small, shear, (sw + 2 * pad, sh), flags=cv2.INTER_LINEAR)
+  hole = _holes(mask)
+  cost = upright
+  if w >= _LOOP_CUT * h:  # Narrower, a path through a hole is no cut at all (see below).
+    hole_small = cv2.resize(hole.astype(np.float32), (sw, sh), interpolation=cv2.INTER_AREA)
+    cost = upright + _HOLE_COST * cv2.warpAffine(hole_small, shear, (sw + 2 * pad, sh),
+                                                 flags=cv2.INTER_LINEAR)
   inked = np.flatnonzero(upright.any(axis=0))
   if inked.size == 0:
     return []
@@ -124,12 +135,12 @@ def paths(mask: np.ndarray, lean: float = 0.0, narrow: bool = True) -> list[np.n
            for c in range(lo + margin, hi - margin, max(1, round(_CUT_STEP * sh)))]
   total = float(upright.sum())
   columns = np.arange(upright.shape[1])[None, :]
-  # (mean column, ink crossed, path)
+  # (mean column, ink and holes crossed, path)
   tried = []
-  for path in _seams(upright, bands):
+  for path in _seams(cost, bands):
     left = float(upright[columns < path[:, None]].sum())
     if min(left, total - left) >= _LEAST_SIDE * total:  # Ink on both sides: a cut, not a rim.
-      tried.append((float(path.mean()), float(upright[np.arange(sh), path].sum()), path))
+      tried.append((float(path.mean()), float(cost[np.arange(sh), path].sum()), path))
   kept: list[tuple[float, float, np.ndarray]] = []
   for i, (mean, ink, path) in enumerate(tried):
     # Neighbouring stretches often find the same path through the same gap.
@@ -141,7 +152,6 @@ def paths(mask: np.ndarray, lean: float = 0.0, narrow: bool = True) -> list[np.n
   paths = [np.clip(np.round((path - shift)[rows] * w / sw), 0, w).astype(np.int64)
            for _, _, path in sorted(kept, key=lambda k: k[0])]
   if w < _LOOP_CUT * h:
-    hole = _holes(mask)
     paths = [p for p in paths if not hole[np.arange(h), np.minimum(p, w - 1)].any()]
   return paths if w >= _TOUCHING_ASPECT * h else [
       p for p in paths if _strokes_crossed(mask, p) <= 1]
