@@ -7,10 +7,10 @@
 
 A path is the first column right of the cut on every row. Paths are the cheapest ways through
 the glyph's ink (and, in a glyph wide enough for two digits, its holes) within stretches of its
-columns (a seam: one column sideways per row at most),
-looked for on the glyph sheared upright by the writing's slant, so they bend around a digit
-that leans into its neighbour; a path that only shaves a rim, runs through a loop, or (in a
-narrow glyph) crosses more than one stroke is no cut between digits. ``digits`` turns them into
+columns (a seam: one column sideways per row at most), looked for on the glyph sheared upright
+by the writing's slant, so they bend around a digit that leans into its neighbour; a path that
+only shaves a rim, runs through a loop, or (in a narrow glyph) crosses more than one stroke is
+no cut between digits. ``digits`` turns them into
 the pieces the model reads.
 """
 
