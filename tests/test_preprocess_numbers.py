@@ -209,7 +209,7 @@ def test_a_digit_broken_into_short_fragments_joins_the_row() -> None:
 
 def test_a_broken_one_at_the_low_end_of_a_tilted_number_joins_the_row() -> None:
   # A number turned by 14 degrees (each digit a quarter of a height higher than the last) and
-  # a slanted "1" broken in two before it, as low again: its lower fragment reached 5 pixels below the
+  # a slanted "1" broken in two before it, as low again: its lower fragment reached below the
   # row's level band, and "1959" read as 959 (the generator's numbers, seed 5151, #33).
   mask = np.zeros((800, 700), np.uint8)
   for x, y in ((200, 500), (300, 475), (400, 450)):

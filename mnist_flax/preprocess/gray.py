@@ -1,7 +1,7 @@
 """Pixels of any mode and size to one luminance array at the pipeline's working size.
 
     from mnist_flax.preprocess import gray
-    lum, scale = gray.luminance(image)   # float32 (H, W) in [0, 1]; original px = working px * scale
+    lum, scale = gray.luminance(image)  # float32 (H, W) in [0, 1]; file px = working px * scale
 
 Big images are shrunk first, by exact box averaging in strips (a 64 MP photo never gets a second
 full-size copy); 16-bit and float modes are averaged in numpy. Transparent images are flattened

@@ -104,7 +104,8 @@ def _extent(rest: np.ndarray, vertical: bool, longest: float) -> float:
   box = [x[i], y[i], x[i] + w[i], y[i] + h[i]]
   while True:  # Pieces within half the box's size of it join it.
     m = 0.5 * max(box[2] - box[0], box[3] - box[1])
-    near = keep & (x <= box[2] + m) & (x + w >= box[0] - m) & (y <= box[3] + m) & (y + h >= box[1] - m)
+    near = (keep & (x <= box[2] + m) & (x + w >= box[0] - m) & (y <= box[3] + m)
+            & (y + h >= box[1] - m))
     grown = [x[near].min(), y[near].min(), (x + w)[near].max(), (y + h)[near].max()]
     if grown == box:
       break
