@@ -6,12 +6,12 @@
       left = np.arange(mask.shape[1]) < path[:, None]   # the ink left of the cut, row by row
 
 A path is the first column right of the cut on every row. Paths are the cheapest ways through
-the glyph's ink (and, in a glyph wide enough for two digits, its holes) within stretches of its
-columns (a seam: one column sideways per row at most), looked for on the glyph sheared upright
-by the writing's slant, so they bend around a digit that leans into its neighbour; a path that
-only shaves a rim, runs through a loop, or (in a narrow glyph) crosses more than one stroke is
-no cut between digits. ``digits`` turns them into
-the pieces the model reads.
+the glyph's ink (and, in a number or a glyph wide enough for two digits, its holes) within
+stretches of its columns (a seam: one column sideways per row at most), looked for on the glyph
+sheared upright by the writing's slant, so they bend around a digit that leans into its
+neighbour; a path that only shaves a rim, runs through a loop, or (in a narrow glyph) crosses
+more than one stroke is no cut between digits. ``digits`` turns them into the pieces the model
+reads.
 """
 
 from __future__ import annotations
@@ -30,9 +30,11 @@ _TOUCHING_ASPECT, _NARROW_TOUCHING, _ONE_TOUCH = 0.75, 0.5, 0.05
 # Below this many heights wide, a cut runs through no hole at least _HOLE of the glyph's box:
 # it would cut a loop open (a bold 0 read as "11", an 8 as "125"), not part touching digits.
 _LOOP_CUT, _HOLE = 1.0, 0.02
-# From _LOOP_CUT heights wide, a path pays this much per pixel of hole it crosses (as for ink):
-# where two digits' loops share a stroke ("00", "08" written fast), the cheapest path would
-# cross each loop's middle (its top and bottom strokes only), not run down the shared stroke.
+# From _LOOP_CUT heights wide, or in a number of two glyphs or more, a path pays this much per
+# pixel of hole it crosses (as for ink): where two digits share a stroke ("00", "08", "19"
+# written fast), the cheapest path would cross a loop's middle (its top and bottom strokes
+# only), not run down the shared stroke. (A narrow glyph's path that runs down one of its own
+# strokes shaves a sliver shorter than a digit, which preprocess.choose counts as unlikely.)
 _HOLE_COST = 1.0
 # Cut paths are tried every _CUT_STEP heights across a glyph (none nearer its sides than
 # _CUT_MARGIN), each within _CUT_REACH heights either way, on the glyph shrunk to _CUT_ROWS rows
@@ -122,7 +124,7 @@ def paths(mask: np.ndarray, lean: float = 0.0, narrow: bool = True) -> list[np.n
   upright = cv2.warpAffine(small, shear, (sw + 2 * pad, sh), flags=cv2.INTER_LINEAR)
   hole = _holes(mask)
   cost = upright
-  if w >= _LOOP_CUT * h:  # Narrower, a path through a hole is no cut at all (see below).
+  if narrow or w >= _LOOP_CUT * h:
     hole_small = cv2.resize(hole.astype(np.float32), (sw, sh), interpolation=cv2.INTER_AREA)
     cost = upright + _HOLE_COST * cv2.warpAffine(hole_small, shear, (sw + 2 * pad, sh),
                                                  flags=cv2.INTER_LINEAR)
