@@ -21,6 +21,11 @@ from mnist_flax.preprocess import fast
 # a drawn, printed or photographed box's is about 1 (measured 1.01-1.10 on forms and plates);
 # a round digit's hull against its rectangle about pi/4, against four points on it well over 1.
 _CORNERS_FILL = (0.9, 1.15)
+# A box's hull has four corners, each side at least this fraction of its rectangle's shorter
+# side (a box seen in perspective is foreshortened a little); a 7's hull is a triangle, and
+# its serif, or a hook, makes a fourth corner a few pixels from another (its bar was taken for
+# a box's top and cut off: "74" read 14).
+_SHORTEST_SIDE = 0.3
 # A wall between a form's cells runs within this of the box's sides (a box seen in
 # perspective turns its sides a few degrees apart).
 _WALL_TURN = math.radians(6.0)
@@ -121,6 +126,11 @@ def _outer_points(part: np.ndarray) -> np.ndarray:
   return np.concatenate(contours)
 
 
+def _shortest_side(corners: np.ndarray) -> float:
+  """The length of a polygon's shortest side."""
+  return float(np.hypot(*(np.roll(corners, -1, axis=0) - corners).T).min())
+
+
 def _box_outline(part: np.ndarray) -> np.ndarray | None:
   """Where a rectangle's outline (turned any way) runs through a component (its pixels, cut to
   its box), if the component holds one: the sides of its minimum-area rectangle, mostly drawn.
@@ -134,7 +144,8 @@ def _box_outline(part: np.ndarray) -> np.ndarray | None:
   # minimum-area rectangle's.
   hull = cv2.convexHull(points)
   corners = cv2.approxPolyDP(hull, 0.02 * cv2.arcLength(hull, True), True).reshape(-1, 2)
-  if len(corners) != 4:
+  if len(corners) != 4 or _shortest_side(corners) < _SHORTEST_SIDE * min(rw, rh):
+    # (Four corners, one side a serif's length: a triangle, a 7's hull, not a box's.)
     corners = cv2.boxPoints(((cx, cy), (rw, rh), angle)).astype(np.int32)
   # A box's hull is its four corners' polygon; a round digit's (a 0, a 6's or 9's loop) fills
   # pi/4 of its rectangle, or overflows four points taken on it: its strokes, not a frame.
