@@ -164,6 +164,15 @@ def test_pieces_read_far_more_surely_replace_the_glyph() -> None:
   assert choose(found, np.array([0.9, 0.999, 0.99])) == [1, 2]
 
 
+def test_a_narrow_glyph_splits_only_on_far_surer_pieces() -> None:
+  # An open 0, 0.68 heights wide, read 0.997; its halves read "1" at 1.000 and "7" at 0.999
+  # ("2026" answered 21726). A "19" written as one stroke, read 9 at 0.85: its 1 and 9 at 0.999.
+  found = [Digit(_FIELD, (0, 0, 68, 100), -1, (0, 2)), Digit(_FIELD, (0, 10, 30, 100), 0, (0, 1)),
+           Digit(_FIELD, (20, 0, 68, 100), 0, (1, 2))]
+  assert choose(found, np.array([0.997, 1.0, 0.999])) == [0]
+  assert choose(found, np.array([0.85, 0.999, 0.999])) == [1, 2]
+
+
 def test_the_likeliest_row_of_pieces_is_chosen() -> None:
   # Cuts 0..3: (0,1)+(1,3) beats (0,2)+(2,3) and the three narrow pieces.
   found = _glyph((0, 1, 100), (0, 2, 100), (1, 2, 100), (1, 3, 100), (2, 3, 100))

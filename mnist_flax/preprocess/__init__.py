@@ -33,11 +33,14 @@ import numpy as np
 from PIL import Image
 
 from mnist_flax.errors import NoDigitFound, shown_path
-from mnist_flax.preprocess import clean, digits, frames, gray, lines, normalise, paper, plates, read
+from mnist_flax.preprocess import (clean, cuts, digits, frames, gray, lines, normalise, paper,
+                                   plates, read)
 from mnist_flax.preprocess.read import MAX_PIXELS, SUPPORTED_FORMATS, open_image
 
-# Pieces replace their glyph only when at least this many times less likely wrong than it.
-_SPLIT_ODDS = 1.5
+# Pieces replace their glyph only when at least this many times less likely wrong than it; a
+# glyph narrower than two digits that touch (a "1" run into another) by far: the model reads
+# the halves of an open 0 as a "1" and a "7" more surely than the 0 ("2026" read 21726).
+_SPLIT_ODDS, _NARROW_SPLIT_ODDS = 1.5, 10.0
 
 __all__ = ["SUPPORTED_FORMATS", "MAX_PIXELS", "Digit", "open_image", "to_grayscale_ink",
            "to_digits", "choose", "to_mnist", "read_digits", "preprocess_file", "save_preprocessed"]
@@ -113,7 +116,8 @@ def choose(found: list[Digit], confidence: np.ndarray) -> list[int]:
   """Which of ``found`` make the answer, left to right, given the model's confidence in each
   (its top probability, calibrated): each glyph whole, or the likeliest row of its pieces from
   its left edge to its right one where that row is wrong at most 1/_SPLIT_ODDS as often (the
-  model reads halves of one digit about as surely as the digit, so a tie is one digit).
+  model reads halves of one digit about as surely as the digit, so a tie is one digit; for a
+  glyph narrower than cuts.TOUCHING_ASPECT, 1/_NARROW_SPLIT_ODDS).
 
   A row's likelihood is the product of its pieces' confidences, each piece shorter than
   digits.ROW_HEIGHT of its glyph counting as that much less likely to the fourth power: a digit
@@ -145,7 +149,8 @@ def choose(found: list[Digit], confidence: np.ndarray) -> list[int]:
     row = best.get(digit.span[1])
     wide = (digit.box[2] - digit.box[0]) / height
     whole = float(confidence[i]) * min(1.0, digits.WIDEST_DIGIT / wide) ** 4
-    if row is not None and _SPLIT_ODDS * (1 - np.exp(row[0])) < 1 - whole:
+    odds = _SPLIT_ODDS if wide >= cuts.TOUCHING_ASPECT else _NARROW_SPLIT_ODDS
+    if row is not None and odds * (1 - np.exp(row[0])) < 1 - whole:
       chosen.extend(row[1])
     else:
       chosen.append(i)

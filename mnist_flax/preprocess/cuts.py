@@ -26,7 +26,7 @@ from mnist_flax.preprocess import fast
 # printed 6 and 9, whose halves read as a 1 and a 3: only a cut crossing one stroke parts those
 # (one across a 6's or a 0's loop crosses two; ink less than _ONE_TOUCH heights apart is one);
 # in a number of two glyphs or more (a lone glyph is one digit, cut sooner than another's).
-_TOUCHING_ASPECT, _NARROW_TOUCHING, _ONE_TOUCH = 0.75, 0.5, 0.05
+TOUCHING_ASPECT, _NARROW_TOUCHING, _ONE_TOUCH = 0.75, 0.5, 0.05
 # Below this many heights wide, a cut runs through no hole at least _HOLE of the glyph's box:
 # it would cut a loop open (a bold 0 read as "11", an 8 as "125"), not part touching digits.
 _LOOP_CUT, _HOLE = 1.0, 0.02
@@ -98,7 +98,7 @@ def may_touch(shape: tuple[int, ...], narrow: bool = True) -> bool:
   """Whether a glyph of ``shape`` (height, width) is wide enough to be touching digits, those
   that ``paths`` looks for cuts in (with ``narrow``: see _NARROW_TOUCHING)."""
   h, w = shape
-  return w >= (_NARROW_TOUCHING if narrow else _TOUCHING_ASPECT) * h
+  return w >= (_NARROW_TOUCHING if narrow else TOUCHING_ASPECT) * h
 
 
 def paths(mask: np.ndarray, lean: float = 0.0, narrow: bool = True) -> list[np.ndarray]:
@@ -155,7 +155,7 @@ def paths(mask: np.ndarray, lean: float = 0.0, narrow: bool = True) -> list[np.n
            for _, _, path in sorted(kept, key=lambda k: k[0])]
   if w < _LOOP_CUT * h:
     paths = [p for p in paths if not hole[np.arange(h), np.minimum(p, w - 1)].any()]
-  return paths if w >= _TOUCHING_ASPECT * h else [
+  return paths if w >= TOUCHING_ASPECT * h else [
       p for p in paths if _strokes_crossed(mask, p) <= 1]
 
 
