@@ -257,6 +257,17 @@ def test_a_broken_one_at_the_low_end_of_a_tilted_number_joins_the_row() -> None:
   assert x1 <= 140 and y1 - y0 >= 95
 
 
+def test_a_number_tied_to_the_edge_by_a_grid_line_left_over_is_read(tmp_path) -> None:
+  # "1993" in marker on squared paper: two grid lines that Hough missed run through the 1 and
+  # the 9s out to the picture's edge, so the three were left out as touching it (read "3").
+  # Thin ink run out to the edge from strokes clear of it is a line, however wide the number.
+  sample = kinds.draw("numbers", 158, seed=11)
+  assert sample.truth == "1993"
+  path = tmp_path / "1993.jpg"
+  path.write_bytes(sample.jpeg)
+  assert len([d for d in read_digits(path) if d.split_of < 0]) == 4
+
+
 def test_a_long_thin_line_beside_a_digit_is_not_part_of_it() -> None:
   # A sheet's edge (longer than the digit, more ink, a hundred times longer than thick) passes
   # a ring 12 px away: the ring is read alone, not as a glyph reaching down the edge.

@@ -8,8 +8,9 @@
 From OpenCV's connected components, in order:
 
 1. Specks (too small for a digit of this image) are dropped, and so are thin lines run into
-   strokes at least twice as thick and reaching well beyond them (a rule's remnant, a margin or
-   the sheet's edge touching a marker digit; see ``thin.lines_off``).
+   strokes at least twice as thick and reaching well beyond them, or out to the picture's edge
+   (a rule's remnant, a margin or the sheet's edge touching a marker digit; see
+   ``thin.lines_off``).
 2. Pieces become glyphs: a piece joins the nearest glyph it overlaps in x (a 5's flag, a 7's
    bar, a broken pencil stroke), or one it nearly touches when the two together are no wider
    than a digit; the biggest pieces are placed first. A long thin piece (what a rule or a
@@ -262,7 +263,7 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
   h, w = mask.shape
   # Thin lines off first: a digit that a rule's remnant or a shadow's edge ties to the frame's
   # edge is inside it once they are off.
-  thick = thin.lines_off(mask, labels, stats, drawn)
+  thick = thin.lines_off(mask, labels, stats, drawn, lit)
   solid = None
   if thick is not None:
     tied = fast.touches_edge(stats, mask.shape)

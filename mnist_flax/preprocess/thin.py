@@ -27,8 +27,8 @@ _SOLID = 0.5
 _ALIGN = 16
 
 
-def lines_off(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, drawn: bool = False
-              ) -> np.ndarray | None:
+def lines_off(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, drawn: bool = False,
+              lit: np.ndarray | None = None) -> np.ndarray | None:
   """``mask`` (its components ``labels``, ``stats``) less the thin lines that thick strokes
   touch (see _RATIO), or None if no piece of ink has any: the digit's row is then built
   from the digit, not from the rule, the margin or the sheet's edge that a stroke touches.
@@ -36,7 +36,9 @@ def lines_off(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, drawn: bo
   ``drawn``: a drawing, a scan or a screenshot, where a line is drawn whole across the picture
   (no rules were taken off around the digit, leaving stubs): thin ink reaching no farther than
   _REACH times the strokes' own height or width, whichever is larger, is part of the glyph (a
-  bold serif 4's hairline bar and diagonal, half as thick as its stem)."""
+  bold serif 4's hairline bar and diagonal, half as thick as its stem). Else thin ink run out
+  to the picture's edge from strokes clear of it, on the ``lit`` sheet (see paper.Page; a
+  desk's grain is not freed), is a line whatever its reach."""
   ys = np.flatnonzero(mask.any(axis=1))
   if ys.size == 0:
     return None
@@ -62,13 +64,20 @@ def lines_off(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, drawn: bo
     deepest = float(inner.max())
     core = (inner >= deepest / _RATIO).astype(np.uint8)
     _, _, reach_w, reach_h = cv2.boundingRect(core)  # The core's extent.
-    if w <= _REACH * reach_w and h <= _REACH * reach_h:
+    if w <= _REACH * reach_w and h <= _REACH * reach_h and not (
+        not drawn and _touches(x, y, w, h, mask.shape)):
       continue  # Within reach of the core already, so of the strokes (a cheap first test).
     r = int(np.ceil(deepest)) + 1
     kept = part & (cv2.dilate(core, cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
                                                               (2 * r + 1, 2 * r + 1))) > 0)
-    _, _, reach_w, reach_h = cv2.boundingRect(kept.view(np.uint8))
-    if w <= _REACH * reach_w and h <= _REACH * reach_h:
+    kx, ky, reach_w, reach_h = cv2.boundingRect(kept.view(np.uint8))
+    # In a photo, thin ink run out to the picture's edge from strokes clear of it is a rule's
+    # remnant or the sheet's edge, however wide the number it crosses ("1993" across a grid
+    # line that Hough missed: the number was left out as touching the edge).
+    edge = (not drawn and _touches(x, y, w, h, mask.shape)
+            and not _touches(x + kx, y + ky, reach_w, reach_h, mask.shape)
+            and (lit is None or bool(lit[y + ky + reach_h // 2, x + kx + reach_w // 2])))
+    if w <= _REACH * reach_w and h <= _REACH * reach_h and not edge:
       continue  # The thin ink stays within the strokes' reach: a tapering end, a serif.
     if drawn and max(w, h) <= _REACH * max(reach_w, reach_h):
       continue
@@ -76,6 +85,11 @@ def lines_off(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, drawn: bo
       out = mask & np.take(stats[:, cv2.CC_STAT_AREA] > 0, labels)
     out[y:y + h, x:x + w] &= ~(part & ~kept)
   return out
+
+
+def _touches(x: int, y: int, w: int, h: int, shape: tuple[int, ...]) -> bool:
+  """Whether the box (x, y, w, h) reaches the edge of a picture of ``shape``."""
+  return x == 0 or y == 0 or x + w == shape[1] or y + h == shape[0]
 
 
 def freed_solid(tied: np.ndarray, labels: np.ndarray, stats: np.ndarray) -> np.ndarray:
