@@ -19,6 +19,9 @@ from mnist_flax.preprocess import fast
 # Thin ink joined to strokes at least _RATIO times as thick and reaching out to _REACH times
 # the thick strokes' extent is a line, not part of the digit.
 _RATIO, _REACH = 2.0, 1.5
+# Printed rules and a sheet's edge are a pixel or two wide: no deeper than this (a finger's
+# shadow, tied to the edge by its own blur, is far deeper).
+_LINE_DEPTH = 2.0
 # A piece that lines tied to the picture's edge is solid, no strokes, when thicker than this
 # fraction of its long side: a shadow's corner on the sheet, tied to the desk's grain.
 _SOLID = 0.5
@@ -38,7 +41,7 @@ def lines_off(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, drawn: bo
   _REACH times the strokes' own height or width, whichever is larger, is part of the glyph (a
   bold serif 4's hairline bar and diagonal, half as thick as its stem). Else thin ink run out
   to the picture's edge from strokes clear of it, on the ``lit`` sheet (see paper.Page; a
-  desk's grain is not freed), is a line whatever its reach."""
+  desk's grain is not freed), at most _LINE_DEPTH deep, is a line whatever its reach."""
   ys = np.flatnonzero(mask.any(axis=1))
   if ys.size == 0:
     return None
@@ -76,7 +79,8 @@ def lines_off(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, drawn: bo
     # line that Hough missed: the number was left out as touching the edge).
     edge = (not drawn and _touches(x, y, w, h, mask.shape)
             and not _touches(x + kx, y + ky, reach_w, reach_h, mask.shape)
-            and (lit is None or bool(lit[y + ky + reach_h // 2, x + kx + reach_w // 2])))
+            and (lit is None or bool(lit[y + ky + reach_h // 2, x + kx + reach_w // 2]))
+            and float(inner[part & ~kept].max(initial=0.0)) <= _LINE_DEPTH)
     if w <= _REACH * reach_w and h <= _REACH * reach_h and not edge:
       continue  # The thin ink stays within the strokes' reach: a tapering end, a serif.
     if drawn and max(w, h) <= _REACH * max(reach_w, reach_h):
