@@ -67,8 +67,8 @@ def lines_off(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, drawn: bo
     deepest = float(inner.max())
     core = (inner >= deepest / _RATIO).astype(np.uint8)
     _, _, reach_w, reach_h = cv2.boundingRect(core)  # The core's extent.
-    if w <= _REACH * reach_w and h <= _REACH * reach_h and not (
-        not drawn and _touches(x, y, w, h, mask.shape)):
+    tied = bool(fast.touches_edge(stats[label:label + 1], mask.shape)[0])
+    if w <= _REACH * reach_w and h <= _REACH * reach_h and (drawn or not tied):
       continue  # Within reach of the core already, so of the strokes (a cheap first test).
     r = int(np.ceil(deepest)) + 1
     kept = part & (cv2.dilate(core, cv2.getStructuringElement(cv2.MORPH_ELLIPSE,
@@ -77,8 +77,9 @@ def lines_off(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, drawn: bo
     # In a photo, thin ink run out to the picture's edge from strokes clear of it is a rule's
     # remnant or the sheet's edge, however wide the number it crosses ("1993" across a grid
     # line that Hough missed: the number was left out as touching the edge).
-    edge = (not drawn and _touches(x, y, w, h, mask.shape)
-            and not _touches(x + kx, y + ky, reach_w, reach_h, mask.shape)
+    edge = (not drawn and tied
+            and not fast.touches_edge(np.array([[x + kx, y + ky, reach_w, reach_h]]),
+                                      mask.shape)[0]
             and (lit is None or bool(lit[y + ky + reach_h // 2, x + kx + reach_w // 2]))
             and float(inner[part & ~kept].max(initial=0.0)) <= _LINE_DEPTH)
     if w <= _REACH * reach_w and h <= _REACH * reach_h and not edge:
@@ -89,11 +90,6 @@ def lines_off(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, drawn: bo
       out = mask & np.take(stats[:, cv2.CC_STAT_AREA] > 0, labels)
     out[y:y + h, x:x + w] &= ~(part & ~kept)
   return out
-
-
-def _touches(x: int, y: int, w: int, h: int, shape: tuple[int, ...]) -> bool:
-  """Whether the box (x, y, w, h) reaches the edge of a picture of ``shape``."""
-  return x == 0 or y == 0 or x + w == shape[1] or y + h == shape[0]
 
 
 def freed_solid(tied: np.ndarray, labels: np.ndarray, stats: np.ndarray) -> np.ndarray:
