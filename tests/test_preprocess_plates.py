@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 from PIL import Image
 
 from mnist_flax.preprocess import gray, paper, plates, to_digits
@@ -166,3 +167,39 @@ def test_blank_plate_leaves_the_picture_read(monkeypatch):
   blank = np.ones((100, 100), bool)
   monkeypatch.setattr(plates, "find_plate", lambda mask: ((40, 40, 140, 140), blank))
   _assert_read_at(image, box)
+
+
+def _generator_photo(tmp_path, index: int, seed: int, truth: str
+                     ) -> tuple[paper.Page, Image.Image]:
+  """The generator's photo of a number (kind "numbers") as the pipeline decodes it, and its ink."""
+  from mnist_flax.preprocess import read
+  from mnist_flax.tools.samples import kinds
+  sample = kinds.draw("numbers", index, seed=seed)
+  assert sample.truth == truth
+  path = tmp_path / f"{truth}.jpg"
+  path.write_bytes(sample.jpeg)
+  image = read.open_image(path, draft_side=gray.WORK_SIDE)
+  page = paper.find_ink(gray.luminance(image)[0])
+  assert page is not None
+  return page, image
+
+
+def test_a_light_plate_notched_by_digits_touching_its_border_is_found(tmp_path):
+  """A gold plate with a black "2019" on a dark brick wall with light mortar: the plate's
+  face is the picture's ink, and the digits touching its painted border notch its outline
+  (its hull 27% larger than it), which is_plate takes for no rectangle. Found, it is read
+  there: four digits, not one glyph of mortar and plate."""
+  _, image = _generator_photo(tmp_path, 85, 5151, "2019")
+  (x0, y0, x1, y1), face = _plate(image)
+  # The face inside the painted border, about 494 x 176 of the 816 x 612 picture.
+  assert 400 <= x1 - x0 <= 494 and 140 <= y1 - y0 <= 176 and face.mean() > 0.9
+  assert len([d for d in to_digits(image) if d.split_of < 0]) == 4
+
+
+@pytest.mark.parametrize("index, seed, truth", [(113, 7, "1984"), (13, 5151, "2019")],
+                         ids=["marker-digits", "form-boxes"])
+def test_thick_digits_and_a_forms_boxes_are_no_notched_plate(tmp_path, index, seed, truth):
+  """A marker's "1984" (thick strokes, a hull round or slanting) and a form's row of boxes
+  written across (lines, a third of their hull) are no plate."""
+  page, _ = _generator_photo(tmp_path, index, seed, truth)
+  assert plates.find_plate(page.mask) is None

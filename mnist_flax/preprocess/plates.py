@@ -21,6 +21,12 @@ from mnist_flax.preprocess import fast
 
 # A plate is solid: its thickest part is at least this fraction of its short side.
 _PLATE_DEPTH = 0.25
+# A plate's face whose outline dark digits notch (see _notched_plate): its convex hull fills
+# at least _BOXY of the rectangle around it (0.96-1.0 on the generator's plates, at most 0.85
+# for a marker's digits), and the face at least _NOTCHED_SOLID of its hull (0.51-0.74; a form's
+# row of boxes 0.32).
+_BOXY, _NOTCHED_SOLID = 0.95, 0.5
+_PLAIN, _NOTCHED = "plain", "notched"  # How find_plate found a plate.
 
 
 def is_plate(part: np.ndarray, solid_ok: bool = False) -> bool:
@@ -54,14 +60,39 @@ def filled(part: np.ndarray) -> np.ndarray:
   return out > 0
 
 
+def _notched_plate(part: np.ndarray) -> bool:
+  """Whether a region (its pixels within its box) is a light plate's face whose outline dark
+  digits touching its painted border notch: its convex hull a rectangle (seen in perspective;
+  a thick digit's is round or slanting), at least _NOTCHED_SOLID of it the region's own (a
+  form's row of boxes is lines), and a plate once the notches are filled."""
+  hull = _hull(part)
+  (_, _), (w, h), _ = cv2.minAreaRect(hull)
+  area = cv2.contourArea(hull)
+  return (area >= _BOXY * w * h and int(part.sum()) >= _NOTCHED_SOLID * area
+          and is_plate(_notches_filled(part), solid_ok=True))
+
+
+def _notches_filled(part: np.ndarray) -> np.ndarray:
+  """A light plate's face (its pixels within its box) with the notches that dark digits
+  touching its painted border cut into its outline filled: the face within its convex hull."""
+  hull = np.zeros(part.shape, np.uint8)
+  cv2.drawContours(hull, [_hull(part)], -1, 1, thickness=cv2.FILLED)
+  return part | ((hull > 0) & ~filled(part))
+
+
+def _hull(part: np.ndarray) -> np.ndarray:
+  """The convex hull of a region's outline (its pixels within its box)."""
+  contours, _ = cv2.findContours(part.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+  return cv2.convexHull(np.concatenate(contours))
+
+
 def holds_ink(labels: np.ndarray, stats: np.ndarray, i: int) -> bool:
   """Whether region i (of ``labels``, stats x, y, w, h) lacks two hundredths of its convex
   hull: a cell with something written in it (inside, or touching its walls), not a blank
   brick."""
   x, y, w, h = (int(v) for v in stats[:4])
-  part = (labels[y:y + h, x:x + w] == i).astype(np.uint8)
-  contours, _ = cv2.findContours(part, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-  hull = cv2.convexHull(np.concatenate(contours))
+  part = labels[y:y + h, x:x + w] == i
+  hull = _hull(part)
   return cv2.contourArea(hull) - int(part.sum()) >= 0.02 * cv2.contourArea(hull)
 
 
@@ -101,20 +132,26 @@ def find_plate(mask: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray]
       x, y, w, h = (int(v) for v in stats[i, :4])
       return x == 0 or y == 0 or x + w == mask.shape[1] or y + h == mask.shape[0]
 
-    def plate(i: int) -> bool:
+    def plate(i: int) -> str | None:
+      """_PLAIN or _NOTCHED if region i is a plate, else None."""
       x, y, w, h, area = (int(v) for v in stats[i])
       if not border_ok and on_border(i):
-        return False
+        return None
       part = labels[y:y + h, x:x + w] == i
       if border_ok:  # A dark plate's rim, parted from its panel by a painted line, holds it.
         part = filled(part) & (solid[y:y + h, x:x + w] > 0)
+      if int(part.sum()) < 0.01 * mask.size:
+        return None
       # Ink without holes is a plate only clear of the picture's edge (a shadow or the desk
       # reaches it); the caller reads on it only if ink is found there.
-      return int(part.sum()) >= 0.01 * mask.size and is_plate(
-          part, solid_ok=border_ok and not on_border(i))
+      inner = border_ok and not on_border(i)
+      if is_plate(part, solid_ok=inner):
+        return _PLAIN
+      return _NOTCHED if inner and _notched_plate(part) else None
 
     for i in order:
-      if plate(i):
+      kind = plate(i)
+      if kind:
         # One of a row of cells, each holding something (a form's boxes, a digit in each),
         # is no plate: the number is read across them all. A region cut by the picture's edge
         # is no cell (a brick there lacks a corner, as if it held ink).
@@ -123,7 +160,8 @@ def find_plate(mask: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray]
           break
         x, y, w, h, _ = (int(v) for v in stats[i])
         inset = max(2, int(0.03 * min(w, h)))  # The plate's own edge is not read.
-        face = filled(labels[y:y + h, x:x + w] == i).astype(np.uint8)
+        face = filled(labels[y:y + h, x:x + w] == i)
+        face = (_notches_filled(face) if kind == _NOTCHED else face).astype(np.uint8)
         face = cv2.erode(face, np.ones((2 * inset + 1, 2 * inset + 1), np.uint8), borderValue=0)
         return ((x + inset, y + inset, x + w - inset, y + h - inset),
                 face[inset:h - inset, inset:w - inset] > 0)
