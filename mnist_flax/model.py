@@ -115,6 +115,7 @@ class CNN(nn.Module):
   pool: str = "max"
   batch_norm: bool = True
   dropout: float = 0.0
+  classes: int = NUM_CLASSES  # 1 for the digit gate (see Gated).
 
   @nn.compact
   def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
@@ -137,7 +138,7 @@ class CNN(nn.Module):
     x = nn.relu(x)
     if self.dropout:
       x = nn.Dropout(self.dropout, deterministic=not train)(x)
-    return nn.Dense(NUM_CLASSES, kernel_init=_torch_kernel_init,
+    return nn.Dense(self.classes, kernel_init=_torch_kernel_init,
                     bias_init=_torch_bias_init(self.dense))(x)
 
   def member_logits(self, images: jax.Array, train: bool = False,
@@ -175,30 +176,75 @@ class Ensemble(nn.Module):
     return jax.nn.logsumexp(log_probs, axis=0) - jnp.log(self.members)
 
 
-def build(model_config: Mapping[str, Any]) -> CNN | Ensemble:
-  """Builds the network from its config dict (``config.model`` or a checkpoint's copy)."""
-  kwargs = dict(model_config)
+class Gated(nn.Module):
+  """A digit reader (``classifier``: a CNN or an Ensemble) with a gate: a one-output CNN
+  whose sigmoid is the probability that the image is a digit at all.
+
+  MNIST holds only digits, so the reader answers a letter or a scribble as surely as a digit;
+  the gate, trained apart on MNIST against rendered non-digits (``mnist_flax.gate``), says
+  how likely the image is one. ``predict`` multiplies the reader's (calibrated) answer by it,
+  so the reader's choice of digit, its accuracy and its calibration on digits stay as they
+  were. ``__call__`` and ``member_logits`` are the reader's, so training, calibration and
+  evaluation code written for a CNN works unchanged.
+  """
+
+  classifier: CNN | Ensemble
+  gate: CNN
+
+  def member_logits(self, images: jax.Array, train: bool = False,
+                    per_member: bool = False) -> jax.Array:
+    return self.classifier.member_logits(images, train, per_member)
+
+  def __call__(self, images: jax.Array, train: bool = False) -> jax.Array:
+    if self.is_initializing():  # The gate's parameters are made with the reader's.
+      self.gate(images)
+    return self.classifier(images, train)
+
+  def digit_probability(self, images: jax.Array) -> jax.Array:
+    """(B,): how likely each image is a digit."""
+    return jax.nn.sigmoid(self.gate(images)[:, 0])
+
+
+# The gate's architecture (see Gated): the CNN's two conv blocks, narrower, no batch norm.
+GATE = {"features": (32, 64), "kernel_size": 3, "padding": ("VALID", "SAME"),
+        "pool_windows": (2, 3), "space_to_depth": 2, "dense": 128, "pool": "max",
+        "batch_norm": False, "dropout": 0.0, "classes": 1}
+
+
+def _cnn(kwargs: dict[str, Any]) -> CNN:
   for key in ("features", "padding", "pool_windows"):
     kwargs[key] = tuple(kwargs[key])
+  return CNN(**kwargs)
+
+
+def build(model_config: Mapping[str, Any]) -> CNN | Ensemble | Gated:
+  """Builds the network from its config dict (``config.model`` or a checkpoint's copy); with a
+  ``gate`` entry (the gate's CNN config), the reader gated (see Gated)."""
+  kwargs = dict(model_config)
+  gate = kwargs.pop("gate", None)
   members = kwargs.pop("members", 1)
-  if members == 1:
-    return CNN(**kwargs)
-  return Ensemble(members, CNN(**kwargs))
+  reader = _cnn(kwargs) if members == 1 else Ensemble(members, _cnn(kwargs))
+  return reader if gate is None else Gated(reader, _cnn(dict(gate)))
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def member_logits(net: CNN | Ensemble, variables: Any, images: jax.Array) -> jax.Array:
+def member_logits(net: CNN | Ensemble | Gated, variables: Any, images: jax.Array) -> jax.Array:
   """Each member's logits (members, B, 10) for images (B, 28, 28); one CNN is one member."""
   return net.apply(variables, images, train=False, method="member_logits")
 
 
 @functools.partial(jax.jit, static_argnums=0, static_argnames="temperature")
-def predict(net: CNN | Ensemble, variables: Any, images: jax.Array,
+def predict(net: CNN | Ensemble | Gated, variables: Any, images: jax.Array,
             temperature: float = 1.0) -> jax.Array:
   """Class probabilities (B, 10) for images (B, 28, 28) in [0, 1], white ink on black.
 
   ``temperature`` is a checkpoint's calibration (``mnist_flax.calibration``): the network's
   answer (an ensemble's log mean probability) is divided by it before the softmax, which
-  changes how sure the answer is, never which class it is.
+  changes how sure the answer is, never which class it is. A gated model's rows are scaled by
+  its gate's probability that the image is a digit: they sum to that, not to 1 (the rest is
+  "not a digit").
   """
-  return jax.nn.softmax(net.apply(variables, images, train=False) / temperature)
+  probs = jax.nn.softmax(net.apply(variables, images, train=False) / temperature)
+  if isinstance(net, Gated):
+    probs = probs * net.apply(variables, images, method="digit_probability")[:, None]
+  return probs
