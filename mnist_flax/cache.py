@@ -18,7 +18,7 @@ Two caches live under ``$MNIST_FLAX_CACHE_DIR`` (default ``$XDG_CACHE_HOME/mnist
 * ``final/``: the variables of a promoted checkpoint as one ``.npz``, written after Orbax has
   restored and checked them, keyed by the checkpoint's content: every call checks each of its
   files against the checkpoint's checksum manifest (``mnist_flax.integrity``, a few ms for the
-  shipped 2.7 MB) and the key is the manifest's hash. Any change to the checkpoint, even bytes
+  shipped 2.9 MB) and the key is the manifest's hash. Any change to the checkpoint, even bytes
   rewritten in place at the same size with the old modification time, either fails that check
   (exit 3, cached or not) or is a new promotion with a new key. This spares the inference
   command importing Orbax and restoring through it on every call, which is most of its

@@ -116,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     raise errors.ConfigError(f"{path} is not a promoted checkpoint (<workdir>/checkpoints/final),"
                              " which this command rewrites in place")
   workdir = path.parent.parent
-  with workdir_lib.claim(workdir):
+  with workdir_lib.claim(workdir, "--checkpoint"):
     model_config, variables, metadata = predictor.load_final(path)
     if args.temperature is not None:
       if not (math.isfinite(args.temperature) and args.temperature > 0):
@@ -145,6 +145,9 @@ def run(args: argparse.Namespace) -> int:
     print(json.dumps(calib))
     return 0
   print(f"{path}: " + calibration.describe(calib))
+  if "gate" in model_config:
+    print("  these are the reader's figures; its gate (mnist_flax.gate) scales the answers after "
+          "them: see python -m mnist_flax.evaluate for the model's")
   if "compared" in calib:
     c = calib["compared"]
     print(f"  for comparison, T applied to each member's logits instead: temperature "

@@ -28,7 +28,7 @@ GREEK = "ΔΛΞΠΣΨΩαλμπω"  # Only in fonts that have them (DejaVu, Libe
 _FONT_DIRS = ("/usr/share/fonts/truetype/dejavu", "/usr/share/fonts/truetype/liberation")
 _SIZE = 48  # Font size in pixels: glyphs ~35 px tall on a _CANVAS-square canvas.
 _CANVAS = 120
-_NONDIGITS, _PRINTED = 0, 1  # Random streams.
+_NONDIGITS, _PRINTED, _LOOKALIKES = 0, 1, 2  # Random streams.
 # No filled blobs: an oblong one, thinned to MNIST's pen by normalise, is a "1", a round one a
 # heavy "0".
 _MARKS = ("scribble", "loops", "spiral", "zigzag", "hatching", "star", "face", "arc")
@@ -195,6 +195,33 @@ def _nondigit(rng: np.random.Generator) -> np.ndarray:
   return _draw(_mark(kind, rng), int(rng.integers(2, 9)))
 
 
+def _hand_a(rng: np.random.Generator) -> np.ndarray:
+  """A capital A as hands draw it: two legs from an apex (sharp or round, closed or crossing at
+  the top) and a bar between them at any height, some bars running past a leg."""
+  apex = np.array([rng.uniform(-0.3, 0.3), -1.0])
+  feet = [np.array([-rng.uniform(0.45, 0.95), 1.0]), np.array([rng.uniform(0.45, 0.95), 1.0])]
+  overshoot = rng.uniform(0, 0.25)
+  left = np.stack([feet[0], apex + [0.0, rng.uniform(-0.1, 0.15)]])
+  right = np.stack([apex + [-overshoot, 0.0], feet[1]])
+  t = rng.uniform(0.35, 0.75)  # The bar's height along the legs.
+  ends = [apex + t * (foot - apex) for foot in feet]
+  reach = rng.uniform(-0.1, 0.35, 2) * [-1, 1]
+  bar = np.stack([ends[0] + [reach[0], rng.normal(0, 0.05)], ends[1] + [reach[1], 0.0]])
+  return _draw([left, right, bar], int(rng.integers(2, 9)))
+
+
+def _lookalike(rng: np.random.Generator) -> np.ndarray:
+  """A letter that MNIST's readers take for a digit, as the issue's "A" read as 4: drawn by
+  hand (_hand_a) half the time, else printed or in a stroke font."""
+  r = rng.random()
+  if r < 0.5:
+    return _hand_a(rng)
+  if r < 0.75:
+    return _pen("A", rng)
+  path, bold = _fonts(rng)
+  return _print("A", path, bold)
+
+
 def _printed(digit: int, rng: np.random.Generator) -> np.ndarray:
   path, bold = _fonts(rng)
   if digit == 4 and rng.random() < 0.25:  # Open 4, as some typefaces and signs print it.
@@ -214,7 +241,8 @@ def _printed(digit: int, rng: np.random.Generator) -> np.ndarray:
 def _one(kind: int, index: int, seed: int) -> np.ndarray:
   rng = np.random.default_rng([seed, 7919, kind, index])
   while True:  # Rare: a blur or warp that leaves no ink; draw again from the same stream.
-    ink = _nondigit(rng) if kind == _NONDIGITS else _printed(index % 10, rng)
+    ink = (_nondigit(rng) if kind == _NONDIGITS else _lookalike(rng) if kind == _LOOKALIKES
+           else _printed(index % 10, rng))
     field = _field(_affine(ink, rng))
     if field is not None:
       return field
@@ -228,3 +256,8 @@ def nondigit(index: int, seed: int) -> np.ndarray:
 def printed(index: int, seed: int) -> np.ndarray:
   """The ``index``-th printed digit of ``seed`` (the digit ``index % 10``), as ``nondigit``."""
   return _one(_PRINTED, index, seed)
+
+
+def lookalike(index: int, seed: int) -> np.ndarray:
+  """The ``index``-th letter of ``seed`` that readers take for a digit (an "A"), as ``nondigit``."""
+  return _one(_LOOKALIKES, index, seed)

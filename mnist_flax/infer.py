@@ -20,7 +20,8 @@ digit per image (the largest). ``--json`` prints one JSON object per image inste
 ``digit``, ``probability``, ``box`` [x0, y0, x1, y1] in the image's pixels), and for a single
 digit also ``digit``, the ten ``probabilities`` and ``top_k``. A model with a gate
 (``mnist_flax.gate``, as the shipped one) scales each digit's probabilities by how likely it is
-a digit at all, so they sum to that: a letter or a scribble is answered "(unsure)".
+a digit at all (each digit's ``is_digit``), so they sum to that: a letter or a scribble is
+answered "(unsure)".
 ``--top-k N`` adds the runners-up of a single digit. ``--save-preprocessed DIR`` writes the
 28x28 image the model saw for each digit.
 ``--checkpoint DIR`` (default ``checkpoints/final``) names the promoted model, or a training
@@ -186,8 +187,10 @@ def answer(path: str, probs: Any, boxes: Sequence[Sequence[int]], top_k: int = 1
   out: dict[str, Any] = {
       "path": path, "number": "".join(str(int(d)) for d in best),
       "probability": round(float(np.prod(each)), 6),
-      "digits": [{"digit": int(d), "probability": round(float(p), 6), "box": [int(v) for v in b]}
-                 for d, p, b in zip(best, each, boxes)]}
+      # is_digit: how likely the glyph is a digit at all (its row's sum; 1 without a gate).
+      "digits": [{"digit": int(d), "probability": round(float(p), 6), "box": [int(v) for v in b],
+                  "is_digit": round(float(row.sum()), 6)}
+                 for d, p, b, row in zip(best, each, boxes, probs)]}
   if len(probs) == 1:
     order = np.argsort(-probs[0], kind="stable")
     out["digit"] = int(best[0])

@@ -50,9 +50,10 @@ def probe(folder: pathlib.Path) -> None:
         leftover.rmdir() if leftover.is_dir() else leftover.unlink()
 
 
-def check_writable(workdir: pathlib.Path) -> None:
+def check_writable(workdir: pathlib.Path, flag: str = "--workdir") -> None:
   """WorkdirError (exit 7) unless the workdir and its checkpoint folder can be written and
-  have room. Standard library only: ``main`` runs it before importing JAX."""
+  have room; the message points to the command's ``flag`` naming another. Standard library
+  only: ``main`` runs it before importing JAX."""
   folder = workdir
   try:
     workdir.mkdir(parents=True, exist_ok=True)
@@ -67,7 +68,7 @@ def check_writable(workdir: pathlib.Path) -> None:
     reason = errors.DISK_CAUSES[code] if code else (e.strerror or str(e))
     raise errors.WorkdirError(f"{'workdir' if folder == workdir else 'checkpoint folder'} "
                               f"{errors.shown_path(folder)} is not writable ({reason}); "
-                              "choose another with --workdir") from None
+                              f"choose another with {flag}") from None
   free = shutil.disk_usage(workdir).free
   if free < MIN_FREE_BYTES:
     raise errors.WorkdirError(f"workdir {workdir} has only {free // 2**20} MiB free; "
@@ -75,13 +76,14 @@ def check_writable(workdir: pathlib.Path) -> None:
 
 
 @contextlib.contextmanager
-def claim(workdir: pathlib.Path) -> Iterator[None]:
-  """Holds ``workdir`` for this run: checked, and locked against a second live run."""
+def claim(workdir: pathlib.Path, flag: str = "--workdir") -> Iterator[None]:
+  """Holds ``workdir`` for this run: checked, and locked against a second live run. ``flag``:
+  the command's option naming the workdir (``--checkpoint`` for one that rewrites a model)."""
   from mnist_flax import distributed  # JAX: only once training is under way.
   if not distributed.is_primary():
     yield
     return
-  check_writable(workdir)
+  check_writable(workdir, flag)
   fd = os.open(workdir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
   try:
     try:
@@ -91,9 +93,10 @@ def claim(workdir: pathlib.Path) -> Iterator[None]:
         holder = (workdir / LOCK_NAME).read_bytes()[:64].decode(errors="replace").strip()
       except OSError:
         holder = ""
-      raise errors.WorkdirError(f"workdir {workdir} is in use by a live training run "
+      run = "training run" if flag == "--workdir" else "run"
+      raise errors.WorkdirError(f"workdir {workdir} is in use by a live {run} "
                                 f"(pid {holder or '?'}); wait for it or use another "
-                                "--workdir") from None
+                                f"{flag}") from None
     try:
       (workdir / LOCK_NAME).write_text(str(os.getpid()))
     except OSError as e:

@@ -93,7 +93,7 @@ def test_run_command_says_each_failure_in_one_line_with_its_code(capsys, monkeyp
 @pytest.mark.usefixtures("keep_hooks")
 @pytest.mark.parametrize("module, argv", [
     ("main", ["mnist_flax.main", "--config=configs/test.py"]), ("infer", ["--i", "x.png"]),
-    ("evaluate", []), ("calibrate", []), ("serve", []),
+    ("evaluate", []), ("calibrate", []), ("gate", []), ("serve", []),
 ])
 def test_every_command_has_the_same_internal_error_path(module, argv, capsys, monkeypatch):
   command = importlib.import_module(f"mnist_flax.{module}")
@@ -110,7 +110,7 @@ def test_every_command_has_the_same_internal_error_path(module, argv, capsys, mo
 @pytest.mark.usefixtures("keep_hooks")
 @pytest.mark.parametrize("module, argv", [
     ("infer", ["--bogus"]), ("evaluate", ["--bogus"]), ("calibrate", ["--bogus"]),
-    ("serve", ["--bogus"]), ("tools.reset", ["--bogus"]), ("tools.benchmark", ["--bogus"]),
+    ("gate", ["--bogus"]), ("serve", ["--bogus"]), ("tools.reset", ["--bogus"]), ("tools.benchmark", ["--bogus"]),
     ("tools.samples", ["never_written", "--bogus"]),
 ])
 def test_every_command_says_a_bad_flag_in_one_line_exit_2(module, argv, capsys):

@@ -84,7 +84,7 @@ def workdir_with_a_step(random_checkpoint: pathlib.Path,
   return workdir
 
 
-@pytest.mark.parametrize("command", ["infer", "evaluate", "calibrate", "serve"])
+@pytest.mark.parametrize("command", ["infer", "evaluate", "calibrate", "gate", "serve"])
 def test_every_command_refuses_a_step_checkpoint_in_the_same_words(command, workdir_with_a_step):
   step = workdir_with_a_step / "checkpoints/7"
   args = {"infer": [str(ROOT / "test/3.jpg")], "serve": ["--port", "0"]}.get(command, [])
