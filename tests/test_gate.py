@@ -1,18 +1,21 @@
 """The digit gate (mnist_flax/gate.py, model.Gated): "unsure" of what is not a digit, the reader's
-answers kept bit for bit."""
+answers kept bit for bit.
+
+The checks that run JAX or load MNIST run in a child process (``_in_child``): pytest's own size
+is inherited by every later child as its peak memory, which tests/test_infer_hostile.py holds
+to 1 GB.
+"""
 
 from __future__ import annotations
 
 import json
 import shutil
+import subprocess
+import sys
 
-import jax
-import numpy as np
 import pytest
 
 from conftest import ROOT, run_module
-from mnist_flax import checkpoint, extra_data, gate, model, preprocess
-from mnist_flax.constants import NUM_CLASSES
 from mnist_flax.tools.samples import kinds
 
 READER = {"space_to_depth": 2, "features": (8, 16), "kernel_size": 3,
@@ -20,13 +23,28 @@ READER = {"space_to_depth": 2, "features": (8, 16), "kernel_size": 3,
           "batch_norm": True, "dropout": 0.0, "members": 2}
 
 
+def _in_child(check: str, *args: str) -> None:
+  """Runs ``check`` (a function of this module) on ``args`` in a fresh Python process."""
+  code = (f"import sys; sys.path.insert(0, {str(ROOT / 'tests')!r}); import test_gate; "
+          f"test_gate.{check}(*sys.argv[1:])")
+  result = subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+
+
 def _leaves_equal(a, b) -> bool:
+  import jax
+  import numpy as np
   return jax.tree.structure(a) == jax.tree.structure(b) and all(
       np.array_equal(np.asarray(x), np.asarray(y))
       for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
 
 
-def test_a_gated_models_rows_sum_to_its_gate_and_keep_the_readers_answer():
+def _check_gated_predict() -> None:
+  import jax
+  import numpy as np
+  from mnist_flax import gate, model
+  from mnist_flax.constants import NUM_CLASSES
   images = np.random.default_rng(0).random((6, 28, 28), np.float32)
   reader = model.build(READER)
   variables = reader.init(jax.random.key(0), images[:1])
@@ -46,34 +64,53 @@ def test_a_gated_models_rows_sum_to_its_gate_and_keep_the_readers_answer():
   assert back_config == READER and _leaves_equal(back, variables)
 
 
+def test_a_gated_models_rows_sum_to_its_gate_and_keep_the_readers_answer():
+  _in_child("_check_gated_predict")
+
+
+def _check_gated_checkpoint(final: str, before_path: str, figures: str, answer: str) -> None:
+  """The gate stored in ``final`` beside the reader of ``before_path``, bit for bit, with its
+  ``figures``; ``answer``: infer's --json for test/3.jpg with it."""
+  from mnist_flax import checkpoint, gate, model, preprocess
+  before_config, before, _, _ = checkpoint.load_verified(before_path)
+  config, variables, metadata, _ = checkpoint.load_verified(final)
+  assert config["gate"] == json.loads(json.dumps(model.GATE))
+  assert metadata["gate"] == json.loads(figures)
+  reader_config, reader = gate.reader_of(config, variables)
+  assert reader_config == before_config and _leaves_equal(reader, before)
+  # infer read with the gate it stored: its rows are scaled by it.
+  field = preprocess.preprocess_file(ROOT / "test" / "3.jpg")[None]
+  p_digit = float(model.build(config).apply(variables, field, method="digit_probability")[0])
+  read = json.loads(answer)
+  assert abs(read["digits"][0]["is_digit"] - p_digit) < 1e-5
+  assert abs(sum(read["probabilities"]) - p_digit) < 1e-4
+
+
+def _check_same_checkpoint(final: str, before_path: str) -> None:
+  from mnist_flax import checkpoint
+  before_config, before, _, _ = checkpoint.load_verified(before_path)
+  config, variables, metadata, _ = checkpoint.load_verified(final)
+  assert config == before_config and "gate" not in metadata and _leaves_equal(variables, before)
+
+
 def test_the_gate_command_adds_a_gate_and_removes_it_keeping_the_reader(tmp_path, mnist_dir,
                                                                           random_checkpoint):
   final = tmp_path / "run" / "checkpoints" / "final"
   shutil.copytree(random_checkpoint, final)
-  before_config, before, _, _ = checkpoint.load_verified(final)
   result = run_module("mnist_flax.gate", "--checkpoint", str(final), "--steps", "20",
                       "--nondigits", "70", "--printed", "70", "--json",
                       env={"MNIST_DATA_DIR": str(mnist_dir)})
   assert result.returncode == 0, result.stderr
   figures = json.loads(result.stdout)
   assert figures["held_out_mnist"] == 10000 and "20 steps" in figures["trained_on"]
-  config, variables, metadata, _ = checkpoint.load_verified(final)
-  assert config["gate"] == json.loads(json.dumps(model.GATE)) and metadata["gate"] == figures
-  reader_config, reader = gate.reader_of(config, variables)
-  assert reader_config == before_config and _leaves_equal(reader, before)
-  # infer reads with the gate it stored: its rows are scaled by it.
-  image = ROOT / "test" / "3.jpg"
-  out = run_module("mnist_flax.infer", "--json", "--checkpoint", str(final), str(image))
+  out = run_module("mnist_flax.infer", "--json", "--checkpoint", str(final),
+                   str(ROOT / "test" / "3.jpg"))
   assert out.returncode == 0, out.stderr
-  answer = json.loads(out.stdout)
-  field = preprocess.preprocess_file(image)[None]
-  p_digit = float(model.build(config).apply(variables, field, method="digit_probability")[0])
-  assert abs(answer["digits"][0]["is_digit"] - p_digit) < 1e-5
-  assert abs(sum(answer["probabilities"]) - p_digit) < 1e-4
+  _in_child("_check_gated_checkpoint", str(final), str(random_checkpoint), result.stdout,
+            out.stdout)
   result = run_module("mnist_flax.gate", "--checkpoint", str(final), "--remove")
   assert result.returncode == 0 and result.stdout.strip().endswith("gate removed")
-  config, variables, metadata, _ = checkpoint.load_verified(final)
-  assert config == before_config and "gate" not in metadata and _leaves_equal(variables, before)
+  _in_child("_check_same_checkpoint", str(final), str(random_checkpoint))
   # Again: nothing to remove, nothing written.
   stamp = (final / "MANIFEST").stat().st_mtime_ns
   result = run_module("mnist_flax.gate", "--checkpoint", str(final), "--remove")
@@ -97,31 +134,29 @@ def test_the_gate_command_refuses_a_missing_checkpoint(tmp_path):
   assert result.returncode == 3 and len(result.stderr.strip().splitlines()) == 1
 
 
-@pytest.fixture(scope="module")
-def shipped():
-  config, variables, metadata, _ = checkpoint.load_verified(ROOT / "checkpoints" / "final")
-  return model.build(config), variables
-
-
-def test_the_shipped_gate_doubts_non_digits_it_never_saw_and_few_digits(shipped, mnist_dir):
-  net, variables = shipped
+def _check_shipped_gate(mnist_dir: str) -> None:
+  import numpy as np
+  from mnist_flax import checkpoint, data, extra_data, model
+  config, variables, _, _ = checkpoint.load_verified(ROOT / "checkpoints" / "final")
+  net = model.build(config)
+  p_of = lambda images: np.concatenate([np.asarray(net.apply(
+      variables, images[i:i + 1000].astype(np.float32) / 255, method="digit_probability"))
+      for i in range(0, len(images), 1000)])
   # Seed 5: neither the seed it trained on (0) nor the one it was checked on (1).
   images, labels = extra_data.make(300, 100, 5)
-  p = np.asarray(net.apply(variables, images.astype(np.float32) / 255,
-                           method="digit_probability"))
+  p = p_of(images)
   non = labels == extra_data.NOT_A_DIGIT
   assert (p[non] < 0.5).mean() >= 0.95 and (p[~non] < 0.5).mean() <= 0.1
   # The issue's "A", read as 4 by the reader: doubted, and MNIST's 4s are not.
-  a = extra_data.lookalikes(200, 5)
-  p = np.asarray(net.apply(variables, a.astype(np.float32) / 255, method="digit_probability"))
-  assert (p < 0.5).mean() >= 0.9
-  from mnist_flax import data
+  assert (p_of(extra_data.lookalikes(200, 5)) < 0.5).mean() >= 0.9
   mnist = data.load(mnist_dir)
-  p = np.concatenate([np.asarray(net.apply(variables, mnist.test_images[i:i + 2000] / 255.0,
-                                           method="digit_probability"))
-                      for i in range(0, 10000, 2000)])
+  p = p_of(mnist.test_images)
   assert (p < 0.5).sum() <= 50  # Of the 10,000 handwritten test digits (14 of them today).
   assert (p[mnist.test_labels == 4] < 0.5).sum() <= 5
+
+
+def test_the_shipped_gate_doubts_non_digits_it_never_saw_and_few_digits(mnist_dir):
+  _in_child("_check_shipped_gate", str(mnist_dir))
 
 
 def test_infer_says_unsure_of_photographed_letters_and_scribbles_not_of_digits(tmp_path):
