@@ -180,11 +180,11 @@ class Gated(nn.Module):
   """A digit reader (``classifier``: a CNN or an Ensemble) with a gate: a one-output CNN
   whose sigmoid is the probability that the image is a digit at all.
 
-  MNIST holds only digits, so the reader answers a letter or a scribble as surely as a digit;
-  the gate, trained apart on MNIST against rendered non-digits (``mnist_flax.gate``), says
-  how likely the image is one. ``predict`` multiplies the reader's (calibrated) answer by it,
-  so the reader's choice of digit, its accuracy and its calibration on digits stay as they
-  were. ``__call__`` and ``member_logits`` are the reader's, so training, calibration and
+  MNIST holds only digits, so the reader answers a letter or a scribble as surely as a digit; the
+  gate, trained apart on MNIST against rendered non-digits (``mnist_flax.gate``), says how likely
+  the image is one. ``predict`` multiplies the reader's (calibrated) answer by it, so the reader's
+  choice of digit and its accuracy stay as they were (its calibration on digits nearly so: a few
+  are doubted). ``__call__`` and ``member_logits`` are the reader's, so training, calibration and
   evaluation code written for a CNN works unchanged.
   """
 
