@@ -23,7 +23,9 @@ From OpenCV's connected components, in order:
    of a comparable height whose middles lie within its height, chained left and right across
    gaps of at most about a digit's height, none of them long and thin (a rule's remnant). A
    digit broken into fragments each too short for the row (a pencil "1" that skipped) is
-   gathered from them. Anything else (a doodle above, a word below) is not part of the answer.
+   gathered from them. Anything else (a doodle above, a word below) is not part of the answer,
+   nor is a line far thinner than the main glyph's strokes (a sheet's edge beside a marker
+   digit, read as a "1": see ``thin.is_line_beside``).
 5. A glyph about as wide as it is tall, or wider, may be two or more digits that touch
    (people write fast; a narrower one, a "1" run into its neighbour, where a cut crosses one
    stroke only): it gets cut paths, top to bottom, each crossing the least ink in its
@@ -290,15 +292,11 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
                 if lit is not None and lit[(g.y0 + g.y1) // 2, (g.x0 + g.x1) // 2]]
   main = _main(lit_groups if any(g.height >= 0.04 * max(h, w) for g in lit_groups) else groups)
   row = [main] if single else _rejoined(groups, _row(groups, main))
-  parts = []
-  for g in row:
-    box = labels[g.y0:g.y1, g.x0:g.x1]
-    if len(g.labels) == 1:  # One piece (most glyphs): a comparison, not a lookup per pixel.
-      parts.append((g, box == g.labels[0]))
-      continue
-    member = np.zeros(len(stats), bool)
-    member[g.labels] = True
-    parts.append((g, member[box]))
+  parts = [(g, _pixels(g, labels, len(stats))) for g in row]
+  if len(parts) > 1:
+    main_part = parts[row.index(main)][1]
+    parts = [(g, part) for g, part in parts
+             if g is main or not thin.is_line_beside(part, main_part)]
   # One writer, one slant: the row's, so that a pair of touching digits, whose own moments
   # lean with how they sit side by side, is cut along its neighbours' slant. Wanted only where
   # a glyph may be touching digits (most are narrower: their moments are not taken).
@@ -312,6 +310,16 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
       count, pieces = _pieces(part, g.x0, g.y0, lean, narrow) if cut else (0, ())
       glyphs.append(dataclasses.replace(whole, cuts=count, pieces=pieces))
   return glyphs
+
+
+def _pixels(g: _Group, labels: np.ndarray, count: int) -> np.ndarray:
+  """A glyph's pixels (bool) within its box, given the mask's ``count`` component ``labels``."""
+  box = labels[g.y0:g.y1, g.x0:g.x1]
+  if len(g.labels) == 1:  # One piece (most glyphs): a comparison, not a lookup per pixel.
+    return box == g.labels[0]
+  member = np.zeros(count, bool)
+  member[g.labels] = True
+  return member[box]
 
 
 def _trimmed(part: np.ndarray, x: int, y: int) -> Glyph | None:

@@ -4,6 +4,7 @@ margin or the sheet's edge is one piece of ink with it, and would be read as one
     from mnist_flax.preprocess import thin
     cleaner = thin.lines_off(mask, labels, stats)   # None: no piece has such lines
     solid = thin.freed_solid(tied, labels, stats)   # per piece: freed of the edge, yet solid
+    thin.is_line_beside(part, main_part)            # a glyph that is a line beside the digits
 
 ``labels``, ``stats``: the mask's 8-connected components (OpenCV's); pieces whose area is 0 in
 ``stats`` are left out (see digits.find).
@@ -28,6 +29,12 @@ _SOLID = 0.5
 # Columns of a distance map start at a multiple of this (see lines_off): OpenCV 5's rows run in
 # blocks of 4 floats (a multiple of 8 and 16 as well, for wider SIMD).
 _ALIGN = 16
+# A glyph beside a number's main digit is a line (a sheet's or a box's edge, a shadow's rim that
+# the threshold kept), not a digit, when its strokes are less than _THINNEST as deep as the main
+# digit's, or less than _THIN_LINE as deep and straight (its smallest rotated box _STRAIGHT times
+# as long as wide). On the generator's numbers, real digits beside the main one measure 0.33 and
+# up (0.5 and up when straight); the lines that made "7" read "17" 0.14-0.35.
+_THINNEST, _THIN_LINE, _STRAIGHT = 0.25, 0.45, 6.0
 
 
 def lines_off(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, drawn: bool = False,
@@ -106,3 +113,25 @@ def freed_solid(tied: np.ndarray, labels: np.ndarray, stats: np.ndarray) -> np.n
     part = np.pad(labels[y:y + h, x:x + w] == i, 1).astype(np.uint8)
     solid[i] = 2 * float(cv2.distanceTransform(part, cv2.DIST_L2, 3).max()) > _SOLID * max(w, h)
   return solid
+
+
+def is_line_beside(part: np.ndarray, main: np.ndarray) -> bool:
+  """Whether a glyph beside a number's main digit is a line, not a digit (see _THINNEST);
+  ``part``, ``main``: their pixels (bool) within their boxes."""
+  ratio = _depth(part) / max(_depth(main), 1e-6)
+  if ratio < _THINNEST:
+    return True
+  if ratio >= _THIN_LINE:
+    return False
+  (_, _), (w, h), _ = cv2.minAreaRect(cv2.findNonZero(part.view(np.uint8)))
+  return max(w, h) >= _STRAIGHT * max(min(w, h), 1.0)
+
+
+def _depth(part: np.ndarray) -> float:
+  """How deep a glyph's strokes are: the median distance to the paper along their middles
+  (where that distance peaks), about half their width."""
+  dist = cv2.distanceTransform(np.pad(part, 1).view(np.uint8), cv2.DIST_L2, 3)
+  near = cv2.dilate(dist, np.ones((3, 3), np.uint8))
+  near -= 1e-3
+  ridge = (dist >= near) & (dist > 0)
+  return fast.median(dist[ridge]) if ridge.any() else 0.0
