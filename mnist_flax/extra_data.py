@@ -7,7 +7,8 @@
 
 MNIST holds only handwritten digits, so a model trained on it alone answers a letter "A" with
 "4" at 0.999, and reads a printed "1" with a flag as a 7 (issue 13). A run whose config sets
-``config.extra_data`` (none in configs/ does: see "Measured") trains on these too:
+``config.extra_data`` trains on these too (``configs/shipped.py``: the printed digits only; see
+"Measured"):
 
 * non-digits: letters and symbols that cannot be read as a digit (no O, I, l, S, Z, B, G, T,
   q, ... : ``extra_render.LETTERS``), printed in every font at hand or drawn as pen strokes
@@ -35,8 +36,16 @@ the shipped model: 2), read 196/200 printed digits (188) and 99/150 numbers (see
 scored 99.62% on the test split (38 wrong; ECE 0.0014): not shipped either. Two full runs of
 this kind at 99.64% and 99.62% around a bar the shipped model meets at 99.65% is noise of a few
 images, and training again until one passes would choose on the test split. What ships instead
-is a gate beside the MNIST-only reader (``mnist_flax.gate``), trained on these images against
-MNIST: "unsure" of 83 of those 100 non-digits, the reader's answers untouched.
+is a gate beside the reader (``mnist_flax.gate``), trained on these images against MNIST:
+"unsure" of 83 of those 100 non-digits, the reader's answers untouched.
+
+A third try (2026-12-02, later) left the non-digits to the gate and taught the shipped recipe
+the 6,000 printed digits alone, 11,000 steps: its held-out replica scored 99.69% on the last
+10k (the MNIST-only recipe's: 99.56%), so the full run was made, and scored 99.65% on the test
+split (35 wrong, as the MNIST-only model; measured once, after the choice). It ships: printed
+digits the generator drew (seeds 21 and 5153) 281 -> 295 of 300, numbers (seeds 7, 11, 9001,
+31337) 546 -> 567 of 800, photos of one digit (seeds 13, 5152, 9001, 31337) 766 -> 774 of 900;
+most of the gain is a printed "1" no longer read as 7 ("2019" was "2079", "1000" "7000").
 
 Fonts: Pillow's own scalable font (``ImageFont.load_default(size)``, always there) and the
 DejaVu and Liberation families where the system has them. Every image gets its own random
