@@ -13,7 +13,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from mnist_flax.preprocess import fast
+from mnist_flax.preprocess import fast, thin
 from mnist_flax.preprocess.digits import is_speck
 
 # The inside of a stroke too thick for the narrow closing is at least this much darker than the
@@ -51,12 +51,7 @@ def width(mask: np.ndarray) -> float:
   side = max(mask.shape)
   strokes = ~border & ~is_speck(stats[:, cv2.CC_STAT_AREA], np.maximum(w, h), side)
   mask8 = fast.gather(strokes if strokes.any() else ~border, labels, stats).view(np.uint8)
-  dist = cv2.distanceTransform(mask8, cv2.DIST_L2, 3)
-  near = cv2.dilate(dist, np.ones((3, 3), np.uint8))
-  near -= 1e-3
-  ridge = dist >= near
-  ridge &= dist > 0
-  values = dist[ridge]
+  values = thin.ridge(cv2.distanceTransform(mask8, cv2.DIST_L2, 3))
   return 2.0 * fast.percentile(values, 75) if values.size else 0.0
 
 

@@ -5,6 +5,7 @@ margin or the sheet's edge is one piece of ink with it, and would be read as one
     cleaner = thin.lines_off(mask, labels, stats)   # None: no piece has such lines
     solid = thin.freed_solid(tied, labels, stats)   # per piece: freed of the edge, yet solid
     thin.is_line_beside(part, main_part)            # a glyph that is a line beside the digits
+    values = thin.ridge(dist)                       # a distance map's values along the strokes' middles
 
 ``labels``, ``stats``: the mask's 8-connected components (OpenCV's); pieces whose area is 0 in
 ``stats`` are left out (see digits.find).
@@ -128,10 +129,17 @@ def is_line_beside(part: np.ndarray, main: np.ndarray) -> bool:
 
 
 def _depth(part: np.ndarray) -> float:
-  """How deep a glyph's strokes are: the median distance to the paper along their middles
-  (where that distance peaks), about half their width."""
-  dist = cv2.distanceTransform(np.pad(part, 1).view(np.uint8), cv2.DIST_L2, 3)
+  """How deep a glyph's strokes are: the median distance to the paper along their middles,
+  about half their width."""
+  values = ridge(cv2.distanceTransform(np.pad(part, 1).view(np.uint8), cv2.DIST_L2, 3))
+  return fast.median(values) if values.size else 0.0
+
+
+def ridge(dist: np.ndarray) -> np.ndarray:
+  """A distance map's values along the strokes' middles: where the distance to the paper
+  peaks (strokes.width takes a stroke's width from them too)."""
   near = cv2.dilate(dist, np.ones((3, 3), np.uint8))
   near -= 1e-3
-  ridge = (dist >= near) & (dist > 0)
-  return fast.median(dist[ridge]) if ridge.any() else 0.0
+  middle = dist >= near
+  middle &= dist > 0
+  return dist[middle]
