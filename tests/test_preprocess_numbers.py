@@ -348,3 +348,29 @@ def test_a_bold_serif_four_in_a_drawing_keeps_its_hairlines() -> None:
   (digit,) = [d for d in to_digits(Image.fromarray(page)) if d.split_of < 0]
   x0, _, x1, _ = digit.box
   assert x0 < 95 and x1 > 205
+
+
+def test_a_digit_cut_in_three_by_grid_lines_is_one_glyph() -> None:
+  # A 3 on squared paper that grid lines cut into its top, a short middle and its bottom (the
+  # generator's photos, seed 9001, #113; these are its pieces' boxes): the bottom and the top,
+  # bigger, are placed first, neither above the other enough to join; the middle touches both
+  # and ties them (the top was left out, and the 3 read as 5).
+  mask = np.zeros((500, 500), np.uint8)
+  for x, y, w, h in ((340, 368, 48, 28), (374, 336, 33, 21), (369, 357, 25, 11)):
+    cv2.rectangle(mask, (x, y), (x + w - 1, y + h - 1), 1, 2)
+  glyphs = digits.find(mask.astype(bool))
+  assert len(glyphs) == 1
+  x0, y0, x1, y1 = glyphs[0].box
+  assert y0 <= 337 and y1 >= 395, glyphs[0].box
+
+
+def test_a_turned_number_is_followed_from_digit_to_digit() -> None:
+  # Six digits, each a quarter of a height higher than the last (a row turned ~14 degrees):
+  # the first lies well above the band of the main glyph (the boldest, the fifth), yet within
+  # that of its neighbour ("640746" printed on a sticky note read as 40746).
+  mask = np.zeros((900, 1000), np.uint8)
+  for k in range(6):
+    x, y = 80 + 140 * k, 600 - 25 * k
+    cv2.rectangle(mask, (x, y - 100), (x + 60, y), 1, 12 if k == 4 else 6)
+  glyphs = digits.find(mask.astype(bool))
+  assert len(glyphs) == 6

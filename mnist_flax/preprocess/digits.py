@@ -13,19 +13,21 @@ From OpenCV's connected components, in order:
    ``thin.lines_off``).
 2. Pieces become glyphs: a piece joins the nearest glyph it overlaps in x (a 5's flag, a 7's
    bar, a broken pencil stroke), or one it nearly touches when the two together are no wider
-   than a digit; the biggest pieces are placed first. A long thin piece (what a rule or a
-   sheet's edge leaves) neither joins a glyph nor takes pieces: the digits beside it are not
-   part of it.
+   than a digit; the biggest pieces are placed first, and a piece that joins one glyph and all
+   but touches another above or below it ties the two (a 3 cut in three by grid lines). A
+   long thin piece (what a rule or a sheet's edge leaves) neither joins a glyph nor takes
+   pieces: the digits beside it are not part of it.
 3. Glyphs that touch the picture's edge (once thin lines are off: a rule's remnant may tie a
    digit to it) are left out when others do not, and the answer is built around a glyph on the
    lit sheet (see ``find``).
 4. The number is the row of glyphs around the main one (the most ink, see ``_main``): glyphs
-   of a comparable height whose middles lie within its height, chained left and right across
-   gaps of at most about a digit's height, none of them long and thin (a rule's remnant). A
-   digit broken into fragments each too short for the row (a pencil "1" that skipped) is
-   gathered from them. Anything else (a doodle above, a word below) is not part of the answer,
-   nor is a line far thinner than the main glyph's strokes (a sheet's edge beside a marker
-   digit, read as a "1": see ``thin.is_line_beside``).
+   of a comparable height, chained left and right across gaps of at most about a digit's
+   height, each one's middle within the height of the last one taken (a row turned climbs),
+   none of them long and thin (a rule's remnant). A digit broken into fragments each too short
+   for the row (a pencil "1" that skipped) is gathered from them. Anything else (a doodle
+   above, a word below) is not part of the answer, nor is a line far thinner than the main
+   glyph's strokes (a sheet's edge beside a marker digit, read as a "1": see
+   ``thin.is_line_beside``).
 5. A glyph about as wide as it is tall, or wider, may be two or more digits that touch
    (people write fast; a narrower one, a "1" run into its neighbour, where a cut crosses one
    stroke only): it gets cut paths, top to bottom, each crossing the least ink in its
@@ -66,6 +68,9 @@ _MAX_TILT = 0.27
 WIDEST_DIGIT = 1.2
 # A piece is one digit only up to this many heights wide.
 _WIDEST = 1.3
+# A piece ties two glyphs into one (see _tied) only this close to both, in heights of the
+# shorter.
+_TIED = 0.12
 
 
 @dataclasses.dataclass(frozen=True)
@@ -91,11 +96,11 @@ class _Group:
   area: int
   line: bool = False  # A rule's or an edge's remnant: it joins nothing, nothing joins it.
 
-  def add(self, label: int, x0: int, y0: int, x1: int, y1: int, area: int) -> None:
-    self.labels.append(label)
-    self.x0, self.y0 = min(self.x0, x0), min(self.y0, y0)
-    self.x1, self.y1 = max(self.x1, x1), max(self.y1, y1)
-    self.area += area
+  def add(self, other: _Group) -> None:
+    self.labels += other.labels
+    self.x0, self.y0 = min(self.x0, other.x0), min(self.y0, other.y0)
+    self.x1, self.y1 = max(self.x1, other.x1), max(self.y1, other.y1)
+    self.area += other.area
 
   @property
   def height(self) -> int:
@@ -110,44 +115,66 @@ def is_speck(area: int | np.ndarray, long_side: int | np.ndarray, side: int
 
 
 def _groups(stats: np.ndarray, side: int) -> list[_Group]:
-  """Pieces (component stats, background row 0 included) gathered into glyphs."""
+  """Pieces (component stats, background row 0 included) gathered into glyphs: each piece,
+  biggest first, joins the nearest glyph it may (see _joins), and ties to it the glyphs above
+  or below that glyph which it all but touches too (see _tied): a 3 cut in three by a grid
+  line, its top and bottom placed before the middle that joins them."""
   order = 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA], kind="stable")
   groups: list[_Group] = []
   for label in order:
     x, y, w, h, area = (int(v) for v in stats[label])
-    x1, y1 = x + w, y + h
     if is_speck(area, max(w, h), side):
       continue
-    best, nearest = None, np.inf
-    line = _elongation_of(max(w, h), area) > _MATE_ELONGATION
-    for g in groups:
-      if g.line or line:  # A line neither takes pieces nor joins a glyph it touches.
-        continue
-      overlap = min(x1, g.x1) - max(x, g.x0)
-      gap_y = max(g.y0 - y1, y - g.y1, 0)
-      gap_x = max(g.x0 - x1, x - g.x1, 0)
-      union_w = max(x1, g.x1) - min(x, g.x0)
-      union_h = max(y1, g.y1) - min(y, g.y0)
-      # Above or below, within the glyph's columns (a 5's flag, a 7's bar; not a line under a
-      # whole number).
-      stacked = (overlap >= 0.5 * w and w <= 1.5 * (g.x1 - g.x0) and gap_y <= 0.5 * g.height)
-      # A fragment (shorter than the glyph: a broken stroke) joins across a small gap, a
-      # full-height piece (a "1" beside a "2") only when it all but touches.
-      fragment = h < 0.75 * g.height
-      reach = (0.12 if fragment else 0.04) * g.height
-      close = gap_x <= reach and gap_y <= reach and union_w <= 0.9 * union_h
-      small = (fragment and area < 0.25 * g.area and h < 0.5 * g.height
-               and gap_x <= 0.2 * g.height and gap_y <= 0.2 * g.height
-               and union_w <= 1.0 * union_h)
-      # The nearest glyph it may join: a broken "1"'s foot belongs to its stem, not to the
-      # wider neighbour placed first whose box it grazes.
-      if (stacked or close or small) and np.hypot(gap_x, gap_y) < nearest:
-        best, nearest = g, np.hypot(gap_x, gap_y)
-    if best is None:
-      groups.append(_Group([int(label)], x, y, x1, y1, area, line))
-    else:
-      best.add(int(label), x, y, x1, y1, area)
+    piece = _Group([int(label)], x, y, x + w, y + h, area,
+                   _elongation_of(max(w, h), area) > _MATE_ELONGATION)
+    near = sorted((d, i) for i, g in enumerate(groups) if (d := _joins(piece, g)) is not None)
+    if not near:
+      groups.append(piece)
+      continue
+    glyph = groups[near[0][1]]
+    glyph.add(piece)
+    tied = [groups[i] for d, i in near[1:] if _tied(glyph, groups[i], d)]
+    for other in tied:
+      glyph.add(other)
+    groups = [g for g in groups if not any(g is other for other in tied)]
   return groups
+
+
+def _tied(glyph: _Group, other: _Group, distance: float) -> bool:
+  """Whether the piece just joined to ``glyph``, ``distance`` from ``other``, ties the two into
+  one: it all but touches ``other``, which lies above or below ``glyph`` (not beside it, as a
+  number's next digit does), and the two together are no wider than a digit."""
+  overlap = min(glyph.x1, other.x1) - max(glyph.x0, other.x0)
+  height = max(glyph.y1, other.y1) - min(glyph.y0, other.y0)
+  return (distance <= _TIED * min(glyph.height, other.height)
+          and overlap >= 0.5 * min(glyph.x1 - glyph.x0, other.x1 - other.x0)
+          and max(glyph.x1, other.x1) - min(glyph.x0, other.x0) <= WIDEST_DIGIT * height)
+
+
+def _joins(piece: _Group, g: _Group) -> float | None:
+  """How far ``piece`` lies from glyph ``g`` if it joins it, else None."""
+  if g.line or piece.line:  # A line neither takes pieces nor joins a glyph it touches.
+    return None
+  w, h = piece.x1 - piece.x0, piece.height
+  overlap = min(piece.x1, g.x1) - max(piece.x0, g.x0)
+  gap_y = max(g.y0 - piece.y1, piece.y0 - g.y1, 0)
+  gap_x = max(g.x0 - piece.x1, piece.x0 - g.x1, 0)
+  union_w = max(piece.x1, g.x1) - min(piece.x0, g.x0)
+  union_h = max(piece.y1, g.y1) - min(piece.y0, g.y0)
+  # Above or below, within the glyph's columns (a 5's flag, a 7's bar; not a line under a
+  # whole number).
+  stacked = (overlap >= 0.5 * w and w <= 1.5 * (g.x1 - g.x0) and gap_y <= 0.5 * g.height)
+  # A fragment (shorter than the glyph: a broken stroke) joins across a small gap, a
+  # full-height piece (a "1" beside a "2") only when it all but touches.
+  fragment = h < 0.75 * g.height
+  reach = (0.12 if fragment else 0.04) * g.height
+  close = gap_x <= reach and gap_y <= reach and union_w <= 0.9 * union_h
+  small = (fragment and piece.area < 0.25 * g.area and h < 0.5 * g.height
+           and gap_x <= 0.2 * g.height and gap_y <= 0.2 * g.height
+           and union_w <= 1.0 * union_h)
+  # The nearest glyph it may join: a broken "1"'s foot belongs to its stem, not to the
+  # wider neighbour placed first whose box it grazes.
+  return float(np.hypot(gap_x, gap_y)) if stacked or close or small else None
 
 
 def _elongation(g: _Group) -> float:
@@ -167,19 +194,27 @@ def _main(groups: list[_Group]) -> _Group:
 
 
 def _row(groups: list[_Group], main: _Group) -> list[_Group]:
-  """The glyphs in a row with ``main``, left to right."""
+  """The glyphs in a row with ``main``, left to right: from it outwards, each next one's middle
+  within the band of the last one taken (a row photographed turned climbs or falls from digit
+  to digit: the first of six printed digits turned 10 degrees sits a digit's height higher than
+  the last)."""
   h = main.height
-  mates = [g for g in groups if g is main or (
-      ROW_HEIGHT * h <= g.height <= h / ROW_HEIGHT and _elongation(g) <= _MATE_ELONGATION
-      and main.y0 - 0.25 * h <= (g.y0 + g.y1) / 2 <= main.y1 + 0.25 * h)]
-  mates.sort(key=lambda g: g.x0)
+  mates = sorted((g for g in groups if g is main or (
+      ROW_HEIGHT * h <= g.height <= h / ROW_HEIGHT and _elongation(g) <= _MATE_ELONGATION)),
+      key=lambda g: g.x0)
   i = mates.index(main)
-  lo = hi = i
-  while lo > 0 and mates[lo].x0 - mates[lo - 1].x1 <= _ROW_GAP * h:
-    lo -= 1
-  while hi + 1 < len(mates) and mates[hi + 1].x0 - mates[hi].x1 <= _ROW_GAP * h:
-    hi += 1
-  return mates[lo:hi + 1]
+  sides = []
+  for side in (mates[i - 1::-1] if i else [], mates[i + 1:]):
+    taken, last = [], main
+    for g in side:
+      if not last.y0 - 0.25 * h <= (g.y0 + g.y1) / 2 <= last.y1 + 0.25 * h:
+        continue  # Above or below the row: a doodle, a word.
+      if max(g.x0 - last.x1, last.x0 - g.x1) > _ROW_GAP * h:
+        break
+      taken.append(g)
+      last = g
+    sides.append(taken)
+  return sides[0][::-1] + [main] + sides[1]
 
 
 def _rejoined(groups: list[_Group], row: list[_Group]) -> list[_Group]:

@@ -31,6 +31,7 @@ _LONE_LONGER = 2.5  # For a line alone (a margin): the bar of a 7 is never 2.5x 
 _LONE_SPAN = 0.8  # and a margin crosses most of the picture, or of the ruling across it.
 _ALIKE = 0.6  # Rules of one ruling are at least this fraction of the longest one.
 _EVEN_LINES = 6  # Evenly spaced lines, this many, are a ruling whatever the writing's size.
+_STEPS = 3.0  # A digit spans at most this many steps of a ruling; a grid's lines, the sheet.
 _MAX_TILT_DEGREES = 15.0
 _RUN_GAP = 2.5  # Lines of one ruling: a step apart, two where Hough missed one under writing.
 # Hough finds at least this fraction of a ruling's reach (lines fade, hide under writing).
@@ -282,6 +283,12 @@ def _reach(segments: np.ndarray, vertical: bool) -> int:
   return int((middles[ends] - middles[starts]).max())
 
 
+def _step(rules: ruling.Ruling) -> float:
+  """The usual distance between neighbouring lines of a ruling (0 if none is measured)."""
+  gaps = _gaps(rules.lines, rules.vertical, 2)
+  return float(np.median(gaps)) if gaps.size else 0.0
+
+
 def _even(segments: np.ndarray, vertical: bool, band_width: int) -> bool:
   """Whether segments are a ruling beyond doubt: _EVEN_LINES lines or more, most of them evenly
   spaced, some perhaps missed by Hough (a number's strokes are neither that many nor that
@@ -376,6 +383,12 @@ def _remove_rules_once(mask: np.ndarray, ruled: dict[bool, ruling.Ruling],
       # plain paper, far longer than the loop and the bar they leave.
       if (vertical and vertical not in ruled and not even and False not in found
           and False not in ruled and not _crossed(small, float(lengths.max()))):
+        continue
+      # Lines across a ruling, each no longer than a few of its steps, are the writing's
+      # strokes (the 1s of "1971" on ruled paper, found once the rules are gone): a grid's
+      # lines cross the sheet.
+      if (vertical not in ruled and (not vertical) in ruled
+          and lengths[rules].max() <= _STEPS * _step(ruled[not vertical])):
         continue
       # The ruling as first found (later passes find what it left of itself).
       ruled.setdefault(vertical, ruling.Ruling(_reach(segments[rules], vertical),
