@@ -1,4 +1,5 @@
-"""A form's box taken off a digit that touches it (preprocess.frames.remove_frames).
+"""A form's box taken off a digit that touches it, and a number's own strokes left as they are
+(preprocess.frames.remove_frames).
 
 Run: python -m pytest tests/test_preprocess_boxes.py -q
 """
@@ -33,3 +34,21 @@ def test_box_goes_whole_from_a_digit_touching_it(wall: int, foot: int) -> None:
   assert (out & digit).sum() >= 0.7 * digit.sum()
   # Nothing of the walls is left: a thick wall's inner sliver beside the 2 would read as a 1.
   assert (out & ~digit).sum() == 0
+
+
+def test_a_number_starting_with_a_1_and_ending_with_a_4s_stem_is_no_frame() -> None:
+  # "17804" printed, alone on the mask once a ruling is gone: the 1 and the 4's stem are
+  # full-height lines at both ends of the ink's extent, and were stripped as a frame's sides
+  # (read 7806). A frame's side runs past what it frames; the digits between are as tall.
+  mask = np.zeros((200, 500), np.uint8)
+  cv2.line(mask, (60, 50), (60, 150), 1, 6)                     # 1
+  cv2.line(mask, (100, 52), (160, 52), 1, 6)                    # 7
+  cv2.line(mask, (160, 52), (120, 150), 1, 6)
+  cv2.circle(mask, (215, 75), 24, 1, 6)                         # 8
+  cv2.circle(mask, (215, 124), 26, 1, 6)
+  cv2.ellipse(mask, (300, 100), (30, 50), 0, 0, 360, 1, 6)      # 0
+  cv2.line(mask, (390, 50), (350, 120), 1, 6)                   # 4
+  cv2.line(mask, (350, 120), (410, 120), 1, 6)
+  cv2.line(mask, (400, 50), (400, 150), 1, 6)
+  out, _ = frames.remove_frames(mask.astype(bool))
+  assert out.sum() == mask.sum()

@@ -26,6 +26,8 @@ _CORNERS_FILL = (0.9, 1.15)
 # its serif, or a hook, makes a fourth corner a few pixels from another (its bar was taken for
 # a box's top and cut off: "74" read 14).
 _SHORTEST_SIDE = 0.3
+# What a frame's side frames spans at most this fraction of its length.
+_FRAMED = 0.9
 # A wall between a form's cells runs within this of the box's sides (a box seen in
 # perspective turns its sides a few degrees apart).
 _WALL_TURN = math.radians(6.0)
@@ -81,6 +83,16 @@ def _inside_border(mask: np.ndarray) -> tuple[slice, slice]:
     left = None
   if right is not None and not _reaches_ends(mask[:, right:].T, end):
     right = None
+  # A frame's side runs past what it frames (the 1 that starts a number, and the 4's stem
+  # that ends it, are as tall as the digits between them: "17804" read 7806).
+  if top is not None and not _shorter(mask[top + 1:].T, mask[:top + 1].T):
+    top = None
+  if bottom is not None and not _shorter(mask[:bottom].T, mask[bottom:].T):
+    bottom = None
+  if left is not None and not _shorter(mask[:, left + 1:], mask[:, :left + 1]):
+    left = None
+  if right is not None and not _shorter(mask[:, :right], mask[:, right:]):
+    right = None
   if sum(s is not None for s in (top, bottom, left, right)) == 1:
     gap = max(2, int(0.03 * max(h, w)))
     if top is not None and cov_r[top + 1:top + 1 + gap].max(initial=0) > 0:
@@ -98,6 +110,13 @@ def _inside_border(mask: np.ndarray) -> tuple[slice, slice]:
   if r1 - r0 < 3 or c1 - c0 < 3:
     return slice(0, h), slice(0, w)
   return slice(r0, r1), slice(c0, c1)
+
+
+def _shorter(inside: np.ndarray, line: np.ndarray) -> bool:
+  """Whether the ink ``inside`` a frame's side (``line``; both along axis 0) spans well less of
+  its length."""
+  rows, along = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(line.any(axis=1))
+  return rows.size == 0 or rows[-1] - rows[0] < _FRAMED * (along[-1] - along[0])
 
 
 def _reaches_ends(rows: np.ndarray, end: int) -> bool:
