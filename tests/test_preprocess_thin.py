@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_flax.preprocess import read_digits, thin, to_digits
+from mnist_flax.preprocess import digits, read_digits, thin, to_digits
 from mnist_flax.tools.samples import kinds
 
 
@@ -70,3 +70,18 @@ def test_generator_photos_with_an_edge_beside_the_digit(tmp_path, kind, index, s
   path.write_bytes(sample.jpeg)
   glyphs = [d for d in read_digits(path) if d.split_of < 0]
   assert len(glyphs) == len(sample.info["truth"]) == 1
+
+
+def test_a_digits_strokes_are_kept_beside_a_blot_on_it() -> None:
+  # A 2 in pen (strokes 7 px wide) whose loop at the foot filled with ink (a blot 30 px
+  # across): its strokes are thinner than half the blot, and reach far beyond it, so they were
+  # cut off as a line run into a thick stroke, and the foot read alone ("7323" read 733).
+  # A line is a pixel or two thin; pen strokes are the digit's.
+  mask = np.zeros((300, 300), np.uint8)
+  cv2.ellipse(mask, (150, 90), (45, 40), 0, 180, 360, 1, 7)        # The 2's arc,
+  cv2.line(mask, (195, 90), (110, 215), 1, 7)                       # its diagonal,
+  cv2.line(mask, (110, 215), (215, 215), 1, 7)                      # its foot,
+  cv2.circle(mask, (115, 205), 15, 1, -1)                           # a blot on the turn.
+  (glyph,) = digits.find(mask.astype(bool))
+  x0, y0, x1, y1 = glyph.box
+  assert y0 < 60 and x1 > 210, glyph.box

@@ -49,7 +49,9 @@ def lines_off(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, drawn: bo
   _REACH times the strokes' own height or width, whichever is larger, is part of the glyph (a
   bold serif 4's hairline bar and diagonal, half as thick as its stem). Else thin ink run out
   to the picture's edge from strokes clear of it, on the ``lit`` sheet (see paper.Page; a
-  desk's grain is not freed), at most _LINE_DEPTH deep, is a line whatever its reach."""
+  desk's grain is not freed), at most _LINE_DEPTH deep, is a line whatever its reach; and thin
+  ink clear of the edge mostly deeper than that is pen strokes, not a line (a digit with a
+  blot on it)."""
   ys = np.flatnonzero(mask.any(axis=1))
   if ys.size == 0:
     return None
@@ -93,6 +95,12 @@ def lines_off(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, drawn: bo
     if w <= _REACH * reach_w and h <= _REACH * reach_h and not edge:
       continue  # The thin ink stays within the strokes' reach: a tapering end, a serif.
     if drawn and max(w, h) <= _REACH * max(reach_w, reach_h):
+      continue
+    # Pen strokes thinner than a blot on them (a 2's inked loop), clear of the picture's edge,
+    # are the digit's: a line is a pixel or two thin, or runs out to the edge.
+    rest = inner[part & ~kept]
+    if (not drawn and not tied and rest.size
+        and fast.percentile(rest, 75) > _LINE_DEPTH):
       continue
     if out is None:  # The pieces left out (area 0) stay out.
       out = mask & np.take(stats[:, cv2.CC_STAT_AREA] > 0, labels)
