@@ -52,3 +52,13 @@ def test_a_number_starting_with_a_1_and_ending_with_a_4s_stem_is_no_frame() -> N
   cv2.line(mask, (400, 50), (400, 150), 1, 6)
   out, _ = frames.remove_frames(mask.astype(bool))
   assert out.sum() == mask.sum()
+
+
+def test_two_lines_along_a_digits_top_and_bottom_are_a_frame() -> None:
+  # A screenshot's lines above and below a 1: each side spans the whole width, and the ink
+  # between them (the 1) far less of it.
+  mask = np.zeros((200, 200), np.uint8)
+  mask[0:2] = mask[-2:] = 1
+  cv2.line(mask, (100, 50), (100, 150), 1, 8)
+  out, _ = frames.remove_frames(mask.astype(bool))
+  assert not out[:2].any() and not out[-2:].any() and out[50:150, 100].all()

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from mnist_flax.preprocess import Digit, choose, cuts, digits, read_digits, to_digits
+from mnist_flax.preprocess import Digit, choose, cuts, digits, fast, read_digits, to_digits
 from mnist_flax.tools.samples import kinds
 
 _FIELD = np.zeros((28, 28), np.float32)
@@ -394,3 +394,18 @@ def test_a_digit_on_a_sheet_enclosed_by_a_striped_desk_is_read() -> None:
   glyphs = digits.find(mask.astype(bool))
   x0, y0, x1, y1 = glyphs[0].box
   assert 250 < x0 and x1 < 450 and 150 < y0 and y1 < 420, glyphs[0].box
+
+
+def test_a_piece_between_two_digits_one_above_the_other_does_not_tie_them() -> None:
+  # A 4 and, under it, a 5 whose flag lies between them: the flag joins the 4, and touches the
+  # 5's stem, but a glyph as tall as two digits is no digit cut apart: two glyphs.
+  mask = np.zeros((400, 300), np.uint8)
+  cv2.line(mask, (150, 40), (150, 170), 1, 8)                   # The 4.
+  cv2.line(mask, (150, 40), (100, 130), 1, 8)
+  cv2.line(mask, (95, 130), (175, 130), 1, 8)
+  cv2.line(mask, (118, 184), (175, 184), 1, 8)                  # The 5's flag,
+  cv2.line(mask, (110, 196), (110, 250), 1, 8)                  # its stem and bowl.
+  cv2.ellipse(mask, (135, 290), (35, 40), 0, -110, 140, 1, 8)
+  groups = digits._groups(fast.connected_components(mask.astype(bool))[2], 400)
+  tall = [g.height for g in groups if g.height > 50]
+  assert len(tall) == 2 and max(tall) < 200, tall

@@ -76,6 +76,9 @@ _RIM_GAP = 0.01  # Gaps in the ink around it this fraction of the long side wide
 # A piece ties two glyphs into one (see _tied) only this close to both, in heights of the
 # shorter.
 _TIED = 0.12
+# ... and makes a glyph at most this many times as tall as the taller: a digit cut in three by
+# grid lines is 1.5 times its two lower pieces, two digits one above the other twice either.
+_TIED_TALL = 1.75
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,12 +151,14 @@ def _groups(stats: np.ndarray, side: int) -> list[_Group]:
 def _tied(glyph: _Group, other: _Group, distance: float) -> bool:
   """Whether the piece just joined to ``glyph``, ``distance`` from ``other``, ties the two into
   one: it all but touches ``other``, which lies above or below ``glyph`` (not beside it, as a
-  number's next digit does), and the two together are no wider than a digit."""
+  number's next digit does), and the two together are no wider than a digit, nor as tall as
+  two (two lines of writing, a flag between them, stay apart)."""
   overlap = min(glyph.x1, other.x1) - max(glyph.x0, other.x0)
   height = max(glyph.y1, other.y1) - min(glyph.y0, other.y0)
   return (distance <= _TIED * min(glyph.height, other.height)
           and overlap >= 0.5 * min(glyph.x1 - glyph.x0, other.x1 - other.x0)
-          and max(glyph.x1, other.x1) - min(glyph.x0, other.x0) <= WIDEST_DIGIT * height)
+          and max(glyph.x1, other.x1) - min(glyph.x0, other.x0) <= WIDEST_DIGIT * height
+          and height <= _TIED_TALL * max(glyph.height, other.height))
 
 
 def _joins(piece: _Group, g: _Group) -> float | None:
@@ -376,7 +381,9 @@ def _enclosed_sheet(mask: np.ndarray) -> np.ndarray | None:
   sheet = np.zeros(mask.shape, np.uint8)
   cv2.drawContours(sheet, contours, -1, 1, thickness=cv2.FILLED, offset=(x, y))
   area = cv2.countNonZero(sheet)
-  return sheet.view(bool) if _ENCLOSED_LEAST * mask.size <= area <= _ENCLOSED * mask.size else None
+  if not _ENCLOSED_LEAST * mask.size <= area <= _ENCLOSED * mask.size:
+    return None
+  return sheet.view(bool) if mask[sheet.view(bool)].any() else None  # Writing on it.
 
 
 def _pixels(g: _Group, labels: np.ndarray, count: int) -> np.ndarray:

@@ -83,16 +83,16 @@ def _inside_border(mask: np.ndarray) -> tuple[slice, slice]:
     left = None
   if right is not None and not _reaches_ends(mask[:, right:].T, end):
     right = None
-  # A frame's side runs past what it frames (the 1 that starts a number, and the 4's stem
-  # that ends it, are as tall as the digits between them: "17804" read 7806).
-  if top is not None and not _shorter(mask[top + 1:].T, mask[:top + 1].T):
-    top = None
-  if bottom is not None and not _shorter(mask[:bottom].T, mask[bottom:].T):
-    bottom = None
-  if left is not None and not _shorter(mask[:, left + 1:], mask[:, :left + 1]):
-    left = None
-  if right is not None and not _shorter(mask[:, :right], mask[:, right:]):
-    right = None
+  # A frame's side runs past what it frames, the ink between the sides (the 1 that starts a
+  # number, and the 4's stem that ends it, are as tall as the digits between them: "17804"
+  # read 7806).
+  r0, r1 = (0 if top is None else top + 1), (h if bottom is None else bottom)
+  c0, c1 = (0 if left is None else left + 1), (w if right is None else right)
+  framed = mask[r0:r1, c0:c1]
+  top = None if top is not None and not _shorter(framed.T, mask[:top + 1].T) else top
+  bottom = None if bottom is not None and not _shorter(framed.T, mask[bottom:].T) else bottom
+  left = None if left is not None and not _shorter(framed, mask[:, :left + 1]) else left
+  right = None if right is not None and not _shorter(framed, mask[:, right:]) else right
   if sum(s is not None for s in (top, bottom, left, right)) == 1:
     gap = max(2, int(0.03 * max(h, w)))
     if top is not None and cov_r[top + 1:top + 1 + gap].max(initial=0) > 0:
@@ -113,8 +113,8 @@ def _inside_border(mask: np.ndarray) -> tuple[slice, slice]:
 
 
 def _shorter(inside: np.ndarray, line: np.ndarray) -> bool:
-  """Whether the ink ``inside`` a frame's side (``line``; both along axis 0) spans well less of
-  its length."""
+  """Whether the ink ``inside`` a frame's sides spans well less of the length of ``line``, one
+  of them (both along axis 0)."""
   rows, along = np.flatnonzero(inside.any(axis=1)), np.flatnonzero(line.any(axis=1))
   return rows.size == 0 or rows[-1] - rows[0] < _FRAMED * (along[-1] - along[0])
 

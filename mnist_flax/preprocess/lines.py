@@ -386,9 +386,10 @@ def _remove_rules_once(mask: np.ndarray, ruled: dict[bool, ruling.Ruling],
         continue
       # Lines across a ruling, each no longer than a few of its steps, are the writing's
       # strokes (the 1s of "1971" on ruled paper, found once the rules are gone): a grid's
-      # lines cross the sheet.
+      # lines cross the sheet (also a sheet only three steps tall).
       if (vertical not in ruled and (not vertical) in ruled
-          and lengths[rules].max() <= _STEPS * _step(ruled[not vertical])):
+          and lengths[rules].max() <= min(_STEPS * _step(ruled[not vertical]),
+                                          _LONE_SPAN * sheet[0 if vertical else 1])):
         continue
       # The ruling as first found (later passes find what it left of itself).
       ruled.setdefault(vertical, ruling.Ruling(_reach(segments[rules], vertical),

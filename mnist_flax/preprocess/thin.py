@@ -50,8 +50,8 @@ def lines_off(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, drawn: bo
   bold serif 4's hairline bar and diagonal, half as thick as its stem). Else thin ink run out
   to the picture's edge from strokes clear of it, on the ``lit`` sheet (see paper.Page; a
   desk's grain is not freed), at most _LINE_DEPTH deep, is a line whatever its reach; and thin
-  ink clear of the edge mostly deeper than that is pen strokes, not a line (a digit with a
-  blot on it)."""
+  ink clear of the edge, a quarter of it or more deeper than that, is pen strokes, not a line
+  (a digit with a blot on it)."""
   ys = np.flatnonzero(mask.any(axis=1))
   if ys.size == 0:
     return None
