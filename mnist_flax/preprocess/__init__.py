@@ -14,7 +14,8 @@ The stages, one module each, in the order the pixels go through them:
   paper       polarity, lighting and shadows divided out, the sheet found, ink thresholded
   lines       ruled lines, grids and margins removed, crossing strokes kept
   frames      frames and boxes around the digit removed (a form's cells, a screenshot's border)
-  digits      the digit, or the row of digits of a number (cuts: where touching ones part)
+  digits      the digit, or the row of digits of a number (sheet: its rim off; cuts: where
+              touching ones part)
   normalise   each digit to MNIST's 20x20 box, centred by mass in 28x28
 
 Errors are the project's: InputNotFound (missing path, broken symbolic link), ImageError (not a

@@ -13,7 +13,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from mnist_flax.preprocess.paper import POLARITY_SIDE, Page
+from mnist_flax.preprocess.paper import POLARITY_SIDE, Page, is_sheet_on_desk
 
 # A picture is clean (a drawing, a scan, a screenshot, a photo of a plain card in even light)
 # when its paper, Otsu's larger side, is even: its blocks' means within _CLEAN_UNEVEN of each
@@ -45,6 +45,8 @@ def find_ink(lum: np.ndarray) -> Page | None:
   small8 = np.clip(small8, 0, 255, out=small8).astype(np.uint8)
   _, high = cv2.threshold(small8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
   dark_ink = cv2.countNonZero(high) >= 0.5 * high.size
+  if not dark_ink and is_sheet_on_desk(lum):
+    return None  # A light sheet on a dark desk, not light strokes: a photo.
   strokes = (1 - high) if dark_ink else high
   ink_share = cv2.countNonZero(strokes) / strokes.size
   if ink_share == 0 or ink_share > _CLEAN_INK:

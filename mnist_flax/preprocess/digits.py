@@ -20,7 +20,8 @@ From OpenCV's connected components, in order:
 3. Glyphs that touch the picture's edge (once thin lines are off: a rule's remnant may tie a
    digit to it) are left out when others do not, and the answer is built around a glyph on the
    lit sheet (see ``find``), or, where no shade tells the sheet, on a sheet that a patterned
-   desk's ink encloses (see ``_enclosed_sheet``).
+   desk's ink encloses (see ``sheet.enclosed``); long pieces along that sheet's outline (its
+   rim, a shadow's edge) are taken off first (see ``sheet.rim_off``).
 4. The number is the row of glyphs around the main one (the most ink, see ``_main``): glyphs
    of a comparable height, chained left and right across gaps of at most about a digit's
    height, each one's middle within the height of the last one taken (a row turned climbs),
@@ -47,7 +48,7 @@ import dataclasses
 import cv2
 import numpy as np
 
-from mnist_flax.preprocess import cuts, fast, thin
+from mnist_flax.preprocess import cuts, fast, sheet, thin
 
 # Long side squared over area: a thin-pen "1" is ~20, a leftover rule or grain 50 and more.
 _MAX_ELONGATION = 35.0
@@ -69,16 +70,15 @@ _MAX_TILT = 0.27
 WIDEST_DIGIT = 1.2
 # A piece is one digit only up to this many heights wide.
 _WIDEST = 1.3
-# A sheet enclosed by a patterned desk (see _enclosed_sheet) covers this much of the picture,
-# at least and at most.
-_ENCLOSED_LEAST, _ENCLOSED = 0.05, 0.8
-_RIM_GAP = 0.01  # Gaps in the ink around it this fraction of the long side wide are closed.
 # A piece ties two glyphs into one (see _tied) only this close to both, in heights of the
 # shorter.
 _TIED = 0.12
 # ... and makes a glyph at most this many times as tall as the taller: a digit cut in three by
 # grid lines is 1.5 times its two lower pieces, two digits one above the other twice either.
 _TIED_TALL = 1.75
+# A glyph on the lit sheet is the answer's (see find) with at least this share of the ink of
+# the biggest glyph.
+_LIT_SHARE = 0.05
 
 
 @dataclasses.dataclass(frozen=True)
@@ -309,7 +309,12 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
     return []
   h, w = mask.shape
   if lit is None and not drawn:
-    lit = _enclosed_sheet(mask)
+    lit = sheet.enclosed(mask)
+  if lit is not None:  # The sheet's rim (or a shadow's) off first: it would join the digits.
+    rimless = sheet.rim_off(mask, labels, stats, lit)
+    if rimless is not None:
+      mask = rimless
+      labels, stats = fast.connected_components(mask, connectivity=8)[1:3]
   # Thin lines off first: a digit that a rule's remnant or a shadow's edge ties to the frame's
   # edge is inside it once they are off.
   thick = thin.lines_off(mask, labels, stats, drawn, lit)
@@ -334,10 +339,15 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
   if not groups:
     return []
   # The answer is built around a glyph on the lit sheet, if one is digit-sized: what lies off
-  # it is likely the desk (though a shadow may hide a digit, which then joins the row).
+  # it is likely the desk (though a shadow may hide a digit, which then joins the row). Not
+  # around a rule's stub left on a lit strip beside a shadow that holds the number ("32" read
+  # from one): a digit has a good share of the ink of the biggest glyph.
   lit_groups = [g for g in groups
                 if lit is not None and lit[(g.y0 + g.y1) // 2, (g.x0 + g.x1) // 2]]
-  main = _main(lit_groups if any(g.height >= 0.04 * max(h, w) for g in lit_groups) else groups)
+  most = _main(groups).area
+  on_sheet = any(g.height >= 0.04 * max(h, w) and _elongation(g) <= _MAX_ELONGATION
+                 and g.area >= _LIT_SHARE * most for g in lit_groups)
+  main = _main(lit_groups if on_sheet else groups)
   row = [main] if single else _rejoined(groups, _row(groups, main))
   parts = [(g, _pixels(g, labels, len(stats))) for g in row]
   if len(parts) > 1:
@@ -357,33 +367,6 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
       count, pieces = _pieces(part, g.x0, g.y0, lean, narrow) if cut else (0, ())
       glyphs.append(dataclasses.replace(whole, cuts=count, pieces=pieces))
   return glyphs
-
-
-def _enclosed_sheet(mask: np.ndarray) -> np.ndarray | None:
-  """Where the sheet is on a desk as light as paper but patterned (stripes, checks: ink to the
-  threshold, the sheet found by no shade): the largest region free of ink, with the writing
-  inside it, when the desk's ink encloses it (clear of the picture's edge) and it is at most
-  _ENCLOSED of the picture. None otherwise (a sheet filling the picture, or cut by a shadow's
-  edges, which may hold the digit on either side)."""
-  # Ink widened a little first: the sheet's own rim, with gaps, would let it run out into the
-  # clear stripes of the desk.
-  k = 2 * int(_RIM_GAP * max(mask.shape)) + 1
-  wide = cv2.dilate(mask.view(np.uint8), np.ones((k, k), np.uint8))
-  count, labels, stats, _ = fast.connected_components(wide == 0, connectivity=4)
-  if count < 2:
-    return None
-  i = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-  if fast.touches_edge(stats[i:i + 1], mask.shape)[0]:
-    return None
-  x, y, w, h, _ = (int(v) for v in stats[i])
-  contours, _ = cv2.findContours((labels[y:y + h, x:x + w] == i).view(np.uint8),
-                                 cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-  sheet = np.zeros(mask.shape, np.uint8)
-  cv2.drawContours(sheet, contours, -1, 1, thickness=cv2.FILLED, offset=(x, y))
-  area = cv2.countNonZero(sheet)
-  if not _ENCLOSED_LEAST * mask.size <= area <= _ENCLOSED * mask.size:
-    return None
-  return sheet.view(bool) if mask[sheet.view(bool)].any() else None  # Writing on it.
 
 
 def _pixels(g: _Group, labels: np.ndarray, count: int) -> np.ndarray:

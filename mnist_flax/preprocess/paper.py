@@ -64,6 +64,8 @@ _GRAIN_BLOCKS = 32
 # A small light region is a sheet (not chalk) when a disc this fraction of the picture's short
 # side fits in it.
 _SHEET_DEPTH = 0.15
+# ... and a sheet that is surely one fills at least this share of its convex hull.
+_SOLID_SHEET = 0.8
 # A step in the paper's level (the sheet's edge on a desk, a hard shadow's edge) is where it
 # changes by at least _STEP_RATIO within _STEP_FRACTION of the long side; thin ink that mostly
 # lies on such steps is their shading (see _off_steps).
@@ -112,14 +114,9 @@ def ink_is_dark(lum: np.ndarray) -> bool:
   dark plate on a light wall; mostly dark ones have light ink, but for a light sheet on a dark
   desk.
   """
-  factor = max(1, -(-max(lum.shape) // POLARITY_SIDE))
-  small = cv2.resize(lum, (max(1, lum.shape[1] // factor), max(1, lum.shape[0] // factor)),
-                     interpolation=cv2.INTER_AREA) if factor > 1 else lum
-  small8 = np.clip(small * 255 + 0.5, 0, 255).astype(np.uint8)
-  lo, hi = fast.percentile(small8, 1), fast.percentile(small8, 99)
-  if hi - lo < 20:  # Nothing stands out: a blank page is blank.
+  small, light = _otsu_light(lum)
+  if light is None:  # Nothing stands out: a blank page is blank.
     return float(np.median(small)) > 0.5
-  _, light = cv2.threshold(small8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
   if light.mean() >= 0.5:
     # A dark plate hangs on the wall, clear of the picture's edge; a dark side that reaches the
     # edge is a shadow, the desk or the lens's vignetting around a sheet.
@@ -127,16 +124,53 @@ def ink_is_dark(lum: np.ndarray) -> bool:
     return not (dark is not None and dark[1][4] >= 0.05 * light.size
                 and not fast.touches_edge(np.array([dark[1]]), light.shape)[0]
                 and plates.is_plate(dark[0]))
+  return _desk_sheet(light) is not None
+
+
+def is_sheet_on_desk(lum: np.ndarray) -> bool:
+  """Whether a mostly dark picture is a light sheet on a dark desk, surely: ink_is_dark's
+  sheet, and convex (its light fills _SOLID_SHEET of its hull; a bold white-on-black 8 half)."""
+  light = _otsu_light(lum)[1]
+  if light is None or light.mean() >= 0.5:
+    return False
+  sheet = _desk_sheet(light)
+  if sheet is None:
+    return False
+  contours, _ = cv2.findContours(sheet.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+  hull = cv2.contourArea(cv2.convexHull(np.concatenate(contours)))
+  return cv2.countNonZero(sheet.view(np.uint8)) >= _SOLID_SHEET * hull
+
+
+def _otsu_light(lum: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+  """``lum`` at POLARITY_SIDE, and Otsu's lighter side of it (uint8 0/1; None if nothing
+  stands out)."""
+  factor = max(1, -(-max(lum.shape) // POLARITY_SIDE))
+  small = cv2.resize(lum, (max(1, lum.shape[1] // factor), max(1, lum.shape[0] // factor)),
+                     interpolation=cv2.INTER_AREA) if factor > 1 else lum
+  small8 = np.clip(small * 255 + 0.5, 0, 255).astype(np.uint8)
+  lo, hi = fast.percentile(small8, 1), fast.percentile(small8, 99)
+  if hi - lo < 20:
+    return small, None
+  return small, cv2.threshold(small8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)[1]
+
+
+def _desk_sheet(light: np.ndarray) -> np.ndarray | None:
+  """The sheet in the lighter side ``light`` of a mostly dark picture (bool, picture-sized):
+  its largest region, when that is large, or small but solid (a disc wider than any chalk
+  stroke fits in it); None: the light is strokes (chalk), not a sheet or a lit part of one."""
   # Closed first: grid lines cut the paper into cells, which are one sheet.
   sheet = _largest(cv2.morphologyEx(light, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)))
   if sheet is None:
-    return False
-  part, (_, _, w, h, area) = sheet
+    return None
+  part, (x, y, w, h, area) = sheet
   if area < 0.4 * w * h:
-    return False  # Strokes (chalk), not a sheet or a lit part of one (a triangle).
-  # A sheet on a desk: large, or small but solid, a disc wider than any chalk stroke inside.
+    return None  # Strokes, not a sheet or a lit part of one (a triangle).
   depth = 2.0 * float(cv2.distanceTransform(part.astype(np.uint8), cv2.DIST_L2, 3).max())
-  return area >= 0.15 * light.size or depth >= _SHEET_DEPTH * min(light.shape)
+  if area < 0.15 * light.size and depth < _SHEET_DEPTH * min(light.shape):
+    return None
+  out = np.zeros(light.shape, bool)
+  out[y:y + h, x:x + w] = part
+  return out
 
 
 def _mostly_light(lum: np.ndarray) -> bool:
