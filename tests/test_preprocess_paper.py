@@ -192,3 +192,30 @@ def test_the_grain_of_a_desk_as_light_as_shadowed_paper_is_no_ink():
   near = cv2.dilate(sheet, np.ones((15, 15), np.uint8)) > 0
   assert not (page.mask & ~near).any()
   assert page.mask[digit > 0].mean() > 0.95
+
+
+def _strip_picture(stroke: bool) -> tuple[np.ndarray, ...]:
+  """lift_thick's inputs for a sheet (230) on a dark desk (40), which the wide closing shows on
+  the left and bridges in a strip 60 px wide along the right edge; with ``stroke``, a sheet
+  filling the picture and a marker bar 30 px thick (as dark as the desk) run into the edge."""
+  lum8 = np.full((600, 800), 230, np.uint8)
+  wide = np.full_like(lum8, 230)
+  if stroke:
+    lum8[300:330, 600:] = 40
+  else:
+    lum8[:, 740:] = lum8[:, :150] = wide[:, :150] = 40
+  dip = wide > cv2.LUT(lum8, np.clip(np.arange(256) * 1.1, 0, 255).astype(np.uint8))
+  return lum8, lum8.copy(), wide, dip
+
+
+def test_a_strip_of_desk_along_the_edge_is_no_thick_stroke():
+  # It was lifted to the sheet's level, so the desk was ink, one glyph with the number.
+  lum8, closed, wide, dip = _strip_picture(stroke=False)
+  lifted = strokes.lift_thick(lum8, closed, wide, dip, 1.1, lambda: None)
+  assert (lifted[:, 750:] == 40).all()
+
+
+def test_a_thick_stroke_run_into_the_edge_is_still_lifted():
+  lum8, closed, wide, dip = _strip_picture(stroke=True)
+  lifted = strokes.lift_thick(lum8, closed, wide, dip, 1.1, lambda: None)
+  assert (lifted[305:325, 610:] == 230).all()
