@@ -59,3 +59,25 @@ def test_components_in_the_box_are_opencvs_for_the_sample_images() -> None:
         _same_as_whole(lines.remove_rules(page.mask))
         checked += 1
   assert checked >= 50
+
+
+def test_a_striped_desk_cut_by_the_pictures_corners_is_no_frame() -> None:
+  # A sheet on a striped tablecloth: the stripes cut by two of the picture's edges (its
+  # corners) have ink along three sides of their boxes, and were cut as boxes around the
+  # sheet's digits, their ends freed from the edge to join the number ("4" read 44, "48648"
+  # read 8648 on a red team's photos).
+  h, w = 600, 800
+  yy, xx = np.mgrid[0:h, 0:w]
+  mask = ((xx + yy) % 80) < 40
+  sheet = np.zeros((h, w), np.uint8)
+  cv2.fillConvexPoly(sheet, np.array([[140, 190], [600, 100], [660, 460], [190, 550]], np.int32), 1)
+  mask &= sheet == 0
+  cv2.putText(mask.view(np.uint8), "221503", (300, 380), cv2.FONT_HERSHEY_SIMPLEX, 1.2, 1, 3)
+  out, _ = frames.remove_frames(mask)
+  _, labels, stats, _ = fast.connected_components(mask, connectivity=8)
+  x, y, bw, bh = (stats[:, i] for i in range(4))
+  cornered = ((x == 0).astype(int) + (y == 0) + (x + bw == w) + (y + bh == h)) >= 2
+  cornered[0] = False
+  assert cornered.sum() >= 4
+  kept = np.take(cornered, labels)
+  assert (out[kept] == mask[kept]).all()
