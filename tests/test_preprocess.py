@@ -287,6 +287,16 @@ def test_frames_in_masks_one_pixel_thin(shape):
   assert out.shape == shape
 
 
+@pytest.mark.parametrize("shape, dark", [((1, 11), [8]), ((10, 1), [1, 8]), ((6, 1), [0]),
+                                         ((2, 40), [3, 17])])
+def test_pictures_a_pixel_or_two_thin_hold_no_digit(shape, dark):
+  """Dark marks on a light strip a pixel or two thin: no digit (the clean path's block means
+  asked OpenCV for a 0-pixel resize, "cannot read image", exit 4)."""
+  pixels = np.full(shape, 230, np.uint8)
+  pixels.flat[dark] = 25
+  assert preprocess.to_digits(Image.fromarray(pixels)) == []
+
+
 def test_specks_far_from_the_digit_are_ignored():
   dusty = _digit(size=(400, 400), centre=(0.4, 0.5), height=0.5)
   draw = ImageDraw.Draw(dusty)

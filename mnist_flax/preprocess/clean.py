@@ -37,6 +37,8 @@ _CLEAN_SHADE = 0.25
 def find_ink(lum: np.ndarray) -> Page | None:
   """paper.find_ink for a clean picture (see _CLEAN_UNEVEN): None if the picture is not clean,
   or holds no ink."""
+  if min(lum.shape) < 3:
+    return None  # Too thin to judge by blocks (and to hold a digit: paper.find_ink agrees).
   factor = max(1, -(-max(lum.shape) // POLARITY_SIDE))
   # Contiguous, and its 8-bit copy made in place: a few passes over it fewer.
   small = np.ascontiguousarray(lum[::factor, ::factor])
