@@ -219,3 +219,14 @@ def test_a_thick_stroke_run_into_the_edge_is_still_lifted():
   lum8, closed, wide, dip = _strip_picture(stroke=True)
   lifted = strokes.lift_thick(lum8, closed, wide, dip, 1.1, lambda: None)
   assert (lifted[305:325, 610:] == 230).all()
+
+
+def test_a_marker_stroke_along_the_edge_of_a_cropped_drawing_is_still_lifted():
+  # A tight crop: a marker bar lies along the bottom edge, 13 times as long as it is thick,
+  # on paper only (the wide closing shows no desk): a stroke, filled in.
+  lum8 = np.full((600, 800), 230, np.uint8)
+  lum8[570:, 200:600] = 40
+  wide = np.full_like(lum8, 230)
+  dip = wide > cv2.LUT(lum8, np.clip(np.arange(256) * 1.1, 0, 255).astype(np.uint8))
+  lifted = strokes.lift_thick(lum8, lum8.copy(), wide, dip, 1.1, lambda: None)
+  assert (lifted[575:, 210:590] == 230).all()

@@ -7,6 +7,8 @@
 
 From OpenCV's connected components, in order:
 
+0. Long pieces along the outline of the lit sheet (its rim, a shadow's edge) are taken off
+   (see ``sheet.rim_off``).
 1. Specks (too small for a digit of this image) are dropped, and so are thin lines run into
    strokes at least twice as thick and reaching well beyond them, or out to the picture's edge
    (a rule's remnant, a margin or the sheet's edge touching a marker digit; see
@@ -20,8 +22,7 @@ From OpenCV's connected components, in order:
 3. Glyphs that touch the picture's edge (once thin lines are off: a rule's remnant may tie a
    digit to it) are left out when others do not, and the answer is built around a glyph on the
    lit sheet (see ``find``), or, where no shade tells the sheet, on a sheet that a patterned
-   desk's ink encloses (see ``sheet.enclosed``); long pieces along that sheet's outline (its
-   rim, a shadow's edge) are taken off first (see ``sheet.rim_off``).
+   desk's ink encloses (see ``sheet.enclosed``).
 4. The number is the row of glyphs around the main one (the most ink, see ``_main``): glyphs
    of a comparable height, chained left and right across gaps of at most about a digit's
    height, each one's middle within the height of the last one taken (a row turned climbs),
@@ -77,7 +78,7 @@ _TIED = 0.12
 # grid lines is 1.5 times its two lower pieces, two digits one above the other twice either.
 _TIED_TALL = 1.75
 # A glyph on the lit sheet is the answer's (see find) with at least this share of the ink of
-# the biggest glyph.
+# the glyph _main would take from all of them.
 _LIT_SHARE = 0.05
 
 

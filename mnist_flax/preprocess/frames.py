@@ -4,9 +4,9 @@
     mask, _ = frames.remove_frames(mask)   # a screenshot's border, a form's box, a plate's frame
 
 Frames are closed boxes of four thin sides around the digit: a component that holds another
-inside its box and has ink along at least three sides of it (not one that two of the
-picture's edges cut: the desk), or lines along the edges of the ink's extent (a screenshot's
-border) with a clear gap inside them.
+inside its box and has ink along at least three sides of it (not one that a corner of the
+picture cuts: the desk), or lines along the edges of the ink's extent (a screenshot's border)
+with a clear gap inside them.
 """
 
 from __future__ import annotations
@@ -301,9 +301,9 @@ def remove_frames(mask: np.ndarray, touching: bool = True
     x, y, w, h, area = (int(v) for v in stats[i])
     if w < 20 or h < 20 or area > 0.35 * w * h:
       continue  # Small or solid: not a box.
-    if (x == 0) + (y == 0) + (x + w == mask.shape[1]) + (y + h == mask.shape[0]) >= 2:
-      # Cut by two of the picture's edges: a striped desk's corner, not a box around a digit
-      # (cut as one, its ends freed from the edge joined the number: 3 of 3,700 pictures).
+    if (x == 0 or x + w == mask.shape[1]) and (y == 0 or y + h == mask.shape[0]):
+      # Cut by a corner of the picture: a striped desk's, not a box around a digit (cut as
+      # one, its ends freed from the edge joined the number: 3 of 3,700 pictures).
       continue
     inside = _holds_inside(stats, i)
     if not (inside or touching):

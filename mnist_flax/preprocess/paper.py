@@ -155,7 +155,7 @@ def _otsu_light(lum: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def _desk_sheet(light: np.ndarray) -> np.ndarray | None:
-  """The sheet in the lighter side ``light`` of a mostly dark picture (bool, picture-sized):
+  """The sheet in the lighter side ``light`` of a mostly dark picture (bool, ``light``'s shape):
   its largest region, when that is large, or small but solid (a disc wider than any chalk
   stroke fits in it); None: the light is strokes (chalk), not a sheet or a lit part of one."""
   # Closed first: grid lines cut the paper into cells, which are one sheet.
