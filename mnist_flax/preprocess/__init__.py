@@ -34,8 +34,8 @@ import numpy as np
 from PIL import Image
 
 from mnist_flax.errors import NoDigitFound, shown_path
-from mnist_flax.preprocess import (clean, cuts, digits, frames, gray, lines, normalise, paper,
-                                   plates, read)
+from mnist_flax.preprocess import (clean, cuts, digits, fast, frames, gray, lines, normalise,
+                                   paper, plates, read, sheet)
 from mnist_flax.preprocess.read import MAX_PIXELS, SUPPORTED_FORMATS, open_image
 
 # Pieces replace their glyph only when at least this many times less likely wrong than it; a
@@ -93,6 +93,11 @@ def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
       if on_plate is not None:  # Else a blank plate-shaped patch: the picture is read.
         dx, dy, page = x0, y0, on_plate
     mask, components = frames.remove_frames(lines.remove_rules(page.mask))
+    if page.lit is not None and sheet.on_grain(mask, page.lit):
+      # Asked again once the rules are gone (find_ink asks first): a ruling inks the sheet's
+      # blocks as a grain does, and the desk's pieces joined a ruled sheet's digits.
+      labels, stats = components or fast.connected_components(mask, connectivity=8)[1:3]
+      mask, components = sheet.off_desk(mask, labels, stats, page.lit), None
   out: list[Digit] = []
 
   def add(glyph: digits.Glyph, split_of: int, span: tuple[int, int]) -> None:

@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 
 from mnist_flax.preprocess import fast, plates, shade, strokes
+from mnist_flax.preprocess.sheet import on_grain
 
 # The closing that estimates the paper is this fraction of the long side wide: wider than the
 # thickest marker stroke of a digit that fills the frame (~1/8 of the side).
@@ -56,11 +57,6 @@ _MIN_JOIN = 0.035
 # The paper is where the background is at least this fraction of the brightest paper: shadowed
 # paper stays in (a shadow rarely takes two thirds of the light), a dark desk falls out.
 _SHEET_LEVEL = 0.35
-# A desk's grain: ink (at least _GRAIN_INK of a block, _GRAIN_BLOCKS along the long side) in
-# at least _GRAIN of its blocks around a lit sheet that has little (see _on_grain).
-_GRAIN = 0.6
-_GRAIN_INK = 0.02
-_GRAIN_BLOCKS = 32
 # A small light region is a sheet (not chalk) when a disc this fraction of the picture's short
 # side fits in it.
 _SHEET_DEPTH = 0.15
@@ -256,18 +252,6 @@ def _lit_sheet(background: np.ndarray) -> np.ndarray | None:
   return _without_rim(out)
 
 
-def _on_grain(mask: np.ndarray, lit: np.ndarray) -> bool:
-  """Whether the lit sheet lies on a grained desk: ink in most blocks of the rest of the picture
-  (see _GRAIN), as a desk's grain is, and not in the sheet's (a shadow on paper holds no more ink
-  than the lit paper does; a ruling is on both sides)."""
-  side = max(2, -(-max(mask.shape) // _GRAIN_BLOCKS))
-  inked, within = (cv2.resize(m.astype(np.float32), None, fx=1 / side, fy=1 / side,
-                              interpolation=cv2.INTER_AREA) for m in (mask, lit))
-  inked = inked > _GRAIN_INK
-  rest, sheet = inked[within < 0.1], inked[within > 0.9]
-  return rest.size > 0 and rest.mean() >= _GRAIN and sheet.size > 0 and sheet.mean() < _GRAIN / 2
-
-
 def _sheet(background: np.ndarray) -> np.ndarray | None:
   """The sheet of paper where the photo shows the desk around it, else None (all paper)."""
   level = fast.percentile(background[::2, ::2], 95)
@@ -345,7 +329,7 @@ def find_ink(lum: np.ndarray, plate: np.ndarray | None = None) -> Page | None:
     mask[mask] = seeded[labels[mask]]
   if plate is not None:
     mask &= plate  # A digit painted up to the rim keeps its strokes, not the rim.
-  elif sheet is None and lit is not None and _on_grain(mask, lit):
+  elif sheet is None and lit is not None and on_grain(mask, lit):
     # A desk as light as shadowed paper: ink counts only where most of it lies on the lit sheet.
     on_lit = np.bincount(labels[mask & lit], minlength=count)
     seeded &= on_lit >= 0.5 * np.bincount(labels[mask], minlength=count)

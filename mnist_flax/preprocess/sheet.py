@@ -1,8 +1,10 @@
-"""The sheet in an ink mask, for digits.find: where it is when no shade tells it, and its rim.
+"""The sheet in an ink mask: where it is when no shade tells it, its rim, a grained desk around it.
 
     from mnist_flax.preprocess import sheet
     lit = sheet.enclosed(mask)                       # a sheet a patterned desk's ink encloses
     rimless = sheet.rim_off(mask, labels, stats, lit)   # None: nothing lies along its outline
+    if sheet.on_grain(mask, lit):                    # a grained desk around the lit sheet
+      mask = sheet.off_desk(mask, labels, stats, lit)  # then only ink mostly on it counts
 
 ``lit`` is where the sheet most likely is (paper.Page.lit, or ``enclosed``); ``labels``,
 ``stats``: the mask's 8-connected components (OpenCV's).
@@ -29,6 +31,11 @@ _RIM_GAP = 0.01  # Gaps in the ink around it this fraction of the long side wide
 # shadow's edge was lost, and 3 or 6 for _RIM_LONG change one answer.
 _RIM_IN, _RIM_OUT = 0.01, 0.02
 _ON_RIM, _RIM_LONG = 0.8, 4.0
+# A desk's grain: ink (at least _GRAIN_INK of a block, _GRAIN_BLOCKS along the long side) in
+# at least _GRAIN of its blocks around a lit sheet that has little (see on_grain).
+_GRAIN = 0.6
+_GRAIN_INK = 0.02
+_GRAIN_BLOCKS = 32
 
 
 def enclosed(mask: np.ndarray) -> np.ndarray | None:
@@ -82,3 +89,26 @@ def rim_off(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, lit: np.nda
   if not edge.any():
     return None
   return mask & ~fast.gather(edge, labels, stats)
+
+
+def on_grain(mask: np.ndarray, lit: np.ndarray) -> bool:
+  """Whether the lit sheet lies on a grained desk: ink in most blocks of the rest of the picture
+  (see _GRAIN), as a desk's grain is, and not in the sheet's (a shadow on paper holds no more ink
+  than the lit paper does; a ruling is on both sides, which is why this is asked again once the
+  rules are gone)."""
+  side = max(2, -(-max(mask.shape) // _GRAIN_BLOCKS))
+  inked, within = (cv2.resize(m.astype(np.float32), None, fx=1 / side, fy=1 / side,
+                              interpolation=cv2.INTER_AREA) for m in (mask, lit))
+  inked = inked > _GRAIN_INK
+  rest, sheet = inked[within < 0.1], inked[within > 0.9]
+  return rest.size > 0 and rest.mean() >= _GRAIN and sheet.size > 0 and sheet.mean() < _GRAIN / 2
+
+
+def off_desk(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, lit: np.ndarray
+             ) -> np.ndarray:
+  """``mask`` less its pieces (``labels``, ``stats``) lying mostly off the ``lit`` sheet."""
+  count = len(stats)
+  keep = np.bincount(labels[mask & lit], minlength=count) >= 0.5 * np.bincount(
+      labels[mask], minlength=count)
+  keep[0] = False
+  return fast.gather(keep, labels, stats)

@@ -34,9 +34,9 @@ _STROKE_SHAPE = 0.5
 # strip of the desk between the sheet and the edge, narrower than the wide closing (which the
 # edge's replicated border bridges), lies along it, more than _ALONG_EDGE times its thickness,
 # and is no more than _DESK_DARK times darker than the desk where the wide closing shows it
-# (a tight crop's marker 0 lies along the edge too, far darker than the paper-only closing). Lifted, the strip was ink beside a
-# sheet on a dark desk, and swallowed the number ("9503" read 21); 2.5 or 8 change one answer
-# in 3,700 pictures.
+# (a tight crop's marker 0 lies along the edge too, far darker than the paper-only closing).
+# Lifted, the strip was ink beside a sheet on a dark desk, and swallowed the number ("9503"
+# read 21); 2.5 or 8 change one answer in 3,700 pictures.
 _ALONG_EDGE, _DESK_DARK = 4.0, 1.5
 
 

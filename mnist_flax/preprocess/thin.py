@@ -5,7 +5,7 @@ margin or the sheet's edge is one piece of ink with it, and would be read as one
     cleaner = thin.lines_off(mask, labels, stats)   # None: no piece has such lines
     solid = thin.freed_solid(tied, labels, stats)   # per piece: freed of the edge, yet solid
     thin.is_line_beside(part, main_part)            # a glyph that is a line beside the digits
-    values = thin.ridge(dist)                       # a distance map's values along the strokes' middles
+    values = thin.ridge(dist)            # a distance map's values along the strokes' middles
 
 ``labels``, ``stats``: the mask's 8-connected components (OpenCV's); pieces whose area is 0 in
 ``stats`` are left out (see digits.find).
