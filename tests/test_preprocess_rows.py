@@ -30,21 +30,24 @@ SHORT_ONES = [("numbers", 154, 11), ("numbers", 41, 9001), ("numbers", 43, 9001)
               ("numbers", 117, 9001)]
 
 
-def _ring_and(mark: tuple[int, int, int, int], thickness: int = 6) -> np.ndarray:
-  """A ring 100 px tall (the row's digit) and a line ``mark`` (x0, y0, x1, y1) to its left."""
+def _ring_and(mark: tuple[int, int, int, int], thickness: int) -> np.ndarray:
+  """A ring 100 px tall (the row's digit) and a line ``mark`` (x0, y0, x1, y1) to its left,
+  ``thickness`` as OpenCV draws it (the ring at least 2: a pencil's stroke)."""
   mask = np.zeros((240, 320), np.uint8)
-  cv2.ellipse(mask, (200, 120), (30, 50), 0, 0, 360, 1, thickness)
+  cv2.ellipse(mask, (200, 120), (30, 50), 0, 0, 360, 1, max(thickness, 2))
   cv2.line(mask, mark[:2], mark[2:], 1, thickness)
   return mask.astype(bool)
 
 
-@pytest.mark.parametrize("mark, joins", [
-    ((120, 70, 118, 126), True),    # upright, 56% of the ring's height: a 1 that lost its foot
-    ((120, 70, 117, 110), False),   # upright, 43%: as short as a label's letter
-    ((100, 100, 140, 156), False),  # 56% tall but as wide as tall: not a stroke of a 1
+@pytest.mark.parametrize("mark, thickness, joins", [
+    ((120, 70, 118, 126), 6, True),    # upright, 56% of the ring's height: a 1 that lost its foot
+    ((120, 70, 117, 110), 6, False),   # upright, 43%: as short as a label's letter
+    ((100, 100, 140, 156), 6, False),  # 56% tall but as wide as tall: not a stroke of a 1
+    ((120, 70, 118, 126), 3, True),    # the same in pencil
+    ((120, 70, 120, 126), 1, False),   # a hairline (a sheet's edge left over) by a pencil ring
 ])
-def test_an_upright_stroke_half_as_tall_joins_the_row(mark, joins) -> None:
-  glyphs = digits.find(_ring_and(mark))
+def test_an_upright_stroke_half_as_tall_joins_the_row(mark, thickness, joins) -> None:
+  glyphs = digits.find(_ring_and(mark, thickness))
   assert len(glyphs) == (2 if joins else 1), [g.box for g in glyphs]
 
 

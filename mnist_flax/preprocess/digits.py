@@ -59,9 +59,11 @@ _MATE_ELONGATION = 2 * _MAX_ELONGATION
 # Glyphs in a number are at least this fraction of the main glyph's height (a "1" is as tall as
 # the others; a dot, a comma or a stray mark is not).
 ROW_HEIGHT = 0.6
-# ... or, upright (at most this fraction as wide as tall), this fraction: a "1" that lost an
-# end, to a pencil's skip or a grid line along it (the generator's: 0.52-0.58 of the row; a label's
-# letter beside a digit 0.45; 0.45 instead: +6 -2 on 3,700 pictures, 0.5: +5 -1).
+# ... or, upright (at most this fraction as wide as tall) and as thick as a "1" (as long for
+# its ink, at this fraction of a 1's length: _MAX_ELONGATION times it), this fraction: a "1"
+# that lost an end, to a pencil's skip or a grid line along it (the generator's: 0.52-0.58 of
+# the row, elongation 6-14; a label's letter beside a digit 0.45; a sheet's edge left as a
+# hairline beside a pencil 2, elongation 36). 0.45 instead: +6 -2 on 3,700 pictures; 0.5: +5 -1.
 _SHORT_ONE = 0.5
 # Digits in a number are at most this many (main-glyph) heights apart.
 _ROW_GAP = 1.2
@@ -216,7 +218,8 @@ def _row(groups: list[_Group], main: _Group) -> list[_Group]:
   h = main.height
   mates = sorted((g for g in groups if g is main or (
       (ROW_HEIGHT * h <= g.height or (_SHORT_ONE * h <= g.height
-                                      and g.x1 - g.x0 <= _SHORT_ONE * g.height))
+                                      and g.x1 - g.x0 <= _SHORT_ONE * g.height
+                                      and _elongation(g) <= _SHORT_ONE * _MAX_ELONGATION))
       and g.height <= h / ROW_HEIGHT and _elongation(g) <= _MATE_ELONGATION)),
       key=lambda g: g.x0)
   i = mates.index(main)
