@@ -139,8 +139,7 @@ def is_sheet_on_desk(lum: np.ndarray) -> bool:
   sheet = _desk_sheet(light)
   if sheet is None:
     return False
-  contours, _ = cv2.findContours(sheet.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-  hull = cv2.contourArea(cv2.convexHull(np.concatenate(contours)))
+  hull = cv2.contourArea(plates.convex_hull(sheet))
   return cv2.countNonZero(sheet.view(np.uint8)) >= _SOLID_SHEET * hull
 
 

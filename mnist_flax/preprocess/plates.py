@@ -5,6 +5,7 @@ plate a digit is painted on.
     plate = plates.find_plate(page.mask)   # ((x0, y0, x1, y1), face) inside a plate, or None
     plates.is_plate(part)        # part: bool (h, w), a region's pixels within its box
     plates.filled(part)          # the region with everything inside its outline
+    plates.convex_hull(part)     # its outline's convex hull (OpenCV points)
     plates.holds_ink(labels, stats, i), plates.cell_beside(stats[i], stats[j])
 
 Used by paper.ink_is_dark (a dark plate on a light wall is no ink) and by preprocess.to_digits,
@@ -65,7 +66,7 @@ def _notched_plate(part: np.ndarray) -> bool:
   digits touching its painted border notch: its convex hull a rectangle (seen in perspective;
   a thick digit's is round or slanting), at least _NOTCHED_SOLID of it the region's own (a
   form's row of boxes is lines), and a plate once the notches are filled."""
-  hull = _hull(part)
+  hull = convex_hull(part)
   (_, _), (w, h), _ = cv2.minAreaRect(hull)
   area = cv2.contourArea(hull)
   return (area >= _BOXY * w * h and int(part.sum()) >= _NOTCHED_SOLID * area
@@ -76,11 +77,11 @@ def _notches_filled(part: np.ndarray) -> np.ndarray:
   """A light plate's face (its pixels within its box) with the notches that dark digits
   touching its painted border cut into its outline filled: the face within its convex hull."""
   hull = np.zeros(part.shape, np.uint8)
-  cv2.drawContours(hull, [_hull(part)], -1, 1, thickness=cv2.FILLED)
+  cv2.drawContours(hull, [convex_hull(part)], -1, 1, thickness=cv2.FILLED)
   return part | ((hull > 0) & ~filled(part))
 
 
-def _hull(part: np.ndarray) -> np.ndarray:
+def convex_hull(part: np.ndarray) -> np.ndarray:
   """The convex hull of a region's outline (its pixels within its box)."""
   contours, _ = cv2.findContours(part.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
   return cv2.convexHull(np.concatenate(contours))
@@ -92,7 +93,7 @@ def holds_ink(labels: np.ndarray, stats: np.ndarray, i: int) -> bool:
   brick."""
   x, y, w, h = (int(v) for v in stats[:4])
   part = labels[y:y + h, x:x + w] == i
-  hull = _hull(part)
+  hull = convex_hull(part)
   return cv2.contourArea(hull) - int(part.sum()) >= 0.02 * cv2.contourArea(hull)
 
 
