@@ -1,7 +1,9 @@
-"""Shared fixtures: real MNIST (skipped cleanly where absent) and running the commands."""
+"""Shared fixtures: real MNIST (skipped cleanly where absent), running the commands, and the
+generator's photos read by them."""
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import shutil
@@ -32,6 +34,28 @@ def run_module(module: str, *args: str, env: dict[str, str] | None = None,
   full_env.update(env or {})
   return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=full_env,
                         capture_output=True, text=True, timeout=timeout)
+
+
+def draw_samples(folder: pathlib.Path, specs: list[tuple[str, int, int]]
+                 ) -> list[tuple[pathlib.Path, str]]:
+  """The generator's samples ``specs`` ((kind, index, seed), as samples.kinds.draw takes them)
+  written into ``folder``: (path, truth) for each."""
+  from mnist_flax.tools.samples import kinds
+  out = []
+  for kind, index, seed in specs:
+    sample = kinds.draw(kind, index, seed)
+    path = folder / sample.name(index)
+    path.write_bytes(sample.jpeg)
+    out.append((path, sample.info["truth"]))
+  return out
+
+
+def read_numbers(folder: pathlib.Path) -> dict[str, str | None]:
+  """``infer --json`` over ``folder``: the number read in each file, by file name."""
+  run = run_module("mnist_flax.infer", "--json", "--i", str(folder))
+  assert run.returncode == 0, run.stderr
+  answers = map(json.loads, run.stdout.splitlines())
+  return {os.path.basename(a["path"]): a["number"] for a in answers}
 
 
 @pytest.fixture(scope="session")

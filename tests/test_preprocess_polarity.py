@@ -12,20 +12,14 @@ Run: python -m pytest tests/test_preprocess_polarity.py -q
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from conftest import draw_samples, read_numbers
 
 from mnist_flax.preprocess import gray, paper, read
-from mnist_flax.tools.samples import kinds
-
-ROOT = Path(__file__).resolve().parent.parent
 
 # Generator photos of a sheet mostly in a hard shadow (read 8, 2 and 5 before), and plates on a
 # wall with a hard shadow, whose polarity must not change (read right before and after).
@@ -59,23 +53,11 @@ def test_chalk_strokes_on_a_board_are_light_ink() -> None:
 
 @pytest.fixture(scope="module")
 def photos(tmp_path_factory) -> list[tuple[Path, str]]:
-  folder = tmp_path_factory.mktemp("polarity")
-  out = []
-  for kind, index, seed in IN_SHADE + PLATES:
-    sample = kinds.draw(kind, index, seed)
-    path = folder / sample.name(index)
-    path.write_bytes(sample.jpeg)
-    out.append((path, sample.info["truth"]))
-  return out
+  return draw_samples(tmp_path_factory.mktemp("polarity"), IN_SHADE + PLATES)
 
 
 def test_shaded_sheets_are_dark_ink_and_every_photo_is_read(photos) -> None:
   for path, _ in photos[:len(IN_SHADE)]:
     lum = gray.luminance(read.open_image(path, draft_side=gray.WORK_SIDE))[0]
     assert paper.ink_is_dark(lum), path.name
-  run = subprocess.run([sys.executable, "-m", "mnist_flax.infer", "--json", "--i",
-                        str(photos[0][0].parent)], cwd=ROOT, capture_output=True, text=True,
-                       timeout=600)
-  assert run.returncode == 0, run.stderr
-  got = {os.path.basename(a["path"]): a["number"] for a in map(json.loads, run.stdout.splitlines())}
-  assert got == {path.name: truth for path, truth in photos}
+  assert read_numbers(photos[0][0].parent) == {path.name: truth for path, truth in photos}

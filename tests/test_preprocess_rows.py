@@ -9,20 +9,14 @@ Run: python -m pytest tests/test_preprocess_rows.py -q
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from conftest import draw_samples, read_numbers
 
 from mnist_flax.preprocess import digits
-from mnist_flax.tools.samples import kinds
-
-ROOT = Path(__file__).resolve().parent.parent
 
 # Generator numbers whose leading or middle "1" lost an end (52-58% of the row's height):
 # read 961, 18, 948 and 991 before.
@@ -53,21 +47,8 @@ def test_an_upright_stroke_half_as_tall_joins_the_row(mark, thickness, joins) ->
 
 @pytest.fixture(scope="module")
 def short_ones(tmp_path_factory) -> list[tuple[Path, str]]:
-  folder = tmp_path_factory.mktemp("short_ones")
-  out = []
-  for kind, index, seed in SHORT_ONES:
-    sample = kinds.draw(kind, index, seed)
-    path = folder / sample.name(index)
-    path.write_bytes(sample.jpeg)
-    out.append((path, sample.info["truth"]))
-  return out
+  return draw_samples(tmp_path_factory.mktemp("short_ones"), SHORT_ONES)
 
 
 def test_numbers_with_a_short_one_are_read_whole(short_ones) -> None:
-  run = subprocess.run([sys.executable, "-m", "mnist_flax.infer", "--json", "--i",
-                        str(short_ones[0][0].parent)], cwd=ROOT, capture_output=True, text=True,
-                       timeout=600)
-  assert run.returncode == 0, run.stderr
-  truths = {path.name: truth for path, truth in short_ones}
-  got = {os.path.basename(a["path"]): a["number"] for a in map(json.loads, run.stdout.splitlines())}
-  assert got == truths
+  assert read_numbers(short_ones[0][0].parent) == {path.name: truth for path, truth in short_ones}

@@ -7,20 +7,14 @@ Run: python -m pytest tests/test_preprocess_sheet.py -q
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from conftest import draw_samples, read_numbers
 
 from mnist_flax.preprocess import clean, digits, gray, paper, read, sheet
-from mnist_flax.tools.samples import kinds
-
-ROOT = Path(__file__).resolve().parent.parent
 
 # Generator photos of a light sheet on a dark desk, small in the frame: the clean path (a
 # threshold for drawings and scans) took the sheet for one light stroke on a dark ground and
@@ -42,14 +36,8 @@ def _lum(path: Path) -> np.ndarray:
 @pytest.fixture(scope="module")
 def desk_photos(tmp_path_factory) -> list[tuple[Path, str]]:
   """The generator photos above, SHEETS_ON_DESKS first, in one folder: (path, truth)."""
-  folder = tmp_path_factory.mktemp("desks")
-  out = []
-  for kind, index, seed in SHEETS_ON_DESKS + STUBS_ON_LIT + GRAINED_DESKS:
-    sample = kinds.draw(kind, index, seed)
-    path = folder / sample.name(index)
-    path.write_bytes(sample.jpeg)
-    out.append((path, sample.info["truth"]))
-  return out
+  return draw_samples(tmp_path_factory.mktemp("desks"),
+                      SHEETS_ON_DESKS + STUBS_ON_LIT + GRAINED_DESKS)
 
 
 def test_a_sheet_on_a_dark_desk_is_read_as_a_photo(desk_photos) -> None:
@@ -71,13 +59,8 @@ def test_a_bold_light_digit_on_black_stays_a_clean_drawing() -> None:
 
 
 def test_the_generator_photos_are_read_right(desk_photos) -> None:
-  run = subprocess.run([sys.executable, "-m", "mnist_flax.infer", "--json", "--i",
-                        str(desk_photos[0][0].parent)], cwd=ROOT, capture_output=True, text=True,
-                       timeout=600)
-  assert run.returncode == 0, run.stderr
   truths = {path.name: truth for path, truth in desk_photos}
-  got = {os.path.basename(a["path"]): a["number"] for a in map(json.loads, run.stdout.splitlines())}
-  assert got == truths
+  assert read_numbers(desk_photos[0][0].parent) == truths
 
 
 def _rim_and_seven() -> tuple[np.ndarray, np.ndarray]:
