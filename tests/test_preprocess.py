@@ -297,6 +297,17 @@ def test_pictures_a_pixel_or_two_thin_hold_no_digit(shape, dark):
   assert preprocess.to_digits(Image.fromarray(pixels)) == []
 
 
+@pytest.mark.parametrize("shape, light_share", [((12, 1400), 0.5), ((6, 987), 0.0)])
+def test_strips_thinner_than_half_a_block_hold_no_digit(shape, light_share):
+  """A strip under half of one of the blocks the paper is judged in (the clean path's
+  evenness, the desk's grain around a lit sheet): no blocks to judge by, no OpenCV error ("cannot
+  read image", exit 4); a mark across a grey strip half lit, or a light strip, is no digit."""
+  pixels = np.full(shape, 60 if light_share else 200, np.uint8)
+  pixels[:, :int(light_share * shape[1])] = 230
+  pixels[:, 300:305] = 0
+  assert preprocess.to_digits(Image.fromarray(pixels)) == []
+
+
 def test_specks_far_from_the_digit_are_ignored():
   dusty = _digit(size=(400, 400), centre=(0.4, 0.5), height=0.5)
   draw = ImageDraw.Draw(dusty)

@@ -1,8 +1,8 @@
 """Which glyphs make a number's row (digits._row): a "1" that lost an end is still a digit.
 
 A pencil's skip, or a grid line the rules took along the stroke, leaves a "1" half as tall as
-its neighbours; it was left out of the row ("1961" read 961). Marks as short that are not
-upright (a letter of a label, a dot) stay out.
+its neighbours; it was left out of the row ("1961" read 961). Shorter marks (a label's letter),
+marks as short but not upright, and hairlines (a sheet's edge left over) stay out.
 
 Run: python -m pytest tests/test_preprocess_rows.py -q
 """
@@ -38,7 +38,7 @@ def _ring_and(mark: tuple[int, int, int, int], thickness: int) -> np.ndarray:
     ((120, 70, 117, 110), 6, False),   # upright, 43%: as short as a label's letter
     ((100, 100, 140, 156), 6, False),  # 56% tall but as wide as tall: not a stroke of a 1
     ((120, 70, 118, 126), 3, True),    # the same in pencil
-    ((120, 70, 120, 126), 1, False),   # a hairline (a sheet's edge left over) by a pencil ring
+    ((120, 70, 120, 126), 2, False),   # a hairline (a sheet's edge left over) by a pencil ring
 ])
 def test_an_upright_stroke_half_as_tall_joins_the_row(mark, thickness, joins) -> None:
   glyphs = digits.find(_ring_and(mark, thickness))

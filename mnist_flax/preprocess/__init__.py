@@ -94,7 +94,7 @@ def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
         dx, dy, page = x0, y0, on_plate
     mask, components = frames.remove_frames(lines.remove_rules(page.mask))
     if page.lit is not None and sheet.on_grain(mask, page.lit):
-      # Asked again once the rules are gone (find_ink asks first): a ruling inks the sheet's
+      # Asked (again, where find_ink asked) once the rules are gone: a ruling inks the sheet's
       # blocks as a grain does, and the desk's pieces joined a ruled sheet's digits.
       labels, stats = components or fast.connected_components(mask, connectivity=8)[1:3]
       mask, components = sheet.off_desk(mask, labels, stats, page.lit), None

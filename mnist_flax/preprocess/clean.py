@@ -60,6 +60,8 @@ def find_ink(lum: np.ndarray) -> Page | None:
     return None
   # The paper's evenness, block by block (a block with little paper says little).
   side = max(2, -(-max(small.shape) // _CLEAN_BLOCKS))
+  if 2 * min(small.shape) <= side:
+    return None  # A strip under half a block thin: no blocks to judge the paper's evenness by.
   sums = cv2.resize(np.where(paper, small, 0).astype(np.float32, copy=False), None, fx=1 / side,
                     fy=1 / side, interpolation=cv2.INTER_AREA)
   shares = cv2.resize(paper.astype(np.float32), None, fx=1 / side, fy=1 / side,

@@ -59,11 +59,12 @@ _MATE_ELONGATION = 2 * _MAX_ELONGATION
 # Glyphs in a number are at least this fraction of the main glyph's height (a "1" is as tall as
 # the others; a dot, a comma or a stray mark is not).
 ROW_HEIGHT = 0.6
-# ... or, upright (at most this fraction as wide as tall) and as thick as a "1" (as long for
-# its ink, at this fraction of a 1's length: _MAX_ELONGATION times it), this fraction: a "1"
-# that lost an end, to a pencil's skip or a grid line along it (the generator's: 0.52-0.58 of
-# the row, elongation 6-14; a label's letter beside a digit 0.45; a sheet's edge left as a
-# hairline beside a pencil 2, elongation 36). 0.45 instead: +6 -2 on 3,700 pictures; 0.5: +5 -1.
+# ... or this fraction, when upright (at most this fraction as wide as tall) and no thinner
+# than a "1" (elongation at most _SHORT_ONE * _MAX_ELONGATION: a 1 of a 1's thickness cut to
+# this fraction of its length): a "1" that lost an end, to a pencil's skip or a grid line
+# along it (the generator's: 0.52-0.58 of the row, elongation 6-14; a label's letter beside a
+# digit 0.45; a sheet's edge left as a hairline beside a pencil 2, elongation 36). Measured
+# before the elongation bound: 0.45 +6 -2 on 3,273 pictures, 0.5 +5 -1 (the bound: +0 -0 there).
 _SHORT_ONE = 0.5
 # Digits in a number are at most this many (main-glyph) heights apart.
 _ROW_GAP = 1.2

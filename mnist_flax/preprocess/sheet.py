@@ -27,7 +27,7 @@ _RIM_GAP = 0.01  # Gaps in the ink around it this fraction of the long side wide
 # _RIM_LONG times as long as the band is wide, is the sheet's edge (or a shadow's) that the
 # threshold kept, not writing: a digit crosses the band, a "1" beside a shadow's edge is
 # shorter. On a red team's sheets on a textured desk, the rim joined the digit into one glyph
-# ("7" read 11, "917" read 11); on the generator's 2,500 pictures one "1" drawn along a
+# ("7" read 11, "917" read 11); on the generator's 2,450 pictures one "1" drawn along a
 # shadow's edge was lost, and 3 or 6 for _RIM_LONG change one answer.
 _RIM_IN, _RIM_OUT = 0.01, 0.02
 _ON_RIM, _RIM_LONG = 0.8, 4.0
@@ -97,6 +97,8 @@ def on_grain(mask: np.ndarray, lit: np.ndarray) -> bool:
   than the lit paper does; a ruling is on both sides, which is why this is asked again once the
   rules are gone)."""
   side = max(2, -(-max(mask.shape) // _GRAIN_BLOCKS))
+  if 2 * min(mask.shape) <= side:
+    return False  # A strip under half a block thin: no blocks to tell a grain by.
   inked, within = (cv2.resize(m.astype(np.float32), None, fx=1 / side, fy=1 / side,
                               interpolation=cv2.INTER_AREA) for m in (mask, lit))
   inked = inked > _GRAIN_INK

@@ -36,7 +36,7 @@ _STROKE_SHAPE = 0.5
 # and is no more than _DESK_DARK times darker than the desk where the wide closing shows it
 # (a tight crop's marker 0 lies along the edge too, far darker than the paper-only closing).
 # Lifted, the strip was ink beside a sheet on a dark desk, and swallowed the number ("9503"
-# read 21); 2.5 or 8 change one answer in 3,700 pictures.
+# read 21); 2.5 or 8 change one answer in 3,273 pictures.
 _ALONG_EDGE, _DESK_DARK = 4.0, 1.5
 
 
