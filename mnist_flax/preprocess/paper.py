@@ -158,10 +158,10 @@ def _otsu_light(lum: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
 
 
 def _desk_sheet(light: np.ndarray) -> np.ndarray | None:
-  """The sheet in the lighter side ``light`` (uint8 0/1) of a mostly dark picture (bool):
-  its largest region, when that is large, or small but solid (a disc wider than any chalk
-  stroke fits in it), or ragged but deep in one large shade (see _LIT_DEPTH); None: the light
-  is strokes (chalk), not a sheet or a lit part of one."""
+  """The sheet (bool, ``light``'s shape) in the lighter side ``light`` (uint8 0/1) of a mostly
+  dark picture: its largest region, when that is large, or small but solid (a disc wider than
+  any chalk stroke fits in it), or ragged but deep in one large shade (see _LIT_DEPTH); None:
+  the light is strokes (chalk), not a sheet or a lit part of one."""
   # Closed first: grid lines cut the paper into cells, which are one sheet.
   sheet = _largest(cv2.morphologyEx(light, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8)))
   if sheet is None:
