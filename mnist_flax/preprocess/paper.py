@@ -36,7 +36,7 @@ import cv2
 import numpy as np
 
 from mnist_flax.preprocess import fast, plates, shade, strokes
-from mnist_flax.preprocess.sheet import on_grain
+from mnist_flax.preprocess.sheet import mostly_on, on_grain
 
 # The closing that estimates the paper is this fraction of the long side wide: wider than the
 # thickest marker stroke of a digit that fills the frame (~1/8 of the side).
@@ -346,8 +346,7 @@ def find_ink(lum: np.ndarray, plate: np.ndarray | None = None) -> Page | None:
     mask &= plate  # A digit painted up to the rim keeps its strokes, not the rim.
   elif sheet is None and lit is not None and on_grain(mask, lit):
     # A desk as light as shadowed paper: ink counts only where most of it lies on the lit sheet.
-    on_lit = np.bincount(labels[mask & lit], minlength=count)
-    seeded &= on_lit >= 0.5 * np.bincount(labels[mask], minlength=count)
+    seeded &= mostly_on(mask, labels, count, lit)
     mask &= fast.gather(seeded, labels, stats)
   # Each piece's pixels in the mask: whole components, unless the plate's face cut them.
   areas = np.where(seeded, stats[:, cv2.CC_STAT_AREA], 0) if plate is None else np.bincount(

@@ -106,11 +106,16 @@ def on_grain(mask: np.ndarray, lit: np.ndarray) -> bool:
   return rest.size > 0 and rest.mean() >= _GRAIN and sheet.size > 0 and sheet.mean() < _GRAIN / 2
 
 
-def off_desk(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, lit: np.ndarray
-             ) -> np.ndarray:
-  """``mask`` less its pieces (``labels``, ``stats``) lying mostly off the ``lit`` sheet."""
-  count = len(stats)
+def mostly_on(mask: np.ndarray, labels: np.ndarray, count: int, lit: np.ndarray) -> np.ndarray:
+  """Per label (``count`` of them, background 0 never), whether the piece's pixels in ``mask``
+  lie mostly on the ``lit`` sheet."""
   keep = np.bincount(labels[mask & lit], minlength=count) >= 0.5 * np.bincount(
       labels[mask], minlength=count)
   keep[0] = False
-  return fast.gather(keep, labels, stats)
+  return keep
+
+
+def off_desk(mask: np.ndarray, labels: np.ndarray, stats: np.ndarray, lit: np.ndarray
+             ) -> np.ndarray:
+  """``mask`` less its pieces (``labels``, ``stats``) lying mostly off the ``lit`` sheet."""
+  return fast.gather(mostly_on(mask, labels, len(stats), lit), labels, stats)
