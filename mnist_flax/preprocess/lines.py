@@ -9,18 +9,21 @@ extent, and a single one must span nearly all of it, so that the bar of a 7 that
 picture is never taken for one. Where a digit's stroke crosses a rule, the rule's pixels with
 stroke on both sides are put back (a closing across the rule), so the digit stays whole. The
 lines of a ruling turn alike (see ruling.py): a digit's straight stroke among them that turns
-away from them (a 1 between a form box's sides, a 4's bar) stays. A few upright lines are a
-ruling only with a line across them (a grid, a box): else they are a number's 1s and stems.
+away from them (a 1 between a form box's sides, a 4's bar) stays, and so does one thicker
+than the ruling's lines (a 1 between two grid lines). A few upright lines are a ruling only
+with a line across them (a grid, a box): else they are a number's 1s and stems. Finding and
+measuring the lines is straight.py's.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import cv2
 import numpy as np
 
-from mnist_flax.preprocess import fast, ruling
+from mnist_flax.preprocess import fast, ruling, straight
 
 # A rule spans at least this fraction of the ink's extent (the sheet, in practice), and is this
 # many times longer than what is left without the rules (the digits, a number): a "1", or "111",
@@ -38,6 +41,12 @@ _RUN_GAP = 2.5  # Lines of one ruling: a step apart, two where Hough missed one 
 _REACH_SHORT = 1.5
 # Thicker than this fraction of the extent is a stroke or a bar, not a printed rule.
 _MAX_THICKNESS = 0.03
+# A line found once a ruling's rules are gone, over this many times as thick as they are and
+# shorter than this fraction of the picture, is a stroke: a 1 or a stem between grid lines
+# ("1974" read 974). Long thick lines found then are a sheet's or a shadow's edge, better gone
+# (without the length bound: +5 -4 of 3,273 pictures; 0.3: +2 -0; 0.4: +3 -0; 0.5: +2 -1).
+_THICKER = 2.0
+_SHORT = 0.4
 # The ink's extent leaves out this fraction of the ink at each end: specks of the desk or the
 # picture's edge far from a sheet that fills a part of the picture would make its rules seem
 # short beside the extent.
@@ -49,45 +58,15 @@ _STRAY = 0.01
 # the sheet's edge, read as one glyph: 11 numbers and photos of 2,650 more read right, 2 lost
 # to a stub and an edge elsewhere; 3-14% more CPU on squared paper).
 _PASSES = 5
-# Lines are looked for on the mask shrunk by this factor (Hough's cost grows with the ink).
-_SHRINK = 4
-
-
-def _shrunk(mask8: np.ndarray) -> np.ndarray:
-  """The mask at 1/_SHRINK (uint8 0/1), for both directions' Hough."""
-  h, w = mask8.shape
-  small = cv2.resize(mask8 * np.uint8(255), (max(1, w // _SHRINK), max(1, h // _SHRINK)),
-                     interpolation=cv2.INTER_AREA)  # Any ink in a block: a 1-px rule stays.
-  return (small > 0).astype(np.uint8)
-
-
-def _segments(small: np.ndarray, span: float) -> np.ndarray:
-  """(N, 4) x0, y0, x1, y1 of straight runs of ink at least ``span`` pixels long, found on the
-  shrunk mask (see _shrunk)."""
-  span /= _SHRINK
-  found = cv2.HoughLinesP(small, 1, math.pi / 360,
-                          threshold=max(10, int(0.5 * span)), minLineLength=span,
-                          maxLineGap=max(2, int(0.03 * span)))
-  if found is None:
-    return np.zeros((0, 4), np.int32)
-  return found.reshape(-1, 4) * _SHRINK + _SHRINK // 2
 
 
 def _crossed(small: np.ndarray, length: float) -> bool:
   """Whether a nearly horizontal straight line at least _ALIKE of ``length`` runs through the
-  shrunk mask (see _shrunk)."""
-  found = _segments(small, _ALIKE * length)
+  shrunk mask (see straight.shrunk)."""
+  found = straight.segments(small, _ALIKE * length)
   dx = np.abs(found[:, 2] - found[:, 0])
   dy = np.abs(found[:, 3] - found[:, 1])
   return bool((dy <= math.tan(math.radians(_MAX_TILT_DEGREES)) * dx).any())
-
-
-def _thickness(mask8: np.ndarray, drawn: np.ndarray, vertical: bool) -> int:
-  """The thickness of the ink along drawn lines: the median count of ink pixels across them."""
-  window = (17, 1) if vertical else (1, 17)  # (width, height): across the line.
-  counts = cv2.boxFilter(mask8, cv2.CV_16U, window, normalize=False)[drawn > 0]
-  counts = counts[counts > 0]
-  return int(fast.median(counts)) if counts.size else 1
 
 
 def _extent(rest: np.ndarray, vertical: bool, longest: float) -> float:
@@ -129,16 +108,26 @@ def _reach_of_ink(mask: np.ndarray) -> tuple[int, int]:
   return sides[0], sides[1]
 
 
+class _Found(NamedTuple):
+  """Long thin lines found in one direction (see _lines)."""
+
+  segments: np.ndarray  # (N, 4), refined to the ink at full size and drawn across the picture.
+  lengths: np.ndarray  # (N,) as Hough found them.
+  band_width: int  # Of a band that covers them all.
+  clipped: np.ndarray  # The segments cut to the ink found (see straight.clipped).
+  thickness: int  # The ink's along all of them (see straight.thickness).
+  each: np.ndarray  # (N,) the ink's along each one, where it was found.
+
+
 def _lines(mask8: np.ndarray, small: np.ndarray, vertical: bool, extent: int,
-           across: int, lone: float) -> tuple[np.ndarray, np.ndarray, int, np.ndarray] | None:
-  """Long thin lines in one direction: their segments (N, 4) and lengths (N,), found at
-  1/_SHRINK and refined to the ink at full size (see _refine), the width of a band that
-  covers them, and the segments cut to the ink found (see _clipped); None if there are none.
-  ``extent``: how far the ink reaches along the lines, ``across``: across them; ``lone``: how
-  long a line alone must be (see _lone); ``small``: the mask shrunk (see _shrunk)."""
+           across: int, lone: float) -> _Found | None:
+  """Long thin lines in one direction, found on the mask shrunk (``small``, see
+  straight.shrunk) and refined to the ink at full size (see straight.refine); None if there
+  are none. ``extent``: how far the ink reaches along the lines, ``across``: across them;
+  ``lone``: how long a line alone must be (see _lone)."""
   if extent < 40:
     return None
-  segments = _segments(small, _SPAN * extent)
+  segments = straight.segments(small, _SPAN * extent)
   dx = np.abs(segments[:, 2] - segments[:, 0])
   dy = np.abs(segments[:, 3] - segments[:, 1])
   along, off = (dy, dx) if vertical else (dx, dy)
@@ -149,90 +138,16 @@ def _lines(mask8: np.ndarray, small: np.ndarray, vertical: bool, extent: int,
   if keep.sum() < 3 and lengths.max() < lone:
     return None  # Neither a ruling nor a margin (see _remove_rules_once): a digit's strokes.
   kept = segments[keep]
-  segments, sources = _refine(mask8, kept, vertical)
+  segments, sources = straight.refine(mask8, kept, vertical)
   if sources.size == 0:
     return None
-  thick = _thickness(mask8, _band(mask8.shape, segments, 1, vertical).view(np.uint8), vertical)
+  counts = straight.across(mask8, vertical)
+  thick = straight.thickness(counts[straight.band(mask8.shape, segments, 1, vertical)])
   if thick > max(3, _MAX_THICKNESS * across):
     return None  # A thick bar: a stroke of the digit, not printed ruling.
-  return segments, lengths[sources], thick + 2 + (thick % 2 == 0), _clipped(
-      segments, kept[sources], vertical)
-
-
-def _clipped(lines: np.ndarray, found: np.ndarray, vertical: bool) -> np.ndarray:
-  """The refined ``lines`` (across the picture) cut to where Hough found their ink (``found``):
-  a stroke's line, drawn across the picture, would cut the other digits of a number."""
-  a = 1 if vertical else 0  # The coordinate along the lines.
-  lo = np.minimum(found[:, a], found[:, a + 2]).astype(np.float64)
-  hi = np.maximum(found[:, a], found[:, a + 2]).astype(np.float64)
-  p0, p1 = lines[:, :2].astype(np.float64), lines[:, 2:].astype(np.float64)
-  run = np.where(p1[:, a] == p0[:, a], 1e-9, p1[:, a] - p0[:, a])
-  ends = [p0 + ((t - p0[:, a]) / run)[:, None] * (p1 - p0) for t in (lo, hi)]
-  return np.round(np.concatenate(ends, axis=1)).astype(np.int32)
-
-
-def _refine(mask8: np.ndarray, segments: np.ndarray,
-            vertical: bool) -> tuple[np.ndarray, np.ndarray]:
-  """Segments found on the shrunk mask, made one per line (Hough finds a line in pieces), each
-  fitted (robustly, so a stroke crossing it does not pull it) to the middle of the ink within
-  _SHRINK pixels of it, and drawn across the whole picture: a rule's ends hide under the
-  writing or fade, or Hough stops short of them; its line does not bend. Returns the lines
-  and the index of the segment each one comes from."""
-  grid = mask8.T if vertical else mask8  # Lines run along grid's rows from here on.
-  h, w = grid.shape
-  if vertical:
-    segments = segments[:, [1, 0, 3, 2]]
-  x0, y0, x1, y1 = segments.T.astype(np.float64)
-  slope = (y1 - y0) / np.where(x1 == x0, 1e-9, x1 - x0)
-  middle = y0 + slope * (w / 2 - x0)  # Where each segment's line crosses the middle column.
-  order = np.argsort(middle)
-  kept: list[int] = []
-  for i in order:  # One per line: the longest of the segments within a band of each other.
-    if kept and middle[i] - middle[kept[-1]] <= 2 * _SHRINK + 1:
-      if abs(x1[i] - x0[i]) > abs(x1[kept[-1]] - x0[kept[-1]]):
-        kept[-1] = i
-      continue
-    kept.append(i)
-  reach = _SHRINK + 2
-  offsets = np.arange(-reach, reach + 1)
-  # Every second column of every line, all lines at once (their ink's middles are sums of
-  # whole numbers, exact in any order); each line fitted on its own.
-  spans = [np.arange(int(min(x0[i], x1[i])), int(max(x0[i], x1[i])) + 1, 2) for i in kept]
-  spans = [xs[(xs >= 0) & (xs < w)] for xs in spans]
-  line = np.repeat(np.array(kept, int), [len(xs) for xs in spans])
-  all_xs = np.concatenate(spans)
-  ys = np.rint(y0[line] + slope[line] * (all_xs - x0[line])).astype(np.int64)[:, None] + offsets
-  inside = (ys >= 0) & (ys < h)
-  ink = np.where(inside, grid[np.clip(ys, 0, h - 1), all_xs[:, None]], 0).astype(np.float32)
-  weights = ink.sum(axis=1)
-  middles = (ink * ys).sum(axis=1) / np.maximum(weights, 1)
-  ends = np.cumsum([len(xs) for xs in spans])
-  out, sources = [], []
-  for i, xs, end in zip(kept, spans, ends):
-    run = np.s_[end - len(xs):end]
-    hit = weights[run] > 0
-    if hit.sum() < 10:
-      continue
-    points = np.stack([xs[hit], middles[run][hit]], 1)
-    vx, vy, px, py = cv2.fitLine(points.astype(np.float32), cv2.DIST_HUBER, 0, 0.01, 0.01).ravel()
-    if abs(vx) < 1e-6:
-      continue
-    left, right = -px / vx, (w - 1 - px) / vx  # From the first column to the last.
-    a, b = [px + left * vx, py + left * vy], [px + right * vx, py + right * vy]
-    out.append([a[1], a[0], b[1], b[0]] if vertical else [*a, *b])
-    sources.append(i)
-  return np.round(np.array(out, np.float64).reshape(-1, 4)).astype(np.int32), np.array(sources, int)
-
-
-def _band(shape: tuple[int, ...], segments: np.ndarray, width: int, vertical: bool) -> np.ndarray:
-  """A band ``width`` pixels wide (across the lines) around the segments."""
-  drawn = np.zeros(shape, np.uint8)
-  for x0, y0, x1, y1 in segments:
-    cv2.line(drawn, (int(x0), int(y0)), (int(x1), int(y1)), 1, 1)
-  if width > 1:
-    size = (width, 1) if vertical else (1, width)
-    drawn = cv2.dilate(drawn, cv2.getStructuringElement(cv2.MORPH_RECT, size))
-  return drawn.view(bool)  # 0 and 1: no comparison needed.
+  clipped = straight.clipped(segments, kept[sources], vertical)
+  return _Found(segments, lengths[sources], thick + 2 + (thick % 2 == 0), clipped, thick,
+                straight.each_thickness(counts, clipped))
 
 
 def _without(mask: np.ndarray, band: np.ndarray, width: int, vertical: bool) -> np.ndarray:
@@ -249,11 +164,11 @@ def _without(mask: np.ndarray, band: np.ndarray, width: int, vertical: bool) -> 
 
 
 def _on_edge(segments: np.ndarray, shape: tuple[int, ...], vertical: bool) -> np.ndarray:
-  """Which lines (drawn across the picture, see _refine) run along its edge: within _SHRINK
-  pixels of the same side at both ends."""
+  """Which lines (drawn across the picture, see straight.refine) run along its edge: within
+  straight.SHRINK pixels of the same side at both ends."""
   across = (segments[:, [0, 2]] if vertical else segments[:, [1, 3]]).astype(np.int64)
-  side = shape[1 if vertical else 0] - 1
-  return (across <= _SHRINK).all(axis=1) | (across >= side - _SHRINK).all(axis=1)
+  side, near = shape[1 if vertical else 0] - 1, straight.SHRINK
+  return (across <= near).all(axis=1) | (across >= side - near).all(axis=1)
 
 
 def _gaps(segments: np.ndarray, vertical: bool, band_width: int) -> np.ndarray:
@@ -346,7 +261,7 @@ def _remove_rules_once(mask: np.ndarray, ruled: dict[bool, ruling.Ruling],
     if vertical not in ruled and (not vertical) in ruled:
       along[vertical] = min(along[vertical], int(_REACH_SHORT * ruled[not vertical].reach))
   mask8 = mask.view(np.uint8)  # Only read: the mask's own bytes.
-  small = _shrunk(mask8)
+  small = straight.shrunk(mask8)
   found = {vertical: hit for vertical in (False, True) if (hit := _lines(
       mask8, small, vertical, along[vertical], width if vertical else height,
       _lone(mask.shape, vertical, ruled))) is not None}
@@ -358,11 +273,12 @@ def _remove_rules_once(mask: np.ndarray, ruled: dict[bool, ruling.Ruling],
   # along it only where their ink was found (a 1's line drawn across the picture would cut the
   # number's other digits down).
   out = mask
-  for vertical, (segments, lengths, band_width, clipped) in found.items():
+  for vertical, (segments, lengths, band_width, clipped, thick, each) in found.items():
     rest = mask
-    for other, (lines_, _, width, inked) in found.items():
-      drawn = lines_ if other != vertical else inked
-      rest = _without(rest, _band(mask.shape, drawn, width, other), width, other)
+    for other, hit in found.items():
+      drawn = hit.segments if other != vertical else hit.clipped
+      band = straight.band(mask.shape, drawn, hit.band_width, other)
+      rest = _without(rest, band, hit.band_width, other)
     writing = _extent(rest, vertical, float(lengths.max()))
     # Rules are all about as long (the sheet's width, seen in perspective), the longest far
     # longer than the writing; a digit's own straight stroke (a 4's bar) is shorter.
@@ -371,7 +287,11 @@ def _remove_rules_once(mask: np.ndarray, ruled: dict[bool, ruling.Ruling],
     # One along the picture's edge (the sheet's, the picture's border) is never a stroke.
     edge = _on_edge(segments, mask.shape, vertical)
     if vertical in ruled:
-      rules &= ruled[vertical].holds(segments, clipped) | edge
+      # What a ruling left of itself is as thin as its rules; a stroke found among them once
+      # they are gone (a 1 between two grid lines) is thicker, and short beside the sheet.
+      stroke = ((each > _THICKER * ruled[vertical].thickness)
+                & (straight.length(clipped) < _SHORT * mask.shape[0 if vertical else 1]))
+      rules &= (ruled[vertical].holds(segments, clipped) & ~stroke) | edge
     else:
       rules[rules] = ruling.parallel(segments[rules], vertical) | edge[rules]
     if vertical in ruled or _ruling(segments[rules], vertical, band_width):
@@ -393,12 +313,12 @@ def _remove_rules_once(mask: np.ndarray, ruled: dict[bool, ruling.Ruling],
         continue
       # The ruling as first found (later passes find what it left of itself).
       ruled.setdefault(vertical, ruling.Ruling(_reach(segments[rules], vertical),
-                                               segments[rules], vertical))
+                                               segments[rules], vertical, thick))
     else:
       # Not ruled this way: a single line (a margin) crosses the whole picture, or the ruling
       # across it, far longer than the writing.
       rules &= lengths >= max(_LONE_LONGER * writing, _lone(mask.shape, vertical, ruled))
     if rules.any():
-      out = _without(out, _band(mask.shape, segments[rules], band_width, vertical), band_width,
-                     vertical)
+      band = straight.band(mask.shape, segments[rules], band_width, vertical)
+      out = _without(out, band, band_width, vertical)
   return out

@@ -9,7 +9,7 @@ A ruling's lines are parallel, or fan out slowly in perspective (a step's turn i
 degree at the generator's 12 degrees of tilt, a few across the sheet). A digit's straight
 stroke found among them (a 1 between a form box's sides, a 4's bar left between two rules)
 turns away from them by more than that: it is kept.
-Segments are (N, 4) x0, y0, x1, y1 arrays, drawn across the picture (see lines._refine).
+Segments are (N, 4) x0, y0, x1, y1 arrays, drawn across the picture (see straight.refine).
 """
 
 from __future__ import annotations
@@ -71,12 +71,13 @@ def parallel(segments: np.ndarray, vertical: bool) -> np.ndarray:
 
 @dataclasses.dataclass(frozen=True)
 class Ruling:
-  """The rules found of one ruling: how far apart its outermost lie (``reach``) and the lines
-  themselves (see lines._refine), ``vertical`` or not."""
+  """The rules found of one ruling: how far apart its outermost lie (``reach``), the lines
+  themselves (see straight.refine), ``vertical`` or not, and how thick their ink is."""
 
   reach: int
   lines: np.ndarray
   vertical: bool
+  thickness: int
 
   def holds(self, segments: np.ndarray, inked: np.ndarray) -> np.ndarray:
     """Which lines run as this ruling's rules do, where their ink is (``inked``: the segments
