@@ -14,11 +14,13 @@ import time
 import zlib
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, features
 
 from mnist_flax import preprocess
+from mnist_flax.preprocess import digits, normalise
 from mnist_flax.tools import samples
 from mnist_flax.errors import ImageError, InputNotFound, NoDigitFound
 
@@ -529,3 +531,21 @@ def test_committed_sample_set_is_complete_and_readable(tmp_path):
   for name in ("3.jpg", "7_transparent.png", "5_offcentre_big_canvas.jpg", "0_animated.gif",
                "8_photo_noise.jpg", "2_marker.bmp", "4_frame.png"):
     assert (tmp_path / name).is_file()
+
+
+def test_a_faint_stroke_with_dark_crossings_is_not_scaled_by_them():
+  # A pencil 0 on ruled paper: where it crosses the rules, its ink and theirs add up to spots
+  # several times darker than the stroke (the ink's p90 over 4x its median). Scaled by those,
+  # the 0 stayed a faint trace (read "1" at 0.05; here 0.26 of full strength). A glyph's ink
+  # evenly strong is scaled as before.
+  plain = np.zeros((120, 100), np.float32)
+  cv2.ellipse(plain, (50, 60), (30, 45), 0, 0, 360, 0.15, 2)
+  ink = plain.copy()
+  for y in (30, 50, 70, 90):  # The rules' crossings, both sides of the 0.
+    for x in (15, 75):
+      spot = ink[y - 3:y + 4, x:x + 11]
+      spot[spot > 0] = 1.0
+  crossed, even = (normalise.to_field(a, digits.Glyph((0, 0, 100, 120), (a > 0).astype(np.uint8)))
+                   for a in (ink, plain))
+  assert np.median(crossed[crossed > 0.05]) >= 0.35
+  assert np.median(even[even > 0.05]) >= 0.9
