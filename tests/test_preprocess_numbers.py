@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from mnist_flax.preprocess import Digit, choose, cuts, digits, fast, read_digits, to_digits
+from mnist_flax.preprocess import (Digit, choose, cuts, digits, fast, gather, read_digits,
+                                   to_digits)
 from mnist_flax.tools.samples import kinds
 
 _FIELD = np.zeros((28, 28), np.float32)
@@ -406,6 +407,6 @@ def test_a_piece_between_two_digits_one_above_the_other_does_not_tie_them() -> N
   cv2.line(mask, (118, 184), (175, 184), 1, 8)                  # The 5's flag,
   cv2.line(mask, (110, 196), (110, 250), 1, 8)                  # its stem and bowl.
   cv2.ellipse(mask, (135, 290), (35, 40), 0, -110, 140, 1, 8)
-  groups = digits._groups(fast.connected_components(mask.astype(bool))[2], 400)
+  groups = gather.groups(fast.connected_components(mask.astype(bool))[2], 400)
   tall = [g.height for g in groups if g.height > 50]
   assert len(tall) == 2 and max(tall) < 200, tall

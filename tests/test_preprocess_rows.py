@@ -52,3 +52,17 @@ def short_ones(tmp_path_factory) -> list[tuple[Path, str]]:
 
 def test_numbers_with_a_short_one_are_read_whole(short_ones) -> None:
   assert read_numbers(short_ones[0][0].parent) == {path.name: truth for path, truth in short_ones}
+
+
+def test_a_digit_as_tall_as_the_row_joins_it_beside_a_main_glyph_a_line_makes_taller() -> None:
+  # A shadow's edge left joined to "42" made it 1.5 times as tall as the digits beside it, and
+  # the leading 4, at 57% of that, was left out ("4442" read 442). The row's other digits
+  # set how tall a digit is when the main glyph is taller than them.
+  mask = np.zeros((240, 420), np.uint8)
+  cv2.ellipse(mask, (200, 120), (30, 50), 0, 0, 360, 1, 6)  # The main glyph, 100 px...
+  cv2.line(mask, (178, 82), (130, 10), 1, 6)  # ...160 px with the edge joined to it.
+  cv2.ellipse(mask, (300, 120), (30, 50), 0, 0, 360, 1, 6)  # A digit beside it, 100 px.
+  cv2.ellipse(mask, (90, 130), (25, 40), 0, 0, 360, 1, 6)  # 80 px: half the main glyph.
+  glyphs = digits.find(mask.astype(bool))
+  assert len(glyphs) == 3, [g.box for g in glyphs]
+  assert glyphs[0].box[0] < 70

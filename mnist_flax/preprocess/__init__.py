@@ -34,8 +34,8 @@ import numpy as np
 from PIL import Image
 
 from mnist_flax.errors import NoDigitFound, shown_path
-from mnist_flax.preprocess import (clean, cuts, digits, fast, frames, gray, lines, normalise,
-                                   paper, plates, read, sheet)
+from mnist_flax.preprocess import (clean, cuts, digits, fast, frames, gather, gray, lines,
+                                   normalise, paper, plates, read, sheet)
 from mnist_flax.preprocess.read import MAX_PIXELS, SUPPORTED_FORMATS, open_image
 
 # Pieces replace their glyph only when at least this many times less likely wrong than it; a
@@ -129,7 +129,7 @@ def choose(found: list[Digit], confidence: np.ndarray) -> list[int]:
   digits.ROW_HEIGHT of its glyph counting as that much less likely to the fourth power: a digit
   is about as tall as its neighbours; a stroke's end cut off one is not, however sure the model
   is of what it looks like. Likewise the glyph itself counts as less likely one digit, to the
-  fourth power, by how much it is wider than digits.WIDEST_DIGIT heights: the model reads two
+  fourth power, by how much it is wider than gather.WIDEST_DIGIT heights: the model reads two
   0s run together as a 0 about as surely as either of them.
   """
   pieces: dict[int, list[int]] = {}
@@ -154,7 +154,7 @@ def choose(found: list[Digit], confidence: np.ndarray) -> list[int]:
         best[b] = (score, best[a][1] + [j])
     row = best.get(digit.span[1])
     wide = (digit.box[2] - digit.box[0]) / height
-    whole = float(confidence[i]) * min(1.0, digits.WIDEST_DIGIT / wide) ** 4
+    whole = float(confidence[i]) * min(1.0, gather.WIDEST_DIGIT / wide) ** 4
     odds = _SPLIT_ODDS if wide >= cuts.TOUCHING_ASPECT else _NARROW_SPLIT_ODDS
     if row is not None and odds * (1 - np.exp(row[0])) < 1 - whole:
       chosen.extend(row[1])

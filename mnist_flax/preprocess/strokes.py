@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from mnist_flax.preprocess import fast, thin
-from mnist_flax.preprocess.digits import is_speck
+from mnist_flax.preprocess.gather import is_speck
 
 # The inside of a stroke too thick for the narrow closing is at least this much darker than the
 # paper around it (relative): the paper's mottle, a soft shade or a grey desk's grain are less.
