@@ -108,3 +108,28 @@ def test_a_small_box_a_digit_touches_is_taken_off() -> None:
 def test_photos_of_digits_touching_a_small_box_are_read(tmp_path) -> None:
   photos = draw_samples(tmp_path, BOXES_TOUCHED)
   assert read_numbers(tmp_path) == {path.name: truth for path, truth in photos}
+
+
+# Generator photos of a form's box, evenly lit and so read as drawings, a 7 run across its
+# side: the drawing path took off only boxes with a digit inside, and the box was read with
+# the 7 ("0", "17").
+BOXES_CROSSED = [("photos", 187, 9001), ("photos", 137, 31337)]
+
+
+def test_in_a_drawing_a_box_a_digit_crosses_is_taken_off() -> None:
+  mask = np.zeros((160, 140), np.uint8)
+  cv2.rectangle(mask, (20, 20), (110, 140), 1, 3)                          # the box
+  cv2.polylines(mask, [np.array([(40, 40), (95, 38), (60, 152)], np.int32)], False, 1, 6)
+  cv2.line(mask, (55, 95), (90, 95), 1, 5)                   # a 7, its stem across the bottom
+  out, _ = frames.remove_frames(mask.astype(bool), drawn=True)
+  assert not out[19:22, 30:35].any() and not out[60:100, 19:22].any()  # top and left sides
+  assert out[39, 70] and out[95, 80] and out[148, 62]  # the 7's bar, its cross and its foot
+  seven = np.zeros((160, 140), np.uint8)  # A digit alone is left as it was.
+  cv2.polylines(seven, [np.array([(30, 20), (120, 20), (60, 150)], np.int32)], False, 1, 6)
+  out, _ = frames.remove_frames(seven.astype(bool), drawn=True)
+  assert (out == seven.astype(bool)).all()
+
+
+def test_evenly_lit_photos_of_a_7_across_its_box_are_read(tmp_path) -> None:
+  photos = draw_samples(tmp_path, BOXES_CROSSED)
+  assert read_numbers(tmp_path) == {path.name: truth for path, truth in photos}

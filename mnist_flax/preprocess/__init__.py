@@ -81,7 +81,7 @@ def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
   page = clean.find_ink(lum)
   drawn = page is not None
   if drawn:  # A drawing, a scan, a screenshot: no rules, plates or shadows.
-    mask, components = frames.remove_frames(page.mask, touching=False)
+    mask, components = frames.remove_frames(page.mask, drawn=True)
   else:
     page = paper.find_ink(lum)
     if page is None:
