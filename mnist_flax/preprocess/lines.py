@@ -47,6 +47,9 @@ _MAX_THICKNESS = 0.03
 # (without the length bound: +5 -4 of 3,273 pictures; 0.3: +2 -0; 0.4: +3 -0; 0.5: +2 -1).
 _THICKER = 2.0
 _SHORT = 0.4
+# ... and at least this many pixels thick: the ink along a ruling's lines 1 px thick measured
+# up to 5 px where they were left beside writing (a 97 lost its 7 to them); pen strokes 9-11.
+_STROKE = 6
 # The ink's extent leaves out this fraction of the ink at each end: specks of the desk or the
 # picture's edge far from a sheet that fills a part of the picture would make its rules seem
 # short beside the extent.
@@ -289,7 +292,7 @@ def _remove_rules_once(mask: np.ndarray, ruled: dict[bool, ruling.Ruling],
     if vertical in ruled:
       # What a ruling left of itself is as thin as its rules; a stroke found among them once
       # they are gone (a 1 between two grid lines) is thicker, and short beside the sheet.
-      stroke = ((each > _THICKER * ruled[vertical].thickness)
+      stroke = ((each > max(_THICKER * ruled[vertical].thickness, _STROKE - 1))
                 & (straight.length(clipped) < _SHORT * mask.shape[0 if vertical else 1]))
       rules &= (ruled[vertical].holds(segments, clipped) & ~stroke) | edge
     else:
