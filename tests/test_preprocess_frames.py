@@ -124,10 +124,21 @@ def test_in_a_drawing_a_box_a_digit_crosses_is_taken_off() -> None:
   out, _ = frames.remove_frames(mask.astype(bool), drawn=True)
   assert not out[19:22, 30:35].any() and not out[60:100, 19:22].any()  # top and left sides
   assert out[39, 70] and out[95, 80] and out[148, 62]  # the 7's bar, its cross and its foot
-  seven = np.zeros((160, 140), np.uint8)  # A digit alone is left as it was.
+
+
+def test_in_a_drawing_a_digit_is_no_box_nor_a_square_8(monkeypatch) -> None:
+  looked = []
+  box_outline = frames._box_outline
+  monkeypatch.setattr(frames, "_box_outline", lambda part: looked.append(1) or box_outline(part))
+  seven = np.zeros((160, 140), np.uint8)  # No ink along its rectangle's left side.
   cv2.polylines(seven, [np.array([(30, 20), (120, 20), (60, 150)], np.int32)], False, 1, 6)
   out, _ = frames.remove_frames(seven.astype(bool), drawn=True)
-  assert (out == seven.astype(bool)).all()
+  assert (out == seven.astype(bool)).all() and not looked
+  eight = np.zeros((160, 140), np.uint8)  # A screen's 8: a box with a bar, no digit in it.
+  cv2.rectangle(eight, (40, 30), (100, 130), 1, 8)
+  cv2.line(eight, (40, 80), (100, 80), 1, 8)
+  out, _ = frames.remove_frames(eight.astype(bool), drawn=True)
+  assert (out == eight.astype(bool)).all() and looked
 
 
 def test_evenly_lit_photos_of_a_7_across_its_box_are_read(tmp_path) -> None:

@@ -98,7 +98,8 @@ def _row(groups: list[gather.Group], main: gather.Group, tall: int = 0) -> list[
   """The glyphs in a row with ``main``, left to right: from it outwards, each next one's middle
   within the band of the last one taken (a row photographed turned climbs or falls from digit
   to digit: the first of six printed digits turned 10 degrees sits a digit's height higher than
-  the last). A digit is about as tall as ``tall`` (default: ``main``'s height)."""
+  the last). A digit is about as tall as ``tall`` (default: ``main``'s height): it sets how
+  tall the others are, how far apart and how far up or down."""
   h, t = main.height, tall or main.height
   short_one = _SHORT_ONE * gather.MAX_ELONGATION
   mates = sorted((g for g in groups if g is main or (
@@ -112,9 +113,9 @@ def _row(groups: list[gather.Group], main: gather.Group, tall: int = 0) -> list[
   for side in (mates[i - 1::-1] if i else [], mates[i + 1:]):
     taken, last = [], main
     for g in side:
-      if not last.y0 - 0.25 * h <= (g.y0 + g.y1) / 2 <= last.y1 + 0.25 * h:
+      if not last.y0 - 0.25 * t <= (g.y0 + g.y1) / 2 <= last.y1 + 0.25 * t:
         continue  # Above or below the row: a doodle, a word.
-      if max(g.x0 - last.x1, last.x0 - g.x1) > _ROW_GAP * h:
+      if max(g.x0 - last.x1, last.x0 - g.x1) > _ROW_GAP * t:
         break
       taken.append(g)
       last = g
@@ -158,9 +159,10 @@ def _rejoined(groups: list[gather.Group], row: list[gather.Group]) -> list[gathe
       gathered.append([g])
   joined = []
   for pieces in gathered:
-    whole = gather.Group([label for f in pieces for label in f.labels], min(f.x0 for f in pieces),
-                   min(f.y0 for f in pieces), max(f.x1 for f in pieces),
-                   max(f.y1 for f in pieces), sum(f.area for f in pieces))
+    whole = gather.Group([label for f in pieces for label in f.labels],
+                         min(f.x0 for f in pieces), min(f.y0 for f in pieces),
+                         max(f.x1 for f in pieces), max(f.y1 for f in pieces),
+                         sum(f.area for f in pieces))
     if len(pieces) > 1 and whole.height >= ROW_HEIGHT * h and whole.x1 - whole.x0 <= _WIDEST * h:
       joined.append(whole)
   return sorted(row + joined, key=lambda g: g.x0)

@@ -319,7 +319,11 @@ def remove_frames(mask: np.ndarray, drawn: bool = False
     if drawn and not (inside or _inked_round(part)):
       continue  # Cheaply no box (most digits): a side of its rectangle has no ink along it.
     outline = _box_outline(part)
-    # A box around something: a digit touching it (in the component) or inside it.
+    # A box around something: a digit touching it (in the component) or inside it. In a
+    # drawing, a digit may be drawn square itself (a screen's 8): what is left must be as tall
+    # as a digit in the box, not one bar.
+    if drawn and not inside and outline is not None and _low(part & ~outline, part):
+      outline = None
     if outline is not None and (inside or (part & ~outline).sum() > 0.05 * area):
       out[y:y + h, x:x + w] &= ~outline
       known = False
@@ -334,6 +338,11 @@ def _inked_round(part: np.ndarray) -> bool:
   bands = (part[:max(1, h // 4)].any(axis=0), part[h - max(1, h // 4):].any(axis=0),
            part[:, :max(1, w // 4)].any(axis=1), part[:, w - max(1, w // 4):].any(axis=1))
   return all(band.mean() >= _SIDE_INKED for band in bands)
+
+
+def _low(rest: np.ndarray, part: np.ndarray) -> bool:
+  """Whether the ink ``rest`` is under half as tall as ``part`` (a digit in its box is more)."""
+  return cv2.boundingRect(rest.view(np.uint8))[3] < 0.5 * part.shape[0]
 
 
 def _holds_inside(stats: np.ndarray, i: int) -> bool:

@@ -79,7 +79,7 @@ def groups(stats: np.ndarray, side: int) -> list[Group]:
     if is_speck(area, max(w, h), side):
       continue
     piece = Group([int(label)], x, y, x + w, y + h, area,
-                   elongation_of(max(w, h), area) > MATE_ELONGATION)
+                  elongation_of(max(w, h), area) > MATE_ELONGATION)
     near = sorted((d, i) for i, g in enumerate(groups) if (d := _joins(piece, g)) is not None)
     if not near:
       groups.append(piece)

@@ -2,7 +2,7 @@
 
     from mnist_flax.preprocess import ruling
     keep = ruling.parallel(segments, vertical)            # lines that turn as most others do
-    grid = ruling.Ruling(reach, segments[keep], vertical)
+    grid = ruling.Ruling(reach, segments[keep], vertical, thickness)
     grid.holds(candidates, inked)                          # lines that run as its rules do
 
 A ruling's lines are parallel, or fan out slowly in perspective (a step's turn is well under a

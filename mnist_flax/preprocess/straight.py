@@ -59,7 +59,7 @@ def band(shape: tuple[int, ...], segments: np.ndarray, width: int, vertical: boo
 
 
 def refine(mask8: np.ndarray, segments: np.ndarray,
-            vertical: bool) -> tuple[np.ndarray, np.ndarray]:
+           vertical: bool) -> tuple[np.ndarray, np.ndarray]:
   """Segments found on the shrunk mask, made one per line (Hough finds a line in pieces), each
   fitted (robustly, so a stroke crossing it does not pull it) to the middle of the ink within
   SHRINK pixels of it, and drawn across the whole picture: a rule's ends hide under the
@@ -135,18 +135,20 @@ def across(mask8: np.ndarray, vertical: bool) -> np.ndarray:
 
 
 def thickness(counts: np.ndarray) -> int:
-  """The thickness of ink along a line: the median of its ``counts`` (see across) on ink."""
+  """The thickness of ink along a line: the median of its ``counts`` (see across) where
+  they are not 0 (ink within 8 pixels across it)."""
   counts = counts[counts > 0]
   return int(fast.median(counts)) if counts.size else 1
 
 
-def each_thickness(across: np.ndarray, segments: np.ndarray) -> np.ndarray:
-  """Each segment's own thickness (see thickness), sampled every second pixel along it."""
-  h, w = across.shape
+def each_thickness(counts: np.ndarray, segments: np.ndarray) -> np.ndarray:
+  """Each segment's own thickness (see thickness) on ``counts`` (see across), sampled every
+  second pixel along it."""
+  h, w = counts.shape
   out = np.ones(len(segments), int)
   for i, (x0, y0, x1, y1) in enumerate(segments.astype(np.float64)):
     t = np.linspace(0, 1, max(2, int(math.hypot(x1 - x0, y1 - y0) / 2)))
     xs = np.clip(np.rint(x0 + t * (x1 - x0)).astype(np.intp), 0, w - 1)
     ys = np.clip(np.rint(y0 + t * (y1 - y0)).astype(np.intp), 0, h - 1)
-    out[i] = thickness(across[ys, xs])
+    out[i] = thickness(counts[ys, xs])
   return out
