@@ -203,3 +203,15 @@ def test_thick_digits_and_a_forms_boxes_are_no_notched_plate(tmp_path, index, se
   written across (lines, a third of their hull) are no plate."""
   page, _ = _generator_photo(tmp_path, index, seed, truth)
   assert plates.find_plate(page.mask) is None
+
+
+@pytest.mark.parametrize("index, seed, truth", [(126, 7, "1000"), (50, 31337, "09")],
+                         ids=["zeros-across-walls", "nine-across-a-wall"])
+def test_a_cell_of_a_forms_row_is_no_plate(tmp_path, index, seed, truth):
+  """A form's row of boxes, its first cell holding a digit and the others digits that cross
+  their walls (so no other cell is a region like it): the first cell was taken for a plate,
+  and only its digit read ("1000" read 1). The box's lines reach far beyond it: a row."""
+  page, image = _generator_photo(tmp_path, index, seed, truth)
+  assert plates.find_plate(page.mask) is None
+  found = [d for d in to_digits(image) if d.split_of < 0]
+  assert len(found) >= len(truth)

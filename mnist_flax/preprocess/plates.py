@@ -111,6 +111,31 @@ def cell_beside(a: np.ndarray, b: np.ndarray) -> bool:
   return bool(apart and 0.5 <= aa / max(ba, 1) <= 2.0 and gap_x <= near and gap_y <= near)
 
 
+# A box's lines that reach this many times its width or height beyond it are a form's row of
+# cells (the writing's other digits in the cells beside it), not a plate's painted border.
+_ROW_OF_CELLS = 1.6
+
+
+def _cell_of_row(mask: np.ndarray, box: np.ndarray) -> bool:
+  """Whether the ink around a region (``box``: its stats x, y, w, h) is a form's row of boxes:
+  its largest piece just outside the region, clear of the picture's edge (a wall's mortar, a
+  shadow, reach it), stretches far beyond it."""
+  x, y, w, h = (int(v) for v in box[:4])
+  m = max(4, int(0.08 * min(w, h)))
+  x0, y0 = max(0, x - m), max(0, y - m)
+  x1, y1 = min(mask.shape[1], x + w + m), min(mask.shape[0], y + h + m)
+  _, labels, stats, _ = fast.connected_components(mask, connectivity=8)
+  ring = labels[y0:y1, x0:x1].copy()
+  ring[y + m - y0:y + h - m - y0, x + m - x0:x + w - m - x0] = 0
+  ids, counts = np.unique(ring[ring > 0], return_counts=True)
+  if ids.size == 0:
+    return False
+  j = int(ids[np.argmax(counts)])
+  if fast.touches_edge(stats[j:j + 1], mask.shape)[0]:
+    return False
+  return bool(stats[j, 2] > _ROW_OF_CELLS * w or stats[j, 3] > _ROW_OF_CELLS * h)
+
+
 def find_plate(mask: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
   """The box (x0, y0, x1, y1) inside a plate (see is_plate) of at
   least 1% of the picture, and the plate's face within it (bool, the box's shape: a tilted
@@ -158,6 +183,8 @@ def find_plate(mask: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray]
         # is no cell (a brick there lacks a corner, as if it held ink).
         if any(cell_beside(stats[i], stats[j]) and not on_border(j)
                and holds_ink(labels, stats[j], j) for j in order if j != i):
+          break
+        if not border_ok and _cell_of_row(mask, stats[i]):
           break
         x, y, w, h, _ = (int(v) for v in stats[i])
         inset = max(2, int(0.03 * min(w, h)))  # The plate's own edge is not read.
