@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+from conftest import draw_samples, read_numbers
 from PIL import Image
 
 from mnist_flax.preprocess import (Digit, choose, cuts, digits, fast, gather, read_digits,
@@ -117,6 +118,51 @@ def test_a_one_whose_stroke_is_the_nines_side_is_parted_along_it(tmp_path) -> No
              and min(b[3] - b[1] for b in (halves[(0, c)], halves[(c, c + 1)]))
              >= digits.ROW_HEIGHT * height  # ...and both as tall as a digit.
              for c in range(1, 4)), halves
+
+
+def _one_through_a_nine(one_pen: int) -> tuple[np.ndarray, np.ndarray]:
+  """A "1" (its line ``one_pen`` pixels thick) whose top runs through the left side of the
+  9's loop after it, and the 9 (a pen 8 pixels thick): two masks of one picture, the two
+  0.78 heights wide (wide enough for a glyph alone to be cut too)."""
+  one = np.zeros((200, 300), np.uint8)
+  nine = one.copy()
+  cv2.line(one, (66, 22), (46, 176), 1, one_pen)
+  cv2.ellipse(nine, (112, 64), (52, 40), 0, 0, 360, 1, 8)
+  cv2.line(nine, (162, 70), (148, 176), 1, 8)
+  return one.astype(bool), nine.astype(bool)
+
+
+def _one_apart(glyph: digits.Glyph, one: np.ndarray, nine: np.ndarray) -> bool:
+  """Whether a piece of ``glyph`` from its left edge is the whole 1 with at most a fifth of
+  the 9 (where the 1 crosses its loop), and the rest of the glyph the rest of the 9."""
+  ones = {b for a, b, p in glyph.pieces if a == 0 and _share(p, one) > 0.98
+          and _share(p, nine) < 0.2}
+  nines = {a for a, b, p in glyph.pieces if b == glyph.cuts + 1 and _share(p, one) < 0.02
+           and _share(p, nine) > 0.8}
+  return bool(ones & nines)
+
+
+def test_a_one_run_through_a_nines_loop_is_parted_along_its_edge() -> None:
+  # "1963" written fast: the 1's top runs through the 9's loop, so every seam between them
+  # crossed the 1 (read 963). The 1's straight left edge gives the cut along its other side.
+  one, nine = _one_through_a_nine(8)
+  glyph, after = digits.find(one | nine | _another_one())
+  assert after.cuts == 0 and _one_apart(glyph, one, nine)
+
+
+def test_a_thin_line_beside_a_digit_is_no_one_run_into_it() -> None:
+  # A form box's side left beside a digit is straight too, but far thinner than the pen.
+  one, nine = _one_through_a_nine(3)
+  glyph, _ = digits.find(one | nine | _another_one())
+  assert not _one_apart(glyph, one, nine)
+
+
+def test_a_glyph_alone_is_not_parted_along_a_straight_edge() -> None:
+  # Letters (an A, a K, an M) have a straight left side with strokes beyond it too: a glyph
+  # alone is no number, and keeps its seams only (which cannot part this one).
+  one, nine = _one_through_a_nine(8)
+  (glyph,) = digits.find(one | nine)
+  assert glyph.cuts > 0 and not _one_apart(glyph, one, nine)
 
 
 def test_a_bold_zero_a_little_wider_is_not_cut_across_its_loop() -> None:
@@ -410,3 +456,14 @@ def test_a_piece_between_two_digits_one_above_the_other_does_not_tie_them() -> N
   groups = gather.groups(fast.connected_components(mask.astype(bool))[2], 400)
   tall = [g.height for g in groups if g.height > 50]
   assert len(tall) == 2 and max(tall) < 200, tall
+
+
+def test_ones_run_into_the_next_digit_are_read(tmp_path) -> None:
+  # The generator's "19xx" written fast, each 1 touching or crossing the 9's loop: read 963,
+  # 967 and 927 before the 1's straight edge gave a cut.
+  drawn = draw_samples(tmp_path, [("numbers", 50, 7), ("numbers", 21, 9001),
+                                  ("numbers", 107, 9001)])
+  assert [truth for _, truth in drawn] == ["1963", "1967", "1927"]
+  read = read_numbers(tmp_path)
+  assert {path.name: read[path.name] for path, _ in drawn} == {
+      path.name: truth for path, truth in drawn}

@@ -31,7 +31,8 @@ From OpenCV's connected components, in order:
    (people write fast; a narrower one, a "1" run into its neighbour, where a cut crosses one
    stroke only): it gets cut paths, top to bottom, each crossing the least ink in its
    stretch of columns (of the glyph sheared upright by the row's slant: the gap between
-   slanted digits slants too) and free to bend around a digit that leans into its neighbour,
+   slanted digits slants too) and free to bend around a digit that leans into its neighbour
+   (and, in a number, one along a "1" that is the glyph's straight left side: see ``cuts``),
    and the pieces between any two of them that could be one digit (``Glyph.pieces``; the paths
    are ``cuts``'). Which pieces make the glyph is the model's call
    (``mnist_flax.preprocess.choose``): the likeliest row of pieces from the left edge to the
