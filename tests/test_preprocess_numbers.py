@@ -211,6 +211,29 @@ def test_pieces_read_far_more_surely_replace_the_glyph() -> None:
   assert choose(found, np.array([0.9, 0.999, 0.99])) == [1, 2]
 
 
+def _zeros_run_together(wide: int) -> list[Digit]:
+  """"000" written fast, one glyph 300 x 100 cut at 100 and 200 (0s 100 wide), and a piece
+  ``wide`` pixels wide from its left edge to the second cut's place (as wide as two 0s, or a
+  marker's wide 2 from a number the tilt makes short)."""
+  box = lambda x0, x1: (x0, 0, x1, 100)  # noqa: E731
+  return [Digit(_FIELD, box(0, 300), -1, (0, 3)),
+          Digit(_FIELD, box(0, 100), 0, (0, 1)), Digit(_FIELD, box(100, 200), 0, (1, 2)),
+          Digit(_FIELD, box(0, wide), 0, (0, 2)), Digit(_FIELD, box(200, 300), 0, (2, 3))]
+
+
+def test_a_piece_as_wide_as_two_digits_loses_to_the_two() -> None:
+  # The model reads "00" as a 0 as surely as each of them ("1000" read 100).
+  assert choose(_zeros_run_together(200), np.array([0.99, 0.9995, 0.9996, 0.9997, 0.9995])
+                ) == [1, 2, 4]
+
+
+def test_a_wide_piece_counts_against_other_rows_only() -> None:
+  # Narrower rows read unsurely: the row with the wide piece, still far likelier than the
+  # glyph whole, is the answer ("2000" read 2 when the piece counted against the glyph too).
+  assert choose(_zeros_run_together(150), np.array([0.6, 0.3, 0.3, 0.999, 0.999])
+                ) == [3, 4]
+
+
 def test_a_narrow_glyph_splits_only_on_far_surer_pieces() -> None:
   # An open 0, 0.68 heights wide, read 0.997; its halves read "1" at 1.000 and "7" at 0.999
   # ("2026" answered 21726). A "19" written as one stroke, read 9 at 0.85: its 1 and 9 at 0.999.
@@ -467,3 +490,12 @@ def test_ones_run_into_the_next_digit_are_read(tmp_path) -> None:
   read = read_numbers(tmp_path)
   assert {path.name: read[path.name] for path, _ in drawn} == {
       path.name: truth for path, truth in drawn}
+
+
+def test_zeros_run_together_are_read(tmp_path) -> None:
+  # The generator's "1000"s whose 0s touch: read 100 while a piece as wide as two 0s, read as
+  # a 0 as surely as each of them, counted as likely as they.
+  drawn = draw_samples(tmp_path, [("numbers", 29, 7), ("numbers", 160, 11)])
+  assert [truth for _, truth in drawn] == ["1000", "1000"]
+  read = read_numbers(tmp_path)
+  assert [read[path.name] for path, _ in drawn] == ["1000", "1000"]
