@@ -16,7 +16,7 @@ import math
 import cv2
 import numpy as np
 
-from mnist_flax.preprocess import fast
+from mnist_flax.preprocess import fast, walls
 
 # How much of a box's hull the polygon of its four corners holds (hull area / polygon area):
 # a drawn, printed or photographed box's is about 1 (measured 1.01-1.10 on forms and plates);
@@ -190,9 +190,10 @@ def _box_outline(part: np.ndarray) -> np.ndarray | None:
     return None
   width = max(band, _wall(part, near, corners, path, band))
   cv2.polylines(outline, [corners], True, 1, width)
+  walls.draw(outline, part, corners, width)  # A form's row of cells: the walls between them.
   # What the band misses of a box drawn by hand or seen in perspective is the box too: pieces
   # left that never get two bands from its path (a digit touching the box reaches inside);
-  # so are the walls between a form's cells: thin lines across the whole box. A digit's
+  # so are walls standing apart (of two cells): thin lines across the whole box. A digit's
   # stroke that crosses a side stays whole, and with it what it holds outside the box.
   rest = (part & ((outline == 0) | _crossings(part, outline > 0, corners, width))).astype(np.uint8)
   count, labels, stats, _ = fast.connected_components(rest, connectivity=8)
@@ -200,11 +201,11 @@ def _box_outline(part: np.ndarray) -> np.ndarray | None:
   inside = np.bincount(labels[far & (rest > 0)], minlength=count) > 0
   _, _, w, h, area = stats.T
   long_side = np.maximum(w, h)
-  walls = np.flatnonzero(inside & (long_side >= 0.7 * min(rw, rh)) &
+  apart = np.flatnonzero(inside & (long_side >= 0.7 * min(rw, rh)) &
                          (area <= 1.5 * band * long_side))
   sides = np.roll(corners, -1, axis=0) - corners
   turns = np.arctan2(sides[:, 1], sides[:, 0])
-  for i in walls:
+  for i in apart:
     # A wall is straight: thin across its own rectangle, where a thin-stroked 0 or 8 as
     # tall as the box is as wide as a digit; and it runs along two of the box's sides, where
     # a 1's or a 7's stroke across the box leans.
