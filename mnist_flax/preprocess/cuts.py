@@ -59,7 +59,8 @@ _MAX_SLANT, _LEAST_SIDE = 0.4, 0.03
 # digit measured 0.2-0.5, 1s 0.86-1.46), with the other digit's ink beyond it on _ONE_BESIDE of
 # its rows; seams less than _ONE_NEAR heights right of its edge cut the 1. A glyph alone is
 # not looked at (letters A, K, M were read as 14 and 15), nor a glyph's right side (a 9's or
-# a 7's stem: "09" read 01). On 3,273 pictures +10 -1; on 1,300 held out +6 -1.
+# a 7's stem: "09" read 01). On 3,273 pictures +10 -1; held out (800 numbers, 300
+# non-digits) +6 -1, non-digits said unsure unchanged.
 _ONE_STRAIGHT, _ONE_TALL, _ONE_SLOPE, _ONE_THIN, _ONE_AS_THICK, _ONE_BESIDE, _ONE_NEAR = (
     0.03, 0.6, 0.6, 0.15, 0.7, 0.7, 0.05)
 
@@ -191,10 +192,10 @@ def _with_one(mask: np.ndarray, paths: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def _one_edge(mask: np.ndarray) -> tuple[np.ndarray, float] | None:
-  """The path (see paths) along the inner edge of a "1" that is the glyph's left side, and
-  the 1's width (across the rows), if it is one: the glyph's leftmost ink lies on a straight line, nearly upright, over most of its
-  height, a thin stroke wide, with paper and then more ink (the other digit) beyond it on most
-  of those rows."""
+  """The path (see paths) along the inner edge of a "1" that is the glyph's left side, and the
+  1's width (across the rows), if it is one: the glyph's leftmost ink lies on a straight line,
+  nearly upright, over most of its height, a thin stroke wide, with paper and then more ink
+  (the other digit) beyond it on most of those rows."""
   h, w = mask.shape
   rows = np.flatnonzero(mask.any(axis=1))
   if rows.size < _ONE_TALL * h:

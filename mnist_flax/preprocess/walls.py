@@ -9,7 +9,7 @@ a digit touches, or one the threshold broke, stayed and was read as a 1 ("2021" 
 "1937" read 19137). Here the walls are found on the box itself: straight lines of ink from
 one long side to the other, each as thin as a line with paper beside it, splitting the box
 into three or more cells of one width. Measured on 3,273 pictures +5 -0, and held out
-(1,300 numbers, 300 non-digits) +4 -0, non-digits said unsure unchanged. Two cells as well
+(800 numbers, 300 non-digits) +4 -0, non-digits said unsure unchanged. Two cells as well
 gave +6 -0 and +5 -0 but read an H and an A on squared paper (a box with a wall) as digits.
 """
 
