@@ -129,7 +129,8 @@ def test_in_a_drawing_a_box_a_digit_crosses_is_taken_off() -> None:
 def test_in_a_drawing_a_digit_is_no_box_nor_a_square_8(monkeypatch) -> None:
   looked = []
   box_outline = frames._box_outline
-  monkeypatch.setattr(frames, "_box_outline", lambda part: looked.append(1) or box_outline(part))
+  monkeypatch.setattr(frames, "_box_outline",
+                      lambda part, *rest: looked.append(1) or box_outline(part, *rest))
   seven = np.zeros((160, 140), np.uint8)  # No ink along its rectangle's left side.
   cv2.polylines(seven, [np.array([(30, 20), (120, 20), (60, 150)], np.int32)], False, 1, 6)
   out, _ = frames.remove_frames(seven.astype(bool), drawn=True)

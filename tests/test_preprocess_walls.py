@@ -57,3 +57,22 @@ def test_forms_whose_walls_a_digit_touches_are_read(tmp_path) -> None:
   assert [truth for _, truth in drawn] == ["2021", "1937"]
   read = read_numbers(tmp_path)
   assert [read[path.name] for path, _ in drawn] == ["2021", "1937"]
+
+
+def test_cells_only_takes_a_row_of_cells_and_leaves_a_plain_box() -> None:
+  # Taken before the rules are (preprocess.to_digits), while the box's long sides hold it
+  # together; a box of one cell, or a ruling, is for the later passes.
+  out, _ = frames.remove_frames(_form(touching=True), cells_only=True)
+  assert [_left_along(out, x) for x in _WALLS] == [0, 0, 0]
+  plain = _form(touching=False, walls=())
+  out, _ = frames.remove_frames(plain, cells_only=True)
+  assert (out == plain).all()
+
+
+def test_forms_whose_long_sides_look_like_rules_are_read(tmp_path) -> None:
+  # The generator's "1948" and "721" in a row of boxes filling the sheet: remove_rules took the
+  # box's long sides and left its walls, read 11191481 and 1712111 before.
+  drawn = draw_samples(tmp_path, [("numbers", 58, 31337), ("numbers", 51, 31337)])
+  assert [truth for _, truth in drawn] == ["1948", "721"]
+  read = read_numbers(tmp_path)
+  assert [read[path.name] for path, _ in drawn] == ["1948", "721"]

@@ -159,7 +159,7 @@ def _shortest_side(corners: np.ndarray) -> float:
   return float(np.hypot(*(np.roll(corners, -1, axis=0) - corners).T).min())
 
 
-def _box_outline(part: np.ndarray) -> np.ndarray | None:
+def _box_outline(part: np.ndarray, cells_only: bool = False) -> np.ndarray | None:
   """Where a rectangle's outline (turned any way) runs through a component (its pixels, cut to
   its box), if the component holds one: the sides of its minimum-area rectangle, mostly drawn.
   A digit touching the box stays part of the component; only the outline is returned."""
@@ -190,7 +190,9 @@ def _box_outline(part: np.ndarray) -> np.ndarray | None:
     return None
   width = max(band, _wall(part, near, corners, path, band))
   cv2.polylines(outline, [corners], True, 1, width)
-  walls.draw(outline, part, corners, width)  # A form's row of cells: the walls between them.
+  # A form's row of cells: the walls between them (with cells_only, a box without is none).
+  if walls.draw(outline, part, corners, width) == 0 and cells_only:
+    return None
   # What the band misses of a box drawn by hand or seen in perspective is the box too: pieces
   # left that never get two bands from its path (a digit touching the box reaches inside);
   # so are walls standing apart (of two cells): thin lines across the whole box. A digit's
@@ -292,19 +294,21 @@ def _wall(part: np.ndarray, near: np.ndarray, corners: np.ndarray, path: np.ndar
   return int(np.ceil(4.0 * float(np.median(depth)))) + 1 if depth.size else 0
 
 
-def remove_frames(mask: np.ndarray, drawn: bool = False
+def remove_frames(mask: np.ndarray, drawn: bool = False, cells_only: bool = False
                   ) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
   """``mask`` without frames and boxes around the digit (see the module docstring), also those
   the digit touches; in a drawing (``drawn``: a scan, a screenshot), those only where ink runs
-  along every side of the box's rectangle (see _SIDE_INKED). Also returns the result's
-  connected components (labels, stats) when they are known (nothing was removed after they
-  were found), for digits.find."""
+  along every side of the box's rectangle (see _SIDE_INKED); with ``cells_only``, only a form's
+  rows of cells (boxes with walls: see walls.py), and no picture's border. Also returns the
+  result's connected components (labels, stats) when they are known (nothing was removed after
+  they were found), for digits.find."""
   out = mask.copy()
   ys, xs = np.nonzero(out.any(axis=1))[0], np.nonzero(out.any(axis=0))[0]
   if ys.size == 0:
     return out, None
   box = int(ys[0]), int(xs[0]), int(ys[-1]) + 1, int(xs[-1]) + 1
-  _strip_border(out, *box)
+  if not cells_only:
+    _strip_border(out, *box)
   labels, stats = _components_in(out, *box)
   known = True
   for i in 1 + np.argsort(-stats[1:, cv2.CC_STAT_AREA])[:4]:
@@ -319,7 +323,7 @@ def remove_frames(mask: np.ndarray, drawn: bool = False
     part = labels[y:y + h, x:x + w] == i
     if drawn and not (inside or _inked_round(part)):
       continue  # Cheaply no box (most digits): a side of its rectangle has no ink along it.
-    outline = _box_outline(part)
+    outline = _box_outline(part, cells_only)
     # A box around something: a digit touching it (in the component) or inside it. In a
     # drawing, a digit may be drawn square itself (a screen's 8): what is left must be as tall
     # as a digit in the box, not one bar.

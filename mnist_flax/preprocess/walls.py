@@ -11,6 +11,8 @@ one long side to the other, each as thin as a line with paper beside it, splitti
 into three or more cells of one width. Measured on 3,273 pictures +5 -0, and held out
 (800 numbers, 300 non-digits) +4 -0, non-digits said unsure unchanged. Two cells as well
 gave +6 -0 and +5 -0 but read an H and an A on squared paper (a box with a wall) as digits.
+A row of cells is also taken off before the rules are (frames.remove_frames with cells_only,
+from preprocess.to_digits): a row filling the sheet has long sides that look like rules.
 """
 
 from __future__ import annotations
@@ -32,9 +34,9 @@ _LOWEST, _WALLS = 24, 4
 _BESIDE = 0.5
 
 
-def draw(outline: np.ndarray, part: np.ndarray, corners: np.ndarray, width: int) -> None:
+def draw(outline: np.ndarray, part: np.ndarray, corners: np.ndarray, width: int) -> int:
   """Draws into ``outline`` (uint8) the walls, ``width`` wide, of the box whose component is
-  ``part`` (bool) and whose outer ``corners`` are four points in order round it."""
+  ``part`` (bool) and whose outer ``corners`` are four points in order round it; how many."""
   c = corners.astype(np.float64)
   sides = np.roll(c, -1, axis=0) - c
   lengths = np.hypot(sides[:, 0], sides[:, 1])
@@ -45,7 +47,7 @@ def draw(outline: np.ndarray, part: np.ndarray, corners: np.ndarray, width: int)
   across = 0.5 * (np.hypot(*(b0 - a0)) + np.hypot(*(b1 - a1)))
   most = min(_MOST_CELLS, int(long_side / (_NARROWEST_CELL * across)))
   if most < 3 or across < max(_WALLS * width, _LOWEST):
-    return
+    return 0
   inked = _inked(part, a0, a1, b0, b1, long_side, across, width)
   ts = np.arange(inked.size) / long_side
   found: list[float] = []
@@ -56,6 +58,7 @@ def draw(outline: np.ndarray, part: np.ndarray, corners: np.ndarray, width: int)
   for t in found:
     p, q = np.rint(a0 + t * (a1 - a0)).astype(int), np.rint(b0 + t * (b1 - b0)).astype(int)
     cv2.line(outline, (int(p[0]), int(p[1])), (int(q[0]), int(q[1])), 1, width)
+  return len(found)
 
 
 def _inked(part: np.ndarray, a0: np.ndarray, a1: np.ndarray, b0: np.ndarray, b1: np.ndarray,
