@@ -8,6 +8,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from conftest import draw_samples, read_numbers
 from PIL import Image
 
 from mnist_flax.preprocess import gray, paper, plates, to_digits
@@ -215,3 +216,37 @@ def test_a_cell_of_a_forms_row_is_no_plate(tmp_path, index, seed, truth):
   assert plates.find_plate(page.mask) is None
   found = [d for d in to_digits(image) if d.split_of < 0]
   assert len(found) >= len(truth)
+
+
+def _face(light: bool, stroke: int, shadow: bool) -> np.ndarray:
+  """A plate's box 200 x 120 in [0, 1]: a face (light or dark) with a "7" painted on it in the
+  other shade, ``stroke`` px wide; with ``shadow``, a hard shadow over the left 60% of it."""
+  face, paint = (0.85, 0.15) if light else (0.2, 0.9)
+  a = np.full((120, 200), face, np.float32)
+  cv2.polylines(a, [np.array([[60, 20], [140, 20], [90, 100]])], False, paint, stroke)
+  if shadow:
+    a[:, :120] *= 0.4
+  return a
+
+
+@pytest.mark.parametrize("light", [True, False])
+@pytest.mark.parametrize("stroke", [4, 24])
+def test_a_plates_face_is_told_from_its_paint(light: bool, stroke: int) -> None:
+  assert plates.face_is_light(_face(light, stroke, shadow=False)) is light
+
+
+@pytest.mark.parametrize("light", [True, False])
+def test_a_hard_shadow_across_a_plate_is_not_its_face(light: bool) -> None:
+  # Otsu alone splits the box into shade and light, and the shade is the larger side.
+  assert plates.face_is_light(_face(light, 4, shadow=True)) is light
+
+
+def test_plates_and_form_boxes_with_a_shadow_across_are_read(tmp_path) -> None:
+  # The generator's: a form's box (taken for a plate) and a plate, a shadow across each, read
+  # 11, 20 and 77 before (the shadow's side read as ink); and a plate of bold printed digits
+  # and no shadow, which dividing by the face's median would read as 0 (its digits as paper).
+  drawn = draw_samples(tmp_path, [("photos", 46, 13), ("photos", 227, 13), ("photos", 207, 13),
+                                  ("numbers", 83, 2027)])
+  assert [truth for _, truth in drawn] == ["6", "7", "7", "1989"]
+  read = read_numbers(tmp_path)
+  assert [read[path.name] for path, _ in drawn] == ["6", "7", "7", "1989"]

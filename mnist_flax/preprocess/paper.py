@@ -184,13 +184,6 @@ def _in_shade(light: np.ndarray) -> bool:
   return dark is not None and dark[1][4] >= _SHADE_SHARE * light.size
 
 
-def _mostly_light(lum: np.ndarray) -> bool:
-  """Whether Otsu's lighter side is the larger one."""
-  lum8 = np.clip(lum * 255 + 0.5, 0, 255).astype(np.uint8)
-  _, light = cv2.threshold(lum8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-  return cv2.countNonZero(light) >= 0.5 * light.size
-
-
 def _closing(small8: np.ndarray, k: int) -> np.ndarray:
   kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
   return cv2.morphologyEx(small8, cv2.MORPH_CLOSE, kernel, borderType=cv2.BORDER_REPLICATE)
@@ -304,13 +297,13 @@ def find_ink(lum: np.ndarray, plate: np.ndarray | None = None) -> Page | None:
   """The ink map and mask of a luminance image; None if nothing stands out from the paper.
 
   ``plate``: ``lum`` is the box of a plate (see plates.find_plate) and this its face (bool, lum's
-  shape), whose surface is most of it, so the paper is Otsu's larger side: ink_is_dark would
+  shape), whose surface is most of it (see plates.face_is_light): ink_is_dark would
   take a bold light digit filling a dark plate for a sheet on a desk. Ink off the face (the
   wall in the corners of a tilted plate's box, the plate's rim) is left out.
   """
   if min(lum.shape) < 3:
     return None
-  dark_ink = _mostly_light(lum) if plate is not None else ink_is_dark(lum)
+  dark_ink = plates.face_is_light(lum) if plate is not None else ink_is_dark(lum)
   if not dark_ink:
     lum = 1.0 - lum
   background8, sheet, lit, dip = _background(lum)
