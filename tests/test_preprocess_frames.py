@@ -110,6 +110,15 @@ def test_photos_of_digits_touching_a_small_box_are_read(tmp_path) -> None:
   assert read_numbers(tmp_path) == {path.name: truth for path, truth in photos}
 
 
+def test_a_1_across_a_box_and_out_of_it_is_no_wall(tmp_path) -> None:
+  # The generator's 1 in a form's box, through its bottom side: straight, upright and nearly
+  # as tall as the box, it was taken for a wall between two cells and went with the box; the
+  # box was read as a 0. A wall stays within the box.
+  drawn = draw_samples(tmp_path, [("photos", 271, 13)])
+  assert [truth for _, truth in drawn] == ["1"]
+  assert read_numbers(tmp_path) == {drawn[0][0].name: "1"}
+
+
 # Generator photos of a form's box, evenly lit and so read as drawings, a 7 run across its
 # side: the drawing path took off only boxes with a digit inside, and the box was read with
 # the 7 ("0", "17").

@@ -207,6 +207,12 @@ def _box_outline(part: np.ndarray, cells_only: bool = False) -> np.ndarray | Non
                          (area <= 1.5 * band * long_side))
   sides = np.roll(corners, -1, axis=0) - corners
   turns = np.arctan2(sides[:, 1], sides[:, 0])
+  if apart.size:  # A wall stays within the box; a 1 that crosses a side reaches beyond it.
+    within = np.zeros(part.shape, np.uint8)
+    cv2.fillPoly(within, [corners.astype(np.int32)], 1)
+    within = cv2.dilate(within, np.ones((width + 3, width + 3), np.uint8))
+    beyond = np.bincount(labels[(within == 0) & (rest > 0)], minlength=count)
+    apart = apart[beyond[apart] == 0]
   for i in apart:
     # A wall is straight: thin across its own rectangle, where a thin-stroked 0 or 8 as
     # tall as the box is as wide as a digit; and it runs along two of the box's sides, where
