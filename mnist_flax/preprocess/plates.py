@@ -30,12 +30,12 @@ _PLATE_DEPTH = 0.25
 _BOXY, _NOTCHED_SOLID = 0.95, 0.5
 _PLAIN, _NOTCHED = "plain", "notched"  # How find_plate found a plate.
 # Otsu's smaller side of a plate's box, over this fraction of the box's short side from its
-# other side somewhere, is a shadow across it, not paint: the face's paper divided by its median
-# over _SHADE_MEDIAN of that side decides. Strokes of bold printed digits: 0.09-0.11; hard
-# shadows across a plate or a form's box taken for one: 0.17-0.32. On 3,273 pictures +11 -0
-# (the red team's non-digits said unsure 22 -> 21 of 33), held out +4 -0; without the depth
-# test +11 -1 and +4 -2, bold printed digits read as the paper (the threshold was set after
-# seeing those two held-out losses).
+# other side somewhere, is a shadow across it, not paint: then the box divided by its median
+# over _SHADE_MEDIAN of that side is split instead. Strokes of bold printed digits measure
+# 0.09-0.11; hard shadows across a plate or a form's box taken for one 0.17-0.32. On 3,273
+# pictures +11 -0 (the red team's non-digits said unsure 22 -> 21 of 33), held out +4 -0;
+# without the depth test +11 -1 and +4 -2, bold printed digits read as the paper (the
+# threshold was set after seeing those two held-out losses).
 _SHADE_DEPTH, _SHADE_MEDIAN = 0.15, 0.5
 
 
