@@ -11,7 +11,8 @@ Downloads go through ``tfds.download.DownloadManager`` with the URLs, sizes and 
 tensorflow-datasets registers for its ``mnist`` dataset, so TFDS verifies every byte and shares its
 cache with ``tfds.load("mnist")``. The TFDS *builder* is not used: it needs TensorFlow to decode
 the files, and TensorFlow is not a dependency. Failures (offline, mirror silent, bad checksum) raise
-``DataError`` within ``timeout`` seconds with a message on how to use local files instead.
+``DataError`` once the mirror has been unreachable or silent for ``timeout`` seconds, with a message
+on how to use local files instead.
 
 Cache layout under ``cache_dir`` (default ``$TFDS_DATA_DIR/downloads``, else
 ``~/tensorflow_datasets/downloads``, the folder TFDS itself downloads to)::
@@ -52,6 +53,11 @@ MNIST_FILES: tuple[str, ...] = FILES_GZ  # As TFDS registers and downloads them.
 _TFDS_NAME = "mnist"
 _IDX_SUBDIR = "mnist_idx"
 _POLL_SECONDS = 0.2
+# The helper's first import of tensorflow-datasets compiles its bytecode: seconds on a fresh
+# install, on a busy machine more than a short `timeout`. That is not the mirror being silent, so
+# the silence clock starts once the helper says it is ready; start-up has this bound of its own.
+_STARTUP_SECONDS = 120.0
+_READY = "ready"
 
 # TFDS blocks on an unresponsive mirror forever and retries refused connections for minutes, and
 # its download threads are joined at interpreter exit, so a thread we stopped waiting for would
@@ -116,14 +122,13 @@ def _fetch(cache_dir: str | os.PathLike[str] | None, timeout: float, progress: b
 
   # TFDS trusts its cache by file name alone, so a damaged cached file gets one re-download.
   for _ in range(2):
-    downloaded = _download_with_tfds(download_dir, urls, checksums, timeout, progress, start)
+    downloaded = _download_with_tfds(download_dir, urls, checksums, timeout, progress)
     damaged = [name for name, path in downloaded.items() if not _matches(path, checksums[name])]
     if not damaged:
       break
     for name in damaged:
       downloaded[name].unlink(missing_ok=True)
       downloaded[name].with_name(downloaded[name].name + ".INFO").unlink(missing_ok=True)
-    start = time.monotonic()
   else:
     raise _download_failed(f"{', '.join(damaged)} failed the size/sha256 check twice")
 
@@ -259,7 +264,6 @@ def _download_with_tfds(
     checksums: Mapping[str, tuple[int, str]],
     timeout: float,
     progress: bool,
-    start: float,
 ) -> dict[str, pathlib.Path]:
   """Runs the TFDS download in a child process, killed once no data arrived for ``timeout`` s."""
   # TFDS downloads into <download_dir>/mnist/<name>.tmp.<uuid>/ and renames the file out only
@@ -279,16 +283,27 @@ def _download_with_tfds(
       stderr=None if progress else subprocess.DEVNULL,
       text=True,
   )
+  lines: list[str] = []  # the child's stdout: _READY, then its JSON result
+  reader = threading.Thread(target=lambda: lines.extend(process.stdout or ()), daemon=True)
+  reader.start()
   seen_sizes: dict[pathlib.Path, int] = {}
-  last_data = start  # the probe's time counts too: `timeout` bounds the whole silent stretch
-  output = ""
+  launched = time.monotonic()
+  last_data: float | None = None  # set once the child is ready to download
   try:
     while True:
       try:
-        output, _ = process.communicate(timeout=_POLL_SECONDS)
+        process.wait(timeout=_POLL_SECONDS)
         break
       except subprocess.TimeoutExpired:
         pass
+      now = time.monotonic()
+      if last_data is None:
+        if _READY + "\n" in lines:
+          last_data = now
+        elif now - launched >= _STARTUP_SECONDS:
+          raise _download_failed(
+              f"the download helper did not start within {_STARTUP_SECONDS:g} s")
+        continue
       try:
         partial = list(download_dir.glob(f"{tmp_glob}/*"))
       except OSError:  # A temporary folder moved or removed while it was listed.
@@ -300,11 +315,12 @@ def _download_with_tfds(
           continue
         if size > seen_sizes.get(path, 0):
           seen_sizes[path] = size
-          last_data = time.monotonic()
-      if time.monotonic() - last_data >= timeout:
+          last_data = now
+      if now - last_data >= timeout:
         hosts = ", ".join(sorted({urllib.parse.urlsplit(u).hostname or u for u in urls.values()}))
         raise _download_failed(f"no data from {hosts} for {timeout:g} s")
-    result = _child_result(output, process.returncode)
+    reader.join()
+    result = _child_result("".join(lines), process.returncode)
     if "error" in result:
       raise _download_failed(result["error"])
     return {name: pathlib.Path(path) for name, path in result["paths"].items()}
@@ -351,6 +367,7 @@ def _tfds_download_child(spec_json: str) -> None:
   from tensorflow_datasets.core.download import download_manager as tfds_download_manager
   # pylint: enable=g-import-not-at-top
 
+  print(_READY, flush=True)  # the parent's silence clock starts now
   spec = json.loads(spec_json)
   if not spec["progress"]:
     tfds.disable_progress_bar()

@@ -163,6 +163,20 @@ def test_downloads_with_canonical_names_then_reuses_cache_offline(
   assert time.monotonic() - start < 1.0
 
 
+def test_slow_helper_start_is_not_taken_for_a_silent_mirror(
+    tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+  # A fresh install compiles tensorflow-datasets' bytecode on its first import: seconds.
+  monkeypatch.setattr(download, "_CHILD_CODE", "import time; time.sleep(3); " + download._CHILD_CODE)
+  files = _idx_files()
+  with _http_server(_served(tmp_path, files)) as base:
+    folder = download.fetch_mnist(
+        tmp_path / "cache", urls=_urls(base), checksums=_checksums(files), timeout=1.0,
+        progress=False,
+    )
+  assert all((folder / name).read_bytes() == data for name, data in files.items())
+
+
 def test_damaged_cache_is_downloaded_again(
     tmp_path: pathlib.Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -204,7 +218,8 @@ def _assert_fails_fast(cache: pathlib.Path, urls: dict[str, str], timeout: float
   start = time.monotonic()
   with pytest.raises(DataError) as error:
     download.fetch_mnist(cache, urls=urls, timeout=timeout, progress=False)
-  assert time.monotonic() - start < timeout + 2.0
+  # On top of `timeout`: the probe and the helper's start-up (importing tensorflow-datasets).
+  assert time.monotonic() - start < timeout + 10.0
   message = str(error.value)
   assert "--config.data.dir=" in message and "MNIST_DATA_DIR=" in message
   assert "\n" not in message
