@@ -37,6 +37,22 @@ def test_a_digit_above_a_desks_grain_is_not_gathered_into_it() -> None:
   assert _gathered((400, 500, 60, 300, 4000), (410, 390, 30, 40, 500)) == [[1], [2]]
 
 
+def test_a_flat_base_broken_off_its_stroke_is_tied_back() -> None:
+  # A pencil 2 on squared paper: its top arc, its diagonal stroke just below it, and, 4 px below
+  # that, its base, 73 px wide but 19 px tall (placed before the diagonal, it was too far from
+  # the arc to join; the diagonal then all but touches it, for its width).
+  assert _gathered((484, 515, 73, 46, 542), (458, 614, 73, 19, 515),
+                   (485, 565, 57, 45, 294)) == [[1, 2, 3]]
+
+
+def test_twos_that_lost_their_base_are_read(tmp_path) -> None:
+  # The generator's: each read 7, with probability 0.999.
+  drawn = draw_samples(tmp_path, [("photos", 12, 31337), ("photos", 122, 9001)])
+  assert [truth for _, truth in drawn] == ["2", "2"]
+  read = read_numbers(tmp_path)
+  assert [read[path.name] for path, _ in drawn] == ["2", "2"]
+
+
 def test_numbers_beside_a_shadow_or_the_desk_are_read_whole(tmp_path) -> None:
   # The generator's: a mark of a hand's shadow joined the 2 of "24" (read 4), the desk's the 0
   # of "05" (read 5) and a marker 7 (read 1).
