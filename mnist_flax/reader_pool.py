@@ -47,6 +47,8 @@ _MESSAGE_BYTES = 4096
 # Readings of a picture's digits kept (a number's, and its touching digits' other readings):
 # more are not read.
 MAX_DIGITS = 40
+# A digit's box (4), split_of, span (2) and row, as int32 (see preprocess.Digit).
+_BOX_INTS = 8
 
 
 def read_one(preprocess: Any, path: str,
@@ -122,14 +124,15 @@ class Workers:
     n = len(self._paths)
     k = MAX_DIGITS
     pixels = IMAGE_SIZE * IMAGE_SIZE
-    sizes = (4 * pixels * k * n, _MESSAGE_BYTES * n, 16 * count, 8, n, 28 * k * n, n)
+    sizes = (4 * pixels * k * n, _MESSAGE_BYTES * n, 16 * count, 8, n, 4 * _BOX_INTS * k * n, n)
     self._memory = mmap.mmap(-1, sum(sizes))  # Anonymous and shared: inherited by fork.
     offsets = [sum(sizes[:i]) for i in range(len(sizes))]
     buf = self._memory
     self._fields = np.frombuffer(buf, np.float32, pixels * k * n, offsets[0]).reshape(
         n, k, IMAGE_SIZE, IMAGE_SIZE)
-    # Per digit: its box, then split_of and span (see preprocess.Digit).
-    self._boxes = np.frombuffer(buf, np.int32, 7 * k * n, offsets[5]).reshape(n, k, 7)
+    # Per digit: its box, then split_of, span and row (see preprocess.Digit).
+    self._boxes = np.frombuffer(buf, np.int32, _BOX_INTS * k * n, offsets[5]).reshape(
+        n, k, _BOX_INTS)
     self._counts = np.frombuffer(buf, np.uint8, n, offsets[6])
     self._messages = np.frombuffer(buf, np.uint8, _MESSAGE_BYTES * n,
                                    offsets[1]).reshape(n, _MESSAGE_BYTES)
@@ -175,7 +178,7 @@ class Workers:
         if error is None:
           for j, digit in enumerate(found):
             self._fields[i, j] = digit.field
-            self._boxes[i, j] = (*digit.box, digit.split_of, *digit.span)
+            self._boxes[i, j] = (*digit.box, digit.split_of, *digit.span, digit.row)
           self._counts[i] = len(found)
           self._state[i] = 1
         else:
@@ -253,7 +256,7 @@ class Workers:
       elif self._state[i] == 1:
         rows = self._boxes[i].tolist()
         out.append(([self._preprocess.Digit(np.array(self._fields[i, j]), tuple(rows[j][:4]),
-                                            rows[j][4], tuple(rows[j][5:]))
+                                            rows[j][4], tuple(rows[j][5:7]), rows[j][7])
                      for j in range(int(self._counts[i]))],
                     None))
       elif self._state[i] == 2:

@@ -306,6 +306,32 @@ def test_many_files_in_workers_keep_order_and_per_file_errors(tmp_path: Path,
       result.returncode, result.stdout, result.stderr)
 
 
+_ROUND_TRIP = """
+import sys, types
+import numpy as np
+from mnist_flax import preprocess, reader_pool
+found = [preprocess.Digit(np.full((28, 28), 0.5, np.float32), (1, 2, 3, 4)),
+         preprocess.Digit(np.eye(28, dtype=np.float32), (5, 6, 7, 8), 0, (1, 2), 1)]
+fake = types.SimpleNamespace(Digit=preprocess.Digit, read_digits=lambda path, single: found)
+workers = reader_pool.Workers(fake, sys.argv[1:], 2)
+try:
+  read = workers.results(help_here=False)
+finally:
+  workers.close()
+key = lambda d: (d.box, d.split_of, d.span, d.row, d.field.tolist())
+print(all(error is None and list(map(key, got)) == list(map(key, found)) for got, error in read))
+"""
+
+
+def test_workers_return_every_field_of_each_digit():
+  """What a worker process found comes back whole: boxes, pieces' spans and rows, fields."""
+  env = dict(os.environ)
+  env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+  result = subprocess.run([sys.executable, "-c", _ROUND_TRIP, "a.png", "b.png", "c.png"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+  assert (result.returncode, result.stdout, result.stderr) == (0, "True\n", "")
+
+
 _CRASH_HANG = """
 import os, signal, sys, time
 from mnist_flax import preprocess, reader_pool

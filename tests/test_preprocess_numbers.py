@@ -267,6 +267,27 @@ def test_a_glyph_twice_as_wide_as_tall_is_not_one_digit() -> None:
   assert choose(found, np.array([0.99, 0.97, 0.97])) == [0]
 
 
+def test_a_rival_row_is_read_where_the_model_is_surer_of_it() -> None:
+  # Row 0: a blob of the desk, alone; row 1: a number beside it (see digits.find).
+  found = [Digit(_FIELD, (0, 0, 200, 200)), Digit(_FIELD, (300, 50, 360, 150), row=1),
+           Digit(_FIELD, (380, 50, 440, 150), row=1)]
+  assert choose(found, np.array([0.04, 0.99, 0.97])) == [1, 2]
+  # A digit beside a label's letters, read unsurely; and a tie, which row 0 keeps.
+  assert choose(found, np.array([0.96, 0.9, 0.02])) == [0]
+  assert choose(found, np.array([0.5, 0.5, 0.5])) == [0]
+  # Bricks the reader is sure are 2s, but the gate doubts are digits at all: row 0 stays.
+  assert choose(found, np.array([0.3, 0.99, 0.99])) == [1, 2]
+  assert choose(found, np.array([0.3, 0.99, 0.99]), np.array([0.01, 0.001, 0.001])) == [0]
+
+
+def test_a_rival_rows_glyph_may_be_cut_too() -> None:
+  # Row 1's glyph, two touching digits, read best as its pieces: those are the answer.
+  found = [Digit(_FIELD, (0, 0, 100, 100)), Digit(_FIELD, (200, 0, 400, 100), -1, (0, 2), 1),
+           Digit(_FIELD, (200, 0, 300, 100), 1, (0, 1), 1),
+           Digit(_FIELD, (300, 0, 400, 100), 1, (1, 2), 1)]
+  assert choose(found, np.array([0.3, 0.5, 0.99, 0.98])) == [2, 3]
+
+
 def test_glyphs_without_pieces_are_read_in_order() -> None:
   found = [Digit(_FIELD, (0, 0, 10, 10)), Digit(_FIELD, (20, 0, 30, 10))]
   assert choose(found, np.array([0.3, 0.2])) == [0, 1]

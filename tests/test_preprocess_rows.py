@@ -66,3 +66,17 @@ def test_a_digit_as_tall_as_the_row_joins_it_beside_a_main_glyph_a_line_makes_ta
   glyphs = digits.find(mask.astype(bool))
   assert len(glyphs) == 3, [g.box for g in glyphs]
   assert glyphs[0].box[0] < 70
+
+
+def test_a_number_beside_a_bigger_blob_is_read(tmp_path: Path) -> None:
+  # The generator's: the desk's corner, or a hand's shadow, inked as one blob bigger than any
+  # digit of the number beside it, was read alone ("1954" read 2, "1984" 7, "35" 6, "467" 51).
+  # A label's letters ("Code") and a desk's grain, each a row with more ink than the digit
+  # beside it, read less surely than it: the digit stays the answer.
+  cases = [("numbers", 58, 9001), ("numbers", 168, 9001), ("numbers", 10, 7),
+           ("numbers", 86, 11), ("photos", 141, 13), ("printed", 88, 21)]
+  drawn = draw_samples(tmp_path, cases)
+  truths = ["1954", "1984", "35", "467", "1", "8"]
+  assert [truth for _, truth in drawn] == truths
+  read = read_numbers(tmp_path)
+  assert [read[path.name] for path, _ in drawn] == truths

@@ -59,13 +59,15 @@ class Digit:
 
   ``split_of`` >= 0 marks a piece of the digit at that index, read as touching digits: the ink
   between its cut paths ``span`` (0 is the digit's left edge; the digit itself spans all of
-  them); ``choose`` picks the pieces, or the digit itself.
+  them); ``choose`` picks the pieces, or the digit itself. ``row`` 1 marks the digits of a
+  rival row (see digits.find), read instead of row 0's where the model is surer of them.
   """
 
   field: np.ndarray  # float32 (28, 28) in [0, 1], MNIST's white ink on black.
   box: tuple[int, int, int, int]  # x0, y0, x1, y1 in the (upright) image's pixels.
   split_of: int = -1
   span: tuple[int, int] = (0, 1)
+  row: int = 0
 
 
 def to_grayscale_ink(image: Image.Image) -> np.ndarray:
@@ -76,8 +78,8 @@ def to_grayscale_ink(image: Image.Image) -> np.ndarray:
 
 
 def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
-  """The digits in ``image``, left to right ([] if none; at most one with ``single``), then
-  the pieces of those that may be touching digits."""
+  """The digits in ``image``, left to right ([] if none; at most one with ``single``), then a
+  rival row's (see digits.find), then the pieces of those that may be touching digits."""
   lum, scale = gray.luminance(image)
   # Boxes in the file's pixels, also when the file was decoded reduced (a big JPEG's draft).
   drafted = image.info.get(read.DRAFT_SCALE, 1.0)
@@ -110,25 +112,26 @@ def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
       mask, components = sheet.off_desk(mask, labels, stats, page.lit), None
   out: list[Digit] = []
 
-  def add(glyph: digits.Glyph, split_of: int, span: tuple[int, int]) -> None:
+  def add(glyph: digits.Glyph, split_of: int, span: tuple[int, int], row: int) -> None:
     x0, y0, x1, y1 = glyph.box
     x0, x1, y0, y1 = x0 + dx, x1 + dx, y0 + dy, y1 + dy
     box = (int(x0 * scale), int(y0 * scale), min(width, round(x1 * scale)),
            min(height, round(y1 * scale)))
-    out.append(Digit(normalise.to_field(page.ink, glyph), box, split_of, span))
+    out.append(Digit(normalise.to_field(page.ink, glyph), box, split_of, span, row))
 
   glyphs = digits.find(mask, single=single, lit=page.lit, components=components, drawn=drawn)
   for glyph in glyphs:
-    add(glyph, -1, (0, glyph.cuts + 1))
+    add(glyph, -1, (0, glyph.cuts + 1), glyph.row)
   # Every glyph before any piece: a caller keeping only the first few (reader_pool) loses
   # other ways to cut a glyph, never a digit.
   for whole, glyph in enumerate(glyphs):
     for a, b, piece in glyph.pieces:
-      add(piece, whole, (a, b))
+      add(piece, whole, (a, b), glyph.row)
   return out
 
 
-def choose(found: list[Digit], confidence: np.ndarray) -> list[int]:
+def choose(found: list[Digit], confidence: np.ndarray,
+           digitness: np.ndarray | None = None) -> list[int]:
   """Which of ``found`` make the answer, left to right, given the model's confidence in each
   (its top probability, calibrated): each glyph whole, or the likeliest row of its pieces from
   its left edge to its right one where that row is wrong at most 1/_SPLIT_ODDS as often (the
@@ -142,12 +145,18 @@ def choose(found: list[Digit], confidence: np.ndarray) -> list[int]:
   fourth power, by how much it is wider than gather.WIDEST_DIGIT heights: the model reads two
   0s run together as a 0 about as surely as either of them. (Of the rows, the one taken is the
   likeliest with pieces wider than tall counted less likely too: see _PIECE_WIDEST.)
+
+  Where ``found`` holds a rival row (``Digit.row`` 1, see digits.find), the answer is the row
+  whose digits so chosen the model is surer of, by the geometric mean of their confidence
+  times their ``digitness`` (how surely each is a digit at all, default 1; row 0 on a tie): a
+  number's digits read surely; a desk's blob, a label's letters or bricks do not, though the
+  reader alone may be sure what digit they look like.
   """
   pieces: dict[int, list[int]] = {}
   for j, digit in enumerate(found):
     if digit.split_of >= 0:
       pieces.setdefault(digit.split_of, []).append(j)
-  chosen: list[int] = []
+  chosen: dict[int, list[int]] = {}  # per row
   for i, digit in enumerate(found):
     if digit.split_of >= 0:
       continue
@@ -170,11 +179,12 @@ def choose(found: list[Digit], confidence: np.ndarray) -> list[int]:
     wide = (digit.box[2] - digit.box[0]) / height
     whole = float(confidence[i]) * min(1.0, gather.WIDEST_DIGIT / wide) ** 4
     odds = _SPLIT_ODDS if wide >= cuts.TOUCHING_ASPECT else _NARROW_SPLIT_ODDS
-    if row is not None and odds * (1 - np.exp(row[0])) < 1 - whole:
-      chosen.extend(row[2])
-    else:
-      chosen.append(i)
-  return chosen
+    split = row is not None and odds * (1 - np.exp(row[0])) < 1 - whole
+    chosen.setdefault(digit.row, []).extend(row[2] if split else [i])
+  sure = np.asarray(confidence, np.float64) * (1.0 if digitness is None else digitness)
+  sure = np.log(np.maximum(sure, 1e-12))
+  return max(sorted(chosen.items()), key=lambda item: float(np.mean(sure[item[1]])),
+             default=(0, []))[1]
 
 
 def to_mnist(image: Image.Image) -> np.ndarray | None:

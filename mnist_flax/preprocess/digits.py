@@ -26,7 +26,9 @@ From OpenCV's connected components, in order:
    A digit broken into fragments each too short for the row (a pencil "1" that skipped) is
    gathered from them. Anything else (a doodle above, a word below) is not part of the answer,
    nor is a line far thinner than the main glyph's strokes (a sheet's edge beside a marker
-   digit, read as a "1": see ``thin.is_line_beside``).
+   digit, read as a "1": see ``thin.is_line_beside``). Where the main glyph stands alone, a
+   row with more ink than it, around another glyph, is found too (``Glyph.row`` 1): the
+   model reads both, and the surer reading is the answer (see ``_rival``).
 5. A glyph about as wide as it is tall, or wider, may be two or more digits that touch
    (people write fast; a narrower one, a "1" run into its neighbour, where a cut crosses one
    stroke only): it gets cut paths, top to bottom, each crossing the least ink in its
@@ -73,6 +75,10 @@ _WIDEST = 1.3
 # A glyph on the lit sheet is the answer's (see find) with at least this share of the ink of
 # the glyph _main would take from all of them.
 _LIT_SHARE = 0.05
+# A glyph is digit-sized from this fraction of the picture's long side.
+_TALL = 0.04
+# A rival row (see _rival) is headed by a glyph with at least this share of the main one's ink.
+_RIVAL = 0.3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,6 +92,8 @@ class Glyph:
   # (a, b, piece): the ink between path a and path b, where path 0 is the glyph's left edge and
   # path cuts + 1 its right one; the glyph itself spans (0, cuts + 1).
   pieces: tuple[tuple[int, int, Glyph], ...] = ()
+  # 0: the number's row; 1: the rival row, which the model may read better (see _rival).
+  row: int = 0
 
 
 def _main(groups: list[gather.Group]) -> gather.Group:
@@ -93,6 +101,23 @@ def _main(groups: list[gather.Group]) -> gather.Group:
   (what rules, a sheet's edge or a desk's grain leave behind) while there are others."""
   shaped = [g for g in groups if gather.elongation(g) <= gather.MAX_ELONGATION] or groups
   return max(shaped, key=lambda g: g.area)
+
+
+def _rival(groups: list[gather.Group], pool: list[gather.Group], main: gather.Group,
+           side: int) -> gather.Group | None:
+  """The glyph heading another row for the model to read instead of the main glyph alone, or
+  None. A main glyph with no digit beside it may be a blob of the desk or of a shadow, bigger
+  than any one digit of the number written beside it ("1954" read 2): of the digit-sized glyphs
+  in ``pool`` with at least _RIVAL of its ink, the one whose row holds the most ink, if that
+  row has more than it. Ink alone does not tell a number from a label's letters or a desk's
+  grain ("Code 1" read 0000), so the model chooses (see preprocess.choose)."""
+  if len(_row(groups, main)) > 1:
+    return None
+  rows = [(sum(g.area for g in _row(groups, r)), r) for r in pool
+          if r is not main and r.area >= _RIVAL * main.area and r.height >= _TALL * side
+          and gather.elongation(r) <= gather.MAX_ELONGATION]
+  ink, rival = max(rows, key=lambda row: row[0], default=(0, None))
+  return rival if ink > main.area else None
 
 
 def _row(groups: list[gather.Group], main: gather.Group, tall: int = 0) -> list[gather.Group]:
@@ -196,7 +221,8 @@ def _pieces(part: np.ndarray, x: int, y: int, lean: float, narrow: bool = True
 def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
          components: tuple[np.ndarray, np.ndarray] | None = None, drawn: bool = False
          ) -> list[Glyph]:
-  """The digits in ``mask`` left to right ([] if none; at most one with ``single``).
+  """The digits in ``mask`` left to right ([] if none; at most one with ``single``), then those
+  of a rival row (``row`` 1; see _rival), if there is one.
 
   ``lit``: where the sheet most likely is (see paper.Page); ``components``: the mask's
   8-connected components (labels, stats) where already known; ``drawn``: a drawing, a scan or
@@ -228,7 +254,7 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
   inside[0] = False
   if solid is not None:
     inside &= ~solid
-  if (inside & (ch >= 0.04 * max(h, w))).any():
+  if (inside & (ch >= _TALL * max(h, w))).any():
     # In a photo, what touches the frame's edge is the desk, the sheet's edge or a shadow; a
     # digit written on the sheet is inside it. (Only a crop has its digit touch the edge.)
     stats = stats.copy()
@@ -243,15 +269,28 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
   lit_groups = [g for g in groups
                 if lit is not None and lit[(g.y0 + g.y1) // 2, (g.x0 + g.x1) // 2]]
   most = _main(groups).area
-  on_sheet = any(g.height >= 0.04 * max(h, w) and gather.elongation(g) <= gather.MAX_ELONGATION
+  on_sheet = any(g.height >= _TALL * max(h, w) and gather.elongation(g) <= gather.MAX_ELONGATION
                  and g.area >= _LIT_SHARE * most for g in lit_groups)
-  main = _main(lit_groups if on_sheet else groups)
+  pool = lit_groups if on_sheet else groups
+  main = _main(pool)
+  glyphs = _glyphs(groups, main, labels, len(stats), single)
+  rival = None if single else _rival(groups, pool, main, max(h, w))
+  if rival is not None:
+    glyphs += [dataclasses.replace(g, row=1)
+               for g in _glyphs(groups, rival, labels, len(stats), single)]
+  return glyphs
+
+
+def _glyphs(groups: list[gather.Group], main: gather.Group, labels: np.ndarray, count: int,
+            single: bool) -> list[Glyph]:
+  """The glyphs of the row around ``main`` (just it with ``single``), left to right, cut where
+  they may be touching digits; ``labels``: the mask's ``count`` components."""
   row = [main] if single else _row(groups, main)
   tall = int(fast.median(np.array([g.height for g in row if g is not main] or [main.height])))
   if main.height > _INFLATED * tall:  # Its row sets how tall a digit is (see _INFLATED).
     row = _row(groups, main, tall)
   row = row if single else _rejoined(groups, row)
-  parts = [(g, _pixels(g, labels, len(stats))) for g in row]
+  parts = [(g, _pixels(g, labels, count)) for g in row]
   if len(parts) > 1:
     main_part = parts[row.index(main)][1]
     parts = [(g, part) for g, part in parts
@@ -266,8 +305,8 @@ def find(mask: np.ndarray, single: bool = False, lit: np.ndarray | None = None,
   for g, part in parts:
     whole = _trimmed(part, g.x0, g.y0)
     if whole is not None:
-      count, pieces = _pieces(part, g.x0, g.y0, lean, narrow) if cut else (0, ())
-      glyphs.append(dataclasses.replace(whole, cuts=count, pieces=pieces))
+      paths, pieces = _pieces(part, g.x0, g.y0, lean, narrow) if cut else (0, ())
+      glyphs.append(dataclasses.replace(whole, cuts=paths, pieces=pieces))
   return glyphs
 
 
