@@ -280,6 +280,15 @@ def test_a_rival_row_is_read_where_the_model_is_surer_of_it() -> None:
   assert choose(found, np.array([0.3, 0.99, 0.99]), np.array([0.01, 0.001, 0.001])) == [0]
 
 
+def test_a_digit_read_surely_keeps_the_answer_from_a_rival_row() -> None:
+  # A 6 read at 0.99 above "SOS", whose letters read as 5, 0, 5 more surely still ("505").
+  found = [Digit(_FIELD, (0, 0, 100, 100))] + [
+      Digit(_FIELD, (x, 150, x + 40, 200), row=1) for x in (0, 50, 100)]
+  sure = np.array([0.99, 0.999, 0.999, 0.999])
+  assert choose(found, sure, unsure_below=0.5) == [0]
+  assert choose(found, sure * np.array([0.4, 1, 1, 1]), unsure_below=0.5) == [1, 2, 3]
+
+
 def test_a_rival_rows_glyph_may_be_cut_too() -> None:
   # Row 1's glyph, two touching digits, read best as its pieces: those are the answer.
   found = [Digit(_FIELD, (0, 0, 100, 100)), Digit(_FIELD, (200, 0, 400, 100), -1, (0, 2), 1),

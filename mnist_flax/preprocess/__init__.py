@@ -131,7 +131,7 @@ def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
 
 
 def choose(found: list[Digit], confidence: np.ndarray,
-           digitness: np.ndarray | None = None) -> list[int]:
+           digitness: np.ndarray | None = None, unsure_below: float = 1.0) -> list[int]:
   """Which of ``found`` make the answer, left to right, given the model's confidence in each
   (its top probability, calibrated): each glyph whole, or the likeliest row of its pieces from
   its left edge to its right one where that row is wrong at most 1/_SPLIT_ODDS as often (the
@@ -146,11 +146,13 @@ def choose(found: list[Digit], confidence: np.ndarray,
   0s run together as a 0 about as surely as either of them. (Of the rows, the one taken is the
   likeliest with pieces wider than tall counted less likely too: see _PIECE_WIDEST.)
 
-  Where ``found`` holds a rival row (``Digit.row`` 1, see digits.find), the answer is the row
-  whose digits so chosen the model is surer of, by the geometric mean of their confidence
-  times their ``digitness`` (how surely each is a digit at all, default 1; row 0 on a tie): a
-  number's digits read surely; a desk's blob, a label's letters or bricks do not, though the
-  reader alone may be sure what digit they look like.
+  Where ``found`` holds a rival row (``Digit.row`` 1, see digits.find) and the model's
+  sureness of row 0 is below ``unsure_below``, the answer is the row it is surer of. Sureness
+  is the geometric mean, over the digits so chosen, of their confidence times their
+  ``digitness`` (how surely each is a digit at all, default 1); row 0 wins a tie. A desk's
+  blob, bricks or a label's letters read unsurely, and the number beside them surely. A digit
+  read surely keeps the answer from rows of letters, boxes or rings read as 0s, 5s and 8s even
+  more surely (a red team's 27 pictures, "6" beside "SOS" read 505).
   """
   pieces: dict[int, list[int]] = {}
   for j, digit in enumerate(found):
@@ -183,8 +185,10 @@ def choose(found: list[Digit], confidence: np.ndarray,
     chosen.setdefault(digit.row, []).extend(row[2] if split else [i])
   sure = np.asarray(confidence, np.float64) * (1.0 if digitness is None else digitness)
   sure = np.log(np.maximum(sure, 1e-12))
-  return max(sorted(chosen.items()), key=lambda item: float(np.mean(sure[item[1]])),
-             default=(0, []))[1]
+  rows = [indices for _, indices in sorted(chosen.items())]
+  if len(rows) < 2 or float(np.exp(np.mean(sure[rows[0]]))) >= unsure_below:
+    return rows[0] if rows else []
+  return max(rows, key=lambda indices: float(np.mean(sure[indices])))
 
 
 def to_mnist(image: Image.Image) -> np.ndarray | None:
