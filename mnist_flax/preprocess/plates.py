@@ -67,16 +67,20 @@ def face_is_light(lum: np.ndarray) -> bool:
   lighter than what is painted on it: Otsu's lighter side is the larger one, once a shadow
   across the box is divided out (see _SHADE_DEPTH)."""
   lum8 = np.clip(lum * 255 + 0.5, 0, 255).astype(np.uint8)
-  _, light = cv2.threshold(lum8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-  lit = cv2.countNonZero(light) >= 0.5 * light.size
+  light, lit = _otsu_light(lum8)
   smaller = 1 - light if lit else light
   short = min(lum8.shape)
   if cv2.distanceTransform(smaller, cv2.DIST_L2, 3).max() <= _SHADE_DEPTH * short:
     return lit
   level = cv2.medianBlur(lum8, max(3, int(_SHADE_MEDIAN * short) // 2 * 2 + 1))
   even = cv2.divide(lum8, level, scale=128)  # 128 where the face is at its own level.
-  _, light = cv2.threshold(even, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-  return cv2.countNonZero(light) >= 0.5 * light.size
+  return _otsu_light(even)[1]
+
+
+def _otsu_light(lum8: np.ndarray) -> tuple[np.ndarray, bool]:
+  """Otsu's lighter side of ``lum8`` (uint8 0/1), and whether it is the larger one."""
+  _, light = cv2.threshold(lum8, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+  return light, cv2.countNonZero(light) >= 0.5 * light.size
 
 
 def filled(part: np.ndarray) -> np.ndarray:
