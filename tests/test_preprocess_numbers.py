@@ -95,7 +95,7 @@ def test_zeros_sharing_a_stroke_part_along_it() -> None:
   cv2.ellipse(mask, (150, 100), (45, 90), 0, 0, 360, 1, 10)
   ys, xs = np.nonzero(mask)
   glyph = mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1].astype(bool)  # 191 x 191
-  middles = [float(p.mean()) for p in cuts.paths(glyph, 0.0, narrow=False)]
+  middles = [float(p.mean()) for p in cuts.paths(glyph, 0.0, alone=True)]
   assert any(88 <= m <= 106 for m in middles)  # The shared stroke: columns 90-100.
   assert not any(30 <= m <= 70 or 120 <= m <= 160 for m in middles)  # A loop's middle.
 
@@ -175,14 +175,21 @@ def test_a_bold_zero_a_little_wider_is_not_cut_across_its_loop() -> None:
     assert glyph.cuts == 0 and glyph.pieces == ()
 
 
-def test_a_narrow_glyph_alone_is_one_digit() -> None:
-  # The 1 run into a 7 of the test above, with nothing beside it: not cut.
-  one = np.zeros((200, 200), np.uint8)
+def test_a_narrow_glyph_alone_is_cut_where_a_one_runs_into_a_seven() -> None:
+  # The 1 run into a 7 of the test above, with nothing beside it: "17" written alone, read 0
+  # when lone glyphs this narrow were never cut. A cut now parts the 1 from the 7.
+  one, seven = np.zeros((200, 200), np.uint8), np.zeros((200, 200), np.uint8)
   cv2.line(one, (50, 24), (50, 170), 1, 8)
-  cv2.line(one, (54, 28), (128, 28), 1, 8)
-  cv2.line(one, (128, 28), (86, 170), 1, 8)
-  (glyph,) = digits.find(one.astype(bool))
-  assert glyph.cuts == 0 and glyph.pieces == ()
+  cv2.line(seven, (54, 28), (128, 28), 1, 8)
+  cv2.line(seven, (128, 28), (86, 170), 1, 8)
+  one, seven = one.astype(bool), seven.astype(bool)
+  (glyph,) = digits.find(one | seven)
+  x0, _, x1, y1 = glyph.box
+  assert x1 - x0 < cuts.TOUCHING_ASPECT * (y1 - glyph.box[1])
+  halves = {(a, b): piece for a, b, piece in glyph.pieces}
+  assert any((0, c) in halves and (c, glyph.cuts + 1) in halves
+             and _share(halves[(0, c)], one) > 0.9 and _share(halves[(c, glyph.cuts + 1)], seven) > 0.9
+             for c in range(1, glyph.cuts + 1))
 
 
 def _another_one() -> np.ndarray:
@@ -529,3 +536,50 @@ def test_zeros_run_together_are_read(tmp_path) -> None:
   assert [truth for _, truth in drawn] == ["1000", "1000"]
   read = read_numbers(tmp_path)
   assert [read[path.name] for path, _ in drawn] == ["1000", "1000"]
+
+
+def _narrow_pair() -> np.ndarray:
+  """"11" written fast: two upright 1s joined at the foot, a glyph 0.6 heights wide."""
+  mask = np.zeros((140, 110), np.uint8)
+  cv2.line(mask, (20, 15), (20, 125), 1, 8)
+  cv2.line(mask, (90, 15), (90, 125), 1, 8)
+  cv2.line(mask, (20, 122), (90, 122), 1, 6)
+  ys, xs = np.nonzero(mask)
+  return mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1].astype(bool)
+
+
+def test_a_narrow_glyph_alone_is_cut_between_two_digits() -> None:
+  # Lone glyphs narrower than cuts.TOUCHING_ASPECT were never cut: "11" and "17" written
+  # alone, their digits joined, were read 4 and 0.
+  pair = _narrow_pair()
+  assert pair.shape[1] < cuts.TOUCHING_ASPECT * pair.shape[0]
+  found = cuts.paths(pair, 0.0, alone=True)
+  assert len(found) == 1
+  assert 15 <= float(found[0][:100].mean()) <= 65  # Between the strokes (columns 0-7, 70-77).
+
+
+def test_a_single_narrow_digit_alone_gets_no_cut() -> None:
+  # A narrow 0, 4 or 6 alone: no column crosses it across one stroke with a digit's share of
+  # ink on either side, so no path is looked for (a column along a 0's side is no cut).
+  for draw in (lambda m: cv2.ellipse(m, (50, 70), (30, 60), 0, 0, 360, 1, 8),  # 0
+               lambda m: (cv2.line(m, (60, 10), (60, 130), 1, 8),              # 4
+                          cv2.line(m, (60, 10), (15, 90), 1, 8),
+                          cv2.line(m, (15, 90), (85, 90), 1, 8))):
+    mask = np.zeros((140, 100), np.uint8)
+    draw(mask)
+    ys, xs = np.nonzero(mask)
+    glyph = mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1].astype(bool)
+    assert cuts.may_touch(glyph.shape) and glyph.shape[1] < cuts.TOUCHING_ASPECT * glyph.shape[0]
+    assert cuts.paths(glyph, 0.0, alone=True) == []
+
+
+def test_two_digits_written_as_one_narrow_glyph_are_read(tmp_path) -> None:
+  # The generator's: "11", "17", "61" and "11" written alone, their digits touching (or
+  # close enough to be gathered as one glyph), were read 4, 0, 0 and 4.
+  cases = [("numbers", 70, 2027), ("numbers", 153, 7), ("numbers", 57, 31337),
+           ("numbers", 15, 2612)]
+  drawn = draw_samples(tmp_path, cases)
+  truths = ["11", "17", "61", "11"]
+  assert [truth for _, truth in drawn] == truths
+  read = read_numbers(tmp_path)
+  assert [read[path.name] for path, _ in drawn] == truths

@@ -194,11 +194,11 @@ def _rejoined(groups: list[gather.Group], row: list[gather.Group]) -> list[gathe
   return sorted(row + joined, key=lambda g: g.x0)
 
 
-def _pieces(part: np.ndarray, x: int, y: int, lean: float, narrow: bool = True
+def _pieces(part: np.ndarray, x: int, y: int, lean: float, alone: bool = False
             ) -> tuple[int, tuple[tuple[int, int, Glyph], ...]]:
   """The cut paths of the glyph whose pixels are ``part`` (corner at x, y) in writing that
   leans by ``lean``, and the pieces between them that could each be one digit (see Glyph)."""
-  paths = cuts.paths(part, lean, narrow)
+  paths = cuts.paths(part, lean, alone)
   if not paths:
     return 0, ()
   h, w = part.shape
@@ -298,14 +298,14 @@ def _glyphs(groups: list[gather.Group], main: gather.Group, labels: np.ndarray, 
   # One writer, one slant: the row's, so that a pair of touching digits, whose own moments
   # lean with how they sit side by side, is cut along its neighbours' slant. Wanted only where
   # a glyph may be touching digits (most are narrower: their moments are not taken).
-  narrow = len(parts) > 1
-  cut = not single and any(cuts.may_touch(part.shape, narrow) for _, part in parts)
+  alone = len(parts) == 1
+  cut = not single and any(cuts.may_touch(part.shape) for _, part in parts)
   lean = fast.median(np.array([cuts.slant(part) for _, part in parts])) if cut else 0.0
   glyphs = []
   for g, part in parts:
     whole = _trimmed(part, g.x0, g.y0)
     if whole is not None:
-      paths, pieces = _pieces(part, g.x0, g.y0, lean, narrow) if cut else (0, ())
+      paths, pieces = _pieces(part, g.x0, g.y0, lean, alone) if cut else (0, ())
       glyphs.append(dataclasses.replace(whole, cuts=paths, pieces=pieces))
   return glyphs
 
