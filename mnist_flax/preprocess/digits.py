@@ -296,8 +296,8 @@ def _glyphs(groups: list[gather.Group], main: gather.Group, labels: np.ndarray, 
     parts = [(g, part) for g, part in parts
              if g is main or not thin.is_line_beside(part, main_part)]
   # One writer, one slant: the row's, so that a pair of touching digits, whose own moments
-  # lean with how they sit side by side, is cut along its neighbours' slant. Wanted only where
-  # a glyph may be touching digits (most are narrower: their moments are not taken).
+  # lean with how they sit side by side, is cut along its neighbours' slant (a glyph alone is
+  # cut upright too, see cuts.paths). Wanted only where a glyph may be touching digits.
   alone = len(parts) == 1
   cut = not single and any(cuts.may_touch(part.shape) for _, part in parts)
   lean = fast.median(np.array([cuts.slant(part) for _, part in parts])) if cut else 0.0
