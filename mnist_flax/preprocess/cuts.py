@@ -136,8 +136,9 @@ def paths(mask: np.ndarray, lean: float = 0.0, alone: bool = False) -> list[np.n
   """Where a glyph may be cut into touching digits: paths top to bottom, left to right, each
   as the first column right of the cut on every row of ``mask``; [] for a glyph too narrow to
   be more than one digit (than a "1" run into another: _NARROW_TOUCHING). A glyph ``alone``
-  (not in a number of two glyphs or more) is cut only in shares of its ink that two digits
-  could have (_ALONE_SHARE) where it is narrow, and never along a "1" (see _with_one).
+  (not in a number of two glyphs or more) and narrower than TOUCHING_ASPECT is cut only where
+  paper parts two digits' shares of its ink (see _ALONE_SHARE), and never along a "1" (see
+  _with_one).
   Paths bend, so digits that lean into each other (a "1" under a 9's loop, a 2's foot under
   the next digit) come apart where they touch, not through one of them; they are looked for on
   the glyph sheared upright by the writing's ``lean`` (see slant), as the gap between slanted

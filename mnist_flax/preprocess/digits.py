@@ -31,7 +31,8 @@ From OpenCV's connected components, in order:
    model reads both, and the surer reading is the answer (see ``_rival``).
 5. A glyph about as wide as it is tall, or wider, may be two or more digits that touch
    (people write fast; a narrower one, a "1" run into its neighbour, where a cut crosses one
-   stroke only): it gets cut paths, top to bottom, each crossing the least ink in its
+   stroke only; a narrower one standing alone, two digits written close, only where paper
+   parts them: see ``cuts``): it gets cut paths, top to bottom, each crossing the least ink in its
    stretch of columns (of the glyph sheared upright by the row's slant: the gap between
    slanted digits slants too) and free to bend around a digit that leans into its neighbour
    (and, in a number, one along a "1" that is the glyph's straight left side: see ``cuts``),
