@@ -556,8 +556,8 @@ def test_a_narrow_glyph_alone_is_cut_between_two_digits_written_close() -> None:
 
 
 def test_a_single_narrow_digit_alone_gets_no_cut() -> None:
-  # A narrow 0, 4 or 6 alone: no column crosses it across one stroke with a digit's share of
-  # ink on either side, so no path is looked for (a column along a 0's side is no cut).
+  # A narrow 0 or 4 alone: every column with a digit's share of ink on either side crosses a
+  # stroke (no paper parts two digits), so no path is looked for.
   for draw in (lambda m: cv2.ellipse(m, (50, 70), (30, 60), 0, 0, 360, 1, 8),  # 0
                lambda m: (cv2.line(m, (60, 10), (60, 130), 1, 8),              # 4
                           cv2.line(m, (60, 10), (15, 90), 1, 8),
