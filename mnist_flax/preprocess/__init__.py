@@ -94,10 +94,13 @@ def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
     page = paper.find_ink(lum)
     if page is None:
       return []
-    plate = plates.find_plate(page.mask)
+    plate, outlined = plates.find_plate(page.mask), False
+    if plate is None:  # Its ink joined to the wall's (mortar, a border): found by its outline.
+      plate = plates.find_outlined(lum)
+      outlined = plate is not None
     if plate is not None:  # Read on the plate, as if it were the whole picture.
       (x0, y0, x1, y1), face = plate
-      on_plate = paper.find_ink(lum[y0:y1, x0:x1], plate=face)
+      on_plate = paper.find_ink(lum[y0:y1, x0:x1], plate=face, outlined=outlined)
       if on_plate is not None:  # Else a blank plate-shaped patch: the picture is read.
         dx, dy, page = x0, y0, on_plate
     # A form's row of cells first, while its long sides hold it together: remove_rules takes

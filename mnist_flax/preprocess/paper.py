@@ -293,17 +293,24 @@ def _without_rim(region: np.ndarray) -> np.ndarray:
   return cv2.erode(region, cv2.getStructuringElement(cv2.MORPH_RECT, (rim, rim))).view(bool)
 
 
-def find_ink(lum: np.ndarray, plate: np.ndarray | None = None) -> Page | None:
+def find_ink(lum: np.ndarray, plate: np.ndarray | None = None,
+             outlined: bool = False) -> Page | None:
   """The ink map and mask of a luminance image; None if nothing stands out from the paper.
 
   ``plate``: ``lum`` is the box of a plate (see plates.find_plate) and this its face (bool, lum's
   shape), whose surface is most of it (see plates.face_is_light): ink_is_dark would
   take a bold light digit filling a dark plate for a sheet on a desk. Ink off the face (the
-  wall in the corners of a tilted plate's box, the plate's rim) is left out.
+  wall in the corners of a tilted plate's box, the plate's rim) is left out. ``outlined``: the
+  plate was found by its outline (plates.find_outlined), a card on a desk as often as a plate on
+  a wall: its polarity is judged on the face alone (on find_plate's plates, with the wall in the
+  corners: +0 -3 on shadowed plates).
   """
   if min(lum.shape) < 3:
     return None
-  dark_ink = plates.face_is_light(lum) if plate is not None else ink_is_dark(lum)
+  if plate is not None:  # Judged on the face alone where it was found by its outline.
+    dark_ink = plates.face_is_light(lum, plate if outlined else None)
+  else:
+    dark_ink = ink_is_dark(lum)
   if not dark_ink:
     lum = 1.0 - lum
   background8, sheet, lit, dip = _background(lum)

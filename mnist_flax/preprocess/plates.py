@@ -3,6 +3,7 @@ plate a digit is painted on.
 
     from mnist_flax.preprocess import plates
     plate = plates.find_plate(page.mask)   # ((x0, y0, x1, y1), face) inside a plate, or None
+    plate = plates.find_outlined(lum)      # the same, the plate found by its outline instead
     plates.face_is_light(lum[y0:y1, x0:x1])  # its polarity, a shadow across it divided out
     plates.is_plate(part)        # part: bool (h, w), a region's pixels within its box
     plates.filled(part)          # the region with everything inside its outline
@@ -62,10 +63,14 @@ def is_plate(part: np.ndarray, solid_ok: bool = False) -> bool:
   return depth >= _PLATE_DEPTH * min(part.shape)
 
 
-def face_is_light(lum: np.ndarray) -> bool:
-  """Whether a plate's face, most of its box (``lum``: the box's luminance in [0, 1]), is
-  lighter than what is painted on it: Otsu's lighter side is the larger one, once a shadow
-  across the box is divided out (see _SHADE_DEPTH)."""
+def face_is_light(lum: np.ndarray, face: np.ndarray | None = None) -> bool:
+  """Whether a plate's face, most of its box (``lum``: the box's luminance in [0, 1]; ``face``:
+  bool, where the face is, if not everywhere), is lighter than what is painted on it: Otsu's
+  lighter side is the larger one, once a shadow across the box is divided out (see
+  _SHADE_DEPTH). The wall in a tilted plate's corners is taken for the face's own level: a
+  light card's box on a dark desk is a quarter desk."""
+  if face is not None and face.any() and not face.all():
+    lum = np.where(face, lum, np.float32(fast.median(lum[face])))
   lum8 = np.clip(lum * 255 + 0.5, 0, 255).astype(np.uint8)
   light, lit = _otsu_light(lum8)
   smaller = 1 - light if lit else light
@@ -224,3 +229,107 @@ def find_plate(mask: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray]
         return ((x + inset, y + inset, x + w - inset, y + h - inset),
                 face[inset:h - inset, inset:w - inset] > 0)
   return None
+
+
+# find_outlined looks for outlines on the picture reduced to this long side: a plate of 0.4% of
+# it is still 25 pixels across.
+_OUTLINE_SIDE = 400
+# Canny's thresholds on the 8-bit picture: a plate's edge against a wall is tens of levels.
+_EDGE_LOW, _EDGE_HIGH = 20, 60
+# An outline encloses this share of the picture (a small plate on a large wall up to a card
+# filling half the frame), is this convex and fills its rotated rectangle this much (rounded
+# corners, perspective), and is at most this many times as long as wide (a street-name sign).
+_OUTLINE_LEAST, _OUTLINE_MOST = 0.004, 0.5
+_OUTLINE_CONVEX, _OUTLINE_BOXY, _OUTLINE_LONG = 0.9, 0.85, 5.0
+# Inside it (less its rim), paint is at least this share of the face, at least this many
+# 8-bit levels from it: a brick's or a tile's own texture is a few levels.
+_PAINT_SHARE, _PAINT_CONTRAST = 0.04, 40
+# See _painted_plate. Asked where find_plate finds none, on 2,400 pictures +6 -1 (plates on
+# brick walls and small ones), held out +5 -0; without these two tests and find_outlined's
+# row-of-cells one, +11 -17 (a form's cell read alone, a bold printed 8 read as its holes).
+_PAINT_THICK, _FACE_APART = 0.3, 25
+
+
+def _painted_plate(small8: np.ndarray, face: np.ndarray, rim: int, level: float,
+                   light_face: bool, short: float) -> bool:
+  """Whether an outline's inside (``face``, uint8 on ``small8``; Otsu's ``level`` parts face
+  from paint) is a plate's face with a digit painted on it, not a bold printed digit (its
+  paint, the digit's holes, is a blob: at most _PAINT_THICK of the short side thick on a
+  plate) nor a form's box (its face is the paper outside it: at least _FACE_APART levels apart
+  on a plate)."""
+  kernel = np.ones((2 * rim + 1, 2 * rim + 1), np.uint8)
+  core = cv2.erode(face, kernel) > 0
+  paint = (small8 <= level) if light_face else (small8 > level)
+  paint = (paint & core).view(np.uint8)
+  if 2.0 * float(cv2.distanceTransform(paint, cv2.DIST_L2, 3).max()) > _PAINT_THICK * short:
+    return False
+  # Beyond the outline's own line (a form's box is drawn a few pixels thick).
+  outside = (cv2.dilate(face, np.ones((8 * rim + 1, 8 * rim + 1), np.uint8)) > 0) & (
+      cv2.dilate(face, np.ones((4 * rim + 1, 4 * rim + 1), np.uint8)) == 0)
+  inside = core & (paint == 0)
+  if not outside.any() or not inside.any():
+    return False
+  return abs(fast.median(small8[inside]) - fast.median(small8[outside])) >= _FACE_APART
+
+
+def find_outlined(lum: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+  """find_plate's answer for a plate found by its outline in the picture (``lum``: luminance in
+  [0, 1]) rather than in its ink: the largest closed edge, clear of the picture's edge, that is
+  a convex quadrilateral (see _OUTLINE_CONVEX) with something painted on it (see
+  _PAINT_CONTRAST). Asked where find_plate finds none: a plate whose border, or the wall's
+  mortar, joins its ink to the wall's."""
+  h, w = lum.shape
+  f = min(1.0, _OUTLINE_SIDE / max(h, w))
+  size = (max(1, round(w * f)), max(1, round(h * f)))
+  small = cv2.resize(lum, size, interpolation=cv2.INTER_AREA) if f < 1 else lum
+  small8 = cv2.GaussianBlur(np.clip(small * 255 + 0.5, 0, 255).astype(np.uint8), (3, 3), 0)
+  edges = cv2.dilate(cv2.Canny(small8, _EDGE_LOW, _EDGE_HIGH), np.ones((3, 3), np.uint8))
+  contours, _ = cv2.findContours(edges, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+  whole = small8.size
+  found = []
+  for c in contours:
+    area = cv2.contourArea(c)
+    if not _OUTLINE_LEAST * whole <= area <= _OUTLINE_MOST * whole:
+      continue
+    (_, _), (rw, rh), _ = cv2.minAreaRect(c)
+    if (area < _OUTLINE_CONVEX * cv2.contourArea(cv2.convexHull(c))
+        or area < _OUTLINE_BOXY * rw * rh or max(rw, rh) > _OUTLINE_LONG * min(rw, rh)):
+      continue
+    x, y, bw, bh = cv2.boundingRect(c)
+    if x <= 1 or y <= 1 or x + bw >= small8.shape[1] - 1 or y + bh >= small8.shape[0] - 1:
+      continue
+    face = np.zeros(small8.shape, np.uint8)
+    cv2.drawContours(face, [c], -1, 1, thickness=cv2.FILLED)
+    rim = max(2, int(0.06 * min(rw, rh)))
+    values = small8[cv2.erode(face, np.ones((2 * rim + 1, 2 * rim + 1), np.uint8)) > 0]
+    if values.size < 50:
+      continue
+    level, _ = cv2.threshold(values.reshape(-1, 1), 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    light = values > level
+    share = float(light.mean())
+    if (min(share, 1 - share) < _PAINT_SHARE
+        or float(values[light].mean()) - float(values[~light].mean()) < _PAINT_CONTRAST):
+      continue
+    if not _painted_plate(small8, face, rim, level, share >= 0.5, min(rw, rh)):
+      continue
+    found.append((area, c, (x, y, bw, bh), min(rw, rh)))
+  if not found:
+    return None
+  found.sort(key=lambda one: -one[0])
+  _, c, (x, y, bw, bh), short = found[0]
+  # A plate hangs alone; painted outlines of its size beside it (not its own border inside
+  # it) are a form's row of cells, a digit in each, read across them all.
+  for area, _, (ox, oy, ow, oh), _ in found[1:]:
+    inside = x <= ox + ow / 2 <= x + bw and y <= oy + oh / 2 <= y + bh
+    if not inside and area >= 0.5 * found[0][0]:
+      return None
+  # Back at the working size: the face within its box, less the plate's own edge.
+  face = np.zeros((h, w), np.uint8)
+  cv2.drawContours(face, [np.round(c / f).astype(np.int32)], -1, 1, thickness=cv2.FILLED)
+  inset = max(2, int(0.03 * short / f))
+  x0, y0 = int(x / f) + inset, int(y / f) + inset
+  x1, y1 = min(w, int((x + bw) / f) - inset), min(h, int((y + bh) / f) - inset)
+  if x1 - x0 < 8 or y1 - y0 < 8:
+    return None
+  face = cv2.erode(face, np.ones((2 * inset + 1, 2 * inset + 1), np.uint8), borderValue=0)
+  return (x0, y0, x1, y1), face[y0:y1, x0:x1] > 0
