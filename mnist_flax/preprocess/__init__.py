@@ -95,7 +95,9 @@ def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
     if page is None:
       return []
     plate, outlined = plates.find_plate(page.mask), False
-    if plate is None:  # Its ink joined to the wall's (mortar, a border): found by its outline.
+    if plate is None and not paper.is_sheet_on_desk(lum):
+      # Its ink joined to the wall's (mortar, a border): found by its outline. Not a sheet on
+      # a desk, whose margin line, read on it as on a plate, was a 1 ("128" read 1128).
       plate = plates.find_outlined(lum)
       outlined = plate is not None
     if plate is not None:  # Read on the plate, as if it were the whole picture.

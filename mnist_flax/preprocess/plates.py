@@ -244,9 +244,10 @@ _OUTLINE_CONVEX, _OUTLINE_BOXY, _OUTLINE_LONG = 0.9, 0.85, 5.0
 # Inside it (less its rim), paint is at least this share of the face, at least this many
 # 8-bit levels from it: a brick's or a tile's own texture is a few levels.
 _PAINT_SHARE, _PAINT_CONTRAST = 0.04, 40
-# See _painted_plate. Asked where find_plate finds none, on 2,400 pictures +6 -1 (plates on
-# brick walls and small ones), held out +5 -0; without these two tests and find_outlined's
-# row-of-cells one, +11 -17 (a form's cell read alone, a bold printed 8 read as its holes).
+# See _painted_plate. Asked where find_plate finds none (and the picture is no sheet on a
+# desk), on 1,600 pictures +6 -0 (plates on brick walls, small ones), held out +4 -0, fresh
+# +1 -0; without these two tests and find_outlined's row-of-cells one, +11 -17 (a form's cell
+# read alone, a bold printed 8 read as its holes).
 _PAINT_THICK, _FACE_APART = 0.3, 25
 
 
