@@ -221,7 +221,7 @@ def image_answer(preprocess: Any, shown: str, found: Sequence[Any], probs: Any,
   # the gate as well read as many numbers wrong as right on the generator's (+4 -4 of 350);
   # dropping a row's end digit the gate doubts (p < 0.1) won 5 of 1,850 files chosen on, then
   # 2 and lost 2 of 1,350 held out, and made non-digits surer.
-  # Between a number's row read unsurely and a rival row (see preprocess.digits.find), the
+  # Between a number's row read unsurely and rival rows (see preprocess.digits.find), the
   # gate counts too: the reader is sure of bricks or letters as 2s and 0s, the gate is not.
   gate = probs.sum(axis=1)
   chosen = preprocess.choose(found, probs.max(axis=1) / gate.clip(1e-30), gate, UNSURE_BELOW)

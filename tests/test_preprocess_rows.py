@@ -80,3 +80,35 @@ def test_a_number_beside_a_bigger_blob_is_read(tmp_path: Path) -> None:
   assert [truth for _, truth in drawn] == truths
   read = read_numbers(tmp_path)
   assert [read[path.name] for path, _ in drawn] == truths
+
+
+def test_a_digit_beside_a_bigger_blob_with_more_ink_than_it_is_a_rival() -> None:
+  # A desk's grain or a shadow's band inked as one blob with more ink than the one digit on the
+  # sheet: the digit heads a rival row (row 1) for the model to read, however little its ink.
+  mask = np.zeros((400, 600), np.uint8)
+  cv2.ellipse(mask, (150, 200), (90, 110), 0, 0, 360, 1, 12)  # The blob, alone.
+  cv2.ellipse(mask, (450, 200), (30, 50), 0, 0, 360, 1, 12)  # A 0: 2/5 of the blob's ink...
+  cv2.line(mask, (520, 150), (520, 250), 1, 12)  # ...and a 1 beside it: 3/5 with it.
+  glyphs = digits.find(mask.astype(bool))
+  assert [g.row for g in glyphs] == [0, 1, 1], [g.box for g in glyphs]
+  assert glyphs[1].box[0] > 400
+
+
+def test_at_most_three_rival_rows_are_read() -> None:
+  mask = np.zeros((400, 1300), np.uint8)
+  cv2.ellipse(mask, (100, 200), (80, 100), 0, 0, 360, 1, 12)
+  for x in (350, 580, 810, 1040):  # Four rings, far apart: four rows of one.
+    cv2.ellipse(mask, (x, 200), (30, 50), 0, 0, 360, 1, 12)
+  glyphs = digits.find(mask.astype(bool))
+  assert [g.row for g in glyphs] == [0, 1, 2, 3]
+  assert not digits.find(mask.astype(bool), single=True)[1:]
+
+
+def test_a_digit_on_the_sheet_beside_a_blob_of_the_desk_is_read(tmp_path: Path) -> None:
+  # The generator's: the desk's grain or a hard shadow's band inked bigger than the digit
+  # (with more ink than it) was the answer ("4" read 7, "6" read 4, "40" read 2).
+  cases = [("photos", 144, 11), ("photos", 466, 11), ("numbers", 581, 12)]
+  drawn = draw_samples(tmp_path, cases)
+  assert [truth for _, truth in drawn] == ["4", "6", "40"]
+  read = read_numbers(tmp_path)
+  assert [read[path.name] for path, _ in drawn] == ["4", "6", "40"]

@@ -59,8 +59,8 @@ class Digit:
 
   ``split_of`` >= 0 marks a piece of the digit at that index, read as touching digits: the ink
   between its cut paths ``span`` (0 is the digit's left edge; the digit itself spans all of
-  them); ``choose`` picks the pieces, or the digit itself. ``row`` 1 marks the digits of a
-  rival row (see digits.find), read instead of row 0's where the model is surer of them.
+  them); ``choose`` picks the pieces, or the digit itself. ``row`` 1 and on mark the digits of
+  rival rows (see digits.find), read instead of row 0's where the model is surer of them.
   """
 
   field: np.ndarray  # float32 (28, 28) in [0, 1], MNIST's white ink on black.
@@ -78,8 +78,8 @@ def to_grayscale_ink(image: Image.Image) -> np.ndarray:
 
 
 def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
-  """The digits in ``image``, left to right ([] if none; at most one with ``single``), then a
-  rival row's (see digits.find), then the pieces of those that may be touching digits."""
+  """The digits in ``image``, left to right ([] if none; at most one with ``single``), then
+  rival rows' (see digits.find), then the pieces of those that may be touching digits."""
   lum, scale = gray.luminance(image)
   # Boxes in the file's pixels, also when the file was decoded reduced (a big JPEG's draft).
   drafted = image.info.get(read.DRAFT_SCALE, 1.0)
@@ -151,8 +151,8 @@ def choose(found: list[Digit], confidence: np.ndarray,
   0s run together as a 0 about as surely as either of them. (Of the rows, the one taken is the
   likeliest with pieces wider than tall counted less likely too: see _PIECE_WIDEST.)
 
-  Where ``found`` holds a rival row (``Digit.row`` 1, see digits.find) and the model's
-  sureness of row 0 is below ``unsure_below``, the answer is the row it is surer of. Sureness
+  Where ``found`` holds rival rows (``Digit.row`` 1 and on, see digits.find) and the model's
+  sureness of row 0 is below ``unsure_below``, the answer is the row it is surest of. Sureness
   is the geometric mean, over the digits so chosen, of their confidence times their
   ``digitness`` (how surely each is a digit at all, default 1); row 0 wins a tie. A desk's
   blob, bricks or a label's letters read unsurely, and the number beside them surely. A digit
