@@ -48,7 +48,7 @@ _MESSAGE_BYTES = 4096
 # more are not read.
 MAX_DIGITS = 40
 # A digit's box (4), split_of, span (2) and row, as int32 (see preprocess.Digit).
-_BOX_INTS = 8
+_BOX_INTS = 9
 
 
 def read_one(preprocess: Any, path: str,
@@ -130,7 +130,7 @@ class Workers:
     buf = self._memory
     self._fields = np.frombuffer(buf, np.float32, pixels * k * n, offsets[0]).reshape(
         n, k, IMAGE_SIZE, IMAGE_SIZE)
-    # Per digit: its box, then split_of, span and row (see preprocess.Digit).
+    # Per digit: its box, then split_of, span, row and ringed (see preprocess.Digit).
     self._boxes = np.frombuffer(buf, np.int32, _BOX_INTS * k * n, offsets[5]).reshape(
         n, k, _BOX_INTS)
     self._counts = np.frombuffer(buf, np.uint8, n, offsets[6])
@@ -178,7 +178,8 @@ class Workers:
         if error is None:
           for j, digit in enumerate(found):
             self._fields[i, j] = digit.field
-            self._boxes[i, j] = (*digit.box, digit.split_of, *digit.span, digit.row)
+            self._boxes[i, j] = (*digit.box, digit.split_of, *digit.span, digit.row,
+                                 digit.ringed)
           self._counts[i] = len(found)
           self._state[i] = 1
         else:
@@ -256,7 +257,8 @@ class Workers:
       elif self._state[i] == 1:
         rows = self._boxes[i].tolist()
         out.append(([self._preprocess.Digit(np.array(self._fields[i, j]), tuple(rows[j][:4]),
-                                            rows[j][4], tuple(rows[j][5:7]), rows[j][7])
+                                            rows[j][4], tuple(rows[j][5:7]), rows[j][7],
+                                            bool(rows[j][8]))
                      for j in range(int(self._counts[i]))],
                     None))
       elif self._state[i] == 2:

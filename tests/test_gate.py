@@ -186,3 +186,29 @@ def test_the_gate_changes_no_reading_only_how_sure_it_is(tmp_path):
   ).stdout.splitlines()] for extra in ([], ["--checkpoint", str(ungated)])]
   assert [a["number"] for a in reads[0]] == [a["number"] for a in reads[1]]
   assert all(g["probability"] <= u["probability"] + 1e-6 for g, u in zip(*reads))
+
+
+def test_infer_says_unsure_of_photographed_smileys(tmp_path):
+  # The generator's smileys the gate let through, read surely as 0 (0.6-0.99): the eyes and
+  # mouth inside the outline ring the glyph (preprocess.digits.ringed).
+  for index in (198, 145, 127, 154, 116):
+    sample = kinds.draw("nondigits", index, seed=14)
+    assert sample.name(index).startswith("x_smiley")
+    (tmp_path / sample.name(index)).write_bytes(sample.jpeg)
+  result = run_module("mnist_flax.infer", "--json", str(tmp_path))
+  answers = [json.loads(line) for line in result.stdout.splitlines()]
+  assert len(answers) == 5 and all(a["probability"] < 0.5 for a in answers), answers
+
+
+def test_a_ringed_glyph_is_a_digit_at_most_ringed_digit_likely():
+  import numpy as np
+  from mnist_flax import infer, preprocess
+  field = np.zeros((28, 28), np.float32)
+  found = [preprocess.Digit(field, (0, 0, 10, 10), ringed=True),
+           preprocess.Digit(field, (20, 0, 30, 10))]
+  probs = np.full((2, 10), 0.001)
+  probs[:, 0] = 0.95
+  answer, chosen = infer.image_answer(preprocess, "x.jpg", found, probs, 1)
+  assert answer["number"] == "00" and chosen == [0, 1]
+  assert abs(answer["digits"][0]["is_digit"] - infer.RINGED_DIGIT) < 1e-6
+  assert abs(answer["digits"][1]["is_digit"] - 0.959) < 1e-6

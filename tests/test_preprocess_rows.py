@@ -112,3 +112,28 @@ def test_a_digit_on_the_sheet_beside_a_blob_of_the_desk_is_read(tmp_path: Path) 
   assert [truth for _, truth in drawn] == ["4", "6", "40"]
   read = read_numbers(tmp_path)
   assert [read[path.name] for path, _ in drawn] == ["4", "6", "40"]
+
+
+def _ring(*inside: tuple[int, int, int]) -> np.ndarray:
+  """A ring 100 px tall, and discs (x, y, radius) inside it."""
+  mask = np.zeros((140, 120), np.uint8)
+  cv2.ellipse(mask, (60, 70), (40, 50), 0, 0, 360, 1, 6)
+  for x, y, r in inside:
+    cv2.circle(mask, (x, y), r, 1, -1)
+  return mask.astype(bool)
+
+
+def test_ink_apart_inside_a_glyphs_own_loop_rings_it() -> None:
+  assert digits.ringed(_ring((45, 55, 6), (75, 55, 6)))  # A smiley's eyes.
+  assert not digits.ringed(_ring())  # A 0.
+  assert not digits.ringed(_ring((60, 70, 2)))  # A speck of noise in its loop.
+  eight = np.zeros((220, 120), np.uint8)
+  cv2.ellipse(eight, (60, 60), (35, 45), 0, 0, 360, 1, 6)
+  cv2.ellipse(eight, (60, 155), (40, 50), 0, 0, 360, 1, 6)
+  assert not digits.ringed(eight.astype(bool))
+  beside = np.zeros((140, 240), np.uint8)  # Ink beside the ring, not in it: a number's digit.
+  beside[:, :120] = _ring()
+  cv2.line(beside, (180, 20), (180, 120), 1, 6)
+  assert not digits.ringed(beside.astype(bool))
+  glyphs = digits.find(_ring((45, 55, 6), (75, 55, 6)))
+  assert [g.ringed for g in glyphs] == [True]

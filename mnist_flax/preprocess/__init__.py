@@ -68,6 +68,7 @@ class Digit:
   split_of: int = -1
   span: tuple[int, int] = (0, 1)
   row: int = 0
+  ringed: bool = False  # See digits.ringed: read as a digit, it is likely not one.
 
 
 def to_grayscale_ink(image: Image.Image) -> np.ndarray:
@@ -122,7 +123,8 @@ def to_digits(image: Image.Image, single: bool = False) -> list[Digit]:
     x0, x1, y0, y1 = x0 + dx, x1 + dx, y0 + dy, y1 + dy
     box = (int(x0 * scale), int(y0 * scale), min(width, round(x1 * scale)),
            min(height, round(y1 * scale)))
-    out.append(Digit(normalise.to_field(page.ink, glyph), box, split_of, span, row))
+    out.append(Digit(normalise.to_field(page.ink, glyph), box, split_of, span, row,
+                     glyph.ringed))
 
   glyphs = digits.find(mask, single=single, lit=page.lit, components=components, drawn=drawn)
   for glyph in glyphs:
