@@ -58,7 +58,7 @@ CHUNK = 256
 UNSURE_BELOW = 0.5
 # A glyph with ink inside its own loop, apart from it (a smiley's eyes, a plate's frame round
 # its digits: see preprocess.digits.ringed), is a digit at most this likely, whatever the gate
-# says: on 3,201 pictures, 35 non-digits and 12 pictures of digits, all 12 read wrong.
+# says: on 1,600 pictures, 35 non-digits and 9 pictures of digits, all 9 read wrong.
 RINGED_DIGIT = 0.1
 # The answer for an image with nothing to read: the sentence, the line after a path and the
 # "error" of its --json object (and the HTTP API's) all say it in these words.

@@ -114,19 +114,22 @@ def test_a_digit_on_the_sheet_beside_a_blob_of_the_desk_is_read(tmp_path: Path) 
   assert [read[path.name] for path, _ in drawn] == ["4", "6", "40"]
 
 
-def _ring(*inside: tuple[int, int, int]) -> np.ndarray:
-  """A ring 100 px tall, and discs (x, y, radius) inside it."""
+def _ring(*inside: tuple[int, int, int], mouth: bool = False) -> np.ndarray:
+  """A ring 100 px tall, and discs (x, y, radius) inside it (and a smiley's mouth)."""
   mask = np.zeros((140, 120), np.uint8)
   cv2.ellipse(mask, (60, 70), (40, 50), 0, 0, 360, 1, 6)
   for x, y, r in inside:
     cv2.circle(mask, (x, y), r, 1, -1)
+  if mouth:
+    cv2.ellipse(mask, (60, 80), (20, 15), 0, 20, 160, 1, 5)
   return mask.astype(bool)
 
 
 def test_ink_apart_inside_a_glyphs_own_loop_rings_it() -> None:
-  assert digits.ringed(_ring((45, 55, 6), (75, 55, 6)))  # A smiley's eyes.
+  assert digits.ringed(_ring((45, 55, 6), (75, 55, 6), mouth=True))  # A smiley.
   assert not digits.ringed(_ring())  # A 0.
   assert not digits.ringed(_ring((60, 70, 2)))  # A speck of noise in its loop.
+  assert not digits.ringed(_ring((60, 70, 6)))  # A zero written with a dot in it.
   eight = np.zeros((220, 120), np.uint8)
   cv2.ellipse(eight, (60, 60), (35, 45), 0, 0, 360, 1, 6)
   cv2.ellipse(eight, (60, 155), (40, 50), 0, 0, 360, 1, 6)
@@ -135,5 +138,5 @@ def test_ink_apart_inside_a_glyphs_own_loop_rings_it() -> None:
   beside[:, :120] = _ring()
   cv2.line(beside, (180, 20), (180, 120), 1, 6)
   assert not digits.ringed(beside.astype(bool))
-  glyphs = digits.find(_ring((45, 55, 6), (75, 55, 6)))
+  glyphs = digits.find(_ring((45, 55, 6), (75, 55, 6), mouth=True))
   assert [g.ringed for g in glyphs] == [True]

@@ -84,16 +84,16 @@ _TALL = 0.04
 # A rival row (see _rivals) is headed by a glyph with at least this share of the main one's ink;
 # at most MOST_RIVALS of them. One, only where its row had more ink than the main glyph: a
 # digit on the sheet beside a bigger blob of the desk's grain or a shadow's band was never read
-# ("4" read 7). Three, whatever their ink: on 3,201 pictures +6 -1 (a scribble read surely as a
+# ("4" read 7). Three, whatever their ink: on 1,600 pictures +6 -1 (a scribble read surely as a
 # 1), held out +3 -0; five the same as three; at 0.15 of the ink, +7 -3.
 _RIVAL = 0.3
 MOST_RIVALS = 3
 # A glyph is ringed (see ringed) with at least this share of its ink inside its largest
-# piece's loops. On 3,201 pictures: 35 of 200 non-digits (a smiley's eyes, a scribble's inner
-# strokes: 10% of their ink and more), and the answer of 12 of 2,000 pictures of digits, each
-# already read wrong (a plate's frame round the digits, a form's box, a grid's cell); a speck
-# of noise in a loop is less.
-_RINGED = 0.05
+# piece's loops. On 1,600 pictures: 35 of 200 non-digits (a smiley's eyes, a scribble's inner
+# strokes: 18% of their ink and more), and the answer of 9 of 1,400 pictures of digits, each
+# already read wrong (a plate's frame round the digits, a form's box, a grid's cell). A zero
+# written with a dot in it (about 7%) and a speck of noise in a loop are less.
+_RINGED = 0.1
 
 
 @dataclasses.dataclass(frozen=True)
