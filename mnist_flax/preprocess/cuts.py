@@ -171,7 +171,7 @@ def _paths(mask: np.ndarray, lean: float, alone: bool) -> list[np.ndarray]:
   upright = cv2.warpAffine(small, shear, (sw + 2 * pad, sh), flags=cv2.INTER_LINEAR)
   if alone and w < TOUCHING_ASPECT * h and not _parts_in_two(upright):
     return []
-  hole = _holes(mask)
+  hole = holes(mask)
   cost = upright
   if not alone or w < TOUCHING_ASPECT * h or w >= _LOOP_CUT * h:
     hole_small = cv2.resize(hole.astype(np.float32), (sw, sh), interpolation=cv2.INTER_AREA)
@@ -287,11 +287,11 @@ def _one_edge(mask: np.ndarray) -> tuple[np.ndarray, float] | None:
   return np.clip(np.rint(a * np.arange(h) + b + stroke + 1), 1, w - 1).astype(np.int64), stroke
 
 
-def _holes(mask: np.ndarray) -> np.ndarray:
-  """A glyph's holes, at least _HOLE of its box each: paper its ink encloses."""
+def holes(mask: np.ndarray, least: float = _HOLE) -> np.ndarray:
+  """A glyph's holes, at least ``least`` of its box each: paper its ink encloses."""
   _, labels, stats, _ = fast.connected_components(np.pad(~mask, 1, constant_values=True),
                                                   connectivity=4)
-  hole = stats[:, cv2.CC_STAT_AREA] >= _HOLE * mask.size
+  hole = stats[:, cv2.CC_STAT_AREA] >= least * mask.size
   hole[[0, labels[0, 0]]] = False  # The ink, and the paper around the glyph.
   return hole[labels[1:-1, 1:-1]]
 

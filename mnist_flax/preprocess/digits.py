@@ -332,8 +332,9 @@ def _glyphs(groups: list[gather.Group], main: gather.Group, labels: np.ndarray, 
     whole = _trimmed(part, g.x0, g.y0)
     if whole is not None:
       paths, pieces = _pieces(part, g.x0, g.y0, lean, alone) if cut else (0, ())
+      # One piece of ink (most glyphs) rings nothing: no need to look.
       glyphs.append(dataclasses.replace(whole, cuts=paths, pieces=pieces,
-                                        ringed=ringed(whole.mask)))
+                                        ringed=len(g.labels) > 1 and ringed(whole.mask)))
   return glyphs
 
 
@@ -345,11 +346,7 @@ def ringed(mask: np.ndarray) -> bool:
   if count < 3:  # One piece (and the paper around it).
     return False
   largest = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-  _, paper, paper_stats, _ = fast.connected_components(
-      np.pad(~largest, 1, constant_values=True), connectivity=4)
-  holes = ~fast.touches_edge(paper_stats, paper.shape)  # The paper around it reaches the pad.
-  holes[0] = False
-  inside = holes[paper[1:-1, 1:-1]] & mask
+  inside = cuts.holes(largest, least=0.0) & mask
   return int(np.count_nonzero(inside)) >= _RINGED * int(np.count_nonzero(mask))
 
 
